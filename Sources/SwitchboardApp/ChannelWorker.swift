@@ -1,0 +1,184 @@
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+
+/// Consumes one channel's stream and delivers each message through the channel's providers.
+///
+/// For each batch of entries: `processing` is recorded (compare-and-set: a duplicate entry, or one whose
+/// message is already past dispatch, is acknowledged without sending), the messages are delivered
+/// concurrently, the outcome (`sent`, `retrying` with a backoff, or `failed`) is recorded, and only then are
+/// the entries acknowledged (a `failed` one goes to the dead-letter stream). A crash anywhere before the
+/// acknowledgement leaves the entry pending; another consumer takes it over when its lease runs out.
+public struct ChannelWorker: Service {
+    public let channel: Channel
+    let engine: Engine
+    let recorder: StatusRecorder
+    let providers: [any DeliveryProvider]
+    let options: PipelineOptions
+    let consumer: String
+    let clock: @Sendable () -> Timestamp
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - providers: tried in order; the next one is used after a retryable failure.
+    ///   - consumer: this process's consumer name in the group (unique per process).
+    public init(channel: Channel, engine: Engine, providers: [any DeliveryProvider], options: PipelineOptions, consumer: String, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
+        precondition(!providers.isEmpty, "a channel needs at least one provider")
+        self.channel = channel
+        self.engine = engine
+        self.recorder = StatusRecorder(engine: engine, logger: logger)
+        self.providers = providers
+        self.options = options
+        self.consumer = consumer
+        self.clock = clock
+        var l = logger
+        l[metadataKey: "channel"] = "\(channel.rawValue)"
+        self.logger = l
+    }
+
+    var stream: String { channel.stream }
+
+    public func run() async throws {
+        try await engine.queue.createGroup(stream: stream, group: StreamNames.workerGroup)
+        logger.info("worker started", metadata: ["consumer": "\(consumer)", "concurrency": "\(options.concurrency)", "providers": "\(providers.map(\.name).joined(separator: ","))"])
+        // Two lanes, so one lane's store round trips overlap with the other's deliveries.
+        let lanes = options.concurrency >= 2 ? 2 : 1
+        let perLane = max(1, options.concurrency / lanes)
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<lanes {
+                group.addTask { await self.lane(lane, concurrency: perLane) }
+            }
+        }
+        logger.info("worker stopped", metadata: ["consumer": "\(consumer)"])
+    }
+
+    func lane(_ index: Int, concurrency: Int) async {
+        var failures = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let entries = try await engine.queue.read(stream: stream, group: StreamNames.workerGroup, consumer: consumer, count: min(options.batchSize, concurrency * 2), block: options.readBlock)
+                failures = 0
+                if !entries.isEmpty { try await process(entries, concurrency: concurrency) }
+            } catch {
+                failures += 1
+                logger.error("worker pass failed", metadata: ["error": "\(error)", "lane": "\(index)"])
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+            }
+        }
+    }
+
+    /// Processes one batch of entries end to end. Internal for tests.
+    func process(_ entries: [QueueEntry], concurrency: Int) async throws {
+        var malformed: [QueueEntry] = []
+        var exhausted: [(QueueEntry, DispatchEntry)] = []
+        var work: [(QueueEntry, DispatchEntry)] = []
+        for e in entries {
+            guard let d = DispatchEntry(fields: e.fields) else { malformed.append(e); continue }
+            if e.deliveryCount > options.maxDeliveries { exhausted.append((e, d)) } else { work.append((e, d)) }
+        }
+        if !malformed.isEmpty {
+            logger.error("malformed stream entries moved to the dead-letter stream", metadata: ["count": "\(malformed.count)"])
+            try await engine.queue.deadLetter(stream: stream, group: StreamNames.workerGroup, entries: malformed, reason: "malformed entry")
+        }
+        if !exhausted.isEmpty {
+            let reason = "delivered \(options.maxDeliveries) times without being acknowledged"
+            try await recorder.record(exhausted.map { StatusTransition(id: $0.1.communicationId, event: .failed(error: ProviderError(code: "max_deliveries", message: reason), provider: nil), at: clock(), service: channel.rawValue) })
+            try await engine.queue.deadLetter(stream: stream, group: StreamNames.workerGroup, entries: exhausted.map(\.0), reason: reason)
+        }
+        guard !work.isEmpty else { return }
+
+        let claimed = try await recorder.record(work.map { StatusTransition(id: $0.1.communicationId, event: .processing(dispatchSeq: $0.1.dispatchSeq, redelivery: $0.0.deliveryCount > 1), at: clock(), service: channel.rawValue) })
+        var skip: [String] = []
+        var deliveries: [(QueueEntry, Communication)] = []
+        for (outcome, (entry, _)) in zip(claimed, work) {
+            switch outcome {
+            case .applied(let c, _): deliveries.append((entry, c))
+            case .ignored(let c, let reason):
+                logger.debug("entry skipped", metadata: ["id": "\(c.id)", "reason": "\(reason)"])
+                skip.append(entry.id)
+            case .notFound(let id):
+                logger.warning("entry for an unknown communication skipped", metadata: ["id": "\(id)"])
+                skip.append(entry.id)
+            }
+        }
+        try await engine.queue.ack(stream: stream, group: StreamNames.workerGroup, ids: skip)
+        guard !deliveries.isEmpty else { return }
+
+        let results = await deliverAll(deliveries.map(\.1), concurrency: concurrency)
+        var rng = SystemRandomNumberGenerator()
+        var transitions: [StatusTransition] = []
+        for (c, (provider, result)) in zip(deliveries.map(\.1), results) {
+            let now = clock()
+            let event: StatusEvent
+            switch options.retry.decide(attempt: c.attempts, result: result, using: &rng) {
+            case .done:
+                guard case .sent(let pid) = result else { continue }
+                event = .sent(provider: provider, providerMessageID: pid)
+            case .fail:
+                guard case .permanent(let e) = result else { continue }
+                event = .failed(error: e, provider: provider)
+            case .retry(let delay):
+                guard case .retryable(let e) = result else { continue }
+                event = .retrying(error: e, provider: provider, nextAttemptAt: now.adding(delay))
+            case .giveUp:
+                guard case .retryable(let e) = result else { continue }
+                event = .failed(error: ProviderError(code: e.code, message: "\(e.message) (gave up after \(c.attempts) attempts)"), provider: provider)
+            }
+            transitions.append(StatusTransition(id: c.id, event: event, at: now, service: channel.rawValue))
+        }
+        let recorded = try await recorder.record(transitions)
+        var acks: [String] = []
+        var dead: [QueueEntry] = []
+        var deadReasons: [String] = []
+        for (outcome, (entry, _)) in zip(recorded, deliveries) {
+            if case .applied(let c, _) = outcome, c.status == .failed {
+                dead.append(entry)
+                deadReasons.append(c.lastError?.description ?? "failed")
+            } else {
+                acks.append(entry.id)
+            }
+        }
+        try await engine.queue.ack(stream: stream, group: StreamNames.workerGroup, ids: acks)
+        for (entry, reason) in zip(dead, deadReasons) {
+            try await engine.queue.deadLetter(stream: stream, group: StreamNames.workerGroup, entries: [entry], reason: reason)
+        }
+    }
+
+    /// Delivers each message, at most `concurrency` at a time; returns (provider name, result) in order.
+    func deliverAll(_ messages: [Communication], concurrency: Int) async -> [(String, DeliveryResult)] {
+        var results = [(String, DeliveryResult)?](repeating: nil, count: messages.count)
+        await withTaskGroup(of: (Int, String, DeliveryResult).self) { group in
+            var next = 0
+            func start() {
+                let i = next
+                let c = messages[i]
+                next += 1
+                group.addTask {
+                    let (p, r) = await self.deliver(OutboundMessage(id: c.id, request: c.request, attempt: c.attempts))
+                    return (i, p, r)
+                }
+            }
+            while next < messages.count && next < concurrency { start() }
+            for await (i, p, r) in group {
+                results[i] = (p, r)
+                if next < messages.count { start() }
+            }
+        }
+        return results.map { $0! }
+    }
+
+    /// Tries the providers in order; a retryable failure moves on to the next one.
+    func deliver(_ message: OutboundMessage) async -> (String, DeliveryResult) {
+        var last: (String, DeliveryResult)?
+        for provider in providers {
+            let result = await provider.deliver(message)
+            switch result {
+            case .sent, .permanent: return (provider.name, result)
+            case .retryable(let e):
+                logger.info("provider failed, retryable", metadata: ["id": "\(message.id)", "provider": "\(provider.name)", "error": "\(e)"])
+                last = (provider.name, result)
+            }
+        }
+        return last!
+    }
+}

@@ -1,0 +1,56 @@
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+
+/// The logging service: consumes `log_stream` and indexes each entry into `communication-logs`.
+public struct LogIndexer: Service {
+    let engine: Engine
+    let options: PipelineOptions
+    let consumer: String
+    let logger: Logger
+
+    public init(engine: Engine, options: PipelineOptions, consumer: String, logger: Logger) {
+        self.engine = engine
+        self.options = options
+        self.consumer = consumer
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await engine.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        logger.info("logging service started", metadata: ["consumer": "\(consumer)"])
+        var failures = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let entries = try await engine.queue.read(stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: consumer, count: 1024, block: options.readBlock)
+                if !entries.isEmpty { try await index(entries) }
+                failures = 0
+            } catch {
+                failures += 1
+                logger.error("log indexing failed; entries stay pending", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+            }
+        }
+        logger.info("logging service stopped")
+    }
+
+    func index(_ entries: [QueueEntry]) async throws {
+        var records: [LogRecord] = []
+        var good: [String] = []
+        var bad: [QueueEntry] = []
+        for e in entries {
+            if let r = LogRecord(fields: e.fields), e.deliveryCount <= options.maxDeliveries {
+                records.append(r)
+                good.append(e.id)
+            } else {
+                bad.append(e)
+            }
+        }
+        try await engine.search.index(logs: records)
+        try await engine.queue.ack(stream: StreamNames.log, group: StreamNames.loggerGroup, ids: good)
+        if !bad.isEmpty {
+            logger.error("log entries moved to the dead-letter stream", metadata: ["count": "\(bad.count)"])
+            try await engine.queue.deadLetter(stream: StreamNames.log, group: StreamNames.loggerGroup, entries: bad, reason: "malformed or delivered too often")
+        }
+    }
+}

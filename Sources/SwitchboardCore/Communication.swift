@@ -1,0 +1,141 @@
+/// One entry of a communication's status history.
+public struct StatusChange: Sendable, Hashable, Codable {
+    public var status: CommunicationStatus
+    public var at: Timestamp
+    /// The delivery attempt this change belongs to (0 before the first attempt).
+    public var attempt: Int
+    /// The service that made the change (`router`, `sms`, `webhook`, …).
+    public var service: String
+    /// The provider involved, if any.
+    public var provider: String?
+    /// The error or reason, if any.
+    public var detail: String?
+
+    public init(status: CommunicationStatus, at: Timestamp, attempt: Int, service: String, provider: String? = nil, detail: String? = nil) {
+        self.status = status
+        self.at = at
+        self.attempt = attempt
+        self.service = service
+        self.provider = provider
+        self.detail = detail
+    }
+}
+
+/// A communication as the store holds it: the source of truth.
+public struct Communication: Sendable, Hashable {
+    public var id: String
+    public var request: CommunicationRequest
+    public var status: CommunicationStatus
+    public var attempts: Int
+    public var dispatchSeq: Int
+    /// When the outbox must (re)publish it; nil when nothing is due.
+    public var dispatchAt: Timestamp?
+    public var provider: String?
+    public var providerMessageID: String?
+    public var lastError: ProviderError?
+    public var idempotencyKey: String?
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+    /// Every status change, oldest first. Stores may leave it empty where a caller did not ask for it.
+    public var history: [StatusChange]
+
+    public init(id: String, request: CommunicationRequest, status: CommunicationStatus, attempts: Int = 0, dispatchSeq: Int = 1, dispatchAt: Timestamp? = nil, provider: String? = nil, providerMessageID: String? = nil, lastError: ProviderError? = nil, idempotencyKey: String? = nil, createdAt: Timestamp, updatedAt: Timestamp, history: [StatusChange] = []) {
+        self.id = id
+        self.request = request
+        self.status = status
+        self.attempts = attempts
+        self.dispatchSeq = dispatchSeq
+        self.dispatchAt = dispatchAt
+        self.provider = provider
+        self.providerMessageID = providerMessageID
+        self.lastError = lastError
+        self.idempotencyKey = idempotencyKey
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.history = history
+    }
+
+    public var channel: Channel { request.channel }
+
+    /// The state the status machine reads.
+    public var dispatchState: DispatchState { DispatchState(status: status, dispatchSeq: dispatchSeq, attempts: attempts) }
+
+    /// This communication after `effect`, changed by `service` at `at`, with the history entry it adds.
+    public func applying(_ effect: TransitionEffect, at: Timestamp, service: String) -> (Communication, StatusChange) {
+        var c = self
+        c.status = effect.status
+        c.dispatchSeq = effect.dispatchSeq
+        c.attempts = effect.attempts
+        switch effect.dispatchAt {
+        case .keep: break
+        case .clear: c.dispatchAt = nil
+        case .set(let t): c.dispatchAt = t
+        }
+        if let p = effect.provider { c.provider = p }
+        if let id = effect.providerMessageID { c.providerMessageID = id }
+        if let e = effect.lastError { c.lastError = e }
+        c.updatedAt = at
+        let change = StatusChange(status: effect.status, at: at, attempt: effect.attempts, service: service, provider: effect.provider, detail: effect.lastError?.description)
+        c.history.append(change)
+        return (c, change)
+    }
+}
+
+/// A communication to create, as the router hands it to the store.
+public struct NewCommunication: Sendable, Hashable {
+    public var id: String
+    public var request: CommunicationRequest
+    public var idempotencyKey: String?
+    public var createdAt: Timestamp
+    /// When the outbox should publish it if the router does not confirm the publication first.
+    public var dispatchAt: Timestamp
+
+    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp) {
+        self.id = id
+        self.request = request
+        self.idempotencyKey = idempotencyKey
+        self.createdAt = createdAt
+        self.dispatchAt = dispatchAt
+    }
+
+    /// The stored record: `pending`, dispatch 1, with its first history entry.
+    public var communication: Communication {
+        Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: "router")])
+    }
+}
+
+/// What `create` did with one new communication.
+public enum CreateOutcome: Sendable, Hashable {
+    /// Stored.
+    case created(Communication)
+    /// The idempotency key was used before with the same request: this is that communication.
+    case existing(Communication)
+    /// The idempotency key was used before with a different request.
+    case conflict(existingID: String)
+}
+
+/// A status event addressed to one communication.
+public struct StatusTransition: Sendable, Hashable {
+    public var id: String
+    public var event: StatusEvent
+    public var at: Timestamp
+    /// The service reporting it (`router`, `email`, `sms`, `whatsapp`, `scheduler`, `webhook`).
+    public var service: String
+
+    public init(id: String, event: StatusEvent, at: Timestamp, service: String) {
+        self.id = id
+        self.event = event
+        self.at = at
+        self.service = service
+    }
+}
+
+/// What `apply` did with one transition.
+public enum TransitionOutcome: Sendable, Hashable {
+    /// Written: the communication after it (history not loaded) and the history entry added.
+    case applied(Communication, StatusChange)
+    /// Nothing written; the communication as it is (history not loaded) and why.
+    case ignored(Communication, reason: String)
+    /// No communication has that id.
+    case notFound(id: String)
+}

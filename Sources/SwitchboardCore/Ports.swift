@@ -1,0 +1,258 @@
+/// The source of truth for communications (SQLite embedded, MongoDB later).
+public protocol CommunicationStore: Sendable {
+    /// Stores new communications as `pending`, honouring idempotency keys. Durable when it returns.
+    func create(_ items: [NewCommunication]) async throws -> [CreateOutcome]
+    /// One communication with its full history, or nil.
+    func communication(id: String) async throws -> Communication?
+    /// The communication a provider knows by `providerMessageID`, or nil.
+    func communication(providerMessageID: String) async throws -> Communication?
+    /// Applies each transition atomically (compare-and-set through `StatusMachine`), in order.
+    func apply(_ transitions: [StatusTransition]) async throws -> [TransitionOutcome]
+    /// Takes up to `limit` communications whose outbox time has come (`dispatchAt <= now`) and leases them
+    /// by moving `dispatchAt` to `now + lease`, so that concurrent schedulers do not take the same one.
+    func claimDue(now: Timestamp, lease: Duration, limit: Int) async throws -> [Communication]
+    /// Count of communications per channel and status.
+    func statusCounts() async throws -> [StatusCount]
+    /// Checks that the store answers.
+    func ping() async throws
+}
+
+/// How many communications of one channel are in one status.
+public struct StatusCount: Sendable, Hashable {
+    public var channel: Channel
+    public var status: CommunicationStatus
+    public var count: Int
+
+    public init(channel: Channel, status: CommunicationStatus, count: Int) {
+        self.channel = channel
+        self.status = status
+        self.count = count
+    }
+}
+
+/// One entry read from a stream through a consumer group.
+public struct QueueEntry: Sendable, Hashable {
+    public var id: String
+    public var stream: String
+    public var fields: [String: String]
+    /// How many times the entry was handed to a consumer, this time included.
+    public var deliveryCount: Int
+
+    public init(id: String, stream: String, fields: [String: String], deliveryCount: Int) {
+        self.id = id
+        self.stream = stream
+        self.fields = fields
+        self.deliveryCount = deliveryCount
+    }
+}
+
+/// Length and backlog of one stream and group.
+public struct StreamInfo: Sendable, Hashable {
+    public var stream: String
+    /// Entries in the stream.
+    public var length: Int
+    /// Entries handed out and not yet acknowledged.
+    public var pending: Int
+    /// Entries in the dead-letter stream.
+    public var deadLetters: Int
+
+    public init(stream: String, length: Int, pending: Int, deadLetters: Int) {
+        self.stream = stream
+        self.length = length
+        self.pending = pending
+        self.deadLetters = deadLetters
+    }
+}
+
+/// Streams with consumer groups (SQLite embedded, Redis Streams later).
+///
+/// Semantics are those of Redis Streams consumer groups: an entry read by a consumer stays pending under
+/// a lease until acknowledged; an entry whose lease has run out is handed out again with its delivery count
+/// raised.
+public protocol MessageQueue: Sendable {
+    /// Creates the consumer group (and stream) if missing.
+    func createGroup(stream: String, group: String) async throws
+    /// Appends entries; returns their ids.
+    @discardableResult
+    func publish(stream: String, entries: [[String: String]]) async throws -> [String]
+    /// Reads up to `count` entries for `consumer`: expired leases first, then new entries. Waits up to
+    /// `block` for something to arrive.
+    func read(stream: String, group: String, consumer: String, count: Int, block: Duration) async throws -> [QueueEntry]
+    /// Acknowledges entries: they will not be handed out again.
+    func ack(stream: String, group: String, ids: [String]) async throws
+    /// Moves entries to the dead-letter stream `<stream>:dead` with `reason`, and acknowledges them.
+    func deadLetter(stream: String, group: String, entries: [QueueEntry], reason: String) async throws
+    /// Entries of a stream, oldest first (for dead-letter inspection).
+    func entries(stream: String, limit: Int) async throws -> [QueueEntry]
+    /// Length, pending count and dead-letter count.
+    func info(stream: String, group: String) async throws -> StreamInfo
+    /// Checks that the queue answers.
+    func ping() async throws
+}
+
+/// A communication as the search index holds it (the seed's `communications` index).
+public struct CommunicationDocument: Sendable, Hashable {
+    public var communicationId: String
+    public var type: Channel
+    public var from: String
+    public var to: String
+    public var msg: String
+    public var status: CommunicationStatus
+    public var createdAt: Timestamp
+    /// Time of the last change.
+    public var timestamp: Timestamp
+
+    public var stream: String { type.stream }
+
+    public init(communicationId: String, type: Channel, from: String, to: String, msg: String, status: CommunicationStatus, createdAt: Timestamp, timestamp: Timestamp) {
+        self.communicationId = communicationId
+        self.type = type
+        self.from = from
+        self.to = to
+        self.msg = msg
+        self.status = status
+        self.createdAt = createdAt
+        self.timestamp = timestamp
+    }
+
+    public init(_ c: Communication) {
+        self.init(communicationId: c.id, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, status: c.status, createdAt: c.createdAt, timestamp: c.updatedAt)
+    }
+}
+
+/// One record of the seed's `communication-logs` index.
+public struct LogRecord: Sendable, Hashable {
+    public var communicationId: String
+    /// The service that wrote it: `router`, `email`, `sms`, `whatsapp`, `scheduler`, `webhook`.
+    public var service: String
+    public var status: CommunicationStatus
+    public var type: Channel
+    public var from: String
+    public var to: String
+    public var msg: String
+    public var error: String?
+    public var attempt: Int
+    public var provider: String?
+    public var timestamp: Timestamp
+
+    public init(communicationId: String, service: String, status: CommunicationStatus, type: Channel, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp) {
+        self.communicationId = communicationId
+        self.service = service
+        self.status = status
+        self.type = type
+        self.from = from
+        self.to = to
+        self.msg = msg
+        self.error = error
+        self.attempt = attempt
+        self.provider = provider
+        self.timestamp = timestamp
+    }
+}
+
+/// Filters of `GET /api/v1/communications`.
+public struct CommunicationQuery: Sendable, Hashable {
+    public var type: Channel?
+    public var status: CommunicationStatus?
+    public var to: String?
+    /// Full text over msg, from and to.
+    public var text: String?
+    public var since: Timestamp?
+    public var until: Timestamp?
+    public var limit: Int
+    /// Opaque cursor from a previous page.
+    public var cursor: String?
+
+    public init(type: Channel? = nil, status: CommunicationStatus? = nil, to: String? = nil, text: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil, limit: Int = 50, cursor: String? = nil) {
+        self.type = type
+        self.status = status
+        self.to = to
+        self.text = text
+        self.since = since
+        self.until = until
+        self.limit = limit
+        self.cursor = cursor
+    }
+}
+
+/// Filters of `GET /api/v1/logs`.
+public struct LogQuery: Sendable, Hashable {
+    public var communicationId: String?
+    public var service: String?
+    public var status: CommunicationStatus?
+    /// Full text over msg and error.
+    public var text: String?
+    public var limit: Int
+    public var cursor: String?
+
+    public init(communicationId: String? = nil, service: String? = nil, status: CommunicationStatus? = nil, text: String? = nil, limit: Int = 50, cursor: String? = nil) {
+        self.communicationId = communicationId
+        self.service = service
+        self.status = status
+        self.text = text
+        self.limit = limit
+        self.cursor = cursor
+    }
+}
+
+/// One page of results, newest first, and the cursor of the next page if there is one.
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var nextCursor: String?
+
+    public init(items: [Item], nextCursor: String?) {
+        self.items = items
+        self.nextCursor = nextCursor
+    }
+}
+
+/// Thrown by search adapters for a cursor they did not issue.
+public struct InvalidCursor: Error, Sendable {
+    public init() {}
+}
+
+/// Search over communications and logs (SQLite FTS5 embedded, Elasticsearch later).
+public protocol SearchIndex: Sendable {
+    /// Inserts or updates communication documents (by `communicationId`).
+    func index(communications: [CommunicationDocument]) async throws
+    /// Adds log records to `communication-logs`.
+    func index(logs: [LogRecord]) async throws
+    /// Communications matching `query`, newest first.
+    func search(_ query: CommunicationQuery) async throws -> Page<CommunicationDocument>
+    /// Log records matching `query`, newest first.
+    func search(_ query: LogQuery) async throws -> Page<LogRecord>
+    /// Checks that the index answers.
+    func ping() async throws
+}
+
+/// A message the sandbox provider "delivered".
+public struct SandboxMessage: Sendable, Hashable {
+    public var communicationId: String
+    public var channel: Channel
+    public var from: String
+    public var to: String
+    public var msg: String
+    public var subject: String?
+    public var attempt: Int
+    public var providerMessageID: String
+    public var at: Timestamp
+
+    public init(communicationId: String, channel: Channel, from: String, to: String, msg: String, subject: String?, attempt: Int, providerMessageID: String, at: Timestamp) {
+        self.communicationId = communicationId
+        self.channel = channel
+        self.from = from
+        self.to = to
+        self.msg = msg
+        self.subject = subject
+        self.attempt = attempt
+        self.providerMessageID = providerMessageID
+        self.at = at
+    }
+}
+
+/// Where the sandbox provider records what it delivered.
+public protocol SandboxMailbox: Sendable {
+    func record(_ message: SandboxMessage) async throws
+    /// Newest first.
+    func messages(channel: Channel?, to: String?, limit: Int) async throws -> [SandboxMessage]
+}

@@ -1,0 +1,212 @@
+/// Where a communication is in its life.
+///
+/// ```
+/// pending ─▶ queued ─▶ processing ─▶ sent ─▶ delivered ─▶ read
+///    │          │        │  ▲   │       ├──▶ undelivered
+///    └──────────┴──────▶ │  │   │       └──▶ failed
+///                        ▼  │   └──────────▶ failed
+///                      retrying
+/// ```
+public enum CommunicationStatus: String, Sendable, CaseIterable, Codable, Hashable {
+    /// Stored, not yet on its stream.
+    case pending
+    /// Published to its channel stream.
+    case queued
+    /// A worker holds it and is calling a provider.
+    case processing
+    /// A retryable failure; another attempt is scheduled (`dispatchAt`).
+    case retrying
+    /// The provider accepted it.
+    case sent
+    /// The provider reported delivery to the handset or mailbox.
+    case delivered
+    /// The recipient read it (WhatsApp, some SMS routes).
+    case read
+    /// The provider reported that it could not be delivered after being sent.
+    case undelivered
+    /// Delivery failed for good (permanent error, retries exhausted, or a provider report).
+    case failed
+
+    /// True once no more delivery attempts will be made (the provider has it, or it failed).
+    public var isPastDispatch: Bool {
+        switch self {
+        case .pending, .queued, .processing, .retrying: false
+        case .sent, .delivered, .read, .undelivered, .failed: true
+        }
+    }
+
+    /// True when nothing can change this status any more.
+    public var isFinal: Bool {
+        switch self {
+        case .read, .undelivered, .failed: true
+        default: false
+        }
+    }
+
+    /// Order of the statuses a provider reports after `sent`.
+    var reportRank: Int {
+        switch self {
+        case .sent: 3
+        case .delivered, .undelivered, .failed: 4
+        case .read: 5
+        default: 0
+        }
+    }
+}
+
+/// An error as a provider reported it: its own code and text, kept verbatim.
+public struct ProviderError: Error, Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The provider's error code (Twilio `21211`, SMTP `550 5.1.1`, Meta `131056`), if any.
+    public var code: String?
+    /// The provider's message.
+    public var message: String
+
+    public init(code: String? = nil, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { code.map { "\($0): \(message)" } ?? message }
+}
+
+/// Something that happened to a communication. The state machine decides whether it moves the status.
+public enum StatusEvent: Sendable, Hashable {
+    /// Published to its stream as dispatch number `dispatchSeq`.
+    case queued(dispatchSeq: Int)
+    /// A worker took the stream entry of dispatch `dispatchSeq`; `redelivery` when the entry was delivered
+    /// before (the previous holder's lease ran out).
+    case processing(dispatchSeq: Int, redelivery: Bool)
+    /// The provider accepted the message.
+    case sent(provider: String, providerMessageID: String?)
+    /// A retryable failure; try again at `nextAttemptAt`.
+    case retrying(error: ProviderError, provider: String?, nextAttemptAt: Timestamp)
+    /// Delivery failed for good.
+    case failed(error: ProviderError, provider: String?)
+    /// A provider's status report (webhook): delivered, read, undelivered or failed.
+    case reported(status: CommunicationStatus, error: ProviderError?)
+
+    /// The status this event asks for.
+    public var targetStatus: CommunicationStatus {
+        switch self {
+        case .queued: .queued
+        case .processing: .processing
+        case .sent: .sent
+        case .retrying: .retrying
+        case .failed: .failed
+        case .reported(let status, _): status
+        }
+    }
+}
+
+/// The part of a communication the state machine reads.
+public struct DispatchState: Sendable, Hashable {
+    public var status: CommunicationStatus
+    /// Which dispatch (publication to the stream) is current; bumped for every retry.
+    public var dispatchSeq: Int
+    /// Delivery attempts started so far.
+    public var attempts: Int
+
+    public init(status: CommunicationStatus, dispatchSeq: Int, attempts: Int) {
+        self.status = status
+        self.dispatchSeq = dispatchSeq
+        self.attempts = attempts
+    }
+}
+
+/// How the outbox due time changes with a transition.
+public enum DispatchAtChange: Sendable, Hashable {
+    case keep
+    case clear
+    case set(Timestamp)
+}
+
+/// What a store must write for an accepted transition.
+public struct TransitionEffect: Sendable, Hashable {
+    public var status: CommunicationStatus
+    public var dispatchSeq: Int
+    public var attempts: Int
+    public var dispatchAt: DispatchAtChange
+    /// Set the provider that handled the attempt (nil: keep).
+    public var provider: String?
+    /// Set the provider's message id (nil: keep).
+    public var providerMessageID: String?
+    /// Set the last error (nil: keep).
+    public var lastError: ProviderError?
+}
+
+/// The state machine's answer.
+public enum TransitionDecision: Sendable, Hashable {
+    /// Write this.
+    case apply(TransitionEffect)
+    /// Change nothing; the event is late, duplicated or out of order.
+    case ignore(reason: String)
+}
+
+/// The status lifecycle as a pure function: no I/O, no clock. Stores call it inside their compare-and-set.
+///
+/// Transitions are monotonic: a late or duplicate event never moves a message backwards. Within the
+/// dispatch phase the order is (dispatchSeq, pending < queued < processing < retrying); after it, the order
+/// of provider reports (sent < delivered | undelivered | failed < read).
+public enum StatusMachine {
+    /// Decides what `event` does to a communication in `state`.
+    public static func decide(_ state: DispatchState, _ event: StatusEvent) -> TransitionDecision {
+        let s = state.status
+        func effect(_ status: CommunicationStatus, dispatchAt: DispatchAtChange = .keep) -> TransitionEffect {
+            TransitionEffect(status: status, dispatchSeq: state.dispatchSeq, attempts: state.attempts, dispatchAt: dispatchAt)
+        }
+        switch event {
+        case .queued(let seq):
+            guard !s.isPastDispatch else { return .ignore(reason: "already \(s.rawValue)") }
+            guard seq == state.dispatchSeq else { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
+            guard s == .pending || s == .retrying else { return .ignore(reason: "already \(s.rawValue)") }
+            return .apply(effect(.queued, dispatchAt: .clear))
+
+        case .processing(let seq, let redelivery):
+            guard !s.isPastDispatch else { return .ignore(reason: "already \(s.rawValue)") }
+            guard seq == state.dispatchSeq else { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
+            if s == .processing && !redelivery { return .ignore(reason: "already processing (duplicate entry)") }
+            var e = effect(.processing, dispatchAt: .clear)
+            e.attempts += 1
+            return .apply(e)
+
+        case .sent(let provider, let id):
+            guard s == .processing else { return .ignore(reason: s.isPastDispatch ? "already \(s.rawValue)" : "not processing (\(s.rawValue))") }
+            var e = effect(.sent)
+            e.provider = provider
+            e.providerMessageID = id
+            return .apply(e)
+
+        case .retrying(let error, let provider, let at):
+            guard s == .processing else { return .ignore(reason: "not processing (\(s.rawValue))") }
+            var e = effect(.retrying, dispatchAt: .set(at))
+            e.dispatchSeq += 1
+            e.lastError = error
+            e.provider = provider
+            return .apply(e)
+
+        case .failed(let error, let provider):
+            guard !s.isPastDispatch else { return .ignore(reason: "already \(s.rawValue)") }
+            var e = effect(.failed, dispatchAt: .clear)
+            e.lastError = error
+            e.provider = provider
+            return .apply(e)
+
+        case .reported(let target, let error):
+            guard [.delivered, .read, .undelivered, .failed].contains(target) else {
+                return .ignore(reason: "\(target.rawValue) is not a provider report")
+            }
+            if s == target { return .ignore(reason: "duplicate \(target.rawValue) report") }
+            guard !s.isFinal else { return .ignore(reason: "already \(s.rawValue)") }
+            // A report can overtake our own `sent` commit: accept it from processing too.
+            guard s == .processing || s.reportRank >= CommunicationStatus.sent.reportRank else {
+                return .ignore(reason: "report \(target.rawValue) before dispatch (\(s.rawValue))")
+            }
+            guard target.reportRank > max(s.reportRank, CommunicationStatus.sent.reportRank - 1) else {
+                return .ignore(reason: "\(target.rawValue) is behind \(s.rawValue)")
+            }
+            var e = effect(target, dispatchAt: .clear)
+            e.lastError = error
+            return .apply(e)
+        }
+    }
+}

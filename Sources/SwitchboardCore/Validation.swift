@@ -1,0 +1,274 @@
+/// A client error: what is wrong with a request, which field, and a stable machine-readable code.
+///
+/// The HTTP layer renders it as `{"error":{"code":…,"message":…,"field":…}}`.
+public struct RequestError: Error, Sendable, Hashable {
+    /// Stable machine-readable code, e.g. `missing_field`.
+    public var code: String
+    /// Human-readable explanation.
+    public var message: String
+    /// The JSON path of the offending field (`data.to`), when one field is at fault.
+    public var field: String?
+
+    public init(code: String, message: String, field: String? = nil) {
+        self.code = code
+        self.message = message
+        self.field = field
+    }
+}
+
+/// A WhatsApp template message requested through `data.template`.
+public struct WhatsAppTemplate: Sendable, Hashable, Codable {
+    /// Template name as approved in the WhatsApp Business Manager.
+    public var name: String
+    /// Language code, e.g. `en_US`.
+    public var language: String
+    /// Body parameters, in order.
+    public var parameters: [String]
+
+    public init(name: String, language: String, parameters: [String]) {
+        self.name = name
+        self.language = language
+        self.parameters = parameters
+    }
+}
+
+/// A validated request to send one communication.
+public struct CommunicationRequest: Sendable, Hashable {
+    public var channel: Channel
+    public var from: String
+    public var to: String
+    public var msg: String
+    /// Email subject (email only).
+    public var subject: String?
+    /// Email HTML body (email only); `msg` is the text part.
+    public var html: String?
+    /// WhatsApp template (whatsapp only).
+    public var template: WhatsAppTemplate?
+    /// `data` exactly as the client sent it, echoed in the response and kept with the message.
+    public var data: JSONValue
+
+    public init(channel: Channel, from: String, to: String, msg: String, subject: String? = nil, html: String? = nil, template: WhatsAppTemplate? = nil, data: JSONValue? = nil) {
+        self.channel = channel
+        self.from = from
+        self.to = to
+        self.msg = msg
+        self.subject = subject
+        self.html = html
+        self.template = template
+        var object: [String: JSONValue] = ["from": .string(from), "to": .string(to), "msg": .string(msg)]
+        if let subject { object["subject"] = .string(subject) }
+        if let html { object["html"] = .string(html) }
+        if let template {
+            object["template"] = .object([
+                "name": .string(template.name), "language": .string(template.language),
+                "parameters": .array(template.parameters.map { .string($0) }),
+            ])
+        }
+        self.data = data ?? .object(object)
+    }
+}
+
+/// Validates the body of `POST /api/v1/communication` (the seed's contract plus our optional fields).
+public enum RequestValidator {
+    static let topLevelKeys: Set<String> = ["type", "data"]
+    static let commonKeys: Set<String> = ["from", "to", "msg"]
+
+    /// Validates a parsed JSON body, returning the request or the first problem found.
+    public static func validate(_ body: JSONValue) -> Result<CommunicationRequest, RequestError> {
+        guard case .object(let top) = body else {
+            return .failure(RequestError(code: "invalid_body", message: "The request body must be a JSON object with \"type\" and \"data\"."))
+        }
+        for key in top.keys.sorted() where !topLevelKeys.contains(key) {
+            return .failure(RequestError(code: "unknown_field", message: "Unknown field \"\(key)\"; the body takes \"type\" and \"data\".", field: key))
+        }
+        guard let typeValue = top["type"] else {
+            return .failure(RequestError(code: "missing_field", message: "\"type\" is required: one of email, sms, whatsapp.", field: "type"))
+        }
+        guard case .string(let typeText) = typeValue else {
+            return .failure(RequestError(code: "invalid_field_type", message: "\"type\" must be a string, not \(typeValue.typeName).", field: "type"))
+        }
+        guard let channel = Channel(rawValue: typeText) else {
+            return .failure(RequestError(code: "invalid_type", message: "\"type\" must be one of email, sms, whatsapp; got \"\(typeText.prefix(64))\".", field: "type"))
+        }
+        guard let dataValue = top["data"] else {
+            return .failure(RequestError(code: "missing_field", message: "\"data\" is required: an object with from, to and msg.", field: "data"))
+        }
+        guard case .object(let data) = dataValue else {
+            return .failure(RequestError(code: "invalid_field_type", message: "\"data\" must be an object, not \(dataValue.typeName).", field: "data"))
+        }
+        var allowed = commonKeys
+        switch channel {
+        case .email: allowed.formUnion(["subject", "html"])
+        case .whatsapp: allowed.insert("template")
+        case .sms: break
+        }
+        for key in data.keys.sorted() where !allowed.contains(key) {
+            return .failure(RequestError(code: "unknown_field", message: "\"data.\(key)\" is not a field of a \(channel.rawValue) request; allowed: \(allowed.sorted().joined(separator: ", ")).", field: "data.\(key)"))
+        }
+        func requiredString(_ key: String) -> Result<String, RequestError> {
+            guard let v = data[key] else {
+                return .failure(RequestError(code: "missing_field", message: "\"data.\(key)\" is required.", field: "data.\(key)"))
+            }
+            guard case .string(let s) = v else {
+                return .failure(RequestError(code: "invalid_field_type", message: "\"data.\(key)\" must be a string, not \(v.typeName).", field: "data.\(key)"))
+            }
+            guard !s.allSatisfy(\.isWhitespace) else {
+                return .failure(RequestError(code: "empty_field", message: "\"data.\(key)\" must not be empty.", field: "data.\(key)"))
+            }
+            return .success(s)
+        }
+        func optionalString(_ key: String) -> Result<String?, RequestError> {
+            guard let v = data[key], v != .null else { return .success(nil) }
+            guard case .string(let s) = v else {
+                return .failure(RequestError(code: "invalid_field_type", message: "\"data.\(key)\" must be a string, not \(v.typeName).", field: "data.\(key)"))
+            }
+            return .success(s)
+        }
+        let from: String, to: String, msg: String
+        switch (requiredString("from"), requiredString("to"), requiredString("msg")) {
+        case (.failure(let e), _, _), (_, .failure(let e), _), (_, _, .failure(let e)): return .failure(e)
+        case (.success(let f), .success(let t), .success(let m)): (from, to, msg) = (f, t, m)
+        }
+        switch channel {
+        case .email:
+            for (key, value) in [("from", from), ("to", to)] where !Address.isValidEmail(value) {
+                return .failure(RequestError(code: "invalid_email", message: "\"data.\(key)\" must be an email address (addr-spec, e.g. ada@example.com); got \"\(value.prefix(80))\".", field: "data.\(key)"))
+            }
+            if msg.utf8.count > channel.maxMessageLength {
+                return .failure(RequestError(code: "message_too_long", message: "\"data.msg\" is \(msg.utf8.count) bytes; an email body may have at most \(channel.maxMessageLength) bytes.", field: "data.msg"))
+            }
+        case .sms, .whatsapp:
+            for (key, value) in [("from", from), ("to", to)] where !Address.isValidE164(value) {
+                return .failure(RequestError(code: "invalid_phone", message: "\"data.\(key)\" must be an E.164 phone number: \"+\" followed by 8 to 15 digits; got \"\(value.prefix(40))\".", field: "data.\(key)"))
+            }
+            let length = msg.count
+            if length > channel.maxMessageLength {
+                return .failure(RequestError(code: "message_too_long", message: "\"data.msg\" has \(length) characters; \(channel == .sms ? "an SMS" : "a WhatsApp message") may have at most \(channel.maxMessageLength).", field: "data.msg"))
+            }
+        }
+        var subject: String?, html: String?, template: WhatsAppTemplate?
+        if channel == .email {
+            switch optionalString("subject") {
+            case .failure(let e): return .failure(e)
+            case .success(let s): subject = s
+            }
+            if let s = subject {
+                if s.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" }) {
+                    return .failure(RequestError(code: "invalid_subject", message: "\"data.subject\" must be one line (no CR or LF).", field: "data.subject"))
+                }
+                if s.count > 998 {
+                    return .failure(RequestError(code: "subject_too_long", message: "\"data.subject\" may have at most 998 characters.", field: "data.subject"))
+                }
+            }
+            switch optionalString("html") {
+            case .failure(let e): return .failure(e)
+            case .success(let h): html = h
+            }
+            if let h = html, h.utf8.count + msg.utf8.count > channel.maxMessageLength {
+                return .failure(RequestError(code: "message_too_long", message: "\"data.msg\" and \"data.html\" together may have at most \(channel.maxMessageLength) bytes.", field: "data.html"))
+            }
+        }
+        if channel == .whatsapp, let t = data["template"], t != .null {
+            switch validateTemplate(t) {
+            case .failure(let e): return .failure(e)
+            case .success(let v): template = v
+            }
+        }
+        return .success(CommunicationRequest(channel: channel, from: from, to: to, msg: msg, subject: subject, html: html, template: template, data: dataValue))
+    }
+
+    static func validateTemplate(_ value: JSONValue) -> Result<WhatsAppTemplate, RequestError> {
+        guard case .object(let t) = value else {
+            return .failure(RequestError(code: "invalid_field_type", message: "\"data.template\" must be an object with name, language and parameters.", field: "data.template"))
+        }
+        for key in t.keys.sorted() where !["name", "language", "parameters"].contains(key) {
+            return .failure(RequestError(code: "unknown_field", message: "\"data.template.\(key)\" is not a template field; allowed: language, name, parameters.", field: "data.template.\(key)"))
+        }
+        guard case .string(let name)? = t["name"], !name.isEmpty, name.count <= 512 else {
+            return .failure(RequestError(code: "invalid_template", message: "\"data.template.name\" is required: the approved template's name.", field: "data.template.name"))
+        }
+        var language = "en_US"
+        if let l = t["language"] {
+            guard case .string(let s) = l, !s.isEmpty, s.count <= 16 else {
+                return .failure(RequestError(code: "invalid_template", message: "\"data.template.language\" must be a language code such as en_US.", field: "data.template.language"))
+            }
+            language = s
+        }
+        var parameters: [String] = []
+        if let p = t["parameters"] {
+            guard case .array(let items) = p else {
+                return .failure(RequestError(code: "invalid_template", message: "\"data.template.parameters\" must be an array of strings.", field: "data.template.parameters"))
+            }
+            for (i, item) in items.enumerated() {
+                guard case .string(let s) = item else {
+                    return .failure(RequestError(code: "invalid_template", message: "\"data.template.parameters[\(i)]\" must be a string.", field: "data.template.parameters[\(i)]"))
+                }
+                parameters.append(s)
+            }
+        }
+        return .success(WhatsAppTemplate(name: name, language: language, parameters: parameters))
+    }
+}
+
+/// Address syntax checks.
+public enum Address {
+    static let atextSymbols: Set<UInt8> = Set("!#$%&'*+-/=?^_`{|}~".utf8)
+
+    /// True when `s` is an RFC 5321/5322 addr-spec: dot-atom or quoted-string local part, `@`, and a
+    /// domain of letter-digit-hyphen labels or a bracketed address literal. UTF-8 (RFC 6531) is allowed.
+    public static func isValidEmail(_ s: String) -> Bool {
+        let bytes = Array(s.utf8)
+        guard bytes.count <= 254, let at = bytes.lastIndex(of: UInt8(ascii: "@")), at > 0, at < bytes.count - 1 else { return false }
+        let local = bytes[..<at], domain = bytes[(at + 1)...]
+        guard local.count <= 64 else { return false }
+        if local.first == UInt8(ascii: "\"") {
+            guard local.count >= 2, local.last == UInt8(ascii: "\"") else { return false }
+            var escaped = false
+            for b in local.dropFirst().dropLast() {
+                if escaped { escaped = false; continue }
+                if b == UInt8(ascii: "\\") { escaped = true; continue }
+                if b == UInt8(ascii: "\"") || b < 32 || b == 127 { return false }
+            }
+            if escaped { return false }
+        } else {
+            guard isDotAtom(local) else { return false }
+        }
+        if domain.first == UInt8(ascii: "[") {
+            guard domain.last == UInt8(ascii: "]"), domain.count > 2 else { return false }
+            return domain.dropFirst().dropLast().allSatisfy { $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") && $0 != UInt8(ascii: "\\") }
+        }
+        let labels = domain.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard domain.count <= 253, !labels.isEmpty else { return false }
+        for label in labels {
+            guard !label.isEmpty, label.count <= 63, label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-") else { return false }
+            for b in label where !(isAlnum(b) || b == UInt8(ascii: "-") || b >= 128) { return false }
+        }
+        return true
+    }
+
+    static func isAlnum(_ b: UInt8) -> Bool {
+        (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122)
+    }
+
+    static func isDotAtom(_ bytes: ArraySlice<UInt8>) -> Bool {
+        guard !bytes.isEmpty, bytes.first != UInt8(ascii: "."), bytes.last != UInt8(ascii: ".") else { return false }
+        var previousDot = false
+        for b in bytes {
+            if b == UInt8(ascii: ".") {
+                if previousDot { return false }
+                previousDot = true
+                continue
+            }
+            previousDot = false
+            guard isAlnum(b) || atextSymbols.contains(b) || b >= 128 else { return false }
+        }
+        return true
+    }
+
+    /// True when `s` is `+` followed by 8 to 15 ASCII digits.
+    public static func isValidE164(_ s: String) -> Bool {
+        let u = s.utf8
+        guard u.first == UInt8(ascii: "+"), (9...16).contains(u.count) else { return false }
+        return u.dropFirst().allSatisfy { $0 >= 48 && $0 <= 57 }
+    }
+}

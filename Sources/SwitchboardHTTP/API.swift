@@ -1,0 +1,293 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchboardApp
+import SwitchboardCore
+
+/// The HTTP API: the seed's `POST /api/v1/communication` contract, read endpoints, sandbox and health.
+public struct API: Sendable {
+    /// Largest request body accepted.
+    public static let maxBodySize = 1 << 20
+
+    let engine: Engine
+    let dispatcher: Dispatcher
+    let logger: Logger
+
+    public init(engine: Engine, dispatcher: Dispatcher, logger: Logger) {
+        self.engine = engine
+        self.dispatcher = dispatcher
+        self.logger = logger
+    }
+
+    /// Every route, for 405 answers (a known path with another method).
+    static let routes: [(HTTPRequest.Method, [String])] = [
+        (.post, ["api", "v1", "communication"]),
+        (.get, ["api", "v1", "communication", "*"]),
+        (.get, ["api", "v1", "communications"]),
+        (.get, ["api", "v1", "logs"]),
+        (.get, ["api", "v1", "sandbox", "messages"]),
+        (.get, ["api", "v1", "stats"]),
+        (.get, ["api", "v1", "dead-letters"]),
+        (.get, ["health", "live"]),
+        (.get, ["health", "ready"]),
+    ]
+
+    /// Builds the router.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware(logger: logger))
+        router.post("/api/v1/communication") { request, context in try await self.create(request, context) }
+        router.get("/api/v1/communication/:id") { request, context in try await self.show(request, context) }
+        router.get("/api/v1/communications") { request, _ in try await self.list(request) }
+        router.get("/api/v1/logs") { request, _ in try await self.logs(request) }
+        router.get("/api/v1/sandbox/messages") { request, _ in try await self.sandbox(request) }
+        router.get("/api/v1/stats") { _, _ in try await self.stats() }
+        router.get("/api/v1/dead-letters") { request, _ in try await self.deadLetters(request) }
+        router.get("/health/live") { _, _ in Response.json(.object(["status": .string("ok")])) }
+        router.get("/health/ready") { _, _ in await self.ready() }
+        return router
+    }
+
+    // MARK: POST /api/v1/communication
+
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let replayed = HTTPField.Name("Idempotent-Replayed")!
+
+    func create(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let contentType = request.headers[.contentType] else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json.")
+        }
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json, not \(contentType.prefix(100)).")
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxBodySize {
+            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is \(length) bytes; the limit is \(Self.maxBodySize) bytes (1 MiB).")
+        }
+        let key = try request.headers[Self.idempotencyKey].map { k in
+            guard !k.isEmpty, k.utf8.count <= 255, k.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value < 0x7F }) else {
+                throw APIError(.badRequest, code: "invalid_idempotency_key", message: "Idempotency-Key must be 1 to 255 visible ASCII characters.", field: "Idempotency-Key")
+            }
+            return k
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: Self.maxBodySize)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(Self.maxBodySize) bytes (1 MiB).")
+        }
+        let body: JSONValue
+        do {
+            body = try JSONParser.parse(Array(buffer.readableBytesView))
+        } catch {
+            throw APIError(.badRequest, code: "malformed_json", message: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
+        }
+        let validated: CommunicationRequest
+        switch RequestValidator.validate(body) {
+        case .failure(let e): throw APIError(e)
+        case .success(let r): validated = r
+        }
+        switch try await dispatcher.accept(validated, idempotencyKey: key) {
+        case .conflict(let existing):
+            throw APIError(.conflict, code: "idempotency_conflict", message: "Idempotency-Key was already used with a different request (communication \(existing)).", field: "Idempotency-Key")
+        case .accepted(let id, let stored, let replayed):
+            let body: JSONValue = .object([
+                "status": .string("queued"), "stream": .string(stored.channel.stream), "data": stored.data, "id": .string(id),
+            ])
+            return .json(body, headers: replayed ? [Self.replayed: "true"] : [:])
+        }
+    }
+
+    // MARK: reads
+
+    func show(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = context.parameters.get("id") ?? ""
+        guard let c = try await engine.store.communication(id: id) else {
+            throw APIError(.notFound, code: "not_found", message: "No communication has id \"\(id.prefix(64))\".", field: "id")
+        }
+        return .json(Render.communication(c))
+    }
+
+    func list(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        try Query.allow(q, ["type", "status", "to", "q", "since", "until", "limit", "cursor"])
+        let query = CommunicationQuery(
+            type: try Query.enumeration(q, "type", Channel.self), status: try Query.enumeration(q, "status", CommunicationStatus.self),
+            to: Query.string(q, "to"), text: Query.string(q, "q"), since: try Query.time(q, "since"), until: try Query.time(q, "until"),
+            limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
+        do {
+            return .json(Render.page(try await engine.search.search(query), Render.document))
+        } catch is InvalidCursor {
+            throw APIError(.badRequest, code: "invalid_cursor", message: "cursor is not one this API returned.", field: "cursor")
+        }
+    }
+
+    func logs(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        try Query.allow(q, ["communicationId", "service", "status", "q", "limit", "cursor"])
+        let query = LogQuery(
+            communicationId: Query.string(q, "communicationId"), service: Query.string(q, "service"), status: try Query.enumeration(q, "status", CommunicationStatus.self),
+            text: Query.string(q, "q"), limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
+        do {
+            return .json(Render.page(try await engine.search.search(query), Render.log))
+        } catch is InvalidCursor {
+            throw APIError(.badRequest, code: "invalid_cursor", message: "cursor is not one this API returned.", field: "cursor")
+        }
+    }
+
+    func sandbox(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        try Query.allow(q, ["type", "to", "limit"])
+        guard let mailbox = engine.mailbox else {
+            throw APIError(.notFound, code: "sandbox_disabled", message: "The sandbox provider is not in use in this process.")
+        }
+        let items = try await mailbox.messages(channel: try Query.enumeration(q, "type", Channel.self), to: Query.string(q, "to"), limit: try Query.limit(q))
+        return .json(.object(["items": .array(items.map(Render.sandbox)), "count": .number(Double(items.count))]))
+    }
+
+    func stats() async throws -> Response {
+        let counts = try await engine.store.statusCounts()
+        var byChannel: [String: JSONValue] = [:]
+        var totals: [String: Int] = [:]
+        for channel in Channel.allCases {
+            var statuses: [String: JSONValue] = [:]
+            for c in counts where c.channel == channel {
+                statuses[c.status.rawValue] = .number(Double(c.count))
+                totals[c.status.rawValue, default: 0] += c.count
+            }
+            byChannel[channel.rawValue] = .object(statuses)
+        }
+        var streams: [JSONValue] = []
+        for stream in StreamNames.all {
+            let group = stream == StreamNames.log ? StreamNames.loggerGroup : StreamNames.workerGroup
+            let info = try await engine.queue.info(stream: stream, group: group)
+            streams.append(.object([
+                "stream": .string(stream), "group": .string(group), "length": .number(Double(info.length)),
+                "pending": .number(Double(info.pending)), "deadLetters": .number(Double(info.deadLetters)),
+            ]))
+        }
+        return .json(.object([
+            "communications": .object(["byType": .object(byChannel), "byStatus": .object(totals.mapValues { .number(Double($0)) }), "total": .number(Double(counts.reduce(0) { $0 + $1.count }))]),
+            "streams": .array(streams),
+        ]))
+    }
+
+    func deadLetters(_ request: Request) async throws -> Response {
+        let q = request.uri.queryParameters
+        try Query.allow(q, ["stream", "limit"])
+        guard let stream = Query.string(q, "stream"), StreamNames.all.contains(stream) else {
+            throw APIError(.badRequest, code: "invalid_parameter", message: "stream is required: one of \(StreamNames.all.joined(separator: ", ")).", field: "stream")
+        }
+        let entries = try await engine.queue.entries(stream: StreamNames.deadLetter(of: stream), limit: try Query.limit(q))
+        return .json(.object([
+            "stream": .string(StreamNames.deadLetter(of: stream)),
+            "items": .array(entries.map { e -> JSONValue in .object(["id": .string(e.id), "fields": .object(e.fields.mapValues { JSONValue.string($0) })]) }),
+            "count": .number(Double(entries.count)),
+        ]))
+    }
+
+    // MARK: health
+
+    func ready() async -> Response {
+        async let store: String? = check { try await engine.store.ping() }
+        async let queue: String? = check { try await engine.queue.ping() }
+        async let search: String? = check { try await engine.search.ping() }
+        let results = await [("store", engine.names.store, store), ("queue", engine.names.queue, queue), ("search", engine.names.search, search)]
+        var deps: [String: JSONValue] = [:]
+        var ok = true
+        for (role, name, error) in results {
+            ok = ok && error == nil
+            deps[role] = .object(["engine": .string(name), "status": .string(error == nil ? "up" : "down"), "error": Render.optional(error)])
+        }
+        return .json(.object(["status": .string(ok ? "ready" : "unavailable"), "dependencies": .object(deps)]), status: ok ? .ok : .serviceUnavailable)
+    }
+
+    func check(_ body: @Sendable () async throws -> Void) async -> String? {
+        do {
+            try await body()
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+}
+
+/// Query-string parsing with 400s that name the parameter.
+typealias Queries = Hummingbird.Parameters
+
+enum Query {
+    static func allow(_ q: Queries, _ names: Set<String>) throws {
+        for (key, _) in q where !names.contains(String(key)) {
+            throw APIError(.badRequest, code: "unknown_parameter", message: "Unknown query parameter \"\(key)\"; allowed: \(names.sorted().joined(separator: ", ")).", field: String(key))
+        }
+    }
+
+    static func string(_ q: Queries, _ name: String) -> String? {
+        guard let v = q[name[...]], !v.isEmpty else { return nil }
+        return String(v)
+    }
+
+    static func enumeration<T: RawRepresentable & CaseIterable>(_ q: Queries, _ name: String, _: T.Type) throws -> T? where T.RawValue == String {
+        guard let v = string(q, name) else { return nil }
+        guard let t = T(rawValue: v) else {
+            throw APIError(.badRequest, code: "invalid_parameter", message: "\(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")).", field: name)
+        }
+        return t
+    }
+
+    static func time(_ q: Queries, _ name: String) throws -> Timestamp? {
+        guard let v = string(q, name) else { return nil }
+        guard let t = Timestamp(parsing: v) else {
+            throw APIError(.badRequest, code: "invalid_parameter", message: "\(name) must be an RFC 3339 time (2026-01-31T12:00:00Z) or epoch milliseconds.", field: name)
+        }
+        return t
+    }
+
+    static func limit(_ q: Queries) throws -> Int {
+        guard let v = string(q, "limit") else { return 50 }
+        guard let n = Int(v), (1...1000).contains(n) else {
+            throw APIError(.badRequest, code: "invalid_parameter", message: "limit must be a whole number from 1 to 1000.", field: "limit")
+        }
+        return n
+    }
+}
+
+/// Renders every error as JSON: ours, Hummingbird's (404 → 405 where the path exists with another method),
+/// and unexpected ones (500, logged, no internals exposed).
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return .json(error.body, status: error.status, headers: error.headers)
+        } catch let error as HTTPError {
+            if error.status == .notFound {
+                let segments = request.uri.path.split(separator: "/").map(String.init)
+                let allowed = API.routes.filter { route in
+                    route.1.count == segments.count && zip(route.1, segments).allSatisfy { $0 == "*" || $0 == $1 }
+                }.map(\.0)
+                if !allowed.isEmpty {
+                    let allow = allowed.map(\.rawValue).joined(separator: ", ")
+                    return APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(request.method.rawValue) is not allowed on \(request.uri.path); use \(allow).", headers: [.allow: allow]).json
+                }
+                return APIError(.notFound, code: "not_found", message: "No route \(request.method.rawValue) \(request.uri.path).").json
+            }
+            return APIError(error.status, code: "http_error", message: error.body ?? error.status.reasonPhrase).json
+        } catch let error as NIOTooManyBytesError {
+            _ = error
+            return APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(API.maxBodySize) bytes.").json
+        } catch {
+            logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
+            return APIError(.internalServerError, code: "internal_error", message: "The server could not complete the request. A POST answered with this error was not stored: retry it (with the same Idempotency-Key to be safe).").json
+        }
+    }
+}
+
+extension APIError {
+    var json: Response { .json(body, status: status, headers: headers) }
+}

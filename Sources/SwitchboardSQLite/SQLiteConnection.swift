@@ -1,0 +1,155 @@
+import CSQLite
+
+/// An error reported by SQLite.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    /// SQLite's extended result code.
+    public var code: Int32
+    public var message: String
+    /// The statement, when one was involved.
+    public var sql: String?
+
+    public var description: String { "SQLite error \(code): \(message)" + (sql.map { " [\($0.prefix(120))]" } ?? "") }
+
+    /// True for constraint violations (unique keys).
+    public var isConstraint: Bool { code & 0xFF == SQLITE_CONSTRAINT }
+    /// True when the database was locked by another process for longer than the busy timeout.
+    public var isBusy: Bool { code & 0xFF == SQLITE_BUSY || code & 0xFF == SQLITE_LOCKED }
+}
+
+/// A value bound to or read from a statement.
+enum SQLValue: Sendable {
+    case null
+    case int(Int64)
+    case text(String)
+}
+
+private let SQLITE_TRANSIENT_DESTRUCTOR = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+/// One prepared statement. Not thread-safe: used by one connection thread only.
+final class Statement {
+    let handle: OpaquePointer
+    let sql: String
+
+    init(handle: OpaquePointer, sql: String) {
+        self.handle = handle
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    func bind(_ values: [SQLValue]) throws {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+        for (i, v) in values.enumerated() {
+            let index = Int32(i + 1)
+            let rc: Int32
+            switch v {
+            case .null: rc = sqlite3_bind_null(handle, index)
+            case .int(let n): rc = sqlite3_bind_int64(handle, index, n)
+            case .text(let s): rc = sqlite3_bind_text(handle, index, s, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+            }
+            guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "bind failed", sql: sql) }
+        }
+    }
+
+    /// Steps once; true when a row is available.
+    func step() throws -> Bool {
+        let rc = sqlite3_step(handle)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        let db = sqlite3_db_handle(handle)
+        let message = db.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "step failed"
+        let code = db.map { sqlite3_extended_errcode($0) } ?? rc
+        sqlite3_reset(handle)
+        throw SQLiteError(code: code, message: message, sql: sql)
+    }
+
+    func int(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+
+    func optionalInt(_ column: Int32) -> Int64? {
+        sqlite3_column_type(handle, column) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, column)
+    }
+
+    func text(_ column: Int32) -> String {
+        guard let p = sqlite3_column_text(handle, column) else { return "" }
+        let n = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+
+    func optionalText(_ column: Int32) -> String? {
+        sqlite3_column_type(handle, column) == SQLITE_NULL ? nil : text(column)
+    }
+}
+
+/// A SQLite connection with a statement cache. Not thread-safe: each connection lives on one thread.
+final class Connection {
+    let handle: OpaquePointer
+    private var cache: [String: Statement] = [:]
+
+    init(path: String, readOnly: Bool) throws {
+        var db: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(code: rc, message: "\(message) (\(path))")
+        }
+        handle = db
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, 10_000)
+    }
+
+    deinit {
+        cache.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    func execute(_ sql: String) throws {
+        var error: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &error)
+        if rc != SQLITE_OK {
+            let message = error.map { String(cString: $0) } ?? "exec failed"
+            sqlite3_free(error)
+            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: message, sql: sql)
+        }
+    }
+
+    func statement(_ sql: String) throws -> Statement {
+        if let s = cache[sql] { return s }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else {
+            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+        }
+        let s = Statement(handle: stmt, sql: sql)
+        cache[sql] = s
+        return s
+    }
+
+    /// Runs a statement that returns no rows.
+    func run(_ sql: String, _ values: [SQLValue] = []) throws {
+        let s = try statement(sql)
+        try s.bind(values)
+        while try s.step() {}
+        sqlite3_reset(s.handle)
+    }
+
+    /// Runs a query, calling `row` for each result row.
+    func query(_ sql: String, _ values: [SQLValue] = [], row: (Statement) throws -> Void) throws {
+        let s = try statement(sql)
+        try s.bind(values)
+        defer { sqlite3_reset(s.handle) }
+        while try s.step() { try row(s) }
+    }
+
+    /// The first column of the first row as an integer, or nil.
+    func scalar(_ sql: String, _ values: [SQLValue] = []) throws -> Int64? {
+        var result: Int64?
+        try query(sql, values) { s in if result == nil { result = s.optionalInt(0) } }
+        return result
+    }
+
+    var changes: Int { Int(sqlite3_changes(handle)) }
+    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+}

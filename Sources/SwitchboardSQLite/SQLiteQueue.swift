@@ -1,0 +1,188 @@
+import Foundation
+import SwitchboardCore
+
+/// Errors of the embedded queue, named like Redis's so both adapters read alike.
+public enum QueueError: Error, CustomStringConvertible, Sendable {
+    /// The consumer group does not exist (Redis: NOGROUP).
+    case noGroup(stream: String, group: String)
+
+    public var description: String {
+        switch self {
+        case .noGroup(let stream, let group): "NOGROUP no consumer group '\(group)' for stream '\(stream)'"
+        }
+    }
+}
+
+/// The embedded `MessageQueue`: Redis-Streams-like consumer groups on SQLite tables.
+///
+/// Entries live in `stream_entries`; a group remembers the last entry it handed out; handed-out entries sit
+/// in `stream_pending` with a lease and a delivery count until acknowledged. An entry acknowledged by every
+/// group of its stream is deleted (dead-letter streams have no group and keep their entries).
+public struct SQLiteQueue: MessageQueue {
+    let db: SQLiteDatabase
+    /// How long a read entry stays with its consumer before another may take it.
+    public var lease: Duration
+    /// How often a blocked reader looks for entries published by other processes.
+    public var pollInterval: Duration
+    /// The wall clock (injected so tests can move time).
+    let clock: @Sendable () -> Timestamp
+
+    public init(database: SQLiteDatabase, lease: Duration = .seconds(30), pollInterval: Duration = .milliseconds(100), clock: @escaping @Sendable () -> Timestamp) {
+        db = database
+        self.lease = lease
+        self.pollInterval = pollInterval
+        self.clock = clock
+    }
+
+    static func encode(_ fields: [String: String]) -> String {
+        JSONValue.object(fields.mapValues { .string($0) }).canonicalText
+    }
+
+    static func decode(_ text: String) -> [String: String] {
+        guard case .object(let o)? = try? JSONParser.parse(text) else { return [:] }
+        return o.compactMapValues(\.stringValue)
+    }
+
+    public func createGroup(stream: String, group: String) async throws {
+        try await db.write { c in
+            try c.run("INSERT OR IGNORE INTO stream_groups (stream, grp, last_id) VALUES (?, ?, 0)", [.text(stream), .text(group)])
+        }
+    }
+
+    @discardableResult
+    public func publish(stream: String, entries: [[String: String]]) async throws -> [String] {
+        guard !entries.isEmpty else { return [] }
+        let now = clock()
+        let ids = try await db.write { c in
+            var ids: [String] = []
+            ids.reserveCapacity(entries.count)
+            for fields in entries {
+                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(stream), .text(Self.encode(fields)), .int(now.milliseconds)])
+                ids.append(String(c.lastInsertRowID))
+            }
+            return ids
+        }
+        db.signal.notify(stream)
+        return ids
+    }
+
+    public func read(stream: String, group: String, consumer: String, count: Int, block: Duration) async throws -> [QueueEntry] {
+        let deadline = ContinuousClock.now + block
+        while true {
+            let generation = db.signal.generation(stream)
+            let entries = try await claim(stream: stream, group: group, consumer: consumer, count: count)
+            if !entries.isEmpty { return entries }
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero || Task.isCancelled { return [] }
+            await db.signal.wait(stream, after: generation, timeout: min(remaining, pollInterval))
+            if Task.isCancelled { return [] }
+        }
+    }
+
+    func claim(stream: String, group: String, consumer: String, count: Int) async throws -> [QueueEntry] {
+        let now = clock()
+        let leaseUntil = now.adding(lease).milliseconds
+        return try await db.write { c in
+            guard let lastID = try c.scalar("SELECT last_id FROM stream_groups WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) else {
+                throw QueueError.noGroup(stream: stream, group: group)
+            }
+            var result: [QueueEntry] = []
+            // Entries whose lease ran out: take them over (XAUTOCLAIM).
+            var expired: [(Int64, Int64)] = []
+            try c.query(
+                "SELECT entry_id, deliveries FROM stream_pending WHERE stream = ? AND grp = ? AND lease_until <= ? ORDER BY entry_id LIMIT ?",
+                [.text(stream), .text(group), .int(now.milliseconds), .int(Int64(count))]
+            ) { s in expired.append((s.int(0), s.int(1))) }
+            for (id, deliveries) in expired {
+                try c.run(
+                    "UPDATE stream_pending SET consumer = ?, lease_until = ?, deliveries = ? WHERE stream = ? AND grp = ? AND entry_id = ?",
+                    [.text(consumer), .int(leaseUntil), .int(deliveries + 1), .text(stream), .text(group), .int(id)])
+                var fields: [String: String]?
+                try c.query("SELECT fields FROM stream_entries WHERE id = ?", [.int(id)]) { s in fields = Self.decode(s.text(0)) }
+                if let fields {
+                    result.append(QueueEntry(id: String(id), stream: stream, fields: fields, deliveryCount: Int(deliveries + 1)))
+                } else {
+                    // Deleted meanwhile (XDEL): drop the pending record, as Redis's XAUTOCLAIM does.
+                    try c.run("DELETE FROM stream_pending WHERE stream = ? AND grp = ? AND entry_id = ?", [.text(stream), .text(group), .int(id)])
+                }
+            }
+            // New entries (XREADGROUP >).
+            let room = count - result.count
+            if room > 0 {
+                var newest = lastID
+                try c.query("SELECT id, fields FROM stream_entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?", [.text(stream), .int(lastID), .int(Int64(room))]) { s in
+                    let id = s.int(0)
+                    newest = max(newest, id)
+                    result.append(QueueEntry(id: String(id), stream: stream, fields: Self.decode(s.text(1)), deliveryCount: 1))
+                }
+                if newest > lastID {
+                    for e in result where e.deliveryCount == 1 {
+                        try c.run(
+                            "INSERT INTO stream_pending (stream, grp, entry_id, consumer, lease_until, deliveries) VALUES (?, ?, ?, ?, ?, 1)",
+                            [.text(stream), .text(group), .int(Int64(e.id)!), .text(consumer), .int(leaseUntil)])
+                    }
+                    try c.run("UPDATE stream_groups SET last_id = ? WHERE stream = ? AND grp = ?", [.int(newest), .text(stream), .text(group)])
+                }
+            }
+            return result
+        }
+    }
+
+    public func ack(stream: String, group: String, ids: [String]) async throws {
+        guard !ids.isEmpty else { return }
+        try await db.write { c in try Self.ack(c, stream: stream, group: group, ids: ids) }
+    }
+
+    static func ack(_ c: Connection, stream: String, group: String, ids: [String]) throws {
+        for id in ids {
+            guard let n = Int64(id) else { continue }
+            try c.run("DELETE FROM stream_pending WHERE stream = ? AND grp = ? AND entry_id = ?", [.text(stream), .text(group), .int(n)])
+            // Delete the entry once no group still needs it.
+            try c.run(
+                """
+                DELETE FROM stream_entries WHERE id = ?1
+                AND NOT EXISTS (SELECT 1 FROM stream_pending WHERE stream = ?2 AND entry_id = ?1)
+                AND NOT EXISTS (SELECT 1 FROM stream_groups WHERE stream = ?2 AND last_id < ?1)
+                """, [.int(n), .text(stream)])
+        }
+    }
+
+    public func deadLetter(stream: String, group: String, entries: [QueueEntry], reason: String) async throws {
+        guard !entries.isEmpty else { return }
+        let now = clock()
+        let dead = StreamNames.deadLetter(of: stream)
+        try await db.write { c in
+            for e in entries {
+                var fields = e.fields
+                fields["dead_reason"] = reason
+                fields["dead_entry_id"] = e.id
+                fields["dead_deliveries"] = String(e.deliveryCount)
+                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(dead), .text(Self.encode(fields)), .int(now.milliseconds)])
+            }
+            try Self.ack(c, stream: stream, group: group, ids: entries.map(\.id))
+        }
+    }
+
+    public func entries(stream: String, limit: Int) async throws -> [QueueEntry] {
+        try await db.read { c in
+            var result: [QueueEntry] = []
+            try c.query("SELECT id, fields FROM stream_entries WHERE stream = ? ORDER BY id LIMIT ?", [.text(stream), .int(Int64(limit))]) { s in
+                result.append(QueueEntry(id: String(s.int(0)), stream: stream, fields: Self.decode(s.text(1)), deliveryCount: 0))
+            }
+            return result
+        }
+    }
+
+    public func info(stream: String, group: String) async throws -> StreamInfo {
+        try await db.read { c in
+            let length = try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = ?", [.text(stream)]) ?? 0
+            let pending = try c.scalar("SELECT count(*) FROM stream_pending WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) ?? 0
+            let dead = try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = ?", [.text(StreamNames.deadLetter(of: stream))]) ?? 0
+            return StreamInfo(stream: stream, length: Int(length), pending: Int(pending), deadLetters: Int(dead))
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await db.read { c in try c.scalar("SELECT 1") }
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import SwitchboardCore
+
+/// The embedded `SearchIndex`: plain tables with FTS5 indexes (`search_communications`, `search_logs`).
+///
+/// It keeps its own copy of what it indexes, so it works beside any store (SQLite or MongoDB).
+public struct SQLiteSearchIndex: SearchIndex {
+    let db: SQLiteDatabase
+
+    public init(database: SQLiteDatabase) { db = database }
+
+    public func index(communications: [CommunicationDocument]) async throws {
+        guard !communications.isEmpty else { return }
+        try await db.write { c in
+            for d in communications {
+                // Only status and time change after creation; msg, from and to (the FTS columns) never do.
+                try c.run(
+                    """
+                    INSERT INTO search_communications (id, type, sender, recipient, msg, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at WHERE excluded.updated_at >= updated_at
+                    """,
+                    [.text(d.communicationId), .text(d.type.rawValue), .text(d.from), .text(d.to), .text(d.msg), .text(d.status.rawValue), .int(d.createdAt.milliseconds), .int(d.timestamp.milliseconds)])
+            }
+        }
+    }
+
+    public func index(logs: [LogRecord]) async throws {
+        guard !logs.isEmpty else { return }
+        try await db.write { c in
+            for l in logs {
+                try c.run(
+                    """
+                    INSERT INTO search_logs (communication_id, service, status, type, sender, recipient, msg, error, attempt, provider, timestamp)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    [.text(l.communicationId), .text(l.service), .text(l.status.rawValue), .text(l.type.rawValue), .text(l.from), .text(l.to), .text(l.msg),
+                     l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds)])
+            }
+        }
+    }
+
+    /// Turns user text into an FTS5 query: every word quoted (so operators and punctuation are literal), all required.
+    static func ftsQuery(_ text: String) -> String? {
+        let words = text.split(whereSeparator: { $0.isWhitespace }).map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        return words.isEmpty ? nil : words.joined(separator: " ")
+    }
+
+    static func cursor(_ text: String?) throws -> Int64? {
+        guard let text else { return nil }
+        guard text.hasPrefix("r"), let n = Int64(text.dropFirst()), n > 0 else { throw InvalidCursor() }
+        return n
+    }
+
+    public func search(_ q: CommunicationQuery) async throws -> Page<CommunicationDocument> {
+        let after = try Self.cursor(q.cursor)
+        var clauses: [String] = []
+        var values: [SQLValue] = []
+        if let t = q.text.flatMap(Self.ftsQuery) {
+            clauses.append("s.rowid IN (SELECT rowid FROM search_communications_fts WHERE search_communications_fts MATCH ?)")
+            values.append(.text(t))
+        }
+        if let type = q.type { clauses.append("s.type = ?"); values.append(.text(type.rawValue)) }
+        if let status = q.status { clauses.append("s.status = ?"); values.append(.text(status.rawValue)) }
+        if let to = q.to { clauses.append("s.recipient = ?"); values.append(.text(to)) }
+        if let since = q.since { clauses.append("s.created_at >= ?"); values.append(.int(since.milliseconds)) }
+        if let until = q.until { clauses.append("s.created_at < ?"); values.append(.int(until.milliseconds)) }
+        if let after { clauses.append("s.rowid < ?"); values.append(.int(after)) }
+        let limit = max(1, min(q.limit, 1000))
+        values.append(.int(Int64(limit + 1)))
+        let sql = """
+            SELECT s.rowid, s.id, s.type, s.sender, s.recipient, s.msg, s.status, s.created_at, s.updated_at FROM search_communications s
+            \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY s.rowid DESC LIMIT ?
+            """
+        return try await db.read { [values] c in
+            var rows: [(Int64, CommunicationDocument)] = []
+            try c.query(sql, values) { s in
+                guard let type = Channel(rawValue: s.text(2)), let status = CommunicationStatus(rawValue: s.text(6)) else { return }
+                rows.append((s.int(0), CommunicationDocument(communicationId: s.text(1), type: type, from: s.text(3), to: s.text(4), msg: s.text(5), status: status, createdAt: Timestamp(milliseconds: s.int(7)), timestamp: Timestamp(milliseconds: s.int(8)))))
+            }
+            let more = rows.count > limit
+            let page = Array(rows.prefix(limit))
+            return Page(items: page.map(\.1), nextCursor: more ? page.last.map { "r\($0.0)" } : nil)
+        }
+    }
+
+    public func search(_ q: LogQuery) async throws -> Page<LogRecord> {
+        let after = try Self.cursor(q.cursor)
+        var clauses: [String] = []
+        var values: [SQLValue] = []
+        if let t = q.text.flatMap(Self.ftsQuery) {
+            clauses.append("l.rowid IN (SELECT rowid FROM search_logs_fts WHERE search_logs_fts MATCH ?)")
+            values.append(.text(t))
+        }
+        if let id = q.communicationId { clauses.append("l.communication_id = ?"); values.append(.text(id)) }
+        if let service = q.service { clauses.append("l.service = ?"); values.append(.text(service)) }
+        if let status = q.status { clauses.append("l.status = ?"); values.append(.text(status.rawValue)) }
+        if let after { clauses.append("l.rowid < ?"); values.append(.int(after)) }
+        let limit = max(1, min(q.limit, 1000))
+        values.append(.int(Int64(limit + 1)))
+        let sql = """
+            SELECT l.rowid, l.communication_id, l.service, l.status, l.type, l.sender, l.recipient, l.msg, l.error, l.attempt, l.provider, l.timestamp FROM search_logs l
+            \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY l.rowid DESC LIMIT ?
+            """
+        return try await db.read { [values] c in
+            var rows: [(Int64, LogRecord)] = []
+            try c.query(sql, values) { s in
+                guard let status = CommunicationStatus(rawValue: s.text(3)), let type = Channel(rawValue: s.text(4)) else { return }
+                rows.append((s.int(0), LogRecord(communicationId: s.text(1), service: s.text(2), status: status, type: type, from: s.text(5), to: s.text(6), msg: s.text(7), error: s.optionalText(8), attempt: Int(s.int(9)), provider: s.optionalText(10), timestamp: Timestamp(milliseconds: s.int(11)))))
+            }
+            let more = rows.count > limit
+            let page = Array(rows.prefix(limit))
+            return Page(items: page.map(\.1), nextCursor: more ? page.last.map { "r\($0.0)" } : nil)
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await db.read { c in try c.scalar("SELECT 1") }
+    }
+}
+
+/// The embedded `SandboxMailbox`: the `sandbox_messages` table.
+public struct SQLiteSandboxMailbox: SandboxMailbox {
+    let db: SQLiteDatabase
+
+    public init(database: SQLiteDatabase) { db = database }
+
+    public func record(_ m: SandboxMessage) async throws {
+        try await db.write { c in
+            try c.run(
+                "INSERT INTO sandbox_messages (communication_id, channel, sender, recipient, msg, subject, attempt, provider_message_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [.text(m.communicationId), .text(m.channel.rawValue), .text(m.from), .text(m.to), .text(m.msg), m.subject.map(SQLValue.text) ?? .null, .int(Int64(m.attempt)), .text(m.providerMessageID), .int(m.at.milliseconds)])
+        }
+    }
+
+    public func messages(channel: Channel?, to: String?, limit: Int) async throws -> [SandboxMessage] {
+        var clauses: [String] = []
+        var values: [SQLValue] = []
+        if let channel { clauses.append("channel = ?"); values.append(.text(channel.rawValue)) }
+        if let to { clauses.append("recipient = ?"); values.append(.text(to)) }
+        values.append(.int(Int64(max(1, min(limit, 1000)))))
+        let sql = "SELECT communication_id, channel, sender, recipient, msg, subject, attempt, provider_message_id, at FROM sandbox_messages \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY seq DESC LIMIT ?"
+        return try await db.read { [values] c in
+            var result: [SandboxMessage] = []
+            try c.query(sql, values) { s in
+                guard let ch = Channel(rawValue: s.text(1)) else { return }
+                result.append(SandboxMessage(communicationId: s.text(0), channel: ch, from: s.text(2), to: s.text(3), msg: s.text(4), subject: s.optionalText(5), attempt: Int(s.int(6)), providerMessageID: s.text(7), at: Timestamp(milliseconds: s.int(8))))
+            }
+            return result
+        }
+    }
+}

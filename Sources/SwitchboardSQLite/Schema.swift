@@ -1,0 +1,136 @@
+/// The embedded engine's tables, created or upgraded at open (`PRAGMA user_version` is the schema version).
+enum Schema {
+    static let version: Int64 = 1
+
+    static let v1 = """
+        CREATE TABLE communications (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            msg TEXT NOT NULL,
+            data TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            dispatch_seq INTEGER NOT NULL DEFAULT 1,
+            dispatch_at INTEGER,
+            provider TEXT,
+            provider_message_id TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            idempotency_key TEXT UNIQUE,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX communications_dispatch ON communications(dispatch_at) WHERE dispatch_at IS NOT NULL;
+        CREATE INDEX communications_provider_message ON communications(provider_message_id) WHERE provider_message_id IS NOT NULL;
+        CREATE INDEX communications_status ON communications(type, status);
+        CREATE TABLE status_history (
+            comm_seq INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            service TEXT NOT NULL,
+            provider TEXT,
+            detail TEXT
+        );
+        CREATE INDEX status_history_comm ON status_history(comm_seq);
+
+        CREATE TABLE stream_entries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            stream TEXT NOT NULL,
+            fields TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE INDEX stream_entries_stream ON stream_entries(stream, id);
+        CREATE TABLE stream_groups (
+            stream TEXT NOT NULL,
+            grp TEXT NOT NULL,
+            last_id INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (stream, grp)
+        ) WITHOUT ROWID;
+        CREATE TABLE stream_pending (
+            stream TEXT NOT NULL,
+            grp TEXT NOT NULL,
+            entry_id INTEGER NOT NULL,
+            consumer TEXT NOT NULL,
+            lease_until INTEGER NOT NULL,
+            deliveries INTEGER NOT NULL,
+            PRIMARY KEY (stream, grp, entry_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX stream_pending_lease ON stream_pending(stream, grp, lease_until);
+
+        CREATE TABLE search_communications (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            msg TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX search_communications_recipient ON search_communications(recipient);
+        CREATE INDEX search_communications_created ON search_communications(created_at);
+        CREATE VIRTUAL TABLE search_communications_fts USING fts5(
+            msg, sender, recipient, content='search_communications', content_rowid='rowid', tokenize='unicode61'
+        );
+        CREATE TRIGGER search_communications_ai AFTER INSERT ON search_communications BEGIN
+            INSERT INTO search_communications_fts(rowid, msg, sender, recipient) VALUES (new.rowid, new.msg, new.sender, new.recipient);
+        END;
+
+        CREATE TABLE search_logs (
+            rowid INTEGER PRIMARY KEY,
+            communication_id TEXT NOT NULL,
+            service TEXT NOT NULL,
+            status TEXT NOT NULL,
+            type TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            msg TEXT NOT NULL,
+            error TEXT,
+            attempt INTEGER NOT NULL,
+            provider TEXT,
+            timestamp INTEGER NOT NULL
+        );
+        CREATE INDEX search_logs_communication ON search_logs(communication_id);
+        CREATE VIRTUAL TABLE search_logs_fts USING fts5(
+            msg, error, content='search_logs', content_rowid='rowid', tokenize='unicode61'
+        );
+        CREATE TRIGGER search_logs_ai AFTER INSERT ON search_logs BEGIN
+            INSERT INTO search_logs_fts(rowid, msg, error) VALUES (new.rowid, new.msg, new.error);
+        END;
+
+        CREATE TABLE sandbox_messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            communication_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            msg TEXT NOT NULL,
+            subject TEXT,
+            attempt INTEGER NOT NULL,
+            provider_message_id TEXT NOT NULL,
+            at INTEGER NOT NULL
+        );
+        """
+
+    static func migrate(_ c: Connection) throws {
+        let current = try c.scalar("PRAGMA user_version") ?? 0
+        guard current < version else { return }
+        try c.execute("BEGIN IMMEDIATE")
+        do {
+            // Re-check under the write lock: another process may have migrated meanwhile.
+            if (try c.scalar("PRAGMA user_version") ?? 0) < 1 {
+                try c.execute(v1)
+                try c.execute("PRAGMA user_version = \(version)")
+            }
+            try c.execute("COMMIT")
+        } catch {
+            try? c.execute("ROLLBACK")
+            throw error
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import SwitchboardApp
+import SwitchboardCore
+import SwitchboardSQLite
+
+/// A setting that could not be read.
+public struct SettingsError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Everything a process is configured with. Read from the environment (the seed's `PORT`, everything else
+/// under `SWITCHBOARD_`), then overridden by command-line flags.
+public struct Settings: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 3001
+    public var databasePath = "./data/switchboard.sqlite"
+    public var synchronous = SQLiteSynchronous.full
+    public var pipeline = PipelineOptions()
+    public var lease: Duration = .seconds(30)
+    public var pollInterval: Duration = .milliseconds(100)
+    public var logLevel = Logger.Level.info
+
+    public init() {}
+
+    /// One documented environment variable.
+    public struct Variable: Sendable {
+        public var name: String
+        public var meaning: String
+        public var defaultValue: String
+    }
+
+    /// The variables this version reads, for `--help` and the README.
+    public static let variables: [Variable] = [
+        Variable(name: "PORT", meaning: "HTTP port of the router", defaultValue: "3001"),
+        Variable(name: "SWITCHBOARD_HOST", meaning: "address the router listens on", defaultValue: "127.0.0.1"),
+        Variable(name: "SWITCHBOARD_DATABASE", meaning: "SQLite file of the embedded engine", defaultValue: "./data/switchboard.sqlite"),
+        Variable(name: "SWITCHBOARD_SQLITE_SYNCHRONOUS", meaning: "full (fsync each commit) or normal (fsync at checkpoints)", defaultValue: "full"),
+        Variable(name: "SWITCHBOARD_RETRY_MAX_ATTEMPTS", meaning: "delivery attempts in all", defaultValue: "5"),
+        Variable(name: "SWITCHBOARD_RETRY_BASE_MS", meaning: "backoff before the 2nd attempt, doubled each time", defaultValue: "1000"),
+        Variable(name: "SWITCHBOARD_RETRY_MAX_MS", meaning: "longest backoff", defaultValue: "300000"),
+        Variable(name: "SWITCHBOARD_RETRY_JITTER", meaning: "random fraction of each backoff (0 to 1)", defaultValue: "0.5"),
+        Variable(name: "SWITCHBOARD_LEASE_MS", meaning: "how long a worker holds a stream entry before another may take it", defaultValue: "30000"),
+        Variable(name: "SWITCHBOARD_MAX_DELIVERIES", meaning: "deliveries of one stream entry before it is dead-lettered", defaultValue: "5"),
+        Variable(name: "SWITCHBOARD_WORKER_CONCURRENCY", meaning: "deliveries in flight per channel worker", defaultValue: "64"),
+        Variable(name: "SWITCHBOARD_BATCH_SIZE", meaning: "stream entries a worker reads at once", defaultValue: "128"),
+        Variable(name: "SWITCHBOARD_OUTBOX_GRACE_MS", meaning: "age at which an unconfirmed publication is redone by the outbox", defaultValue: "10000"),
+        Variable(name: "SWITCHBOARD_SCHEDULER_INTERVAL_MS", meaning: "how often the outbox looks for due messages and retries", defaultValue: "500"),
+        Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
+        Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
+    ]
+
+    /// The seed's variables that select engines and providers this version does not have yet.
+    static let notYetSupported = ["MONGODB_URL", "REDIS_URL", "ELASTICSEARCH_NODE", "ACCOUNTSID", "AUTHTOKEN", "MSG_ID"]
+
+    /// Reads the environment.
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+        var s = Settings()
+        func value(_ name: String) -> String? {
+            guard let v = env[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            return v
+        }
+        func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let v = value(name) else { return nil }
+            guard let n = Int(v), range.contains(n) else { throw SettingsError("\(name)=\(v) is not a whole number from \(range.lowerBound) to \(range.upperBound)") }
+            return n
+        }
+        func millis(_ name: String) throws -> Duration? { try int(name, 0...86_400_000).map { .milliseconds($0) } }
+
+        if let v = try int("PORT", 0...65535) { s.port = v }
+        if let v = value("SWITCHBOARD_HOST") { s.host = v }
+        if let v = value("SWITCHBOARD_DATABASE") { s.databasePath = v }
+        if let v = value("SWITCHBOARD_SQLITE_SYNCHRONOUS") {
+            guard let sync = SQLiteSynchronous(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_SQLITE_SYNCHRONOUS=\(v): use full or normal") }
+            s.synchronous = sync
+        }
+        var retry = s.pipeline.retry
+        if let v = try int("SWITCHBOARD_RETRY_MAX_ATTEMPTS", 1...100) { retry.maxAttempts = v }
+        if let v = try millis("SWITCHBOARD_RETRY_BASE_MS") { retry.baseDelay = v }
+        if let v = try millis("SWITCHBOARD_RETRY_MAX_MS") { retry.maxDelay = v }
+        if let v = value("SWITCHBOARD_RETRY_JITTER") {
+            guard let j = Double(v), (0...1).contains(j) else { throw SettingsError("SWITCHBOARD_RETRY_JITTER=\(v) is not a number from 0 to 1") }
+            retry.jitter = j
+        }
+        s.pipeline.retry = retry
+        if let v = try millis("SWITCHBOARD_LEASE_MS") { s.lease = v }
+        if let v = try int("SWITCHBOARD_MAX_DELIVERIES", 1...1000) { s.pipeline.maxDeliveries = v }
+        if let v = try int("SWITCHBOARD_WORKER_CONCURRENCY", 1...10_000) { s.pipeline.concurrency = v }
+        if let v = try int("SWITCHBOARD_BATCH_SIZE", 1...10_000) { s.pipeline.batchSize = v }
+        if let v = try millis("SWITCHBOARD_OUTBOX_GRACE_MS") { s.pipeline.outboxGrace = v }
+        if let v = try millis("SWITCHBOARD_SCHEDULER_INTERVAL_MS") { s.pipeline.schedulerInterval = v }
+        if let v = try millis("SWITCHBOARD_POLL_MS") { s.pollInterval = v }
+        if let v = value("SWITCHBOARD_LOG_LEVEL") {
+            guard let level = Logger.Level(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_LOG_LEVEL=\(v): use trace, debug, info, notice, warning, error or critical") }
+            s.logLevel = level
+        }
+        let unsupported = notYetSupported.filter { value($0) != nil }
+        if !unsupported.isEmpty {
+            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs only the embedded engine and the sandbox provider. Unset \(unsupported.count == 1 ? "it" : "them") to run embedded.")
+        }
+        return s
+    }
+
+    /// The effective configuration, one `name=value` per entry, secrets masked.
+    public var summary: [(String, String)] {
+        [
+            ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"), ("queue", "sqlite streams"), ("search", "sqlite fts5"),
+            ("sqlite.synchronous", synchronous.rawValue),
+            ("providers", "email=sandbox sms=sandbox whatsapp=sandbox"),
+            ("retry", "attempts=\(pipeline.retry.maxAttempts) base=\(pipeline.retry.baseDelay) max=\(pipeline.retry.maxDelay) jitter=\(pipeline.retry.jitter)"),
+            ("lease", "\(lease)"), ("maxDeliveries", "\(pipeline.maxDeliveries)"), ("concurrency", "\(pipeline.concurrency)"), ("batchSize", "\(pipeline.batchSize)"),
+            ("outboxGrace", "\(pipeline.outboxGrace)"), ("schedulerInterval", "\(pipeline.schedulerInterval)"), ("poll", "\(pollInterval)"),
+        ]
+    }
+
+    /// Masks the password in a URL-like value (`redis://user:secret@host` → `redis://user:****@host`).
+    public static func mask(_ value: String) -> String {
+        guard let scheme = value.range(of: "://"), let at = value.range(of: "@", range: scheme.upperBound..<value.endIndex) else { return value }
+        let credentials = value[scheme.upperBound..<at.lowerBound]
+        guard let colon = credentials.firstIndex(of: ":") else { return value }
+        return String(value[..<credentials.index(after: colon)]) + "****" + String(value[at.lowerBound...])
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SwitchboardApp
+import SwitchboardCore
+import SwitchboardHTTP
+import SwitchboardSQLite
+import SwitchboardSandbox
+
+/// Which services a process runs.
+public enum Role: Sendable, Hashable {
+    /// Everything in one process (`switchboard serve`).
+    case all
+    /// The HTTP API and the outbox scheduler.
+    case router
+    /// One channel's worker.
+    case worker(Channel)
+    /// The logging service.
+    case logger
+}
+
+/// The assembled system: engines, providers and the services of a role.
+public struct System: Sendable {
+    public let settings: Settings
+    public let database: SQLiteDatabase
+    public let engine: Engine
+    public let logger: Logger
+    let clock: @Sendable () -> Timestamp
+
+    /// Opens the engines named by `settings`.
+    public init(settings: Settings, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) throws {
+        self.settings = settings
+        self.logger = logger
+        self.clock = clock
+        database = try SQLiteDatabase(options: SQLiteOptions(path: settings.databasePath, synchronous: settings.synchronous), logger: logger)
+        engine = Engine(
+            store: SQLiteStore(database: database),
+            queue: SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock),
+            search: SQLiteSearchIndex(database: database),
+            mailbox: SQLiteSandboxMailbox(database: database),
+            names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
+    }
+
+    /// The providers of `channel`, in failover order.
+    public func providers(for channel: Channel) -> [any DeliveryProvider] {
+        [SandboxProvider(mailbox: engine.mailbox!, clock: clock)]
+    }
+
+    /// A unique consumer name for this process.
+    static func consumerName(_ suffix: String) -> String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(suffix)"
+    }
+
+    /// The HTTP application (router API).
+    public func application() -> Application<RouterResponder<BasicRequestContext>> {
+        let api = API(engine: engine, dispatcher: Dispatcher(engine: engine, options: settings.pipeline, logger: logger, clock: clock), logger: logger)
+        return Application(
+            router: api.router(),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
+            logger: logger)
+    }
+
+    /// The services of `role`, without the HTTP application.
+    public func backgroundServices(role: Role) -> [any Service] {
+        var services: [any Service] = []
+        let options = settings.pipeline
+        if role == .all || role == .router {
+            services.append(OutboxScheduler(engine: engine, options: options, logger: logger, clock: clock))
+        }
+        for channel in Channel.allCases where role == .all || role == .worker(channel) {
+            services.append(ChannelWorker(channel: channel, engine: engine, providers: providers(for: channel), options: options, consumer: Self.consumerName(channel.rawValue), logger: logger, clock: clock))
+        }
+        if role == .all || role == .logger {
+            services.append(LogIndexer(engine: engine, options: options, consumer: Self.consumerName("logger"), logger: logger))
+        }
+        return services
+    }
+
+    /// Runs `role` until SIGINT or SIGTERM, then shuts down gracefully: the HTTP server stops accepting,
+    /// workers finish the batch in hand, and the database closes last.
+    public func run(role: Role) async throws {
+        var services: [any Service] = [DatabaseService(database: database, logger: logger)]
+        services += backgroundServices(role: role)
+        if role == .all || role == .router {
+            services.append(application())
+        }
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// Keeps the database open while the other services run and closes it after they stopped (a service group
+/// shuts its services down in reverse order, so this one, listed first, goes last).
+public struct DatabaseService: Service {
+    let database: SQLiteDatabase
+    let logger: Logger
+
+    public init(database: SQLiteDatabase, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await database.close()
+        logger.info("database closed")
+    }
+}

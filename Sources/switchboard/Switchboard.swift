@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SwitchboardCore
+import SwitchboardServer
+
+@main
+struct Switchboard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard",
+        abstract: "Switchboard: one HTTP request in, a message delivered by email, SMS or WhatsApp out.",
+        discussion: """
+            Environment (flags override):
+            \(Settings.variables.map { "  \($0.name.padding(toLength: 34, withPad: " ", startingAt: 0)) \($0.meaning) (default \($0.defaultValue))" }.joined(separator: "\n"))
+            """,
+        subcommands: [Serve.self, RouterCommand.self, WorkerCommand.self, LoggerCommand.self],
+        defaultSubcommand: nil)
+}
+
+/// Flags every service command takes.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "SQLite file of the embedded engine (SWITCHBOARD_DATABASE).")
+    var database: String?
+
+    @Option(help: "Log level (SWITCHBOARD_LOG_LEVEL).")
+    var logLevel: String?
+
+    func settings() throws -> Settings {
+        var s = try Settings.fromEnvironment()
+        if let database { s.databasePath = database }
+        if let logLevel {
+            guard let level = Logger.Level(rawValue: logLevel.lowercased()) else { throw ValidationError("--log-level \(logLevel): use trace, debug, info, notice, warning, error or critical") }
+            s.logLevel = level
+        }
+        return s
+    }
+}
+
+struct HTTPOptions: ParsableArguments {
+    @Option(help: "HTTP port (PORT, default 3001).")
+    var port: Int?
+
+    @Option(help: "Address to listen on (SWITCHBOARD_HOST, default 127.0.0.1).")
+    var host: String?
+
+    func apply(to s: inout Settings) {
+        if let port { s.port = port }
+        if let host { s.host = host }
+    }
+}
+
+func start(_ settings: Settings, role: Role, name: String) async throws {
+    let level = settings.logLevel
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = level
+        return h
+    }
+    let logger = Logger(label: "switchboard.\(name)")
+    logger.info("starting \(name)", metadata: Logger.Metadata(uniqueKeysWithValues: settings.summary.map { ($0.0, .string($0.1)) }))
+    let system = try System(settings: settings, logger: logger)
+    try await system.run(role: role)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run everything in one process: router, the three channel workers, the logging service and the outbox.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var http: HTTPOptions
+    @Option(help: "Deliveries in flight per channel worker (SWITCHBOARD_WORKER_CONCURRENCY).")
+    var concurrency: Int?
+
+    func run() async throws {
+        var s = try common.settings()
+        http.apply(to: &s)
+        if let concurrency { s.pipeline.concurrency = max(1, concurrency) }
+        try await start(s, role: .all, name: "serve")
+    }
+}
+
+struct RouterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "router", abstract: "Run the router: the HTTP API and the outbox scheduler.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var http: HTTPOptions
+
+    func run() async throws {
+        var s = try common.settings()
+        http.apply(to: &s)
+        try await start(s, role: .router, name: "router")
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run one channel's worker.")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "email, sms or whatsapp.")
+    var channel: String
+    @Option(help: "Deliveries in flight (SWITCHBOARD_WORKER_CONCURRENCY).")
+    var concurrency: Int?
+
+    func validate() throws {
+        guard Channel(rawValue: channel) != nil else { throw ValidationError("--channel \(channel): use email, sms or whatsapp") }
+        if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+    }
+
+    func run() async throws {
+        var s = try common.settings()
+        if let concurrency { s.pipeline.concurrency = concurrency }
+        try await start(s, role: .worker(Channel(rawValue: channel)!), name: "worker-\(channel)")
+    }
+}
+
+struct LoggerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logger", abstract: "Run the logging service: log_stream into communication-logs.")
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        try await start(try common.settings(), role: .logger, name: "logger")
+    }
+}

@@ -1,0 +1,55 @@
+import Testing
+@testable import SwitchboardCore
+
+@Suite("JSON, timestamps, ids and stream entries")
+struct EncodingTests {
+    @Test("JSON parse and canonical text round-trip")
+    func json() throws {
+        let text = #"{"b":[1,2.5,-3e2,true,null],"a":"x\"y\\z\n\u00e9\ud83d\ude00","c":{}}"#
+        let v = try JSONParser.parse(text)
+        #expect(v["a"] == .string("x\"y\\z\né😀"))
+        #expect(try JSONParser.parse(v.canonicalText) == v)
+        #expect(v.canonicalText.hasPrefix(#"{"a":"#))
+        for bad in ["", "{", "{\"a\":}", "[1,]", "01", "\"\\x\"", "{} x", "\"\u{01}\"", "nul", "\"\\ud800\""] {
+            #expect(throws: JSONParser.Failure.self, "\(bad)") { try JSONParser.parse(bad) }
+        }
+    }
+
+    @Test("timestamps format and parse RFC 3339")
+    func timestamps() {
+        let t = Timestamp(milliseconds: 1_795_238_959_123)
+        #expect(t.iso8601 == "2026-11-21T05:29:19.123Z")
+        #expect(Timestamp(parsing: t.iso8601) == t)
+        #expect(Timestamp(parsing: "2026-11-21T07:29:19.123+02:00") == t)
+        #expect(Timestamp(parsing: "2026-11-21")?.iso8601 == "2026-11-21T00:00:00.000Z")
+        #expect(Timestamp(parsing: "1795238959123") == t)
+        #expect(Timestamp(milliseconds: 0).iso8601 == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp(milliseconds: 951_782_400_000).iso8601 == "2000-02-29T00:00:00.000Z")
+        #expect(Timestamp(parsing: "yesterday") == nil)
+        #expect(Timestamp(parsing: "2026-13-01") == nil)
+        #expect(Timestamp(parsing: "2026-11-21T05:29:19.123456Z") == t)
+    }
+
+    @Test("ids are 24 hex digits, unique and time-ordered")
+    func ids() {
+        var g = SeededGenerator(state: 3)
+        let gen = ObjectIDGenerator(random: &g)
+        let a = gen.next(now: Timestamp(milliseconds: 1_000_000))
+        let b = gen.next(now: Timestamp(milliseconds: 2_000_000))
+        #expect(ObjectIDGenerator.isValid(a) && ObjectIDGenerator.isValid(b))
+        #expect(a < b)
+        #expect(Set((0..<1000).map { _ in gen.next(now: Timestamp(milliseconds: 5)) }).count == 1000)
+    }
+
+    @Test("dispatch and log entries round-trip through stream fields")
+    func entries() throws {
+        let req = CommunicationRequest(channel: .email, from: "a@example.com", to: "b@example.com", msg: "hi", subject: "S", html: "<b>hi</b>")
+        let d = DispatchEntry(communicationId: "abc", dispatchSeq: 3, request: req)
+        let fields = d.fields
+        #expect(fields["_id"] == "abc" && fields["from"] == "a@example.com" && fields["to"] == "b@example.com" && fields["msg"] == "hi" && fields["status"] == "queued")
+        #expect(DispatchEntry(fields: fields) == d)
+        #expect(DispatchEntry(fields: ["_id": "x"]) == nil)
+        let log = LogRecord(communicationId: "abc", service: "email", status: .failed, type: .email, from: "a", to: "b", msg: "m", error: "E: x", attempt: 2, provider: "smtp", timestamp: Timestamp(milliseconds: 1000))
+        #expect(LogRecord(fields: log.fields) == log)
+    }
+}

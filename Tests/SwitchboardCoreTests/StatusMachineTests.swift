@@ -1,0 +1,93 @@
+import Testing
+@testable import SwitchboardCore
+
+@Suite("Status state machine")
+struct StatusMachineTests {
+    let err = ProviderError(code: "E", message: "boom")
+    let later = Timestamp(milliseconds: 5000)
+
+    func state(_ s: CommunicationStatus, seq: Int = 1, attempts: Int = 0) -> DispatchState {
+        DispatchState(status: s, dispatchSeq: seq, attempts: attempts)
+    }
+
+    func applied(_ d: TransitionDecision) -> TransitionEffect? {
+        if case .apply(let e) = d { return e }
+        return nil
+    }
+
+    @Test("the happy path: pending → queued → processing → sent → delivered → read")
+    func happyPath() throws {
+        let q = try #require(applied(StatusMachine.decide(state(.pending), .queued(dispatchSeq: 1))))
+        #expect(q.status == .queued && q.dispatchAt == .clear)
+        let p = try #require(applied(StatusMachine.decide(state(.queued), .processing(dispatchSeq: 1, redelivery: false))))
+        #expect(p.status == .processing && p.attempts == 1)
+        let s = try #require(applied(StatusMachine.decide(state(.processing, attempts: 1), .sent(provider: "sandbox", providerMessageID: "x"))))
+        #expect(s.status == .sent && s.provider == "sandbox" && s.providerMessageID == "x")
+        #expect(applied(StatusMachine.decide(state(.sent), .reported(status: .delivered, error: nil)))?.status == .delivered)
+        #expect(applied(StatusMachine.decide(state(.delivered), .reported(status: .read, error: nil)))?.status == .read)
+    }
+
+    @Test("a worker may overtake the router's queued record")
+    func processingFromPending() {
+        #expect(applied(StatusMachine.decide(state(.pending), .processing(dispatchSeq: 1, redelivery: false)))?.status == .processing)
+        #expect(StatusMachine.decide(state(.processing, attempts: 1), .queued(dispatchSeq: 1)) == .ignore(reason: "already processing"))
+    }
+
+    @Test("duplicate entries are skipped, redeliveries take over")
+    func duplicates() {
+        if case .apply = StatusMachine.decide(state(.processing, attempts: 1), .processing(dispatchSeq: 1, redelivery: false)) { Issue.record("duplicate applied") }
+        let takeover = applied(StatusMachine.decide(state(.processing, attempts: 1), .processing(dispatchSeq: 1, redelivery: true)))
+        #expect(takeover?.attempts == 2)
+    }
+
+    @Test("nothing moves a message backwards", arguments: [CommunicationStatus.sent, .delivered, .read, .undelivered, .failed])
+    func noBackwards(from: CommunicationStatus) {
+        let events: [StatusEvent] = [
+            .queued(dispatchSeq: 1), .processing(dispatchSeq: 1, redelivery: true), .sent(provider: "p", providerMessageID: nil),
+            .retrying(error: err, provider: nil, nextAttemptAt: later), .failed(error: err, provider: nil),
+        ]
+        for e in events {
+            if case .apply(let effect) = StatusMachine.decide(state(from), e) {
+                Issue.record("\(e) moved \(from) to \(effect.status)")
+            }
+        }
+    }
+
+    @Test("provider reports are monotonic")
+    func reports() {
+        func r(_ from: CommunicationStatus, _ to: CommunicationStatus) -> CommunicationStatus? {
+            applied(StatusMachine.decide(state(from), .reported(status: to, error: nil)))?.status
+        }
+        #expect(r(.sent, .read) == .read)  // read without delivered is fine
+        #expect(r(.read, .delivered) == nil)
+        #expect(r(.delivered, .delivered) == nil)
+        #expect(r(.delivered, .undelivered) == nil)
+        #expect(r(.sent, .undelivered) == .undelivered)
+        #expect(r(.sent, .failed) == .failed)
+        #expect(r(.processing, .delivered) == .delivered)  // a webhook overtaking our own sent commit
+        #expect(r(.queued, .delivered) == nil)
+        #expect(r(.failed, .delivered) == nil)
+        #expect(r(.sent, .processing) == nil)
+    }
+
+    @Test("a retry bumps the dispatch; stale entries are ignored")
+    func retries() throws {
+        let e = try #require(applied(StatusMachine.decide(state(.processing, seq: 1, attempts: 1), .retrying(error: err, provider: "p", nextAttemptAt: later))))
+        #expect(e.status == .retrying && e.dispatchSeq == 2 && e.dispatchAt == .set(later) && e.lastError == err)
+        let after = state(.retrying, seq: 2, attempts: 1)
+        #expect(applied(StatusMachine.decide(after, .processing(dispatchSeq: 1, redelivery: true))) == nil)
+        #expect(applied(StatusMachine.decide(after, .queued(dispatchSeq: 1))) == nil)
+        #expect(applied(StatusMachine.decide(after, .queued(dispatchSeq: 2)))?.status == .queued)
+        #expect(applied(StatusMachine.decide(after, .processing(dispatchSeq: 2, redelivery: false)))?.attempts == 2)
+    }
+
+    @Test("applying an effect records history")
+    func applying() {
+        let req = CommunicationRequest(channel: .sms, from: "+1234567890", to: "+1234567891", msg: "hi")
+        let c = NewCommunication(id: "a", request: req, idempotencyKey: nil, createdAt: Timestamp(milliseconds: 1), dispatchAt: Timestamp(milliseconds: 2)).communication
+        #expect(c.status == .pending && c.history.count == 1 && c.dispatchAt == Timestamp(milliseconds: 2))
+        guard case .apply(let e) = StatusMachine.decide(c.dispatchState, .queued(dispatchSeq: 1)) else { Issue.record("not applied"); return }
+        let (next, change) = c.applying(e, at: Timestamp(milliseconds: 3), service: "router")
+        #expect(next.status == .queued && next.dispatchAt == nil && next.history.count == 2 && change.service == "router")
+    }
+}
