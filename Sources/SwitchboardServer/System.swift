@@ -21,7 +21,7 @@ public enum Role: Sendable, Hashable {
 }
 
 /// The assembled system: engines, providers and the services of a role.
-public struct System: Sendable {
+public struct SwitchboardSystem: Sendable {
     public let settings: Settings
     public let database: SQLiteDatabase
     public let engine: Engine

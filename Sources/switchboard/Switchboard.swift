@@ -58,7 +58,7 @@ func start(_ settings: Settings, role: Role, name: String) async throws {
     }
     let logger = Logger(label: "switchboard.\(name)")
     logger.info("starting \(name)", metadata: Logger.Metadata(uniqueKeysWithValues: settings.summary.map { ($0.0, .string($0.1)) }))
-    let system = try System(settings: settings, logger: logger)
+    let system = try SwitchboardSystem(settings: settings, logger: logger)
     try await system.run(role: role)
 }
 

@@ -1,0 +1,198 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import SwitchboardApp
+import SwitchboardCore
+import SwitchboardSandbox
+import SwitchboardServer
+
+@Suite("End to end, in one process", .serialized)
+struct PipelineTests {
+    @Test("300 messages, 100 per channel, all reach sent; logs and search see them")
+    func threeHundred() async throws {
+        let system = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
+        let running = Running(system)
+        try await system.application().test(.router) { client in
+            var ids: [String] = []
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for type in Channel.allCases {
+                    for i in 0..<100 {
+                        group.addTask { try await post(client, type, to: recipient(type, i), msg: "e2e \(type.rawValue) number \(i)") }
+                    }
+                }
+                for try await id in group { ids.append(id) }
+            }
+            try await eventually("300 sent") { try await count(system, .sent) == 300 }
+            #expect(try await total(system) == 300)
+
+            // Every message went through the sandbox exactly once.
+            let delivered = try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 1000)
+            #expect(delivered.count == 300)
+            #expect(Set(delivered.map(\.communicationId)) == Set(ids))
+
+            // Search: the communications index follows the status.
+            let found = try json(try await client.execute(uri: "/api/v1/communications?q=whatsapp%20number%2042", method: .get))
+            guard case .array(let items)? = found["items"] else { Issue.record("no items"); return }
+            #expect(items.count == 1)
+            #expect(items.first?["status"] == .string("sent"))
+            #expect(items.first?["to"] == .string(recipient(.whatsapp, 42)))
+
+            // Logs: the logging service indexed every transition of a message.
+            let id = try #require(items.first?["communicationId"]?.stringValue)
+            try await eventually("logs of \(id)") {
+                let logs = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(id)", method: .get))
+                guard case .array(let entries)? = logs["items"] else { return false }
+                return Set(entries.compactMap { $0["status"]?.stringValue }) == ["pending", "queued", "processing", "sent"]
+            }
+            let shown = try json(try await client.execute(uri: "/api/v1/communication/\(id)", method: .get))
+            #expect(shown["provider"] == .string("sandbox"))
+            #expect(shown["providerMessageId"]?.stringValue?.hasPrefix("sbx_") == true)
+            #expect(shown["attempts"] == .number(1))
+            let sandbox = try json(try await client.execute(uri: "/api/v1/sandbox/messages?type=whatsapp&limit=5", method: .get))
+            #expect(sandbox["count"] == .number(5))
+        }
+        try await running.stop()
+        await system.database.close()
+    }
+
+    @Test("magic recipients: permanent and exhausted retries end failed with the error and a dead letter; flaky ends sent")
+    func failures() async throws {
+        let system = try SwitchboardSystem(settings: testSettings(maxAttempts: 3), logger: quietLogger())
+        let running = Running(system)
+        try await system.application().test(.router) { client in
+            let permanent = try await post(client, .sms, to: SandboxProvider.MagicRecipient.permanentPhone, msg: "p")
+            let transient = try await post(client, .email, to: SandboxProvider.MagicRecipient.transientEmail, msg: "t")
+            let flaky = try await post(client, .whatsapp, to: SandboxProvider.MagicRecipient.flakyPhone, msg: "f")
+            try await eventually("final statuses") {
+                let failed = try await count(system, .failed)
+                let sent = try await count(system, .sent)
+                return failed == 2 && sent == 1
+            }
+
+            let p = try #require(try await system.engine.store.communication(id: permanent))
+            #expect(p.status == .failed && p.attempts == 1 && p.lastError?.code == "SANDBOX_REJECTED")
+            let t = try #require(try await system.engine.store.communication(id: transient))
+            #expect(t.status == .failed && t.attempts == 3 && t.lastError?.code == "SANDBOX_UNAVAILABLE")
+            #expect(t.history.map(\.status) == [.pending, .queued, .processing, .retrying, .queued, .processing, .retrying, .queued, .processing, .failed])
+            let f = try #require(try await system.engine.store.communication(id: flaky))
+            #expect(f.status == .sent && f.attempts == 3 && f.lastError?.code == "SANDBOX_FLAKY")
+
+            let smsDead = try json(try await client.execute(uri: "/api/v1/dead-letters?stream=sms_stream", method: .get))
+            #expect(smsDead["count"] == .number(1))
+            #expect(smsDead["items"].flatMap { if case .array(let a) = $0 { a.first?["fields"]?["_id"] } else { nil } } == .string(permanent))
+            let emailDead = try await system.engine.queue.entries(stream: "email_stream:dead", limit: 10)
+            #expect(emailDead.map { $0.fields["_id"] } == [transient])
+            #expect(emailDead.first?.fields["dead_reason"]?.contains("SANDBOX_UNAVAILABLE") == true)
+            #expect(try await system.engine.queue.entries(stream: "whatsapp_stream:dead", limit: 10).isEmpty)
+
+            let shown = try json(try await client.execute(uri: "/api/v1/communication/\(transient)", method: .get))
+            #expect(shown["status"] == .string("failed"))
+            #expect(shown["lastError"]?["code"] == .string("SANDBOX_UNAVAILABLE"))
+            try await eventually("failure logged") {
+                let logs = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(permanent)&status=failed", method: .get))
+                return logs["count"] == .number(1) && { if case .array(let a)? = logs["items"] { a.first?["error"]?.stringValue?.contains("SANDBOX_REJECTED") == true } else { false } }()
+            }
+        }
+        try await running.stop()
+        await system.database.close()
+    }
+
+    @Test("stopping and restarting the services on the same file mid-run loses nothing and sends nothing twice")
+    func restart() async throws {
+        let settings = testSettings()
+        var system = try SwitchboardSystem(settings: settings, logger: quietLogger())
+        let ids = try await system.application().test(.router) { client in
+            var ids: [String] = []
+            for i in 0..<300 {
+                let type = Channel.allCases[i % 3]
+                // Every tenth is flaky, so some are waiting for a retry when we stop.
+                let to = i % 10 == 0 ? (type == .email ? SandboxProvider.MagicRecipient.flakyEmail : SandboxProvider.MagicRecipient.flakyPhone) : recipient(type, i)
+                ids.append(try await post(client, type, to: to, msg: "restart \(i)"))
+            }
+            return ids
+        }
+        var running = Running(system)
+        try await eventually("some sent") { try await count(system, .sent) >= 50 }
+        try await running.stop()
+        await system.database.close()
+        let sentAtStop = try await {
+            let s = try SwitchboardSystem(settings: settings, logger: quietLogger())
+            defer { Task { await s.database.close() } }
+            return try await count(s, .sent)
+        }()
+        #expect(sentAtStop < 300, "stopped too late to test a restart")
+
+        system = try SwitchboardSystem(settings: settings, logger: quietLogger())
+        running = Running(system)
+        try await eventually("all sent after restart") { try await count(system, .sent) == 300 }
+        try await running.stop()
+        let delivered = try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 1000)
+        #expect(delivered.count == 300)
+        #expect(Set(delivered.map(\.communicationId)) == Set(ids))
+        for type in Channel.allCases {
+            let info = try await system.engine.queue.info(stream: type.stream, group: StreamNames.workerGroup)
+            #expect(info.pending == 0 && info.deadLetters == 0)
+        }
+        await system.database.close()
+    }
+
+    @Test("idempotent requests create one message and one delivery")
+    func idempotency() async throws {
+        let system = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
+        let running = Running(system)
+        try await system.application().test(.router) { client in
+            var headers = jsonHeaders
+            headers[HTTPField.Name("Idempotency-Key")!] = "welcome-7"
+            let a = try await post(client, .email, to: "ada@example.com", msg: "Welcome", headers: headers)
+            let b = try await post(client, .email, to: "ada@example.com", msg: "Welcome", headers: headers)
+            #expect(a == b)
+            try await eventually("sent") { try await count(system, .sent) == 1 }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await system.engine.mailbox!.messages(channel: .email, to: nil, limit: 10).count == 1)
+        }
+        try await running.stop()
+        await system.database.close()
+    }
+
+    @Test("a message stored but never published (router died in between) is published by the outbox")
+    func outbox() async throws {
+        let system = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
+        let now = SystemTime.now()
+        let orphan = NewCommunication(id: "0000000000000000000000aa", request: CommunicationRequest(channel: .sms, from: "+15550000000", to: "+15551112222", msg: "orphan"), idempotencyKey: nil, createdAt: now, dispatchAt: now.adding(.milliseconds(300)))
+        _ = try await system.engine.store.create([orphan])
+        #expect(try await system.engine.queue.info(stream: "sms_stream", group: StreamNames.workerGroup).length == 0)
+        let running = Running(system)
+        try await eventually("orphan sent") { try await system.engine.store.communication(id: orphan.id)?.status == .sent }
+        let c = try #require(try await system.engine.store.communication(id: orphan.id))
+        #expect(c.history.first(where: { $0.status == .queued })?.service == "scheduler")
+        try await running.stop()
+        await system.database.close()
+    }
+
+    @Test("entries held by a crashed worker are taken over when their lease runs out")
+    func crashedWorker() async throws {
+        let system = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
+        let ids = try await system.application().test(.router) { client in
+            var ids: [String] = []
+            for i in 0..<20 { ids.append(try await post(client, .sms, to: recipient(.sms, i), msg: "held \(i)")) }
+            return ids
+        }
+        // A "worker" that reads everything, marks it processing, and dies without acknowledging.
+        let queue = system.engine.queue
+        try await queue.createGroup(stream: "sms_stream", group: StreamNames.workerGroup)
+        let held = try await queue.read(stream: "sms_stream", group: StreamNames.workerGroup, consumer: "crashed", count: 100, block: .zero)
+        #expect(held.count == 20)
+        _ = try await system.engine.store.apply(held.compactMap { DispatchEntry(fields: $0.fields) }.map { StatusTransition(id: $0.communicationId, event: .processing(dispatchSeq: $0.dispatchSeq, redelivery: false), at: SystemTime.now(), service: "sms") })
+        let running = Running(system)
+        try await eventually("taken over") { try await count(system, .sent) == 20 }
+        for id in ids {
+            let c = try #require(try await system.engine.store.communication(id: id))
+            #expect(c.attempts == 2)  // the crashed attempt and the takeover
+        }
+        #expect(try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 100).count == 20)
+        try await running.stop()
+        await system.database.close()
+    }
+}

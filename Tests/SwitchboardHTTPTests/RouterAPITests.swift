@@ -1,0 +1,224 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+import SwitchboardApp
+import SwitchboardCore
+@testable import SwitchboardHTTP
+import SwitchboardSQLite
+
+/// An API over a fresh embedded engine, with no workers running (so messages stay queued).
+struct APIFixture {
+    let database: SQLiteDatabase
+    let engine: Engine
+    let app: Application<RouterResponder<BasicRequestContext>>
+
+    init() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-http-\(UUID().uuidString)")
+        database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("api.sqlite").path, synchronous: .normal))
+        engine = Engine(
+            store: SQLiteStore(database: database), queue: SQLiteQueue(database: database, clock: SystemTime.now), search: SQLiteSearchIndex(database: database),
+            mailbox: SQLiteSandboxMailbox(database: database), names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let api = API(engine: engine, dispatcher: Dispatcher(engine: engine, options: PipelineOptions(), logger: logger), logger: logger)
+        app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+    }
+}
+
+let jsonHeaders: HTTPFields = [.contentType: "application/json"]
+
+func buffer(_ s: String) -> ByteBuffer { ByteBuffer(string: s) }
+
+func json(_ r: TestResponse) throws -> JSONValue { try JSONParser.parse(Array(r.body.readableBytesView)) }
+
+func errorCode(_ r: TestResponse) throws -> String? { try json(r)["error"]?["code"]?.stringValue }
+
+@Suite("Router API")
+struct RouterAPITests {
+    let seedBody = #"{"type":"sms","data":{"from":"+1234567890","to":"+0987654321","msg":"Hello"}}"#
+
+    @Test("the seed's request gets the seed's response, plus an id, and is stored pending or queued")
+    func seedContract() async throws {
+        let f = try APIFixture()
+        try await f.app.test(.router) { client in
+            let r = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(seedBody))
+            #expect(r.status == .ok)
+            let body = try json(r)
+            #expect(body["status"] == .string("queued"))
+            #expect(body["stream"] == .string("sms_stream"))
+            #expect(body["data"] == .object(["from": .string("+1234567890"), "to": .string("+0987654321"), "msg": .string("Hello")]))
+            let id = try #require(body["id"]?.stringValue)
+            #expect(ObjectIDGenerator.isValid(id))
+            let shown = try await client.execute(uri: "/api/v1/communication/\(id)", method: .get)
+            #expect(shown.status == .ok)
+            let c = try json(shown)
+            #expect(c["status"] == .string("queued"))
+            #expect(c["type"] == .string("sms") && c["to"] == .string("+0987654321") && c["attempts"] == .number(0))
+            #expect(c["history"] == nil ? false : true)
+            if case .array(let h)? = c["history"] { #expect(h.compactMap { $0["status"]?.stringValue } == ["pending", "queued"]) }
+            let info = try await f.engine.queue.info(stream: "sms_stream", group: "workers")
+            #expect(info.length == 1)
+        }
+    }
+
+    @Test("bad requests: 400 with a JSON error naming the field, and nothing written", arguments: [
+        (#"{"type":"fax","data":{"from":"a","to":"b","msg":"c"}}"#, "invalid_type", "type"),
+        (#"{"data":{"from":"a","to":"b","msg":"c"}}"#, "missing_field", "type"),
+        (#"{"type":"sms"}"#, "missing_field", "data"),
+        (#"{"type":"sms","data":{"from":"+1234567890","msg":"c"}}"#, "missing_field", "data.to"),
+        (#"{"type":"sms","data":{"from":"+1234567890","to":"12","msg":"c"}}"#, "invalid_phone", "data.to"),
+        (#"{"type":"email","data":{"from":"me","to":"you@example.com","msg":"c"}}"#, "invalid_email", "data.from"),
+        (#"{"type":"sms","data":{"from":"+1234567890","to":"+1234567890","msg":""}}"#, "empty_field", "data.msg"),
+        (#"{"type":"sms","data":{"from":"+1234567890","to":"+1234567890","msg":7}}"#, "invalid_field_type", "data.msg"),
+    ])
+    func badRequests(body: String, code: String, field: String) async throws {
+        let f = try APIFixture()
+        try await f.app.test(.router) { client in
+            let r = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(body))
+            #expect(r.status == .badRequest)
+            let e = try json(r)["error"]
+            #expect(e?["code"]?.stringValue == code)
+            #expect(e?["field"]?.stringValue == field)
+            #expect(e?["message"]?.stringValue?.isEmpty == false)
+        }
+        #expect(try await f.engine.store.statusCounts().isEmpty)
+        #expect(try await f.engine.queue.info(stream: "sms_stream", group: "workers").length == 0)
+    }
+
+    @Test("malformed JSON 400, wrong content type 415, body over 1 MiB 413")
+    func transportErrors() async throws {
+        let f = try APIFixture()
+        try await f.app.test(.router) { client in
+            let malformed = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(#"{"type":"sms","#))
+            #expect(malformed.status == .badRequest)
+            #expect(try errorCode(malformed) == "malformed_json")
+            let text = try await client.execute(uri: "/api/v1/communication", method: .post, headers: [.contentType: "text/plain"], body: buffer(seedBody))
+            #expect(text.status == .unsupportedMediaType)
+            #expect(try errorCode(text) == "unsupported_media_type")
+            let none = try await client.execute(uri: "/api/v1/communication", method: .post, body: buffer(seedBody))
+            #expect(none.status == .unsupportedMediaType)
+            let charset = try await client.execute(uri: "/api/v1/communication", method: .post, headers: [.contentType: "application/json; charset=utf-8"], body: buffer(seedBody))
+            #expect(charset.status == .ok)
+            let big = #"{"type":"email","data":{"from":"a@example.com","to":"b@example.com","msg":""# + String(repeating: "x", count: 1 << 20) + "\"}}"
+            let tooLarge = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(big))
+            #expect(tooLarge.status == .contentTooLarge)
+            #expect(try errorCode(tooLarge) == "body_too_large")
+        }
+        #expect(try await f.engine.store.statusCounts().map(\.count) == [1])
+    }
+
+    @Test("unknown route 404, wrong method 405 with Allow, unknown id 404 — all JSON")
+    func routing() async throws {
+        let f = try APIFixture()
+        try await f.app.test(.router) { client in
+            let missing = try await client.execute(uri: "/api/v2/nothing", method: .get)
+            #expect(missing.status == .notFound)
+            #expect(try errorCode(missing) == "not_found")
+            let wrong = try await client.execute(uri: "/api/v1/communication", method: .get)
+            #expect(wrong.status == .methodNotAllowed)
+            #expect(wrong.headers[.allow] == "POST")
+            #expect(try errorCode(wrong) == "method_not_allowed")
+            let delete = try await client.execute(uri: "/api/v1/communication/abc", method: .delete)
+            #expect(delete.status == .methodNotAllowed)
+            let unknown = try await client.execute(uri: "/api/v1/communication/0123456789abcdef01234567", method: .get)
+            #expect(unknown.status == .notFound)
+            #expect(try errorCode(unknown) == "not_found")
+        }
+    }
+
+    @Test("Idempotency-Key: same body replays, different body 409, one message stored")
+    func idempotency() async throws {
+        let f = try APIFixture()
+        try await f.app.test(.router) { client in
+            let headers: HTTPFields = [.contentType: "application/json", HTTPField.Name("Idempotency-Key")!: "order-42"]
+            let first = try await client.execute(uri: "/api/v1/communication", method: .post, headers: headers, body: buffer(seedBody))
+            let second = try await client.execute(uri: "/api/v1/communication", method: .post, headers: headers, body: buffer(#"{ "data": {"msg":"Hello","to":"+0987654321","from":"+1234567890"}, "type":"sms" }"#))
+            #expect(first.status == .ok && second.status == .ok)
+            #expect(try json(first) == json(second))
+            #expect(second.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+            let conflict = try await client.execute(uri: "/api/v1/communication", method: .post, headers: headers, body: buffer(seedBody.replacingOccurrences(of: "Hello", with: "Bye")))
+            #expect(conflict.status == .conflict)
+            #expect(try errorCode(conflict) == "idempotency_conflict")
+            let bad = try await client.execute(uri: "/api/v1/communication", method: .post, headers: [.contentType: "application/json", HTTPField.Name("Idempotency-Key")!: String(repeating: "k", count: 300)], body: buffer(seedBody))
+            #expect(bad.status == .badRequest)
+        }
+        #expect(try await f.engine.store.statusCounts().map(\.count) == [1])
+        #expect(try await f.engine.queue.info(stream: "sms_stream", group: "workers").length == 1)
+    }
+
+    @Test("list and search communications with filters and cursor")
+    func list() async throws {
+        let f = try APIFixture()
+        try await f.app.test(.router) { client in
+            for i in 0..<7 {
+                let type = i % 2 == 0 ? "sms" : "whatsapp"
+                let msg = i == 3 ? "Your parcel has shipped" : "code \(i)"
+                let r = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(#"{"type":"\#(type)","data":{"from":"+15550000000","to":"+1555000000\#(i % 2)","msg":"\#(msg)"}}"#))
+                #expect(r.status == .ok)
+            }
+            let page = try json(try await client.execute(uri: "/api/v1/communications?limit=4", method: .get))
+            guard case .array(let items)? = page["items"], let cursor = page["nextCursor"]?.stringValue else { Issue.record("no page"); return }
+            #expect(items.count == 4)
+            #expect(items.first?["msg"] == .string("code 6"))
+            let next = try json(try await client.execute(uri: "/api/v1/communications?limit=4&cursor=\(cursor)", method: .get))
+            #expect(next["count"] == .number(3) && next["nextCursor"] == .null)
+            let text = try json(try await client.execute(uri: "/api/v1/communications?q=parcel", method: .get))
+            #expect(text["count"] == .number(1))
+            let filtered = try json(try await client.execute(uri: "/api/v1/communications?type=whatsapp&status=queued&to=%2B15550000001", method: .get))
+            #expect(filtered["count"] == .number(3))
+            let since = try json(try await client.execute(uri: "/api/v1/communications?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z", method: .get))
+            #expect(since["count"] == .number(7))
+            for (query, field) in [("type=fax", "type"), ("status=lost", "status"), ("limit=0", "limit"), ("since=yesterday", "since"), ("cursor=zz", "cursor"), ("color=red", "color")] {
+                let r = try await client.execute(uri: "/api/v1/communications?\(query)", method: .get)
+                #expect(r.status == .badRequest, "\(query)")
+                #expect(try json(r)["error"]?["field"]?.stringValue == field)
+            }
+        }
+    }
+
+    @Test("logs endpoint reads communication-logs")
+    func logs() async throws {
+        let f = try APIFixture()
+        try await f.engine.search.index(logs: [LogRecord(communicationId: "x1", service: "sms", status: .failed, type: .sms, from: "+1", to: "+2", msg: "m", error: "21211: invalid To", attempt: 1, provider: "twilio", timestamp: Timestamp(milliseconds: 1))])
+        try await f.app.test(.router) { client in
+            let r = try json(try await client.execute(uri: "/api/v1/logs?communicationId=x1&service=sms&status=failed&q=invalid", method: .get))
+            guard case .array(let items)? = r["items"], let first = items.first else { Issue.record("no logs"); return }
+            for key in ["service", "status", "from", "to", "msg", "error", "timestamp", "communicationId"] { #expect(first[key] != nil, "\(key)") }
+            #expect(first["error"] == .string("21211: invalid To"))
+            #expect(try await client.execute(uri: "/api/v1/logs?status=nope", method: .get).status == .badRequest)
+        }
+    }
+
+    @Test("health: live and ready report each dependency")
+    func health() async throws {
+        let f = try APIFixture()
+        try await f.app.test(.router) { client in
+            #expect(try await client.execute(uri: "/health/live", method: .get).status == .ok)
+            let ready = try await client.execute(uri: "/health/ready", method: .get)
+            #expect(ready.status == .ok)
+            let body = try json(ready)
+            #expect(body["status"] == .string("ready"))
+            for dep in ["store", "queue", "search"] { #expect(body["dependencies"]?[dep]?["status"] == .string("up")) }
+            await f.database.close()
+            let down = try await client.execute(uri: "/health/ready", method: .get)
+            #expect(down.status == .serviceUnavailable)
+            #expect(try json(down)["dependencies"]?["store"]?["status"] == .string("down"))
+        }
+    }
+
+    @Test("stats and dead letters")
+    func stats() async throws {
+        let f = try APIFixture()
+        try await f.app.test(.router) { client in
+            _ = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(seedBody))
+            let s = try json(try await client.execute(uri: "/api/v1/stats", method: .get))
+            #expect(s["communications"]?["total"] == .number(1))
+            #expect(try await client.execute(uri: "/api/v1/dead-letters?stream=sms_stream", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/api/v1/dead-letters?stream=other", method: .get).status == .badRequest)
+        }
+    }
+}
