@@ -48,17 +48,22 @@ public struct Dispatcher: Sendable {
         }
     }
 
-    /// Publishes a stored `pending` message, its first log entry and search document, then records `queued`.
-    /// Failures leave the message in the outbox; they are logged, not thrown.
+    /// Publishes a stored `pending` message to its stream, records `queued`, then writes both log entries and
+    /// the search document in one go. Failures leave the message in the outbox; they are logged, not thrown.
     func publish(_ c: Communication) async {
-        async let logged: Void = recorder.publish(logs: c.history.map { LogRecord(c, change: $0).fields }, documents: [CommunicationDocument(c)])
+        var logs = c.history.map { LogRecord(c, change: $0).fields }
+        var document = CommunicationDocument(c)
         do {
             try await engine.queue.publish(stream: c.channel.stream, entries: [DispatchEntry(c).fields])
-            try await recorder.record([StatusTransition(id: c.id, event: .queued(dispatchSeq: c.dispatchSeq), at: clock(), service: "router")])
+            let outcome = try await engine.store.apply([StatusTransition(id: c.id, event: .queued(dispatchSeq: c.dispatchSeq), at: clock(), service: "router")])
+            if case .applied(let queued, let change)? = outcome.first {
+                logs.append(LogRecord(queued, change: change).fields)
+                document = CommunicationDocument(queued)
+            }
         } catch {
             logger.warning("publication deferred to the outbox", metadata: ["id": "\(c.id)", "error": "\(error)"])
         }
-        await logged
+        await recorder.publish(logs: logs, documents: [document])
     }
 }
 

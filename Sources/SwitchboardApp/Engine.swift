@@ -40,14 +40,15 @@ public struct PipelineOptions: Sendable {
     public var batchSize: Int
     /// Deliveries a channel worker runs in parallel.
     public var concurrency: Int
-    /// How long a blocked read waits before looking again (also the shutdown latency of readers).
+    /// How long a blocked read waits before looking again. Readers in this process are woken at once on
+    /// publication; this bounds how long a reader takes to notice a graceful shutdown.
     public var readBlock: Duration
     /// How long after creation the outbox republishes a message whose publication was not confirmed.
     public var outboxGrace: Duration
     /// How often the outbox scheduler looks for due messages.
     public var schedulerInterval: Duration
 
-    public init(retry: RetryPolicy = RetryPolicy(), maxDeliveries: Int = 5, batchSize: Int = 128, concurrency: Int = 64, readBlock: Duration = .seconds(1), outboxGrace: Duration = .seconds(10), schedulerInterval: Duration = .milliseconds(500)) {
+    public init(retry: RetryPolicy = RetryPolicy(), maxDeliveries: Int = 5, batchSize: Int = 128, concurrency: Int = 64, readBlock: Duration = .milliseconds(250), outboxGrace: Duration = .seconds(10), schedulerInterval: Duration = .milliseconds(500)) {
         self.retry = retry
         self.maxDeliveries = max(1, maxDeliveries)
         self.batchSize = max(1, batchSize)

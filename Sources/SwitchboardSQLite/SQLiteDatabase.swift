@@ -37,8 +37,8 @@ public struct DatabaseClosed: Error, CustomStringConvertible, Sendable {
 /// reader threads. Every adapter of the embedded engine (store, queue, search, sandbox) shares one.
 ///
 /// Group commit: writes submitted while a transaction is being committed are gathered and committed
-/// together in the next one, each inside its own SAVEPOINT so that one failing write rolls back alone.
-/// A write's caller is resumed only after the COMMIT that holds it succeeded.
+/// together in the next one. A write that throws is rolled back alone (the others are run again without
+/// it). A write's caller is resumed only after the COMMIT that holds it succeeded.
 public final class SQLiteDatabase: Sendable {
     public let options: SQLiteOptions
     private let writer: ConnectionThread
@@ -57,6 +57,7 @@ public final class SQLiteDatabase: Sendable {
         try writeConnection.execute("PRAGMA journal_mode=WAL")
         try writeConnection.execute("PRAGMA synchronous=\(options.synchronous.rawValue.uppercased())")
         try writeConnection.execute("PRAGMA temp_store=MEMORY")
+        try writeConnection.execute("PRAGMA cache_size=-65536")
         try Schema.migrate(writeConnection)
         writer = ConnectionThread(name: "sqlite-writer", connection: writeConnection, groupCommit: true, maxGroup: options.maxGroupSize)
         var readers: [ConnectionThread] = []
@@ -106,7 +107,7 @@ final class NSLockedValue<T>: @unchecked Sendable {
 /// A connection owned by one thread that runs submitted jobs; the writer's runs them in group transactions.
 final class ConnectionThread: @unchecked Sendable {
     private final class Job {
-        /// Runs the work; false when it threw (its savepoint is then rolled back).
+        /// Runs the work; false when it threw (its transaction is then rolled back). May run more than once.
         let run: (Connection) -> Bool
         let finish: ((any Error)?) -> Void
         init(run: @escaping (Connection) -> Bool, finish: @escaping ((any Error)?) -> Void) {
@@ -206,35 +207,30 @@ final class ConnectionThread: @unchecked Sendable {
         }
     }
 
+    /// Runs `batch` in one transaction. A job that throws is taken out, the transaction rolled back and the
+    /// others run again in a new one, so the common case (nothing throws) costs no savepoints.
     private func runGroup(_ batch: [Job], on connection: Connection) {
-        do {
-            try connection.execute("BEGIN IMMEDIATE")
-        } catch {
-            for job in batch { job.finish(error) }
-            return
-        }
-        for job in batch {
+        var jobs = batch
+        while !jobs.isEmpty {
             do {
-                try connection.run("SAVEPOINT job")
-                if job.run(connection) {
-                    try connection.run("RELEASE job")
-                } else {
-                    try connection.run("ROLLBACK TO job")
-                    try connection.run("RELEASE job")
-                }
+                try connection.execute("BEGIN IMMEDIATE")
             } catch {
-                // The savepoint statements themselves failed: the transaction is unusable.
-                _ = try? connection.execute("ROLLBACK")
-                for job in batch { job.finish(error) }
+                for job in jobs { job.finish(error) }
                 return
             }
-        }
-        do {
-            try connection.execute("COMMIT")
-            for job in batch { job.finish(nil) }
-        } catch {
-            _ = try? connection.execute("ROLLBACK")
-            for job in batch { job.finish(error) }
+            if let failed = jobs.firstIndex(where: { !$0.run(connection) }) {
+                try? connection.execute("ROLLBACK")
+                jobs.remove(at: failed).finish(nil)  // resumes its caller with the job's own error
+                continue
+            }
+            do {
+                try connection.execute("COMMIT")
+                for job in jobs { job.finish(nil) }
+            } catch {
+                try? connection.execute("ROLLBACK")
+                for job in jobs { job.finish(error) }
+            }
+            return
         }
     }
 }

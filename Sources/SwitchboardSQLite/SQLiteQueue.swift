@@ -53,11 +53,12 @@ public struct SQLiteQueue: MessageQueue {
     public func publish(stream: String, entries: [[String: String]]) async throws -> [String] {
         guard !entries.isEmpty else { return [] }
         let now = clock()
+        let encoded = entries.map(Self.encode)  // off the writer thread
         let ids = try await db.write { c in
             var ids: [String] = []
-            ids.reserveCapacity(entries.count)
-            for fields in entries {
-                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(stream), .text(Self.encode(fields)), .int(now.milliseconds)])
+            ids.reserveCapacity(encoded.count)
+            for fields in encoded {
+                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(stream), .text(fields), .int(now.milliseconds)])
                 ids.append(String(c.lastInsertRowID))
             }
             return ids
@@ -82,11 +83,12 @@ public struct SQLiteQueue: MessageQueue {
     func claim(stream: String, group: String, consumer: String, count: Int) async throws -> [QueueEntry] {
         let now = clock()
         let leaseUntil = now.adding(lease).milliseconds
-        return try await db.write { c in
+        // Fields are decoded after the write, off the writer thread.
+        return try await db.write { c -> [(String, String, Int)] in
             guard let lastID = try c.scalar("SELECT last_id FROM stream_groups WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) else {
                 throw QueueError.noGroup(stream: stream, group: group)
             }
-            var result: [QueueEntry] = []
+            var result: [(id: String, fields: String, deliveries: Int)] = []
             // Entries whose lease ran out: take them over (XAUTOCLAIM).
             var expired: [(Int64, Int64)] = []
             try c.query(
@@ -97,10 +99,10 @@ public struct SQLiteQueue: MessageQueue {
                 try c.run(
                     "UPDATE stream_pending SET consumer = ?, lease_until = ?, deliveries = ? WHERE stream = ? AND grp = ? AND entry_id = ?",
                     [.text(consumer), .int(leaseUntil), .int(deliveries + 1), .text(stream), .text(group), .int(id)])
-                var fields: [String: String]?
-                try c.query("SELECT fields FROM stream_entries WHERE id = ?", [.int(id)]) { s in fields = Self.decode(s.text(0)) }
+                var fields: String?
+                try c.query("SELECT fields FROM stream_entries WHERE id = ?", [.int(id)]) { s in fields = s.text(0) }
                 if let fields {
-                    result.append(QueueEntry(id: String(id), stream: stream, fields: fields, deliveryCount: Int(deliveries + 1)))
+                    result.append((String(id), fields, Int(deliveries + 1)))
                 } else {
                     // Deleted meanwhile (XDEL): drop the pending record, as Redis's XAUTOCLAIM does.
                     try c.run("DELETE FROM stream_pending WHERE stream = ? AND grp = ? AND entry_id = ?", [.text(stream), .text(group), .int(id)])
@@ -113,10 +115,10 @@ public struct SQLiteQueue: MessageQueue {
                 try c.query("SELECT id, fields FROM stream_entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?", [.text(stream), .int(lastID), .int(Int64(room))]) { s in
                     let id = s.int(0)
                     newest = max(newest, id)
-                    result.append(QueueEntry(id: String(id), stream: stream, fields: Self.decode(s.text(1)), deliveryCount: 1))
+                    result.append((String(id), s.text(1), 1))
                 }
                 if newest > lastID {
-                    for e in result where e.deliveryCount == 1 {
+                    for e in result where e.deliveries == 1 {
                         try c.run(
                             "INSERT INTO stream_pending (stream, grp, entry_id, consumer, lease_until, deliveries) VALUES (?, ?, ?, ?, ?, 1)",
                             [.text(stream), .text(group), .int(Int64(e.id)!), .text(consumer), .int(leaseUntil)])
@@ -125,7 +127,7 @@ public struct SQLiteQueue: MessageQueue {
                 }
             }
             return result
-        }
+        }.map { QueueEntry(id: $0.0, stream: stream, fields: Self.decode($0.1), deliveryCount: $0.2) }
     }
 
     public func ack(stream: String, group: String, ids: [String]) async throws {
@@ -151,13 +153,16 @@ public struct SQLiteQueue: MessageQueue {
         guard !entries.isEmpty else { return }
         let now = clock()
         let dead = StreamNames.deadLetter(of: stream)
+        let encoded = entries.map { e in
+            var fields = e.fields
+            fields["dead_reason"] = reason
+            fields["dead_entry_id"] = e.id
+            fields["dead_deliveries"] = String(e.deliveryCount)
+            return Self.encode(fields)
+        }
         try await db.write { c in
-            for e in entries {
-                var fields = e.fields
-                fields["dead_reason"] = reason
-                fields["dead_entry_id"] = e.id
-                fields["dead_deliveries"] = String(e.deliveryCount)
-                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(dead), .text(Self.encode(fields)), .int(now.milliseconds)])
+            for fields in encoded {
+                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(dead), .text(fields), .int(now.milliseconds)])
             }
             try Self.ack(c, stream: stream, group: group, ids: entries.map(\.id))
         }

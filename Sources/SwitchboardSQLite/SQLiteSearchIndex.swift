@@ -88,7 +88,10 @@ public struct SQLiteSearchIndex: SearchIndex {
         var clauses: [String] = []
         var values: [SQLValue] = []
         if let t = q.text.flatMap(Self.ftsQuery) {
-            clauses.append("l.rowid IN (SELECT rowid FROM search_logs_fts WHERE search_logs_fts MATCH ?)")
+            // Full text over the log's error, and over its communication's msg, from and to.
+            clauses.append(
+                "(l.rowid IN (SELECT rowid FROM search_logs_fts WHERE search_logs_fts MATCH ?) OR l.communication_id IN (SELECT id FROM search_communications WHERE rowid IN (SELECT rowid FROM search_communications_fts WHERE search_communications_fts MATCH ?)))")
+            values.append(.text(t))
             values.append(.text(t))
         }
         if let id = q.communicationId { clauses.append("l.communication_id = ?"); values.append(.text(id)) }

@@ -8,26 +8,41 @@ public struct SQLiteStore: CommunicationStore {
 
     static let columns = "seq, id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, provider, provider_message_id, error_code, error_message, idempotency_key, created_at, updated_at"
 
-    /// Reads a row selected with `columns`; returns its seq too.
-    static func communication(_ s: Statement) -> (Int64, Communication)? {
-        guard let channel = Channel(rawValue: s.text(2)), let status = CommunicationStatus(rawValue: s.text(7)) else { return nil }
-        let from = s.text(3), to = s.text(4), msg = s.text(5)
-        var request = CommunicationRequest(channel: channel, from: from, to: to, msg: msg)
-        if let data = try? JSONParser.parse(s.text(6)),
-            case .success(let r) = RequestValidator.validate(.object(["type": .string(channel.rawValue), "data": data]))
-        {
-            request = r
+    /// A row as read on the writer thread: everything but the `data` JSON, which is parsed afterwards, off
+    /// the writer thread (`finished`), to keep the single writer's work per row small.
+    struct Loaded: Sendable {
+        var seq: Int64
+        var communication: Communication
+        var dataText: String
+
+        /// The communication with its request fully parsed from `data`.
+        var finished: Communication {
+            var c = communication
+            if let data = try? JSONParser.parse(dataText),
+                case .success(let r) = RequestValidator.validate(.object(["type": .string(c.channel.rawValue), "data": data]))
+            {
+                c.request = r
+            } else {
+                c.request = CommunicationRequest(channel: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg)
+            }
+            return c
         }
+    }
+
+    /// Reads a row selected with `columns`.
+    static func communication(_ s: Statement) -> Loaded? {
+        guard let channel = Channel(rawValue: s.text(2)), let status = CommunicationStatus(rawValue: s.text(7)) else { return nil }
+        let request = CommunicationRequest(channel: channel, from: s.text(3), to: s.text(4), msg: s.text(5), data: .null)
         let error: ProviderError? = s.optionalText(14).map { ProviderError(code: s.optionalText(13), message: $0) }
         let c = Communication(
             id: s.text(1), request: request, status: status, attempts: Int(s.int(8)), dispatchSeq: Int(s.int(9)),
             dispatchAt: s.optionalInt(10).map(Timestamp.init(milliseconds:)), provider: s.optionalText(11), providerMessageID: s.optionalText(12),
             lastError: error, idempotencyKey: s.optionalText(15), createdAt: Timestamp(milliseconds: s.int(16)), updatedAt: Timestamp(milliseconds: s.int(17)))
-        return (s.int(0), c)
+        return Loaded(seq: s.int(0), communication: c, dataText: s.text(6))
     }
 
-    static func load(_ c: Connection, where clause: String, _ values: [SQLValue]) throws -> (Int64, Communication)? {
-        var found: (Int64, Communication)?
+    static func load(_ c: Connection, where clause: String, _ values: [SQLValue]) throws -> Loaded? {
+        var found: Loaded?
         try c.query("SELECT \(columns) FROM communications WHERE \(clause) LIMIT 1", values) { s in found = communication(s) }
         return found
     }
@@ -47,72 +62,97 @@ public struct SQLiteStore: CommunicationStore {
             [.int(seq), .text(change.status.rawValue), .int(change.at.milliseconds), .int(Int64(change.attempt)), .text(change.service), change.provider.map(SQLValue.text) ?? .null, change.detail.map(SQLValue.text) ?? .null])
     }
 
+    /// What the writer thread decided for one new communication; turned into a `CreateOutcome` afterwards.
+    enum CreateResult: Sendable {
+        case created
+        case existing(Loaded)
+        case conflict(String)
+    }
+
     public func create(_ items: [NewCommunication]) async throws -> [CreateOutcome] {
-        try await db.write { c in
-            var outcomes: [CreateOutcome] = []
-            outcomes.reserveCapacity(items.count)
-            for item in items {
-                let new = item.communication
-                if let key = item.idempotencyKey, let (_, existing) = try Self.load(c, where: "idempotency_key = ?", [.text(key)]) {
-                    let same = existing.channel == item.request.channel && existing.request.data == item.request.data
-                    outcomes.append(same ? .existing(existing) : .conflict(existingID: existing.id))
+        // Encode off the writer thread.
+        let rows = items.map { ($0, $0.request.data.canonicalText) }
+        let results = try await db.write { c in
+            var results: [CreateResult] = []
+            results.reserveCapacity(rows.count)
+            func existing(_ key: String, _ dataText: String, _ channel: Channel) throws -> CreateResult? {
+                guard let found = try Self.load(c, where: "idempotency_key = ?", [.text(key)]) else { return nil }
+                return found.communication.channel == channel && found.dataText == dataText ? .existing(found) : .conflict(found.communication.id)
+            }
+            for (item, dataText) in rows {
+                if let key = item.idempotencyKey, let r = try existing(key, dataText, item.request.channel) {
+                    results.append(r)
                     continue
                 }
                 let r = item.request
                 do {
-                try c.run(
-                    """
-                    INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 1, ?, ?, ?, ?)
-                    """,
-                    [.text(item.id), .text(r.channel.rawValue), .text(r.from), .text(r.to), .text(r.msg), .text(r.data.canonicalText), .int(item.dispatchAt.milliseconds),
-                     item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int(item.createdAt.milliseconds)])
+                    try c.run(
+                        """
+                        INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 1, ?, ?, ?, ?)
+                        """,
+                        [.text(item.id), .text(r.channel.rawValue), .text(r.from), .text(r.to), .text(r.msg), .text(dataText), .int(item.dispatchAt.milliseconds),
+                         item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int(item.createdAt.milliseconds)])
                 } catch let error as SQLiteError where error.isConstraint {
                     // Another process stored the same idempotency key first.
-                    guard let key = item.idempotencyKey, let (_, existing) = try Self.load(c, where: "idempotency_key = ?", [.text(key)]) else { throw error }
-                    let same = existing.channel == item.request.channel && existing.request.data == item.request.data
-                    outcomes.append(same ? .existing(existing) : .conflict(existingID: existing.id))
+                    guard let key = item.idempotencyKey, let r = try existing(key, dataText, item.request.channel) else { throw error }
+                    results.append(r)
                     continue
                 }
-                try Self.insertHistory(c, seq: c.lastInsertRowID, new.history[0])
-                outcomes.append(.created(new))
+                let first = StatusChange(status: .pending, at: item.createdAt, attempt: 0, service: "router")
+                try Self.insertHistory(c, seq: c.lastInsertRowID, first)
+                results.append(.created)
             }
-            return outcomes
+            return results
+        }
+        return zip(items, results).map { item, result in
+            switch result {
+            case .created: .created(item.communication)
+            case .existing(let loaded): .existing(loaded.finished)
+            case .conflict(let id): .conflict(existingID: id)
+            }
         }
     }
 
     public func communication(id: String) async throws -> Communication? {
         try await db.read { c in
-            guard let (seq, found) = try Self.load(c, where: "id = ?", [.text(id)]) else { return nil }
-            var comm = found
-            comm.history = try Self.history(c, seq: seq)
+            guard let found = try Self.load(c, where: "id = ?", [.text(id)]) else { return nil }
+            var comm = found.finished
+            comm.history = try Self.history(c, seq: found.seq)
             return comm
         }
     }
 
     public func communication(providerMessageID: String) async throws -> Communication? {
         try await db.read { c in
-            guard let (seq, found) = try Self.load(c, where: "provider_message_id = ?", [.text(providerMessageID)]) else { return nil }
-            var comm = found
-            comm.history = try Self.history(c, seq: seq)
+            guard let found = try Self.load(c, where: "provider_message_id = ?", [.text(providerMessageID)]) else { return nil }
+            var comm = found.finished
+            comm.history = try Self.history(c, seq: found.seq)
             return comm
         }
     }
 
+    /// What the writer thread did with one transition; turned into a `TransitionOutcome` afterwards.
+    enum ApplyResult: Sendable {
+        case applied(Loaded, StatusChange)
+        case ignored(Loaded, String)
+        case notFound(String)
+    }
+
     public func apply(_ transitions: [StatusTransition]) async throws -> [TransitionOutcome] {
-        try await db.write { c in
-            var outcomes: [TransitionOutcome] = []
-            outcomes.reserveCapacity(transitions.count)
+        let results = try await db.write { c in
+            var results: [ApplyResult] = []
+            results.reserveCapacity(transitions.count)
             for t in transitions {
-                guard let (seq, current) = try Self.load(c, where: "id = ?", [.text(t.id)]) else {
-                    outcomes.append(.notFound(id: t.id))
+                guard var loaded = try Self.load(c, where: "id = ?", [.text(t.id)]) else {
+                    results.append(.notFound(t.id))
                     continue
                 }
-                switch StatusMachine.decide(current.dispatchState, t.event) {
+                switch StatusMachine.decide(loaded.communication.dispatchState, t.event) {
                 case .ignore(let reason):
-                    outcomes.append(.ignored(current, reason: reason))
+                    results.append(.ignored(loaded, reason))
                 case .apply(let effect):
-                    let (next, change) = current.applying(effect, at: t.at, service: t.service)
+                    let (next, change) = loaded.communication.applying(effect, at: t.at, service: t.service)
                     try c.run(
                         """
                         UPDATE communications SET status = ?, attempts = ?, dispatch_seq = ?, dispatch_at = ?, provider = ?, provider_message_id = ?,
@@ -120,29 +160,36 @@ public struct SQLiteStore: CommunicationStore {
                         """,
                         [.text(next.status.rawValue), .int(Int64(next.attempts)), .int(Int64(next.dispatchSeq)), next.dispatchAt.map { .int($0.milliseconds) } ?? .null,
                          next.provider.map(SQLValue.text) ?? .null, next.providerMessageID.map(SQLValue.text) ?? .null,
-                         next.lastError?.code.map(SQLValue.text) ?? .null, next.lastError.map { .text($0.message) } ?? .null, .int(next.updatedAt.milliseconds), .int(seq)])
-                    try Self.insertHistory(c, seq: seq, change)
-                    var applied = next
-                    applied.history = []
-                    outcomes.append(.applied(applied, change))
+                         next.lastError?.code.map(SQLValue.text) ?? .null, next.lastError.map { .text($0.message) } ?? .null, .int(next.updatedAt.milliseconds), .int(loaded.seq)])
+                    try Self.insertHistory(c, seq: loaded.seq, change)
+                    loaded.communication = next
+                    loaded.communication.history = []
+                    results.append(.applied(loaded, change))
                 }
             }
-            return outcomes
+            return results
+        }
+        return results.map { r in
+            switch r {
+            case .applied(let loaded, let change): .applied(loaded.finished, change)
+            case .ignored(let loaded, let reason): .ignored(loaded.finished, reason: reason)
+            case .notFound(let id): .notFound(id: id)
+            }
         }
     }
 
     public func claimDue(now: Timestamp, lease: Duration, limit: Int) async throws -> [Communication] {
         let until = now.adding(lease)
         return try await db.write { c in
-            var due: [(Int64, Communication)] = []
+            var due: [Loaded] = []
             try c.query("SELECT \(Self.columns) FROM communications WHERE dispatch_at IS NOT NULL AND dispatch_at <= ? ORDER BY dispatch_at LIMIT ?", [.int(now.milliseconds), .int(Int64(limit))]) { s in
                 if let row = Self.communication(s) { due.append(row) }
             }
-            for (seq, _) in due {
-                try c.run("UPDATE communications SET dispatch_at = ? WHERE seq = ?", [.int(until.milliseconds), .int(seq)])
+            for row in due {
+                try c.run("UPDATE communications SET dispatch_at = ? WHERE seq = ?", [.int(until.milliseconds), .int(row.seq)])
             }
-            return due.map { $0.1 }
-        }
+            return due
+        }.map(\.finished)
     }
 
     public func statusCounts() async throws -> [StatusCount] {

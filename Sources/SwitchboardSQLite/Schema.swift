@@ -96,11 +96,12 @@ enum Schema {
             timestamp INTEGER NOT NULL
         );
         CREATE INDEX search_logs_communication ON search_logs(communication_id);
+        -- Only `error` is indexed here: a log's msg is its communication's, found through search_communications_fts.
         CREATE VIRTUAL TABLE search_logs_fts USING fts5(
-            msg, error, content='search_logs', content_rowid='rowid', tokenize='unicode61'
+            error, content='search_logs', content_rowid='rowid', tokenize='unicode61'
         );
-        CREATE TRIGGER search_logs_ai AFTER INSERT ON search_logs BEGIN
-            INSERT INTO search_logs_fts(rowid, msg, error) VALUES (new.rowid, new.msg, new.error);
+        CREATE TRIGGER search_logs_ai AFTER INSERT ON search_logs WHEN new.error IS NOT NULL BEGIN
+            INSERT INTO search_logs_fts(rowid, error) VALUES (new.rowid, new.error);
         END;
 
         CREATE TABLE sandbox_messages (

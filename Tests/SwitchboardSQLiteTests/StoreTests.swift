@@ -156,6 +156,8 @@ struct SQLiteSearchTests {
             LogRecord(communicationId: id, service: "sms", status: status, type: .sms, from: "+1", to: "+2", msg: "hello world", error: error, attempt: 1, provider: "sandbox", timestamp: Timestamp(milliseconds: 5))
         }
         try await s.index(logs: [log("a", .processing), log("a", .failed, error: "carrier unreachable"), log("b", .sent)])
+        // A log's msg is searched through its communication's document.
+        try await s.index(communications: ["a", "b"].map { CommunicationDocument(communicationId: $0, type: .sms, from: "+1", to: "+2", msg: "hello world", status: .sent, createdAt: Timestamp(milliseconds: 1), timestamp: Timestamp(milliseconds: 1)) })
         #expect(try await s.search(LogQuery(communicationId: "a")).items.map(\.status) == [.failed, .processing])
         #expect(try await s.search(LogQuery(text: "unreachable")).items.map(\.communicationId) == ["a"])
         #expect(try await s.search(LogQuery(service: "sms", status: .sent)).items.map(\.communicationId) == ["b"])

@@ -1,0 +1,115 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+import SwitchboardCore
+
+/// A `switchboard` child process.
+final class ServiceProcess: @unchecked Sendable {
+    let process = Process()
+    let name: String
+
+    init(_ arguments: [String], environment: [String: String], name: String) throws {
+        self.name = name
+        process.executableURL = try Self.binary()
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SWITCHBOARD_") && $0.key != "PORT" }.merging(environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-\(name)-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+    }
+
+    /// The `switchboard` executable built beside this test bundle.
+    static func binary() throws -> URL {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent("switchboard")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "switchboard executable not found beside \(dir.path); run `swift build --build-tests` first"])
+    }
+
+    func signal(_ s: Int32) { kill(process.processIdentifier, s) }
+
+    /// Sends SIGTERM and waits; returns the exit status.
+    func terminate() async -> Int32 {
+        signal(SIGTERM)
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
+        return process.terminationStatus
+    }
+}
+
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+@Suite("Separate processes on one SQLite file", .serialized)
+struct MultiProcessTests {
+    @Test("router, two SMS workers, email and WhatsApp workers and the logger as processes; a worker killed with SIGKILL loses nothing")
+    func separateProcesses() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-mp-\(UUID().uuidString)")
+        let port = freePort()
+        let env = [
+            "SWITCHBOARD_DATABASE": dir.appendingPathComponent("shared.sqlite").path, "PORT": "\(port)", "SWITCHBOARD_LEASE_MS": "1000",
+            "SWITCHBOARD_POLL_MS": "20", "SWITCHBOARD_SQLITE_SYNCHRONOUS": "normal", "SWITCHBOARD_LOG_LEVEL": "warning",
+            "SWITCHBOARD_OUTBOX_GRACE_MS": "1000", "SWITCHBOARD_SCHEDULER_INTERVAL_MS": "100",
+        ]
+        let router = try ServiceProcess(["router"], environment: env, name: "router")
+        // Give the router a moment to create the schema before the others open the file.
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let base = "http://127.0.0.1:\(port)"
+        func get(_ path: String) async throws -> JSONValue {
+            let r = try await http.execute(HTTPClientRequest(url: base + path), timeout: .seconds(10))
+            return try JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 24).readableBytesView))
+        }
+        try await eventually(timeout: .seconds(20), "router up") { (try? await get("/health/ready"))?["status"] == .string("ready") }
+        let smsA = try ServiceProcess(["worker", "--channel", "sms", "--concurrency", "8"], environment: env, name: "sms-a")
+        let smsB = try ServiceProcess(["worker", "--channel", "sms", "--concurrency", "8"], environment: env, name: "sms-b")
+        let email = try ServiceProcess(["worker", "--channel", "email"], environment: env, name: "email")
+        let whatsapp = try ServiceProcess(["worker", "--channel", "whatsapp"], environment: env, name: "whatsapp")
+        let logger = try ServiceProcess(["logger"], environment: env, name: "logger")
+
+        var ids: [String] = []
+        for i in 0..<300 {
+            let type = Channel.allCases[i % 3]
+            var request = HTTPClientRequest(url: base + "/api/v1/communication")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(body(type, to: recipient(type, i), msg: "multi-process \(i)"))
+            let response = try await http.execute(request, timeout: .seconds(10))
+            #expect(response.status == .ok)
+            let answer = try JSONParser.parse(Array(try await response.body.collect(upTo: 1 << 20).readableBytesView))
+            ids.append(try #require(answer["id"]?.stringValue))
+            if i == 150 { smsA.signal(SIGKILL) }  // dies holding whatever it had
+        }
+        try await eventually(timeout: .seconds(60), "300 sent") {
+            (try? await get("/api/v1/stats"))?["communications"]?["byStatus"]?["sent"] == .number(300)
+        }
+        let sandbox = try await get("/api/v1/sandbox/messages?limit=1000")
+        guard case .array(let delivered)? = sandbox["items"] else { Issue.record("no sandbox list"); return }
+        let deliveredIDs = delivered.compactMap { $0["communicationId"]?.stringValue }
+        #expect(Set(deliveredIDs) == Set(ids))
+        // A message is sent twice only if the killed worker died between the provider call and its commit.
+        #expect(deliveredIDs.count - Set(deliveredIDs).count <= 8)
+        try await eventually(timeout: .seconds(20), "logs indexed") {
+            let logs = try await get("/api/v1/logs?communicationId=\(ids[299])")
+            return logs["count"] == .number(4)
+        }
+        for p in [smsB, email, whatsapp, logger, router] {
+            let status = await p.terminate()
+            #expect(status == 0, "\(p.name) exited with \(status)")
+        }
+        try await http.shutdown()
+    }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Benchmark of the embedded system (issue 2). Prints figures; asserts nothing.
+#   scripts/bench.sh                 # defaults: 64 connections, 10 s runs, 100k end-to-end messages
+#   DURATION=5s E2E_MESSAGES=20000 scripts/bench.sh
+# Everything runs on 127.0.0.1 and stops at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-10s}
+E2E_MESSAGES=${E2E_MESSAGES:-100000}
+PORT=${PORT:-39017}
+SYNC=${SWITCHBOARD_SQLITE_SYNCHRONOUS:-full}
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)"; apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+fi
+swift build -c release --product switchboard >/dev/null
+BIN=$(swift build -c release --show-bin-path)/switchboard
+WORK=$(mktemp -d)
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start() { # $1: database file
+  SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_SQLITE_SYNCHRONOUS=$SYNC "$BIN" serve --port "$PORT" --database "$1" >"$WORK/serve.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && return; sleep 0.1; done
+  echo "server did not start"; cat "$WORK/serve.log"; exit 1
+}
+stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+stat_of() { curl -fs "http://127.0.0.1:$PORT/api/v1/stats" | python3 -c "import json,sys; d=json.load(sys.stdin)['communications']; print(d['byStatus'].get('$1',0), d['total'])"; }
+
+echo "== Switchboard benchmark: $(nproc) cores, sqlite synchronous=$SYNC, $CONNECTIONS connections, $DURATION per run"
+
+# 1. Ceiling: /health/live of the same binary.
+start "$WORK/a.sqlite"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/health/live" >"$WORK/live.txt"
+LIVE_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/live.txt")
+
+# 2. Durable accepts: the seed request, workers running in the same process.
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/post.lua "http://127.0.0.1:$PORT/api/v1/communication" >"$WORK/post.txt"
+POST_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/post.txt")
+P50=$(awk '$1=="50%" {print $2}' "$WORK/post.txt")
+P99=$(awk '$1=="99%" {print $2}' "$WORK/post.txt")
+NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/post.txt"); NON2XX=${NON2XX:-0}
+RSS1=$(rss_peak_mb "$PID")
+stop
+
+# 3. End to end: E2E_MESSAGES accepted and delivered through the sandbox, on a fresh file.
+start "$WORK/b.sqlite"
+T0=$(date +%s.%N)
+STOP_AFTER=$((E2E_MESSAGES / THREADS)) wrk -t"$THREADS" -c"$CONNECTIONS" -d10m -s scripts/bench/post.lua "http://127.0.0.1:$PORT/api/v1/communication" >"$WORK/e2e.txt"
+T1=$(date +%s.%N)
+while :; do
+  read -r SENT TOTAL < <(stat_of sent)
+  [ "$SENT" -ge "$TOTAL" ] && break
+  sleep 0.2
+done
+T2=$(date +%s.%N)
+RSS2=$(rss_peak_mb "$PID")
+stop
+
+python3 - "$LIVE_RPS" "$POST_RPS" "$P50" "$P99" "$NON2XX" "$TOTAL" "$SENT" "$T0" "$T1" "$T2" "$RSS1" "$RSS2" <<'PY'
+import sys
+live, post, p50, p99, non2xx, total, sent, t0, t1, t2, rss1, rss2 = sys.argv[1:]
+live, post = float(live), float(post)
+total, sent = int(total), int(sent)
+t0, t1, t2 = float(t0), float(t1), float(t2)
+print(f"/health/live                 {live:10.0f} req/s")
+print(f"POST /api/v1/communication   {post:10.0f} req/s  ({post/live:.2f} x live)   p50 {p50}   p99 {p99}   non-2xx {non2xx}")
+print(f"end to end                   {total:10d} messages accepted in {t1-t0:.1f} s, all {sent} sent after {t2-t0:.1f} s -> {sent/(t2-t0):.0f} messages/s")
+print(f"peak RSS                     {max(int(rss1), int(rss2)):10d} MB (accept run {rss1} MB, end-to-end run {rss2} MB)")
+PY
