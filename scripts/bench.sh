@@ -50,14 +50,22 @@ RSS1=$(rss_peak_mb "$PID")
 stop
 
 # 3. End to end: E2E_MESSAGES accepted and delivered through the sandbox, on a fresh file.
+#    wrk's threads stop after E2E_MESSAGES/THREADS answers each; we stop wrk once the store holds them all.
 start "$WORK/b.sqlite"
 T0=$(date +%s.%N)
-STOP_AFTER=$((E2E_MESSAGES / THREADS)) wrk -t"$THREADS" -c"$CONNECTIONS" -d10m -s scripts/bench/post.lua "http://127.0.0.1:$PORT/api/v1/communication" >"$WORK/e2e.txt"
+STOP_AFTER=$((E2E_MESSAGES / THREADS)) wrk -t"$THREADS" -c"$CONNECTIONS" -d10m -s scripts/bench/post.lua "http://127.0.0.1:$PORT/api/v1/communication" >"$WORK/e2e.txt" &
+WRK=$!
+while :; do
+  read -r SENT TOTAL < <(stat_of sent)
+  [ "$TOTAL" -ge "$E2E_MESSAGES" ] && break
+  sleep 0.1
+done
 T1=$(date +%s.%N)
+kill "$WRK" 2>/dev/null; wait "$WRK" 2>/dev/null || true
 while :; do
   read -r SENT TOTAL < <(stat_of sent)
   [ "$SENT" -ge "$TOTAL" ] && break
-  sleep 0.2
+  sleep 0.1
 done
 T2=$(date +%s.%N)
 RSS2=$(rss_peak_mb "$PID")

@@ -48,22 +48,28 @@ public struct Dispatcher: Sendable {
         }
     }
 
-    /// Publishes a stored `pending` message to its stream, records `queued`, then writes both log entries and
-    /// the search document in one go. Failures leave the message in the outbox; they are logged, not thrown.
+    /// Publishes a stored `pending` message to its stream while indexing it and logging `pending` (one group
+    /// commit), then, without making the client wait, records `queued`. Failures leave the message in the
+    /// outbox (it stays due); they are logged, not thrown. Losing the background step (a crash) is harmless:
+    /// the outbox publishes the message again and the worker skips the duplicate entry.
     func publish(_ c: Communication) async {
-        var logs = c.history.map { LogRecord(c, change: $0).fields }
-        var document = CommunicationDocument(c)
+        async let logged: Void = recorder.publish(logs: c.history.map { LogRecord(c, change: $0).fields }, documents: [CommunicationDocument(c)])
         do {
             try await engine.queue.publish(stream: c.channel.stream, entries: [DispatchEntry(c).fields])
-            let outcome = try await engine.store.apply([StatusTransition(id: c.id, event: .queued(dispatchSeq: c.dispatchSeq), at: clock(), service: "router")])
-            if case .applied(let queued, let change)? = outcome.first {
-                logs.append(LogRecord(queued, change: change).fields)
-                document = CommunicationDocument(queued)
-            }
         } catch {
+            await logged
             logger.warning("publication deferred to the outbox", metadata: ["id": "\(c.id)", "error": "\(error)"])
+            return
         }
-        await recorder.publish(logs: logs, documents: [document])
+        await logged
+        let transition = StatusTransition(id: c.id, event: .queued(dispatchSeq: c.dispatchSeq), at: clock(), service: "router")
+        Task { [recorder, logger] in
+            do {
+                try await recorder.record([transition])
+            } catch {
+                logger.warning("could not record queued; the outbox will republish", metadata: ["id": "\(c.id)", "error": "\(error)"])
+            }
+        }
     }
 }
 

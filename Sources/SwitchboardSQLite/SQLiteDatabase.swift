@@ -80,6 +80,12 @@ public final class SQLiteDatabase: Sendable {
         return try await readers[i].submit(body)
     }
 
+    /// Write transactions committed, writes they held, and time the writer spent in them, since opening.
+    public var writerStatistics: (groups: Int, writes: Int, busy: Duration) {
+        let s = writer.statistics
+        return (s.groups, s.jobs, s.busy)
+    }
+
     /// Finishes queued work and closes every connection.
     public func close() async {
         await writer.stop()
@@ -124,6 +130,17 @@ final class ConnectionThread: @unchecked Sendable {
     private let groupCommit: Bool
     private let maxGroup: Int
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Writer statistics (groups, jobs, busy nanoseconds), read by `statistics`.
+    private var groups = 0
+    private var jobsRun = 0
+    private var busyNanoseconds: UInt64 = 0
+
+    /// Groups committed, jobs run and time spent in transactions so far.
+    var statistics: (groups: Int, jobs: Int, busy: Duration) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (groups, jobsRun, .nanoseconds(Int64(busyNanoseconds)))
+    }
 
     init(name: String, connection: Connection, groupCommit: Bool, maxGroup: Int) {
         self.connection = connection
@@ -197,7 +214,14 @@ final class ConnectionThread: @unchecked Sendable {
             condition.unlock()
             guard let connection else { continue }
             if groupCommit {
+                let start = DispatchTime.now().uptimeNanoseconds
                 runGroup(batch, on: connection)
+                let elapsed = DispatchTime.now().uptimeNanoseconds - start
+                condition.lock()
+                groups += 1
+                jobsRun += batch.count
+                busyNanoseconds += elapsed
+                condition.unlock()
             } else {
                 for job in batch {
                     _ = job.run(connection)

@@ -80,7 +80,7 @@ public struct SwitchboardSystem: Sendable {
     /// Runs `role` until SIGINT or SIGTERM, then shuts down gracefully: the HTTP server stops accepting,
     /// workers finish the batch in hand, and the database closes last.
     public func run(role: Role) async throws {
-        var services: [any Service] = [DatabaseService(database: database, logger: logger)]
+        var services: [any Service] = [DatabaseService(database: database, logger: logger, reportEvery: ProcessInfo.processInfo.environment["SWITCHBOARD_SQLITE_STATS"] != nil ? .seconds(1) : nil)]
         services += backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(application())
@@ -95,13 +95,29 @@ public struct SwitchboardSystem: Sendable {
 public struct DatabaseService: Service {
     let database: SQLiteDatabase
     let logger: Logger
+    /// When set, the writer's group-commit statistics are logged at this interval (`SWITCHBOARD_SQLITE_STATS`).
+    let reportEvery: Duration?
 
-    public init(database: SQLiteDatabase, logger: Logger) {
+    public init(database: SQLiteDatabase, logger: Logger, reportEvery: Duration? = nil) {
         self.database = database
         self.logger = logger
+        self.reportEvery = reportEvery
     }
 
     public func run() async throws {
+        if let every = reportEvery {
+            var last = database.writerStatistics
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                try? await Task.sleep(for: every)
+                let now = database.writerStatistics
+                let groups = now.groups - last.groups, writes = now.writes - last.writes
+                logger.notice("sqlite writer", metadata: [
+                    "commits": "\(groups)", "writes": "\(writes)", "writesPerCommit": "\(groups > 0 ? writes / groups : 0)",
+                    "busy": "\(Int((now.busy - last.busy) / every * 100))%",
+                ])
+                last = now
+            }
+        }
         try? await gracefulShutdown()
         await database.close()
         logger.info("database closed")
