@@ -82,8 +82,9 @@ public struct ChannelWorker: Service {
         }
         if !exhausted.isEmpty {
             let reason = "delivered \(options.maxDeliveries) times without being acknowledged"
-            try await recorder.record(exhausted.map { StatusTransition(id: $0.1.communicationId, event: .failed(error: ProviderError(code: "max_deliveries", message: reason), provider: nil), at: clock(), service: channel.rawValue) })
-            try await engine.queue.deadLetter(stream: stream, group: StreamNames.workerGroup, entries: exhausted.map(\.0), reason: reason)
+            let transitions = exhausted.map { StatusTransition(id: $0.1.communicationId, event: .failed(error: ProviderError(code: "max_deliveries", message: reason), provider: nil), at: clock(), service: channel.rawValue) }
+            // Failed ones go to the dead-letter stream; an entry whose message was already past dispatch is acknowledged.
+            try await recorder.record(transitions, settling: exhausted.map(\.0), group: StreamNames.workerGroup)
         }
         guard !work.isEmpty else { return }
 
@@ -110,38 +111,21 @@ public struct ChannelWorker: Service {
         for (c, (provider, result)) in zip(deliveries.map(\.1), results) {
             let now = clock()
             let event: StatusEvent
-            switch options.retry.decide(attempt: c.attempts, result: result, using: &rng) {
-            case .done:
-                guard case .sent(let pid) = result else { continue }
+            switch (options.retry.decide(attempt: c.attempts, result: result, using: &rng), result) {
+            case (.done, .sent(let pid)):
                 event = .sent(provider: provider, providerMessageID: pid)
-            case .fail:
-                guard case .permanent(let e) = result else { continue }
+            case (.fail, .permanent(let e)):
                 event = .failed(error: e, provider: provider)
-            case .retry(let delay):
-                guard case .retryable(let e) = result else { continue }
+            case (.retry(let delay), .retryable(let e)):
                 event = .retrying(error: e, provider: provider, nextAttemptAt: now.adding(delay))
-            case .giveUp:
-                guard case .retryable(let e) = result else { continue }
+            case (.giveUp, .retryable(let e)):
                 event = .failed(error: ProviderError(code: e.code, message: "\(e.message) (gave up after \(c.attempts) attempts)"), provider: provider)
+            default:
+                event = .failed(error: ProviderError(code: "internal", message: "retry policy and result disagree: \(result)"), provider: provider)
             }
             transitions.append(StatusTransition(id: c.id, event: event, at: now, service: channel.rawValue))
         }
-        let recorded = try await recorder.record(transitions)
-        var acks: [String] = []
-        var dead: [QueueEntry] = []
-        var deadReasons: [String] = []
-        for (outcome, (entry, _)) in zip(recorded, deliveries) {
-            if case .applied(let c, _) = outcome, c.status == .failed {
-                dead.append(entry)
-                deadReasons.append(c.lastError?.description ?? "failed")
-            } else {
-                acks.append(entry.id)
-            }
-        }
-        try await engine.queue.ack(stream: stream, group: StreamNames.workerGroup, ids: acks)
-        for (entry, reason) in zip(dead, deadReasons) {
-            try await engine.queue.deadLetter(stream: stream, group: StreamNames.workerGroup, entries: [entry], reason: reason)
-        }
+        try await recorder.record(transitions, settling: deliveries.map(\.0), group: StreamNames.workerGroup)
     }
 
     /// Delivers each message, at most `concurrency` at a time; returns (provider name, result) in order.

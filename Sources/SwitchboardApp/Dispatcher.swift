@@ -34,6 +34,19 @@ public struct Dispatcher: Sendable {
     public func accept(_ request: CommunicationRequest, idempotencyKey: String?) async throws -> Outcome {
         let now = clock()
         let new = NewCommunication(id: ids.next(now: now), request: request, idempotencyKey: idempotencyKey, createdAt: now, dispatchAt: now.adding(options.outboxGrace))
+        if let pipeline = engine.pipeline {
+            // One transaction: stored, queued, on its stream, logged and indexed.
+            switch try await pipeline.accept([new], queuedAt: now, service: "router").first {
+            case .created(let c)?:
+                return .accepted(id: c.id, request: c.request, replayed: false)
+            case .existing(let c)?:
+                return .accepted(id: c.id, request: c.request, replayed: true)
+            case .conflict(let id)?:
+                return .conflict(existingID: id)
+            case nil:
+                throw StoreContractViolation(message: "accept returned no outcome")
+            }
+        }
         let outcome = try await engine.store.create([new])
         switch outcome.first {
         case .existing(let c)?:
@@ -48,25 +61,31 @@ public struct Dispatcher: Sendable {
         }
     }
 
-    /// Publishes a stored `pending` message to its stream while indexing it and logging `pending` (one group
-    /// commit), then, without making the client wait, records `queued`. Failures leave the message in the
-    /// outbox (it stays due); they are logged, not thrown. Losing the background step (a crash) is harmless:
-    /// the outbox publishes the message again and the worker skips the duplicate entry.
+    /// Indexes a stored `pending` message while publishing it to its stream (one group commit), then, without
+    /// making the client wait, records `queued` and writes the `pending` and `queued` log entries. Failures
+    /// leave the message in the outbox (it stays due); they are logged, not thrown. Losing the background step
+    /// (a crash) is harmless: the outbox publishes the message again and the worker skips the duplicate entry.
     func publish(_ c: Communication) async {
-        async let logged: Void = recorder.publish(logs: c.history.map { LogRecord(c, change: $0).fields }, documents: [CommunicationDocument(c)])
+        async let indexed: Void = recorder.publish(logs: [], documents: [CommunicationDocument(c)])
+        var published = true
         do {
             try await engine.queue.publish(stream: c.channel.stream, entries: [DispatchEntry(c).fields])
         } catch {
-            await logged
+            published = false
             logger.warning("publication deferred to the outbox", metadata: ["id": "\(c.id)", "error": "\(error)"])
-            return
         }
-        await logged
+        await indexed
+        let pendingLogs = c.history.map { LogRecord(c, change: $0).fields }
         let transition = StatusTransition(id: c.id, event: .queued(dispatchSeq: c.dispatchSeq), at: clock(), service: "router")
         Task { [recorder, logger] in
+            guard published else {
+                await recorder.publish(logs: pendingLogs, documents: [])
+                return
+            }
             do {
-                try await recorder.record([transition])
+                try await recorder.record([transition], alsoLog: pendingLogs)
             } catch {
+                await recorder.publish(logs: pendingLogs, documents: [])
                 logger.warning("could not record queued; the outbox will republish", metadata: ["id": "\(c.id)", "error": "\(error)"])
             }
         }

@@ -19,14 +19,18 @@ public struct Engine: Sendable {
     public var search: any SearchIndex
     /// Present when the sandbox provider records into this engine.
     public var mailbox: (any SandboxMailbox)?
+    /// Present when store, queue and search share transactions (the embedded engine): the services then
+    /// do each step of the pipeline in one atomic write.
+    public var pipeline: (any AtomicPipeline)?
     /// Names of the engines, for logs and health (`sqlite`, `redis`, …).
     public var names: (store: String, queue: String, search: String)
 
-    public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, names: (store: String, queue: String, search: String)) {
+    public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, pipeline: (any AtomicPipeline)? = nil, names: (store: String, queue: String, search: String)) {
         self.store = store
         self.queue = queue
         self.search = search
         self.mailbox = mailbox
+        self.pipeline = pipeline
         self.names = names
     }
 }
@@ -71,19 +75,47 @@ public struct StatusRecorder: Sendable {
     }
 
     /// Applies `transitions` (one store call), then publishes the log entries and index updates of those
-    /// that were applied. Store errors are thrown; log and index errors are logged, never thrown, because
-    /// the status is already committed (the history in the store keeps every change).
+    /// that were applied (with `alsoLog` first, in the same write). Store errors are thrown; log and index
+    /// errors are logged, never thrown, because the status is already committed (the history in the store
+    /// keeps every change). `processing` is logged but not indexed: it lasts milliseconds, and the search
+    /// index shows the status before and after it.
     @discardableResult
-    public func record(_ transitions: [StatusTransition]) async throws -> [TransitionOutcome] {
+    public func record(_ transitions: [StatusTransition], alsoLog: [[String: String]] = []) async throws -> [TransitionOutcome] {
         guard !transitions.isEmpty else { return [] }
+        if let pipeline = engine.pipeline, alsoLog.isEmpty {
+            return try await pipeline.record(transitions, settle: [], group: "")
+        }
         let outcomes = try await engine.store.apply(transitions)
-        var logs: [[String: String]] = []
+        var logs = alsoLog
         var docs: [CommunicationDocument] = []
         for case .applied(let c, let change) in outcomes {
             logs.append(LogRecord(c, change: change).fields)
-            docs.append(CommunicationDocument(c))
+            if c.status != .processing { docs.append(CommunicationDocument(c)) }
         }
         await publish(logs: logs, documents: docs)
+        return outcomes
+    }
+
+    /// Applies `transitions` and settles their stream entries: `entries[i]` is acknowledged once transition
+    /// `i` is committed, or moved to the dead-letter stream when it left its communication `failed`.
+    /// Nothing is acknowledged if the store fails (the entries are then delivered again).
+    @discardableResult
+    public func record(_ transitions: [StatusTransition], settling entries: [QueueEntry], group: String) async throws -> [TransitionOutcome] {
+        precondition(entries.count == transitions.count, "one entry per transition")
+        guard !transitions.isEmpty else { return [] }
+        if let pipeline = engine.pipeline {
+            return try await pipeline.record(transitions, settle: entries, group: group)
+        }
+        let outcomes = try await record(transitions)
+        var acks: [String: [String]] = [:]
+        for (outcome, entry) in zip(outcomes, entries) {
+            if case .applied(let c, _) = outcome, c.status == .failed {
+                try await engine.queue.deadLetter(stream: entry.stream, group: group, entries: [entry], reason: c.lastError?.description ?? "failed")
+            } else {
+                acks[entry.stream, default: []].append(entry.id)
+            }
+        }
+        for (stream, ids) in acks { try await engine.queue.ack(stream: stream, group: group, ids: ids) }
         return outcomes
     }
 

@@ -46,8 +46,12 @@ public struct LogIndexer: Service {
                 bad.append(e)
             }
         }
-        try await engine.search.index(logs: records)
-        try await engine.queue.ack(stream: StreamNames.log, group: StreamNames.loggerGroup, ids: good)
+        if let pipeline = engine.pipeline {
+            try await pipeline.indexLogs(records, acknowledging: good, group: StreamNames.loggerGroup)
+        } else {
+            try await engine.search.index(logs: records)
+            try await engine.queue.ack(stream: StreamNames.log, group: StreamNames.loggerGroup, ids: good)
+        }
         if !bad.isEmpty {
             logger.error("log entries moved to the dead-letter stream", metadata: ["count": "\(bad.count)"])
             try await engine.queue.deadLetter(stream: StreamNames.log, group: StreamNames.loggerGroup, entries: bad, reason: "malformed or delivered too often")

@@ -256,3 +256,23 @@ public protocol SandboxMailbox: Sendable {
     /// Newest first.
     func messages(channel: Channel?, to: String?, limit: Int) async throws -> [SandboxMessage]
 }
+
+/// Implemented by an engine whose store, queue and search index share transactions (the embedded SQLite
+/// engine). The services then do in one atomic write what otherwise takes several: the transactional outbox
+/// in its plainest form. Engines that cannot (a Redis queue beside a SQLite store) leave it out and the
+/// services use the ports one by one.
+public protocol AtomicPipeline: Sendable {
+    /// Stores each new communication, records `pending` then `queued` (dispatch 1), appends its entry to its
+    /// channel stream, both log entries to `log_stream` and its document to the search index — atomically.
+    /// Idempotency keys behave as in `CommunicationStore.create`.
+    func accept(_ items: [NewCommunication], queuedAt: Timestamp, service: String) async throws -> [CreateOutcome]
+
+    /// Applies `transitions` like `CommunicationStore.apply`, and in the same transaction writes a log entry
+    /// for each applied one, updates its search document (not for `processing`), and settles stream entries:
+    /// `settle[i]`, when present, is acknowledged — or moved to the dead-letter stream when transition `i`
+    /// left its communication `failed`.
+    func record(_ transitions: [StatusTransition], settle: [QueueEntry?], group: String) async throws -> [TransitionOutcome]
+
+    /// Indexes log records and acknowledges their `log_stream` entries in one transaction.
+    func indexLogs(_ records: [LogRecord], acknowledging ids: [String], group: String) async throws
+}

@@ -58,6 +58,7 @@ public final class SQLiteDatabase: Sendable {
         try writeConnection.execute("PRAGMA synchronous=\(options.synchronous.rawValue.uppercased())")
         try writeConnection.execute("PRAGMA temp_store=MEMORY")
         try writeConnection.execute("PRAGMA cache_size=-65536")
+        try writeConnection.execute("PRAGMA wal_autocheckpoint=4000")
         try Schema.migrate(writeConnection)
         writer = ConnectionThread(name: "sqlite-writer", connection: writeConnection, groupCommit: true, maxGroup: options.maxGroupSize)
         var readers: [ConnectionThread] = []
@@ -81,9 +82,8 @@ public final class SQLiteDatabase: Sendable {
     }
 
     /// Write transactions committed, writes they held, and time the writer spent in them, since opening.
-    public var writerStatistics: (groups: Int, writes: Int, busy: Duration) {
-        let s = writer.statistics
-        return (s.groups, s.jobs, s.busy)
+    public var writerStatistics: (groups: Int, writes: Int, busy: Duration, cpu: Duration) {
+        writer.statistics
     }
 
     /// Finishes queued work and closes every connection.
@@ -134,12 +134,19 @@ final class ConnectionThread: @unchecked Sendable {
     private var groups = 0
     private var jobsRun = 0
     private var busyNanoseconds: UInt64 = 0
+    private var cpuNanoseconds: UInt64 = 0
 
     /// Groups committed, jobs run and time spent in transactions so far.
-    var statistics: (groups: Int, jobs: Int, busy: Duration) {
+    var statistics: (groups: Int, writes: Int, busy: Duration, cpu: Duration) {
         condition.lock()
         defer { condition.unlock() }
-        return (groups, jobsRun, .nanoseconds(Int64(busyNanoseconds)))
+        return (groups, jobsRun, .nanoseconds(Int64(busyNanoseconds)), .nanoseconds(Int64(cpuNanoseconds)))
+    }
+
+    static func threadCPUNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
     init(name: String, connection: Connection, groupCommit: Bool, maxGroup: Int) {
@@ -215,9 +222,12 @@ final class ConnectionThread: @unchecked Sendable {
             guard let connection else { continue }
             if groupCommit {
                 let start = DispatchTime.now().uptimeNanoseconds
+                let cpuStart = Self.threadCPUNanoseconds()
                 runGroup(batch, on: connection)
                 let elapsed = DispatchTime.now().uptimeNanoseconds - start
+                let cpu = Self.threadCPUNanoseconds() - cpuStart
                 condition.lock()
+                cpuNanoseconds += cpu
                 groups += 1
                 jobsRun += batch.count
                 busyNanoseconds += elapsed

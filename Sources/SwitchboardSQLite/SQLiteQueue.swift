@@ -58,8 +58,7 @@ public struct SQLiteQueue: MessageQueue {
             var ids: [String] = []
             ids.reserveCapacity(encoded.count)
             for fields in encoded {
-                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(stream), .text(fields), .int(now.milliseconds)])
-                ids.append(String(c.lastInsertRowID))
+                ids.append(String(try Self.append(c, stream: stream, fields: fields, at: now)))
             }
             return ids
         }
@@ -130,6 +129,22 @@ public struct SQLiteQueue: MessageQueue {
         }.map { QueueEntry(id: $0.0, stream: stream, fields: Self.decode($0.1), deliveryCount: $0.2) }
     }
 
+    /// Appends one entry (encoded fields) on the writer thread; returns its id.
+    @discardableResult
+    static func append(_ c: Connection, stream: String, fields: String, at: Timestamp) throws -> Int64 {
+        try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(stream), .text(fields), .int(at.milliseconds)])
+        return c.lastInsertRowID
+    }
+
+    /// The fields of a dead-letter entry.
+    static func deadFields(_ e: QueueEntry, reason: String) -> String {
+        var fields = e.fields
+        fields["dead_reason"] = reason
+        fields["dead_entry_id"] = e.id
+        fields["dead_deliveries"] = String(e.deliveryCount)
+        return encode(fields)
+    }
+
     public func ack(stream: String, group: String, ids: [String]) async throws {
         guard !ids.isEmpty else { return }
         try await db.write { c in try Self.ack(c, stream: stream, group: group, ids: ids) }
@@ -153,16 +168,10 @@ public struct SQLiteQueue: MessageQueue {
         guard !entries.isEmpty else { return }
         let now = clock()
         let dead = StreamNames.deadLetter(of: stream)
-        let encoded = entries.map { e in
-            var fields = e.fields
-            fields["dead_reason"] = reason
-            fields["dead_entry_id"] = e.id
-            fields["dead_deliveries"] = String(e.deliveryCount)
-            return Self.encode(fields)
-        }
+        let encoded = entries.map { Self.deadFields($0, reason: reason) }
         try await db.write { c in
             for fields in encoded {
-                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(dead), .text(fields), .int(now.milliseconds)])
+                try Self.append(c, stream: dead, fields: fields, at: now)
             }
             try Self.ack(c, stream: stream, group: group, ids: entries.map(\.id))
         }

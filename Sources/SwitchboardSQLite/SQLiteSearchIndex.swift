@@ -12,31 +12,37 @@ public struct SQLiteSearchIndex: SearchIndex {
     public func index(communications: [CommunicationDocument]) async throws {
         guard !communications.isEmpty else { return }
         try await db.write { c in
-            for d in communications {
-                // Only status and time change after creation; msg, from and to (the FTS columns) never do.
-                try c.run(
-                    """
-                    INSERT INTO search_communications (id, type, sender, recipient, msg, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at WHERE excluded.updated_at >= updated_at
-                    """,
-                    [.text(d.communicationId), .text(d.type.rawValue), .text(d.from), .text(d.to), .text(d.msg), .text(d.status.rawValue), .int(d.createdAt.milliseconds), .int(d.timestamp.milliseconds)])
-            }
+            for d in communications { try Self.upsert(c, d) }
         }
+    }
+
+    /// Inserts or updates one document on the writer thread. Only status and time change after creation;
+    /// msg, from and to (the FTS columns) never do, so an update leaves the FTS index alone.
+    static func upsert(_ c: Connection, _ d: CommunicationDocument) throws {
+        try c.run(
+            """
+            INSERT INTO search_communications (id, type, sender, recipient, msg, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at WHERE excluded.updated_at >= updated_at
+            """,
+            [.text(d.communicationId), .text(d.type.rawValue), .text(d.from), .text(d.to), .text(d.msg), .text(d.status.rawValue), .int(d.createdAt.milliseconds), .int(d.timestamp.milliseconds)])
     }
 
     public func index(logs: [LogRecord]) async throws {
         guard !logs.isEmpty else { return }
         try await db.write { c in
-            for l in logs {
-                try c.run(
-                    """
-                    INSERT INTO search_logs (communication_id, service, status, type, sender, recipient, msg, error, attempt, provider, timestamp)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                    [.text(l.communicationId), .text(l.service), .text(l.status.rawValue), .text(l.type.rawValue), .text(l.from), .text(l.to), .text(l.msg),
-                     l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds)])
-            }
+            for l in logs { try Self.insert(c, l) }
         }
+    }
+
+    /// Inserts one log record on the writer thread.
+    static func insert(_ c: Connection, _ l: LogRecord) throws {
+        try c.run(
+            """
+            INSERT INTO search_logs (communication_id, service, status, type, sender, recipient, msg, error, attempt, provider, timestamp)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [.text(l.communicationId), .text(l.service), .text(l.status.rawValue), .text(l.type.rawValue), .text(l.from), .text(l.to), .text(l.msg),
+             l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds)])
     }
 
     /// Turns user text into an FTS5 query: every word quoted (so operators and punctuation are literal), all required.

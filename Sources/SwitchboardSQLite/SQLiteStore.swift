@@ -72,45 +72,47 @@ public struct SQLiteStore: CommunicationStore {
     public func create(_ items: [NewCommunication]) async throws -> [CreateOutcome] {
         // Encode off the writer thread.
         let rows = items.map { ($0, $0.request.data.canonicalText) }
-        let results = try await db.write { c in
-            var results: [CreateResult] = []
-            results.reserveCapacity(rows.count)
-            func existing(_ key: String, _ dataText: String, _ channel: Channel) throws -> CreateResult? {
-                guard let found = try Self.load(c, where: "idempotency_key = ?", [.text(key)]) else { return nil }
-                return found.communication.channel == channel && found.dataText == dataText ? .existing(found) : .conflict(found.communication.id)
-            }
-            for (item, dataText) in rows {
-                if let key = item.idempotencyKey, let r = try existing(key, dataText, item.request.channel) {
-                    results.append(r)
-                    continue
-                }
-                let r = item.request
-                do {
-                    try c.run(
-                        """
-                        INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 1, ?, ?, ?, ?)
-                        """,
-                        [.text(item.id), .text(r.channel.rawValue), .text(r.from), .text(r.to), .text(r.msg), .text(dataText), .int(item.dispatchAt.milliseconds),
-                         item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int(item.createdAt.milliseconds)])
-                } catch let error as SQLiteError where error.isConstraint {
-                    // Another process stored the same idempotency key first.
-                    guard let key = item.idempotencyKey, let r = try existing(key, dataText, item.request.channel) else { throw error }
-                    results.append(r)
-                    continue
-                }
-                let first = StatusChange(status: .pending, at: item.createdAt, attempt: 0, service: "router")
-                try Self.insertHistory(c, seq: c.lastInsertRowID, first)
-                results.append(.created)
-            }
-            return results
+        let results = try await db.write { c in try rows.map { try Self.createOne(c, $0.0, dataText: $0.1, queuedAt: nil) } }
+        return zip(items, results).map { Self.outcome($0, $1) }
+    }
+
+    /// Inserts one new communication on the writer thread, honouring its idempotency key. With `queuedAt`,
+    /// it is stored already `queued` (pending and queued both in its history) and not due in the outbox:
+    /// the caller publishes it in the same transaction.
+    static func createOne(_ c: Connection, _ item: NewCommunication, dataText: String, queuedAt: Timestamp?) throws -> CreateResult {
+        func existing(_ key: String) throws -> CreateResult? {
+            guard let found = try load(c, where: "idempotency_key = ?", [.text(key)]) else { return nil }
+            return found.communication.channel == item.request.channel && found.dataText == dataText ? .existing(found) : .conflict(found.communication.id)
         }
-        return zip(items, results).map { item, result in
-            switch result {
-            case .created: .created(item.communication)
-            case .existing(let loaded): .existing(loaded.finished)
-            case .conflict(let id): .conflict(existingID: id)
-            }
+        if let key = item.idempotencyKey, let r = try existing(key) { return r }
+        let r = item.request
+        do {
+            try c.run(
+                """
+                INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, ?, ?)
+                """,
+                [.text(item.id), .text(r.channel.rawValue), .text(r.from), .text(r.to), .text(r.msg), .text(dataText),
+                 .text(queuedAt == nil ? "pending" : "queued"), queuedAt == nil ? .int(item.dispatchAt.milliseconds) : .null,
+                 item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int((queuedAt ?? item.createdAt).milliseconds)])
+        } catch let error as SQLiteError where error.isConstraint {
+            // Another process stored the same idempotency key first.
+            guard let key = item.idempotencyKey, let r = try existing(key) else { throw error }
+            return r
+        }
+        let seq = c.lastInsertRowID
+        try insertHistory(c, seq: seq, StatusChange(status: .pending, at: item.createdAt, attempt: 0, service: "router"))
+        if let queuedAt {
+            try insertHistory(c, seq: seq, StatusChange(status: .queued, at: queuedAt, attempt: 0, service: "router"))
+        }
+        return .created
+    }
+
+    static func outcome(_ item: NewCommunication, _ result: CreateResult) -> CreateOutcome {
+        switch result {
+        case .created: .created(item.communication)
+        case .existing(let loaded): .existing(loaded.finished)
+        case .conflict(let id): .conflict(existingID: id)
         }
     }
 
@@ -140,41 +142,38 @@ public struct SQLiteStore: CommunicationStore {
     }
 
     public func apply(_ transitions: [StatusTransition]) async throws -> [TransitionOutcome] {
-        let results = try await db.write { c in
-            var results: [ApplyResult] = []
-            results.reserveCapacity(transitions.count)
-            for t in transitions {
-                guard var loaded = try Self.load(c, where: "id = ?", [.text(t.id)]) else {
-                    results.append(.notFound(t.id))
-                    continue
-                }
-                switch StatusMachine.decide(loaded.communication.dispatchState, t.event) {
-                case .ignore(let reason):
-                    results.append(.ignored(loaded, reason))
-                case .apply(let effect):
-                    let (next, change) = loaded.communication.applying(effect, at: t.at, service: t.service)
-                    try c.run(
-                        """
-                        UPDATE communications SET status = ?, attempts = ?, dispatch_seq = ?, dispatch_at = ?, provider = ?, provider_message_id = ?,
-                        error_code = ?, error_message = ?, updated_at = ? WHERE seq = ?
-                        """,
-                        [.text(next.status.rawValue), .int(Int64(next.attempts)), .int(Int64(next.dispatchSeq)), next.dispatchAt.map { .int($0.milliseconds) } ?? .null,
-                         next.provider.map(SQLValue.text) ?? .null, next.providerMessageID.map(SQLValue.text) ?? .null,
-                         next.lastError?.code.map(SQLValue.text) ?? .null, next.lastError.map { .text($0.message) } ?? .null, .int(next.updatedAt.milliseconds), .int(loaded.seq)])
-                    try Self.insertHistory(c, seq: loaded.seq, change)
-                    loaded.communication = next
-                    loaded.communication.history = []
-                    results.append(.applied(loaded, change))
-                }
-            }
-            return results
+        let results = try await db.write { c in try transitions.map { try Self.applyOne(c, $0) } }
+        return results.map(Self.outcome)
+    }
+
+    /// Applies one transition on the writer thread (compare-and-set through `StatusMachine`).
+    static func applyOne(_ c: Connection, _ t: StatusTransition) throws -> ApplyResult {
+        guard var loaded = try load(c, where: "id = ?", [.text(t.id)]) else { return .notFound(t.id) }
+        switch StatusMachine.decide(loaded.communication.dispatchState, t.event) {
+        case .ignore(let reason):
+            return .ignored(loaded, reason)
+        case .apply(let effect):
+            let (next, change) = loaded.communication.applying(effect, at: t.at, service: t.service)
+            try c.run(
+                """
+                UPDATE communications SET status = ?, attempts = ?, dispatch_seq = ?, dispatch_at = ?, provider = ?, provider_message_id = ?,
+                error_code = ?, error_message = ?, updated_at = ? WHERE seq = ?
+                """,
+                [.text(next.status.rawValue), .int(Int64(next.attempts)), .int(Int64(next.dispatchSeq)), next.dispatchAt.map { .int($0.milliseconds) } ?? .null,
+                 next.provider.map(SQLValue.text) ?? .null, next.providerMessageID.map(SQLValue.text) ?? .null,
+                 next.lastError?.code.map(SQLValue.text) ?? .null, next.lastError.map { .text($0.message) } ?? .null, .int(next.updatedAt.milliseconds), .int(loaded.seq)])
+            try insertHistory(c, seq: loaded.seq, change)
+            loaded.communication = next
+            loaded.communication.history = []
+            return .applied(loaded, change)
         }
-        return results.map { r in
-            switch r {
-            case .applied(let loaded, let change): .applied(loaded.finished, change)
-            case .ignored(let loaded, let reason): .ignored(loaded.finished, reason: reason)
-            case .notFound(let id): .notFound(id: id)
-            }
+    }
+
+    static func outcome(_ r: ApplyResult) -> TransitionOutcome {
+        switch r {
+        case .applied(let loaded, let change): .applied(loaded.finished, change)
+        case .ignored(let loaded, let reason): .ignored(loaded.finished, reason: reason)
+        case .notFound(let id): .notFound(id: id)
         }
     }
 

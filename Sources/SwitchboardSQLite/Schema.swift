@@ -25,7 +25,6 @@ enum Schema {
         );
         CREATE INDEX communications_dispatch ON communications(dispatch_at) WHERE dispatch_at IS NOT NULL;
         CREATE INDEX communications_provider_message ON communications(provider_message_id) WHERE provider_message_id IS NOT NULL;
-        CREATE INDEX communications_status ON communications(type, status);
         CREATE TABLE status_history (
             comm_seq INTEGER NOT NULL,
             status TEXT NOT NULL,

@@ -39,6 +39,7 @@ public struct SwitchboardSystem: Sendable {
             queue: SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock),
             search: SQLiteSearchIndex(database: database),
             mailbox: SQLiteSandboxMailbox(database: database),
+            pipeline: SQLitePipeline(database: database, clock: clock),
             names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
     }
 
@@ -113,7 +114,7 @@ public struct DatabaseService: Service {
                 let groups = now.groups - last.groups, writes = now.writes - last.writes
                 logger.notice("sqlite writer", metadata: [
                     "commits": "\(groups)", "writes": "\(writes)", "writesPerCommit": "\(groups > 0 ? writes / groups : 0)",
-                    "busy": "\(Int((now.busy - last.busy) / every * 100))%",
+                    "busy": "\(Int((now.busy - last.busy) / every * 100))%", "cpu": "\(Int((now.cpu - last.cpu) / every * 100))%",
                 ])
                 last = now
             }

@@ -1,0 +1,90 @@
+import SwitchboardCore
+
+/// `AtomicPipeline` for the embedded engine: store, streams and search live in one SQLite file, so each
+/// step of the pipeline is one transaction (and, with group commit, shares its COMMIT with others).
+public struct SQLitePipeline: AtomicPipeline {
+    let db: SQLiteDatabase
+    let clock: @Sendable () -> Timestamp
+
+    public init(database: SQLiteDatabase, clock: @escaping @Sendable () -> Timestamp) {
+        db = database
+        self.clock = clock
+    }
+
+    public func accept(_ items: [NewCommunication], queuedAt: Timestamp, service: String) async throws -> [CreateOutcome] {
+        // Everything that can be encoded is encoded before the write, off the writer thread.
+        struct Prepared: Sendable {
+            var item: NewCommunication
+            var dataText: String
+            var entry: String
+            var logs: [String]
+            var document: CommunicationDocument
+        }
+        let prepared = items.map { item -> Prepared in
+            var queued = item.communication
+            let change = StatusChange(status: .queued, at: queuedAt, attempt: 0, service: service)
+            queued.status = .queued
+            queued.updatedAt = queuedAt
+            let logs = [LogRecord(queued, change: queued.history[0]), LogRecord(queued, change: change)].map { SQLiteQueue.encode($0.fields) }
+            return Prepared(item: item, dataText: item.request.data.canonicalText, entry: SQLiteQueue.encode(DispatchEntry(queued).fields), logs: logs, document: CommunicationDocument(queued))
+        }
+        let results = try await db.write { c in
+            try prepared.map { p -> SQLiteStore.CreateResult in
+                let r = try SQLiteStore.createOne(c, p.item, dataText: p.dataText, queuedAt: queuedAt)
+                guard case .created = r else { return r }
+                try SQLiteQueue.append(c, stream: p.item.request.channel.stream, fields: p.entry, at: queuedAt)
+                for log in p.logs { try SQLiteQueue.append(c, stream: StreamNames.log, fields: log, at: queuedAt) }
+                try SQLiteSearchIndex.upsert(c, p.document)
+                return r
+            }
+        }
+        for channel in Set(items.map(\.request.channel)) { db.signal.notify(channel.stream) }
+        db.signal.notify(StreamNames.log)
+        return zip(prepared, results).map { p, r in
+            guard case .created = r else { return SQLiteStore.outcome(p.item, r) }
+            var c = p.item.communication
+            c.status = .queued
+            c.dispatchAt = nil
+            c.updatedAt = queuedAt
+            c.history.append(StatusChange(status: .queued, at: queuedAt, attempt: 0, service: service))
+            return .created(c)
+        }
+    }
+
+    public func record(_ transitions: [StatusTransition], settle: [QueueEntry?], group: String) async throws -> [TransitionOutcome] {
+        precondition(settle.isEmpty || settle.count == transitions.count, "settle must be empty or match transitions")
+        let now = clock()
+        let results = try await db.write { c in
+            var results: [SQLiteStore.ApplyResult] = []
+            results.reserveCapacity(transitions.count)
+            var acks: [String: [String]] = [:]
+            for (i, t) in transitions.enumerated() {
+                let r = try SQLiteStore.applyOne(c, t)
+                results.append(r)
+                var failed: Communication?
+                if case .applied(let loaded, let change) = r {
+                    let comm = loaded.communication
+                    try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.encode(LogRecord(comm, change: change).fields), at: now)
+                    if comm.status != .processing { try SQLiteSearchIndex.upsert(c, CommunicationDocument(comm)) }
+                    if comm.status == .failed { failed = comm }
+                }
+                guard i < settle.count, let entry = settle[i] else { continue }
+                if let failed {
+                    try SQLiteQueue.append(c, stream: StreamNames.deadLetter(of: entry.stream), fields: SQLiteQueue.deadFields(entry, reason: failed.lastError?.description ?? "failed"), at: now)
+                }
+                acks[entry.stream, default: []].append(entry.id)
+            }
+            for (stream, ids) in acks { try SQLiteQueue.ack(c, stream: stream, group: group, ids: ids) }
+            return results
+        }
+        db.signal.notify(StreamNames.log)
+        return results.map(SQLiteStore.outcome)
+    }
+
+    public func indexLogs(_ records: [LogRecord], acknowledging ids: [String], group: String) async throws {
+        try await db.write { c in
+            for r in records { try SQLiteSearchIndex.insert(c, r) }
+            try SQLiteQueue.ack(c, stream: StreamNames.log, group: group, ids: ids)
+        }
+    }
+}
