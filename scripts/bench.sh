@@ -58,14 +58,14 @@ WRK=$!
 while :; do
   read -r SENT TOTAL < <(stat_of sent)
   [ "$TOTAL" -ge "$E2E_MESSAGES" ] && break
-  sleep 0.1
+  sleep 0.5
 done
 T1=$(date +%s.%N)
 kill "$WRK" 2>/dev/null; wait "$WRK" 2>/dev/null || true
 while :; do
   read -r SENT TOTAL < <(stat_of sent)
   [ "$SENT" -ge "$TOTAL" ] && break
-  sleep 0.1
+  sleep 0.5
 done
 T2=$(date +%s.%N)
 RSS2=$(rss_peak_mb "$PID")

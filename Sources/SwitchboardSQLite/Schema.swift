@@ -59,6 +59,7 @@ enum Schema {
             PRIMARY KEY (stream, grp, entry_id)
         ) WITHOUT ROWID;
         CREATE INDEX stream_pending_lease ON stream_pending(stream, grp, lease_until);
+        CREATE INDEX stream_pending_entry ON stream_pending(stream, entry_id);
 
         CREATE TABLE search_communications (
             rowid INTEGER PRIMARY KEY,
