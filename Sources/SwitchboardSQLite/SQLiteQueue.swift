@@ -117,11 +117,13 @@ public struct SQLiteQueue: MessageQueue {
                     result.append((String(id), s.text(1), 1))
                 }
                 if newest > lastID {
-                    for e in result where e.deliveries == 1 {
-                        try c.run(
-                            "INSERT INTO stream_pending (stream, grp, entry_id, consumer, lease_until, deliveries) VALUES (?, ?, ?, ?, ?, 1)",
-                            [.text(stream), .text(group), .int(Int64(e.id)!), .text(consumer), .int(leaseUntil)])
-                    }
+                    // One set-based insert for the whole range handed out.
+                    try c.run(
+                        """
+                        INSERT INTO stream_pending (stream, grp, entry_id, consumer, lease_until, deliveries)
+                        SELECT ?1, ?2, id, ?3, ?4, 1 FROM stream_entries WHERE stream = ?1 AND id > ?5 AND id <= ?6
+                        """,
+                        [.text(stream), .text(group), .text(consumer), .int(leaseUntil), .int(lastID), .int(newest)])
                     try c.run("UPDATE stream_groups SET last_id = ? WHERE stream = ? AND grp = ?", [.int(newest), .text(stream), .text(group)])
                 }
             }
@@ -151,16 +153,22 @@ public struct SQLiteQueue: MessageQueue {
     }
 
     static func ack(_ c: Connection, stream: String, group: String, ids: [String]) throws {
+        // With one group on the stream (ours always have one), an acknowledged entry is needed by nobody.
+        let groups = try c.scalar("SELECT count(*) FROM stream_groups WHERE stream = ?", [.text(stream)]) ?? 0
         for id in ids {
             guard let n = Int64(id) else { continue }
             try c.run("DELETE FROM stream_pending WHERE stream = ? AND grp = ? AND entry_id = ?", [.text(stream), .text(group), .int(n)])
-            // Delete the entry once no group still needs it.
-            try c.run(
-                """
-                DELETE FROM stream_entries WHERE id = ?1
-                AND NOT EXISTS (SELECT 1 FROM stream_pending WHERE stream = ?2 AND entry_id = ?1)
-                AND NOT EXISTS (SELECT 1 FROM stream_groups WHERE stream = ?2 AND last_id < ?1)
-                """, [.int(n), .text(stream)])
+            if groups <= 1 {
+                try c.run("DELETE FROM stream_entries WHERE id = ?", [.int(n)])
+            } else {
+                // Delete the entry once no group still needs it.
+                try c.run(
+                    """
+                    DELETE FROM stream_entries WHERE id = ?1
+                    AND NOT EXISTS (SELECT 1 FROM stream_pending WHERE stream = ?2 AND entry_id = ?1)
+                    AND NOT EXISTS (SELECT 1 FROM stream_groups WHERE stream = ?2 AND last_id < ?1)
+                    """, [.int(n), .text(stream)])
+            }
         }
     }
 

@@ -58,8 +58,8 @@ enum Schema {
             deliveries INTEGER NOT NULL,
             PRIMARY KEY (stream, grp, entry_id)
         ) WITHOUT ROWID;
-        CREATE INDEX stream_pending_lease ON stream_pending(stream, grp, lease_until);
-        CREATE INDEX stream_pending_entry ON stream_pending(stream, entry_id);
+        -- No secondary indexes: a group's pending list is short (what its consumers hold), and every index
+        -- here would be written twice per entry.
 
         CREATE TABLE search_communications (
             rowid INTEGER PRIMARY KEY,
