@@ -117,11 +117,7 @@ public struct API: Sendable {
             type: try Query.enumeration(q, "type", Channel.self), status: try Query.enumeration(q, "status", CommunicationStatus.self),
             to: Query.string(q, "to"), text: Query.string(q, "q"), since: try Query.time(q, "since"), until: try Query.time(q, "until"),
             limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
-        do {
-            return .json(Render.page(try await engine.search.search(query), Render.document))
-        } catch is InvalidCursor {
-            throw APIError(.badRequest, code: "invalid_cursor", message: "cursor is not one this API returned.", field: "cursor")
-        }
+        return .json(Render.page(try await engine.search.search(query), Render.document))
     }
 
     func logs(_ request: Request) async throws -> Response {
@@ -130,11 +126,7 @@ public struct API: Sendable {
         let query = LogQuery(
             communicationId: Query.string(q, "communicationId"), service: Query.string(q, "service"), status: try Query.enumeration(q, "status", CommunicationStatus.self),
             text: Query.string(q, "q"), limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
-        do {
-            return .json(Render.page(try await engine.search.search(query), Render.log))
-        } catch is InvalidCursor {
-            throw APIError(.badRequest, code: "invalid_cursor", message: "cursor is not one this API returned.", field: "cursor")
-        }
+        return .json(Render.page(try await engine.search.search(query), Render.log))
     }
 
     func sandbox(_ request: Request) async throws -> Response {
@@ -265,6 +257,8 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return .json(error.body, status: error.status, headers: error.headers)
+        } catch is InvalidCursor {
+            return APIError(.badRequest, code: "invalid_cursor", message: "cursor is not one this API returned.", field: "cursor").json
         } catch let error as HTTPError {
             if error.status == .notFound {
                 let segments = request.uri.path.split(separator: "/").map(String.init)

@@ -117,17 +117,16 @@ public struct SQLiteStore: CommunicationStore {
     }
 
     public func communication(id: String) async throws -> Communication? {
-        try await db.read { c in
-            guard let found = try Self.load(c, where: "id = ?", [.text(id)]) else { return nil }
-            var comm = found.finished
-            comm.history = try Self.history(c, seq: found.seq)
-            return comm
-        }
+        try await loadWithHistory(where: "id = ?", [.text(id)])
     }
 
     public func communication(providerMessageID: String) async throws -> Communication? {
+        try await loadWithHistory(where: "provider_message_id = ?", [.text(providerMessageID)])
+    }
+
+    func loadWithHistory(where clause: String, _ values: [SQLValue]) async throws -> Communication? {
         try await db.read { c in
-            guard let found = try Self.load(c, where: "provider_message_id = ?", [.text(providerMessageID)]) else { return nil }
+            guard let found = try Self.load(c, where: clause, values) else { return nil }
             var comm = found.finished
             comm.history = try Self.history(c, seq: found.seq)
             return comm
