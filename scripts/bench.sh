@@ -23,8 +23,8 @@ PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-start() { # $1: database file
-  SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_SQLITE_SYNCHRONOUS=$SYNC "$BIN" serve --port "$PORT" --database "$1" >"$WORK/serve.log" 2>&1 &
+start() { # $1: database file, $2: subcommand (serve, the default, or router)
+  SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_SQLITE_SYNCHRONOUS=$SYNC "$BIN" "${2:-serve}" --port "$PORT" --database "$1" >"$WORK/serve.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && return; sleep 0.1; done
   echo "server did not start"; cat "$WORK/serve.log"; exit 1
@@ -49,6 +49,13 @@ NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/post.txt"); NON2XX=${NON2XX:-0}
 RSS1=$(rss_peak_mb "$PID")
 stop
 
+# 2b. The same, router alone (the seed's router service: no workers in the process).
+start "$WORK/r.sqlite" router
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/post.lua "http://127.0.0.1:$PORT/api/v1/communication" >"$WORK/router.txt"
+ROUTER_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/router.txt")
+ROUTER_P99=$(awk '$1=="99%" {print $2}' "$WORK/router.txt")
+stop
+
 # 3. End to end: E2E_MESSAGES accepted and delivered through the sandbox, on a fresh file.
 #    wrk's threads stop after E2E_MESSAGES/THREADS answers each; we stop wrk once the store holds them all.
 start "$WORK/b.sqlite"
@@ -71,14 +78,15 @@ T2=$(date +%s.%N)
 RSS2=$(rss_peak_mb "$PID")
 stop
 
-python3 - "$LIVE_RPS" "$POST_RPS" "$P50" "$P99" "$NON2XX" "$TOTAL" "$SENT" "$T0" "$T1" "$T2" "$RSS1" "$RSS2" <<'PY'
+python3 - "$LIVE_RPS" "$POST_RPS" "$P50" "$P99" "$NON2XX" "$TOTAL" "$SENT" "$T0" "$T1" "$T2" "$RSS1" "$RSS2" "$ROUTER_RPS" "$ROUTER_P99" <<'PY'
 import sys
-live, post, p50, p99, non2xx, total, sent, t0, t1, t2, rss1, rss2 = sys.argv[1:]
+live, post, p50, p99, non2xx, total, sent, t0, t1, t2, rss1, rss2, router, router_p99 = sys.argv[1:]
 live, post = float(live), float(post)
 total, sent = int(total), int(sent)
 t0, t1, t2 = float(t0), float(t1), float(t2)
 print(f"/health/live                 {live:10.0f} req/s")
 print(f"POST /api/v1/communication   {post:10.0f} req/s  ({post/live:.2f} x live)   p50 {p50}   p99 {p99}   non-2xx {non2xx}")
+print(f"  router alone               {float(router):10.0f} req/s  ({float(router)/live:.2f} x live)   p99 {router_p99}")
 print(f"end to end                   {total:10d} messages accepted in {t1-t0:.1f} s, all {sent} sent after {t2-t0:.1f} s -> {sent/(t2-t0):.0f} messages/s")
 print(f"peak RSS                     {max(int(rss1), int(rss2)):10d} MB (accept run {rss1} MB, end-to-end run {rss2} MB)")
 PY
