@@ -77,9 +77,6 @@ enum Schema {
         CREATE VIRTUAL TABLE search_communications_fts USING fts5(
             msg, sender, recipient, content='search_communications', content_rowid='rowid', tokenize='unicode61'
         );
-        CREATE TRIGGER search_communications_ai AFTER INSERT ON search_communications BEGIN
-            INSERT INTO search_communications_fts(rowid, msg, sender, recipient) VALUES (new.rowid, new.msg, new.sender, new.recipient);
-        END;
 
         CREATE TABLE search_logs (
             rowid INTEGER PRIMARY KEY,
@@ -100,9 +97,9 @@ enum Schema {
         CREATE VIRTUAL TABLE search_logs_fts USING fts5(
             error, content='search_logs', content_rowid='rowid', tokenize='unicode61'
         );
-        CREATE TRIGGER search_logs_ai AFTER INSERT ON search_logs WHEN new.error IS NOT NULL BEGIN
-            INSERT INTO search_logs_fts(rowid, error) VALUES (new.rowid, new.error);
-        END;
+        -- The FTS indexes are filled in sets by SQLiteSearchIndex.refresh, not per row: how far each got.
+        CREATE TABLE search_fts_state (name TEXT PRIMARY KEY, last_rowid INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO search_fts_state VALUES ('communications', 0), ('logs', 0);
 
         CREATE TABLE sandbox_messages (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -82,6 +82,8 @@ public struct SwitchboardSystem: Sendable {
     /// workers finish the batch in hand, and the database closes last.
     public func run(role: Role) async throws {
         var services: [any Service] = [DatabaseService(database: database, logger: logger, reportEvery: ProcessInfo.processInfo.environment["SWITCHBOARD_SQLITE_STATS"] != nil ? .seconds(1) : nil)]
+        let search = SQLiteSearchIndex(database: database)
+        services.append(PeriodicTask(name: "search refresh", interval: .seconds(1), logger: logger) { try await search.refresh() })
         services += backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(application())
@@ -122,5 +124,27 @@ public struct DatabaseService: Service {
         try? await gracefulShutdown()
         await database.close()
         logger.info("database closed")
+    }
+}
+
+/// Runs `body` every `interval` until shutdown; failures are logged and retried at the next tick.
+public struct PeriodicTask: Service {
+    let name: String
+    let interval: Duration
+    let logger: Logger
+    let body: @Sendable () async throws -> Void
+
+    public init(name: String, interval: Duration, logger: Logger, body: @escaping @Sendable () async throws -> Void) {
+        self.name = name
+        self.interval = interval
+        self.logger = logger
+        self.body = body
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            do { try await body() } catch { logger.warning("\(name) failed", metadata: ["error": "\(error)"]) }
+        }
     }
 }
