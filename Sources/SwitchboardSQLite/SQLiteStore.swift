@@ -1,6 +1,6 @@
 import SwitchboardCore
 
-/// The embedded `CommunicationStore`: the `communications` and `status_history` tables.
+/// The embedded `CommunicationStore`: the `communications` table, each row with its status history.
 public struct SQLiteStore: CommunicationStore {
     let db: SQLiteDatabase
 
@@ -48,18 +48,22 @@ public struct SQLiteStore: CommunicationStore {
     }
 
     static func history(_ c: Connection, seq: Int64) throws -> [StatusChange] {
-        var h: [StatusChange] = []
-        try c.query("SELECT status, at, attempt, service, provider, detail FROM status_history WHERE comm_seq = ? ORDER BY rowid", [.int(seq)]) { s in
-            guard let status = CommunicationStatus(rawValue: s.text(0)) else { return }
-            h.append(StatusChange(status: status, at: Timestamp(milliseconds: s.int(1)), attempt: Int(s.int(2)), service: s.text(3), provider: s.optionalText(4), detail: s.optionalText(5)))
+        var text = ""
+        try c.query("SELECT history FROM communications WHERE seq = ?", [.int(seq)]) { s in text = s.text(0) }
+        return text.split(separator: "\n").compactMap { line in
+            guard let v = try? JSONParser.parse(String(line)), let status = v["s"]?.stringValue.flatMap(CommunicationStatus.init(rawValue:)),
+                case .number(let at)? = v["t"], case .number(let attempt)? = v["a"], let service = v["v"]?.stringValue
+            else { return nil }
+            return StatusChange(status: status, at: Timestamp(milliseconds: Int64(at)), attempt: Int(attempt), service: service, provider: v["p"]?.stringValue, detail: v["d"]?.stringValue)
         }
-        return h
     }
 
-    static func insertHistory(_ c: Connection, seq: Int64, _ change: StatusChange) throws {
-        try c.run(
-            "INSERT INTO status_history (comm_seq, status, at, attempt, service, provider, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [.int(seq), .text(change.status.rawValue), .int(change.at.milliseconds), .int(Int64(change.attempt)), .text(change.service), change.provider.map(SQLValue.text) ?? .null, change.detail.map(SQLValue.text) ?? .null])
+    /// One line of the history column.
+    static func historyLine(_ h: StatusChange) -> String {
+        var o: [String: JSONValue] = ["s": .string(h.status.rawValue), "t": .number(Double(h.at.milliseconds)), "a": .number(Double(h.attempt)), "v": .string(h.service)]
+        if let p = h.provider { o["p"] = .string(p) }
+        if let d = h.detail { o["d"] = .string(d) }
+        return JSONValue.object(o).canonicalText + "\n"
     }
 
     /// What the writer thread decided for one new communication; turned into a `CreateOutcome` afterwards.
@@ -86,24 +90,21 @@ public struct SQLiteStore: CommunicationStore {
         }
         if let key = item.idempotencyKey, let r = try existing(key) { return r }
         let r = item.request
+        var history = historyLine(StatusChange(status: .pending, at: item.createdAt, attempt: 0, service: "router"))
+        if let queuedAt { history += historyLine(StatusChange(status: .queued, at: queuedAt, attempt: 0, service: "router")) }
         do {
             try c.run(
                 """
-                INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, ?, ?)
+                INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at, history)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, ?, ?, ?)
                 """,
                 [.text(item.id), .text(r.channel.rawValue), .text(r.from), .text(r.to), .text(r.msg), .text(dataText),
                  .text(queuedAt == nil ? "pending" : "queued"), queuedAt == nil ? .int(item.dispatchAt.milliseconds) : .null,
-                 item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int((queuedAt ?? item.createdAt).milliseconds)])
+                 item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int((queuedAt ?? item.createdAt).milliseconds), .text(history)])
         } catch let error as SQLiteError where error.isConstraint {
             // Another process stored the same idempotency key first.
             guard let key = item.idempotencyKey, let r = try existing(key) else { throw error }
             return r
-        }
-        let seq = c.lastInsertRowID
-        try insertHistory(c, seq: seq, StatusChange(status: .pending, at: item.createdAt, attempt: 0, service: "router"))
-        if let queuedAt {
-            try insertHistory(c, seq: seq, StatusChange(status: .queued, at: queuedAt, attempt: 0, service: "router"))
         }
         return .created
     }
@@ -156,12 +157,12 @@ public struct SQLiteStore: CommunicationStore {
             try c.run(
                 """
                 UPDATE communications SET status = ?, attempts = ?, dispatch_seq = ?, dispatch_at = ?, provider = ?, provider_message_id = ?,
-                error_code = ?, error_message = ?, updated_at = ? WHERE seq = ?
+                error_code = ?, error_message = ?, updated_at = ?, history = history || ? WHERE seq = ?
                 """,
                 [.text(next.status.rawValue), .int(Int64(next.attempts)), .int(Int64(next.dispatchSeq)), next.dispatchAt.map { .int($0.milliseconds) } ?? .null,
                  next.provider.map(SQLValue.text) ?? .null, next.providerMessageID.map(SQLValue.text) ?? .null,
-                 next.lastError?.code.map(SQLValue.text) ?? .null, next.lastError.map { .text($0.message) } ?? .null, .int(next.updatedAt.milliseconds), .int(loaded.seq)])
-            try insertHistory(c, seq: loaded.seq, change)
+                 next.lastError?.code.map(SQLValue.text) ?? .null, next.lastError.map { .text($0.message) } ?? .null, .int(next.updatedAt.milliseconds),
+                 .text(historyLine(change)), .int(loaded.seq)])
             loaded.communication = next
             loaded.communication.history = []
             return .applied(loaded, change)

@@ -21,20 +21,12 @@ enum Schema {
             error_message TEXT,
             idempotency_key TEXT UNIQUE,
             created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL
+            updated_at INTEGER NOT NULL,
+            -- The status history, one JSON object a line, appended by each transition's own UPDATE.
+            history TEXT NOT NULL DEFAULT ''
         );
         CREATE INDEX communications_dispatch ON communications(dispatch_at) WHERE dispatch_at IS NOT NULL;
         CREATE INDEX communications_provider_message ON communications(provider_message_id) WHERE provider_message_id IS NOT NULL;
-        CREATE TABLE status_history (
-            comm_seq INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            at INTEGER NOT NULL,
-            attempt INTEGER NOT NULL,
-            service TEXT NOT NULL,
-            provider TEXT,
-            detail TEXT
-        );
-        CREATE INDEX status_history_comm ON status_history(comm_seq);
 
         CREATE TABLE stream_entries (
             id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -102,7 +102,7 @@ struct SQLiteStoreTests {
         async let good = store.create([new("g1")])
         let bad = Task {
             try await db.write { c in
-                try c.run("INSERT INTO status_history (comm_seq, status, at, attempt, service) VALUES (999, 'pending', 1, 0, 'x')")
+                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES ('orphan', '{}', 1)")
                 throw SQLiteError(code: 1, message: "deliberate")
             }
         }
@@ -112,7 +112,7 @@ struct SQLiteStoreTests {
         let g1 = try await store.communication(id: "g1")
         let g2 = try await store.communication(id: "g2")
         #expect(g1 != nil && g2 != nil)
-        let orphan = try await db.read { c in try c.scalar("SELECT count(*) FROM status_history WHERE comm_seq = 999") }
+        let orphan = try await db.read { c in try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = 'orphan'") }
         #expect(orphan == 0)
     }
 }
