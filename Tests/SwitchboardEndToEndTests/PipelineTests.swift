@@ -197,4 +197,33 @@ struct PipelineTests {
         try await running.stop()
         await system.database.close()
     }
+
+    @Test("an entry handed out more than maxDeliveries times without an ack ends failed and dead-lettered")
+    func poisonEntry() async throws {
+        var settings = testSettings()
+        settings.pipeline.maxDeliveries = 2
+        settings.lease = .milliseconds(300)
+        let system = try SwitchboardSystem(settings: settings, logger: quietLogger())
+        let id = try await system.application().test(.router) { client in
+            try await post(client, .sms, to: recipient(.sms, 1), msg: "poison")
+        }
+        // Two consumers take the entry and die without acknowledging it.
+        let queue = system.engine.queue
+        try await queue.createGroup(stream: "sms_stream", group: StreamNames.workerGroup)
+        for consumer in ["crash-1", "crash-2"] {
+            let got = try await queue.read(stream: "sms_stream", group: StreamNames.workerGroup, consumer: consumer, count: 10, block: .seconds(2))
+            #expect(got.count == 1)
+            try await Task.sleep(for: .milliseconds(400))
+        }
+        let running = Running(system)
+        try await eventually("failed") { try await system.engine.store.communication(id: id)?.status == .failed }
+        let c = try #require(try await system.engine.store.communication(id: id))
+        #expect(c.lastError?.code == "max_deliveries")
+        let dead = try await queue.entries(stream: "sms_stream:dead", limit: 10)
+        #expect(dead.map { $0.fields["_id"] } == [id])
+        #expect(dead.first?.fields["dead_deliveries"] == "3")
+        #expect(try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 10).isEmpty)
+        try await running.stop()
+        await system.database.close()
+    }
 }
