@@ -24,7 +24,8 @@ public enum Role: Sendable, Hashable {
 public struct SwitchboardSystem: Sendable {
     public let settings: Settings
     public let database: SQLiteDatabase
-    public let engine: Engine
+    /// The adapters; tests may swap one (e.g. drop `pipeline` to run the general, port-by-port path).
+    public var engine: Engine
     public let logger: Logger
     let clock: @Sendable () -> Timestamp
 

@@ -10,9 +10,11 @@ import SwitchboardServer
 
 @Suite("End to end, in one process", .serialized)
 struct PipelineTests {
-    @Test("300 messages, 100 per channel, all reach sent; logs and search see them")
-    func threeHundred() async throws {
-        let system = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
+    @Test("300 messages, 100 per channel, all reach sent; logs and search see them", arguments: [true, false])
+    func threeHundred(atomic: Bool) async throws {
+        var configured = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
+        if !atomic { configured.engine.pipeline = nil }  // the port-by-port path other engines use
+        let system = configured
         let running = Running(system)
         try await system.application().test(.router) { client in
             var ids: [String] = []
@@ -57,9 +59,11 @@ struct PipelineTests {
         await system.database.close()
     }
 
-    @Test("magic recipients: permanent and exhausted retries end failed with the error and a dead letter; flaky ends sent")
-    func failures() async throws {
-        let system = try SwitchboardSystem(settings: testSettings(maxAttempts: 3), logger: quietLogger())
+    @Test("magic recipients: permanent and exhausted retries end failed with the error and a dead letter; flaky ends sent", arguments: [true, false])
+    func failures(atomic: Bool) async throws {
+        var configured = try SwitchboardSystem(settings: testSettings(maxAttempts: 3), logger: quietLogger())
+        if !atomic { configured.engine.pipeline = nil }
+        let system = configured
         let running = Running(system)
         try await system.application().test(.router) { client in
             let permanent = try await post(client, .sms, to: SandboxProvider.MagicRecipient.permanentPhone, msg: "p")
