@@ -46,7 +46,10 @@ struct PipelineTests {
             try await eventually("logs of \(id)") {
                 let logs = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(id)", method: .get))
                 guard case .array(let entries)? = logs["items"] else { return false }
-                return Set(entries.compactMap { $0["status"]?.stringValue }) == ["pending", "queued", "processing", "sent"]
+                let statuses = Set(entries.compactMap { $0["status"]?.stringValue })
+                // On the port-by-port path a worker may take the entry before the router records `queued`;
+                // the message then goes pending → processing, and `queued` is (rightly) not logged.
+                return atomic ? statuses == ["pending", "queued", "processing", "sent"] : statuses.isSuperset(of: ["pending", "processing", "sent"])
             }
             let shown = try json(try await client.execute(uri: "/api/v1/communication/\(id)", method: .get))
             #expect(shown["provider"] == .string("sandbox"))
