@@ -155,20 +155,23 @@ public struct SQLiteQueue: MessageQueue {
     static func ack(_ c: Connection, stream: String, group: String, ids: [String]) throws {
         // With one group on the stream (ours always have one), an acknowledged entry is needed by nobody.
         let groups = try c.scalar("SELECT count(*) FROM stream_groups WHERE stream = ?", [.text(stream)]) ?? 0
+        if groups <= 1 {
+            // Set-based: two statements for the whole batch.
+            let list = "[" + ids.compactMap { Int64($0).map(String.init) }.joined(separator: ",") + "]"
+            try c.run("DELETE FROM stream_pending WHERE stream = ? AND grp = ? AND entry_id IN (SELECT value FROM json_each(?))", [.text(stream), .text(group), .text(list)])
+            try c.run("DELETE FROM stream_entries WHERE id IN (SELECT value FROM json_each(?)) AND stream = ?", [.text(list), .text(stream)])
+            return
+        }
         for id in ids {
             guard let n = Int64(id) else { continue }
             try c.run("DELETE FROM stream_pending WHERE stream = ? AND grp = ? AND entry_id = ?", [.text(stream), .text(group), .int(n)])
-            if groups <= 1 {
-                try c.run("DELETE FROM stream_entries WHERE id = ?", [.int(n)])
-            } else {
-                // Delete the entry once no group still needs it.
-                try c.run(
-                    """
-                    DELETE FROM stream_entries WHERE id = ?1
-                    AND NOT EXISTS (SELECT 1 FROM stream_pending WHERE stream = ?2 AND entry_id = ?1)
-                    AND NOT EXISTS (SELECT 1 FROM stream_groups WHERE stream = ?2 AND last_id < ?1)
-                    """, [.int(n), .text(stream)])
-            }
+            // Delete the entry once no group still needs it.
+            try c.run(
+                """
+                DELETE FROM stream_entries WHERE id = ?1
+                AND NOT EXISTS (SELECT 1 FROM stream_pending WHERE stream = ?2 AND entry_id = ?1)
+                AND NOT EXISTS (SELECT 1 FROM stream_groups WHERE stream = ?2 AND last_id < ?1)
+                """, [.int(n), .text(stream)])
         }
     }
 
