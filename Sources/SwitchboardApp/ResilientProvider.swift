@@ -7,8 +7,9 @@ import SwitchboardCore
 ///
 /// - An open circuit answers `.retryable` with code `circuit_open` without calling the provider, so the
 ///   channel worker tries the next provider at once.
-/// - A retryable failure counts against the breaker; a success or a permanent failure (the provider
-///   answered; the message was at fault) does not.
+/// - A retryable failure counts against the breaker (unless `countsAgainstCircuit` says it concerns one
+///   recipient only, such as an SMTP 4xx at RCPT); a success or a permanent failure (the provider answered;
+///   the message was at fault) resets the count.
 /// - The rate limit waits for a token (at most `maxWait`); a longer wait answers `.retryable` with code
 ///   `rate_limited`.
 public final class ResilientProvider: DeliveryProvider {
@@ -17,11 +18,17 @@ public final class ResilientProvider: DeliveryProvider {
     private let bucket: Mutex<TokenBucketStateMachine?>
     private let origin = ContinuousClock.now
     private let logger: Logger
+    private let countsAgainstCircuit: @Sendable (ProviderError) -> Bool
 
     public var name: String { base.name }
 
-    public init(_ base: any DeliveryProvider, breaker: CircuitBreakerStateMachine.Configuration, rateLimit: TokenBucketStateMachine.Configuration?, logger: Logger) {
+    /// - Parameters:
+    ///   - breaker: when the circuit opens and for how long.
+    ///   - rateLimit: messages per second, or nil for none.
+    ///   - countsAgainstCircuit: whether a retryable error says the provider is unwell (default: every one).
+    public init(_ base: any DeliveryProvider, breaker: CircuitBreakerStateMachine.Configuration, rateLimit: TokenBucketStateMachine.Configuration?, logger: Logger, countsAgainstCircuit: @escaping @Sendable (ProviderError) -> Bool = { _ in true }) {
         self.base = base
+        self.countsAgainstCircuit = countsAgainstCircuit
         self.breaker = Mutex(CircuitBreakerStateMachine(configuration: breaker))
         self.bucket = Mutex(rateLimit.map { TokenBucketStateMachine(configuration: $0) })
         var l = logger
@@ -55,7 +62,8 @@ public final class ResilientProvider: DeliveryProvider {
         let transition: CircuitBreakerStateMachine.Transition
         switch result {
         case .sent, .permanent: transition = breaker.withLock { $0.succeeded() }
-        case .retryable: transition = breaker.withLock { $0.failed(now: self.now) }
+        case .retryable(let e) where countsAgainstCircuit(e): transition = breaker.withLock { $0.failed(now: self.now) }
+        case .retryable: transition = .none
         }
         switch transition {
         case .none: break

@@ -31,9 +31,9 @@ public struct SwitchboardSystem: Sendable {
     let clock: @Sendable () -> Timestamp
     /// The SMTP provider, shared by every email worker of the process (one connection pool).
     let smtp: SMTPProvider?
-    /// The wrapped providers, one instance per kind (so a circuit and a rate limit are shared by the
-    /// channel workers of this process).
-    let resilient: [ProviderKind: ResilientProvider]
+    /// The providers, one instance per kind (so a circuit and a rate limit are shared by the channel
+    /// workers of this process): real ones behind a `ResilientProvider`, the sandbox as it is.
+    let providerInstances: [ProviderKind: any DeliveryProvider]
 
     /// Opens the engines named by `settings` and builds the configured providers.
     public init(settings: Settings, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) throws {
@@ -58,22 +58,22 @@ public struct SwitchboardSystem: Sendable {
             mailbox: SQLiteSandboxMailbox(database: database),
             pipeline: SQLitePipeline(database: database, clock: clock),
             names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
-        var bases: [ProviderKind: any DeliveryProvider] = [.sandbox: SandboxProvider(mailbox: engine.mailbox!, clock: clock)]
-        if let smtp { bases[.smtp] = smtp }
-        if let t = p.twilio { bases[.twilio] = TwilioProvider(configuration: t) }
-        if let w = p.whatsApp { bases[.meta] = WhatsAppProvider(configuration: w) }
-        var resilient: [ProviderKind: ResilientProvider] = [:]
-        for (kind, base) in bases {
+        // The sandbox is never wrapped: its failures are simulated per recipient, not an outage.
+        var instances: [ProviderKind: any DeliveryProvider] = [.sandbox: SandboxProvider(mailbox: engine.mailbox!, clock: clock)]
+        func wrap(_ kind: ProviderKind, _ base: any DeliveryProvider, _ counts: @escaping @Sendable (ProviderError) -> Bool = { _ in true }) {
             let rate = p.rates[kind].map { TokenBucketStateMachine.Configuration(ratePerSecond: $0, burst: max(1, $0), maxWait: .seconds(2)) }
-            resilient[kind] = ResilientProvider(base, breaker: p.breaker, rateLimit: rate, logger: logger)
+            instances[kind] = ResilientProvider(base, breaker: p.breaker, rateLimit: rate, logger: logger, countsAgainstCircuit: counts)
         }
-        self.resilient = resilient
+        if let smtp { wrap(.smtp, smtp, SMTPProvider.countsAgainstCircuit) }
+        if let t = p.twilio { wrap(.twilio, TwilioProvider(configuration: t)) }
+        if let w = p.whatsApp { wrap(.meta, WhatsAppProvider(configuration: w)) }
+        providerInstances = instances
     }
 
     /// The providers of `channel`, in failover order (`SWITCHBOARD_<CHANNEL>_PROVIDERS`, else the configured
-    /// real provider, else the sandbox), each behind its circuit breaker and rate limit.
+    /// real provider, else the sandbox), each real one behind its circuit breaker and rate limit.
     public func providers(for channel: Channel) -> [any DeliveryProvider] {
-        settings.providers.order(for: channel).compactMap { resilient[$0] }
+        settings.providers.order(for: channel).compactMap { providerInstances[$0] }
     }
 
     /// The status webhooks this configuration serves.

@@ -72,6 +72,13 @@ public final class SMTPProvider: DeliveryProvider {
         }
     }
 
+    /// Whether a retryable error says the server is unwell (timeouts, lost connections, 4xx before or after
+    /// the recipients) rather than that one recipient is deferred (a 4xx at RCPT TO): only the former
+    /// should open the circuit.
+    public static func countsAgainstCircuit(_ error: ProviderError) -> Bool {
+        !error.message.hasPrefix(SMTPStep.rcptTo.rawValue + " ")
+    }
+
     static func providerError(_ f: SMTPFailure) -> ProviderError {
         var code = "\(f.code)"
         if let enhanced = f.enhancedStatusCode { code += " \(enhanced)" }
