@@ -13,6 +13,7 @@ import SwitchboardCore
 /// - The rate limit waits for a token (at most `maxWait`); a longer wait answers `.retryable` with code
 ///   `rate_limited`.
 public final class ResilientProvider: DeliveryProvider {
+    /// The wrapped provider.
     public let base: any DeliveryProvider
     private let breaker: Mutex<CircuitBreakerStateMachine>
     private let bucket: Mutex<TokenBucketStateMachine?>
@@ -20,6 +21,7 @@ public final class ResilientProvider: DeliveryProvider {
     private let logger: Logger
     private let countsAgainstCircuit: @Sendable (ProviderError) -> Bool
 
+    /// The wrapped provider's name (what is recorded on the message).
     public var name: String { base.name }
 
     /// - Parameters:
@@ -41,6 +43,7 @@ public final class ResilientProvider: DeliveryProvider {
     /// The breaker's state (for tests and diagnostics).
     public var circuitState: CircuitBreakerStateMachine.State { breaker.withLock { $0.state } }
 
+    /// Delivers through the wrapped provider unless the circuit is open or the rate limit refuses.
     public func deliver(_ message: OutboundMessage) async -> DeliveryResult {
         let t = now
         let action = breaker.withLock { $0.beforeCall(now: t) }

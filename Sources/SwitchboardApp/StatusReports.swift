@@ -9,6 +9,7 @@ public struct StatusReportIngest: Sendable {
     let clock: @Sendable () -> Timestamp
     let logger: Logger
 
+    /// - Parameter clock: the time recorded on each transition.
     public init(engine: Engine, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
         self.engine = engine
         self.recorder = StatusRecorder(engine: engine, logger: logger)

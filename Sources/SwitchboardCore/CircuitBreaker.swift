@@ -15,6 +15,9 @@ public struct CircuitBreakerStateMachine: Sendable, Hashable {
         /// How long the circuit stays open before one probe call is let through.
         public var coolDown: Duration
 
+        /// - Parameters:
+        ///   - failureThreshold: consecutive failures that open the circuit (at least 1).
+        ///   - coolDown: how long it stays open before one probe.
         public init(failureThreshold: Int = 5, coolDown: Duration = .seconds(30)) {
             precondition(failureThreshold >= 1, "failureThreshold must be at least 1")
             self.failureThreshold = failureThreshold
@@ -44,6 +47,7 @@ public struct CircuitBreakerStateMachine: Sendable, Hashable {
 
     /// What changed after an outcome was reported (for logging).
     public enum Transition: Sendable, Hashable {
+        /// The circuit stayed as it was.
         case none
         /// The circuit opened (threshold reached or probe failed) until the given time.
         case opened(until: Duration)
@@ -51,9 +55,12 @@ public struct CircuitBreakerStateMachine: Sendable, Hashable {
         case closed
     }
 
+    /// The threshold and the cool-down.
     public let configuration: Configuration
+    /// Where the breaker is now.
     public private(set) var state: State = .closed(failures: 0)
 
+    /// A closed breaker.
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
     }

@@ -10,6 +10,7 @@ public struct ProviderStatusReport: Sendable, Hashable {
     /// The provider's own word for the status, for logs.
     public var rawStatus: String
 
+    /// Creates a report.
     public init(providerMessageID: String, status: CommunicationStatus?, error: ProviderError? = nil, rawStatus: String) {
         self.providerMessageID = providerMessageID
         self.status = status

@@ -15,6 +15,10 @@ public struct TokenBucketStateMachine: Sendable, Hashable {
         /// Longest a call may be asked to wait; beyond it the call is refused.
         public var maxWait: Duration
 
+        /// - Parameters:
+        ///   - ratePerSecond: tokens added per second (> 0).
+        ///   - burst: bucket size; default one second's worth (at least 1).
+        ///   - maxWait: longest wait granted before a call is refused.
         public init(ratePerSecond: Double, burst: Double? = nil, maxWait: Duration = .seconds(1)) {
             precondition(ratePerSecond > 0, "ratePerSecond must be positive")
             self.ratePerSecond = ratePerSecond
@@ -33,11 +37,13 @@ public struct TokenBucketStateMachine: Sendable, Hashable {
         case refuse(retryAfter: Duration)
     }
 
+    /// The rate, the burst and the longest wait.
     public let configuration: Configuration
     /// Tokens available (negative: reserved ahead).
     public private(set) var tokens: Double
     private var last: Duration?
 
+    /// A full bucket.
     public init(configuration: Configuration) {
         self.configuration = configuration
         self.tokens = configuration.burst

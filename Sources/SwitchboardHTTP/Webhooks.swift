@@ -17,6 +17,7 @@ public struct Webhooks: Sendable {
     /// rebuilt from the `Host` and `X-Forwarded-Proto` headers.
     public var publicURL: String?
 
+    /// Webhooks to serve; nil ones answer 404.
     public init(twilio: TwilioStatusWebhook? = nil, whatsApp: WhatsAppWebhook? = nil, publicURL: String? = nil) {
         self.twilio = twilio
         self.whatsApp = whatsApp

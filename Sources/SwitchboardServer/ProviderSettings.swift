@@ -45,6 +45,7 @@ public struct ProviderSettings: Sendable {
     /// Messages per second per provider (`SWITCHBOARD_<PROVIDER>_RATE`); WhatsApp defaults to 80.
     public var rates: [ProviderKind: Double] = [.meta: 80]
 
+    /// No provider configured: every channel on the sandbox.
     public init() {}
 
     /// The variables read here, for `--help` and the README.

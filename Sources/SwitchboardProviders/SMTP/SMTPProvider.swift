@@ -13,6 +13,7 @@ import SwitchboardSMTP
 ///   (TLS, configuration, invalid message) are permanent. The error keeps the reply code and enhanced code
 ///   (`550 5.1.1`) and the server's text.
 public final class SMTPProvider: DeliveryProvider {
+    /// Recorded on the message as its provider.
     public let name = "smtp"
     let client: SMTPClient
     let defaultFrom: EmailAddress?
@@ -44,6 +45,7 @@ public final class SMTPProvider: DeliveryProvider {
         return email
     }
 
+    /// Sends one email; never throws (see the type's error mapping).
     public func deliver(_ message: OutboundMessage) async -> DeliveryResult {
         do {
             let receipt = try await client.send(email(for: message))

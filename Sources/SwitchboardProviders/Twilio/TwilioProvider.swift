@@ -19,6 +19,7 @@ public struct TwilioConfiguration: Sendable {
     /// Time allowed for one API call.
     public var timeout: Duration
 
+    /// Settings with Twilio's production API and a 15 s timeout by default.
     public init(accountSID: String, authToken: String, messagingServiceSID: String? = nil, baseURL: String = "https://api.twilio.com", statusCallback: String? = nil, timeout: Duration = .seconds(15)) {
         self.accountSID = accountSID
         self.authToken = authToken
@@ -37,10 +38,13 @@ public struct TwilioConfiguration: Sendable {
 /// transport failures are retryable; every other 4xx (21211 invalid `To`, 21610 opted out, 20003 auth…)
 /// is permanent.
 public struct TwilioProvider: DeliveryProvider {
+    /// Recorded on the message as its provider.
     public let name = "twilio"
+    /// The account, credentials and URLs.
     public let configuration: TwilioConfiguration
     let transport: HTTPTransport
 
+    /// - Parameter httpClient: the client to use (default: the process-wide shared one).
     public init(configuration: TwilioConfiguration, httpClient: HTTPClient = .shared) {
         self.configuration = configuration
         self.transport = HTTPTransport(client: httpClient, timeout: configuration.timeout)
@@ -66,6 +70,7 @@ public struct TwilioProvider: DeliveryProvider {
         return fields
     }
 
+    /// Creates one Message resource; never throws (see the type's error mapping).
     public func deliver(_ message: OutboundMessage) async -> DeliveryResult {
         let credentials = Data("\(configuration.accountSID):\(configuration.authToken)".utf8).base64EncodedString()
         let answer = await transport.send(

@@ -31,9 +31,12 @@ public enum TwilioSignature {
 public struct WebhookRejection: Error, Sendable, Hashable {
     /// The HTTP status to answer (400 or 403).
     public var status: Int
+    /// A machine-readable code (`invalid_signature`, `missing_field`, …).
     public var code: String
+    /// A sentence for the JSON error.
     public var message: String
 
+    /// Creates a rejection.
     public init(status: Int, code: String, message: String) {
         self.status = status
         self.code = code
@@ -46,6 +49,7 @@ public struct WebhookRejection: Error, Sendable, Hashable {
 public struct TwilioStatusWebhook: Sendable {
     let authToken: String
 
+    /// - Parameter authToken: the account's auth token, the signing key.
     public init(authToken: String) {
         self.authToken = authToken
     }

@@ -15,6 +15,7 @@ public struct WhatsAppConfiguration: Sendable {
     /// Time allowed for one API call.
     public var timeout: Duration
 
+    /// Settings with Meta's production Graph API and a 15 s timeout by default.
     public init(accessToken: String, phoneNumberID: String, apiVersion: String = "v21.0", baseURL: String = "https://graph.facebook.com", timeout: Duration = .seconds(15)) {
         self.accessToken = accessToken
         self.phoneNumberID = phoneNumberID
@@ -34,13 +35,16 @@ public struct WhatsAppConfiguration: Sendable {
 /// HTTP 429, 5xx and transport failures are retryable; everything else — authentication (190),
 /// invalid parameters (100, 131009, 131026, 132xxx template errors…) — is permanent.
 public struct WhatsAppProvider: DeliveryProvider {
+    /// Recorded on the message as its provider.
     public let name = "meta"
+    /// The token, phone number id and URLs.
     public let configuration: WhatsAppConfiguration
     let transport: HTTPTransport
 
     /// Meta error codes worth retrying.
     public static let retryableCodes: Set<Int> = [1, 2, 4, 80007, 130429, 131000, 131016, 131056, 133004]
 
+    /// - Parameter httpClient: the client to use (default: the process-wide shared one).
     public init(configuration: WhatsAppConfiguration, httpClient: HTTPClient = .shared) {
         self.configuration = configuration
         self.transport = HTTPTransport(client: httpClient, timeout: configuration.timeout)
@@ -78,6 +82,7 @@ public struct WhatsAppProvider: DeliveryProvider {
         return .object(o)
     }
 
+    /// Sends one message; never throws (see the type's error mapping).
     public func deliver(_ message: OutboundMessage) async -> DeliveryResult {
         let answer = await transport.send(
             method: .POST, url: messagesURL,
