@@ -79,16 +79,16 @@ def generate_tls_material(directory: Path) -> None:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3",
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-sha256", "-days", "3",
         "-subj", "/CN=Switchboard SMTP Test CA",
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         "-keyout", str(ca_key), "-out", str(ca_cert))
-    run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256",
+    run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-sha256",
         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(csr))
     run("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
         "-CAcreateserial", "-days", "3", "-sha256", "-extfile", str(ext), "-out", str(cert))
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3",
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-sha256", "-days", "3",
         "-subj", "/CN=localhost",
         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
         "-keyout", str(self_key), "-out", str(self_cert))
