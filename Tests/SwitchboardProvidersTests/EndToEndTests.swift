@@ -30,6 +30,7 @@ struct EndToEndProviderTests {
             let sent = try await waitFor(system, ok, .sent)
             #expect(sent.provider == "smtp")
             let messageID = try #require(sent.providerMessageID)
+            #expect(messageID == "<\(ok)@switchboard.test>")
             let saved = try smtp.messages()
             #expect(saved.count == 1)
             #expect(saved[0].envelope["rcpt_tos"] as? [String] == ["bob@example.org"])
@@ -59,6 +60,7 @@ struct EndToEndProviderTests {
             let flaky = try await send(client, .object(["from": .string("ada@example.com"), "to": .string("tempfail-once@example.org"), "msg": .string("x")]), type: "email")
             let retried = try await waitFor(system, flaky, .sent)
             #expect(retried.attempts == 2)
+            #expect(retried.providerMessageID == "<\(flaky)@switchboard.test>")
             #expect(retried.history.contains { $0.status == .retrying && $0.detail?.contains("451 4.3.0") == true })
         }
     }

@@ -8,7 +8,8 @@ import SwitchboardSMTP
 /// - From: `defaultFrom` (`SWITCHBOARD_SMTP_FROM`) when configured, with the request's `from` as
 ///   `Reply-To` when it differs; otherwise the request's `from`.
 /// - Subject and HTML from the request (`multipart/alternative` when `html` is given).
-/// - The `Message-ID` is the provider message id.
+/// - The `Message-ID` is `<communication id@sender domain>`, the same on every attempt (so a message sent
+///   twice — delivery is at least once — carries one id), and is the provider message id.
 /// - 4xx replies, timeouts and connection failures are retryable; 5xx replies and everything else
 ///   (TLS, configuration, invalid message) are permanent. The error keeps the reply code and enhanced code
 ///   (`550 5.1.1`) and the server's text.
@@ -42,6 +43,9 @@ public final class SMTPProvider: DeliveryProvider {
         } else {
             email.from = EmailAddress(r.from)
         }
+        let sender = email.from?.address ?? r.from
+        let domain = sender.split(separator: "@").last.map(String.init) ?? "switchboard.invalid"
+        email.messageID = "<\(message.id)@\(domain)>"
         return email
     }
 
