@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.30.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
     ],
     targets: [
         // The domain and the ports. Imports nothing but the standard library: no I/O.
@@ -35,6 +37,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardCore",
                 "SwitchboardApp",
+                "SwitchboardProviders",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -52,6 +55,30 @@ let package = Package(
         ),
         // Sandbox delivery provider (the default while a channel has no credentials).
         .target(name: "SwitchboardSandbox", dependencies: ["SwitchboardCore"]),
+        // SMTP submission client on SwiftNIO + NIOSSL (STARTTLS / implicit TLS, AUTH, MIME builder, pool).
+        .target(
+            name: "SwitchboardSMTP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Real delivery providers (SMTP, Twilio, Meta WhatsApp Cloud API) and their status webhooks.
+        .target(
+            name: "SwitchboardProviders",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardSMTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Composition root: settings from flags and environment, engines and providers chosen, services built.
         .target(
             name: "SwitchboardServer",
@@ -61,9 +88,12 @@ let package = Package(
                 "SwitchboardHTTP",
                 "SwitchboardSQLite",
                 "SwitchboardSandbox",
+                "SwitchboardSMTP",
+                "SwitchboardProviders",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .executableTarget(
@@ -76,6 +106,32 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"]),
+        .testTarget(
+            name: "SwitchboardSMTPTests",
+            dependencies: [
+                "SwitchboardSMTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SwitchboardProvidersTests",
+            dependencies: [
+                "SwitchboardCore", "SwitchboardApp", "SwitchboardSMTP", "SwitchboardProviders", "SwitchboardHTTP", "SwitchboardServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "SwitchboardSQLiteTests",
             dependencies: ["SwitchboardCore", "SwitchboardSQLite"]
@@ -91,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "SwitchboardEndToEndTests",
             dependencies: [
-                "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox", "SwitchboardServer",
+                "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox", "SwitchboardServer", "SwitchboardProviders",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,10 +1,31 @@
 #!/usr/bin/env bash
-# Installs the system packages the build and the tests use (Debian). Idempotent; quiet when all is there.
+# Installs what the build and the tests use (Debian). Idempotent; quiet when all is there.
+#   - libsqlite3-dev: the embedded engine
+#   - openssl: generates the SMTP tests' CA and certificates
+#   - python3 + pip + aiosmtpd (PyPI): the SMTP server the SMTP tests talk to (scripts/smtp_test_server.py)
 set -euo pipefail
+AIOSMTPD_VERSION="1.4.6"
+PYTHON="${PYTHON:-python3}"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
 need=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v "$PYTHON" >/dev/null 2>&1 || need+=(python3)
+if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then need+=(python3-pip); fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  as_root apt-get update -qq >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! "$PYTHON" -c "import aiosmtpd, sys; sys.exit(0 if aiosmtpd.__version__ == '${AIOSMTPD_VERSION}' else 1)" 2>/dev/null; then
+  echo "installing: aiosmtpd==${AIOSMTPD_VERSION} (PyPI)"
+  # --break-system-packages is needed on Debian's externally managed Python; older pips do not know it.
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "aiosmtpd==${AIOSMTPD_VERSION}" --break-system-packages 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check "aiosmtpd==${AIOSMTPD_VERSION}"
 fi

@@ -14,11 +14,14 @@ public struct API: Sendable {
     let engine: Engine
     let dispatcher: Dispatcher
     let logger: Logger
+    let webhooks: Webhooks
 
-    public init(engine: Engine, dispatcher: Dispatcher, logger: Logger) {
+    /// - Parameter webhooks: the provider status webhooks to serve (none by default).
+    public init(engine: Engine, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks()) {
         self.engine = engine
         self.dispatcher = dispatcher
         self.logger = logger
+        self.webhooks = webhooks
     }
 
     /// Every route, for 405 answers (a known path with another method).
@@ -32,6 +35,9 @@ public struct API: Sendable {
         (.get, ["api", "v1", "dead-letters"]),
         (.get, ["health", "live"]),
         (.get, ["health", "ready"]),
+        (.post, ["webhooks", "twilio", "status"]),
+        (.get, ["webhooks", "whatsapp"]),
+        (.post, ["webhooks", "whatsapp"]),
     ]
 
     /// Builds the router.
@@ -47,6 +53,7 @@ public struct API: Sendable {
         router.get("/api/v1/dead-letters") { request, _ in try await self.deadLetters(request) }
         router.get("/health/live") { _, _ in Response.json(.object(["status": .string("ok")])) }
         router.get("/health/ready") { _, _ in await self.ready() }
+        addWebhookRoutes(to: router)
         return router
     }
 

@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import SwitchboardApp
 import SwitchboardCore
+import SwitchboardProviders
+import SwitchboardSMTP
 import SwitchboardSQLite
 
 /// A setting that could not be read.
@@ -22,6 +24,8 @@ public struct Settings: Sendable {
     public var lease: Duration = .seconds(30)
     public var pollInterval: Duration = .milliseconds(100)
     public var logLevel = Logger.Level.info
+    /// Real providers and failover (all unset: every channel on the sandbox).
+    public var providers = ProviderSettings()
 
     public init() {}
 
@@ -50,10 +54,10 @@ public struct Settings: Sendable {
         Variable(name: "SWITCHBOARD_SCHEDULER_INTERVAL_MS", meaning: "how often the outbox looks for due messages and retries", defaultValue: "500"),
         Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
-    ]
+    ] + ProviderSettings.variables
 
     /// The seed's variables that select engines and providers this version does not have yet.
-    static let notYetSupported = ["MONGODB_URL", "REDIS_URL", "ELASTICSEARCH_NODE", "ACCOUNTSID", "AUTHTOKEN", "MSG_ID"]
+    static let notYetSupported = ["MONGODB_URL", "REDIS_URL", "ELASTICSEARCH_NODE"]
 
     /// Reads the environment.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -96,9 +100,10 @@ public struct Settings: Sendable {
             guard let level = Logger.Level(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_LOG_LEVEL=\(v): use trace, debug, info, notice, warning, error or critical") }
             s.logLevel = level
         }
+        s.providers = try ProviderSettings.fromEnvironment(env)
         let unsupported = notYetSupported.filter { value($0) != nil }
         if !unsupported.isEmpty {
-            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs only the embedded engine and the sandbox provider. Unset \(unsupported.count == 1 ? "it" : "them") to run embedded.")
+            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs only the embedded engine. Unset \(unsupported.count == 1 ? "it" : "them") to run embedded.")
         }
         return s
     }
@@ -108,11 +113,11 @@ public struct Settings: Sendable {
         [
             ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"), ("queue", "sqlite streams"), ("search", "sqlite fts5"),
             ("sqlite.synchronous", synchronous.rawValue),
-            ("providers", "email=sandbox sms=sandbox whatsapp=sandbox"),
+            ("providers", Channel.allCases.map { "\($0.rawValue)=\(providers.order(for: $0).map(\.rawValue).joined(separator: ","))" }.joined(separator: " ")),
             ("retry", "attempts=\(pipeline.retry.maxAttempts) base=\(pipeline.retry.baseDelay) max=\(pipeline.retry.maxDelay) jitter=\(pipeline.retry.jitter)"),
             ("lease", "\(lease)"), ("maxDeliveries", "\(pipeline.maxDeliveries)"), ("concurrency", "\(pipeline.concurrency)"), ("batchSize", "\(pipeline.batchSize)"),
             ("outboxGrace", "\(pipeline.outboxGrace)"), ("schedulerInterval", "\(pipeline.schedulerInterval)"), ("poll", "\(pollInterval)"),
-        ]
+        ] + providers.summary
     }
 
     /// Masks the password in a URL-like value (`redis://user:secret@host` → `redis://user:****@host`).

@@ -5,6 +5,8 @@ import ServiceLifecycle
 import SwitchboardApp
 import SwitchboardCore
 import SwitchboardHTTP
+import SwitchboardProviders
+import SwitchboardSMTP
 import SwitchboardSQLite
 import SwitchboardSandbox
 
@@ -28,12 +30,27 @@ public struct SwitchboardSystem: Sendable {
     public var engine: Engine
     public let logger: Logger
     let clock: @Sendable () -> Timestamp
+    /// The SMTP provider, shared by every email worker of the process (one connection pool).
+    let smtp: SMTPProvider?
+    /// The providers, one instance per kind (so a circuit and a rate limit are shared by the channel
+    /// workers of this process): real ones behind a `ResilientProvider`, the sandbox as it is.
+    let providerInstances: [ProviderKind: any DeliveryProvider]
 
-    /// Opens the engines named by `settings`.
+    /// Opens the engines named by `settings` and builds the configured providers.
     public init(settings: Settings, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) throws {
         self.settings = settings
         self.logger = logger
         self.clock = clock
+        let p = settings.providers
+        var smtpLogger = logger
+        smtpLogger[metadataKey: "provider"] = "smtp"
+        let smtp: SMTPProvider?
+        do {
+            smtp = try p.smtp.map { try SMTPProvider(configuration: $0, logger: smtpLogger) }
+        } catch {
+            throw SettingsError("SMTP settings are unusable: \(error)")
+        }
+        self.smtp = smtp
         database = try SQLiteDatabase(options: SQLiteOptions(path: settings.databasePath, synchronous: settings.synchronous), logger: logger)
         engine = Engine(
             store: SQLiteStore(database: database),
@@ -42,11 +59,36 @@ public struct SwitchboardSystem: Sendable {
             mailbox: SQLiteSandboxMailbox(database: database),
             pipeline: SQLitePipeline(database: database, clock: clock),
             names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
+        // The sandbox is never wrapped: its failures are simulated per recipient, not an outage.
+        var instances: [ProviderKind: any DeliveryProvider] = [.sandbox: SandboxProvider(mailbox: engine.mailbox!, clock: clock)]
+        func wrap(_ kind: ProviderKind, _ base: any DeliveryProvider, _ counts: @escaping @Sendable (ProviderError) -> Bool = { _ in true }) {
+            let rate = p.rates[kind].map { TokenBucketStateMachine.Configuration(ratePerSecond: $0, burst: max(1, $0), maxWait: .seconds(2)) }
+            instances[kind] = ResilientProvider(base, breaker: p.breaker, rateLimit: rate, logger: logger, countsAgainstCircuit: counts)
+        }
+        if let smtp { wrap(.smtp, smtp, SMTPProvider.countsAgainstCircuit) }
+        if let t = p.twilio { wrap(.twilio, TwilioProvider(configuration: t)) }
+        if let w = p.whatsApp { wrap(.meta, WhatsAppProvider(configuration: w)) }
+        providerInstances = instances
     }
 
-    /// The providers of `channel`, in failover order.
+    /// The providers of `channel`, in failover order (`SWITCHBOARD_<CHANNEL>_PROVIDERS`, else the configured
+    /// real provider, else the sandbox), each real one behind its circuit breaker and rate limit.
     public func providers(for channel: Channel) -> [any DeliveryProvider] {
-        [SandboxProvider(mailbox: engine.mailbox!, clock: clock)]
+        settings.providers.order(for: channel).compactMap { providerInstances[$0] }
+    }
+
+    /// The status webhooks this configuration serves.
+    public var webhooks: Webhooks {
+        let p = settings.providers
+        return Webhooks(
+            twilio: p.twilio.map { TwilioStatusWebhook(authToken: $0.authToken) },
+            whatsApp: (p.whatsAppVerifyToken != nil || p.whatsAppAppSecret != nil) ? WhatsAppWebhook(verifyToken: p.whatsAppVerifyToken, appSecret: p.whatsAppAppSecret) : nil,
+            publicURL: p.publicURL)
+    }
+
+    /// Closes provider connections (SMTP QUIT).
+    public func shutdownProviders() async {
+        await smtp?.shutdown()
     }
 
     /// A unique consumer name for this process.
@@ -56,7 +98,7 @@ public struct SwitchboardSystem: Sendable {
 
     /// The HTTP application (router API).
     public func application() -> Application<RouterResponder<BasicRequestContext>> {
-        let api = API(engine: engine, dispatcher: Dispatcher(engine: engine, options: settings.pipeline, logger: logger, clock: clock), logger: logger)
+        let api = API(engine: engine, dispatcher: Dispatcher(engine: engine, options: settings.pipeline, logger: logger, clock: clock), logger: logger, webhooks: webhooks)
         return Application(
             router: api.router(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
@@ -90,7 +132,13 @@ public struct SwitchboardSystem: Sendable {
             services.append(application())
         }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await shutdownProviders()
+            throw error
+        }
+        await shutdownProviders()
     }
 }
 

@@ -1,0 +1,96 @@
+import Foundation
+import Logging
+import SwitchboardCore
+import SwitchboardSMTP
+
+/// Email delivery through an SMTP submission server (`SwitchboardSMTP`).
+///
+/// - From: `defaultFrom` (`SWITCHBOARD_SMTP_FROM`) when configured, with the request's `from` as
+///   `Reply-To` when it differs; otherwise the request's `from`.
+/// - Subject and HTML from the request (`multipart/alternative` when `html` is given).
+/// - The `Message-ID` is `<communication id@sender domain>`, the same on every attempt (so a message sent
+///   twice — delivery is at least once — carries one id), and is the provider message id.
+/// - 4xx replies, timeouts and connection failures are retryable; 5xx replies and everything else
+///   (TLS, configuration, invalid message) are permanent. The error keeps the reply code and enhanced code
+///   (`550 5.1.1`) and the server's text.
+public final class SMTPProvider: DeliveryProvider {
+    /// Recorded on the message as its provider.
+    public let name = "smtp"
+    let client: SMTPClient
+    let defaultFrom: EmailAddress?
+
+    /// - Parameter client: the client (its connections are reused across messages).
+    public init(client: SMTPClient) {
+        self.client = client
+        self.defaultFrom = client.configuration.defaultFrom
+    }
+
+    /// Creates the client from `configuration`.
+    public convenience init(configuration: SMTPConfiguration, logger: Logger) throws {
+        try self.init(client: SMTPClient(configuration: configuration, logger: logger))
+    }
+
+    /// Closes the client's connections (QUIT).
+    public func shutdown() async { await client.shutdown() }
+
+    /// The message for one attempt.
+    func email(for message: OutboundMessage) -> EmailMessage {
+        let r = message.request
+        var email = EmailMessage(to: [EmailAddress(r.to)], subject: r.subject ?? "", textBody: r.msg, htmlBody: r.html)
+        if let defaultFrom {
+            email.from = defaultFrom
+            if r.from.lowercased() != defaultFrom.address.lowercased() { email.replyTo = [EmailAddress(r.from)] }
+        } else {
+            email.from = EmailAddress(r.from)
+        }
+        let sender = email.from?.address ?? r.from
+        let domain = sender.split(separator: "@").last.map(String.init) ?? "switchboard.invalid"
+        email.messageID = "<\(message.id)@\(domain)>"
+        return email
+    }
+
+    /// Sends one email; never throws (see the type's error mapping).
+    public func deliver(_ message: OutboundMessage) async -> DeliveryResult {
+        do {
+            let receipt = try await client.send(email(for: message))
+            return .sent(providerMessageID: receipt.messageID)
+        } catch let error as SMTPError {
+            return Self.result(for: error)
+        } catch {
+            return .retryable(ProviderError(code: "smtp_error", message: "\(error)"))
+        }
+    }
+
+    /// Maps an `SMTPError` onto a delivery result, keeping the server's code and text.
+    public static func result(for error: SMTPError) -> DeliveryResult {
+        switch error {
+        case .transient(let f): return .retryable(providerError(f))
+        case .permanent(let f): return .permanent(providerError(f))
+        case .timeout(let step): return .retryable(ProviderError(code: "timeout", message: "SMTP timeout at \(step)"))
+        case .connectionFailed(let step, let reason): return .retryable(ProviderError(code: "connection_failed", message: "SMTP connection failed at \(step): \(reason)"))
+        case .clientShutdown: return .retryable(ProviderError(code: "shutdown", message: error.description))
+        case .tlsFailed: return .permanent(ProviderError(code: "tls_failed", message: error.description))
+        case .protocolViolation: return .permanent(ProviderError(code: "protocol_violation", message: error.description))
+        case .unsupported: return .permanent(ProviderError(code: "unsupported", message: error.description))
+        case .messageTooLarge: return .permanent(ProviderError(code: "message_too_large", message: error.description))
+        case .invalidConfiguration: return .permanent(ProviderError(code: "invalid_configuration", message: error.description))
+        case .invalidMessage: return .permanent(ProviderError(code: "invalid_message", message: error.description))
+        }
+    }
+
+    /// Whether a retryable error says the server is unwell (timeouts, lost connections, 4xx before or after
+    /// the recipients) rather than that one recipient is deferred (a 4xx at RCPT TO): only the former
+    /// should open the circuit.
+    public static func countsAgainstCircuit(_ error: ProviderError) -> Bool {
+        !error.message.hasPrefix(SMTPStep.rcptTo.rawValue + " ")
+    }
+
+    static func providerError(_ f: SMTPFailure) -> ProviderError {
+        var code = "\(f.code)"
+        if let enhanced = f.enhancedStatusCode { code += " \(enhanced)" }
+        var message = f.step.rawValue
+        if let recipient = f.recipient { message += " <\(recipient)>" }
+        message += ": " + f.text.split(whereSeparator: \.isNewline).joined(separator: " ")
+        return ProviderError(code: code, message: message)
+    }
+}
