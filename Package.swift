@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "switchboard", targets: ["switchboard"]),
         .library(name: "SwitchboardCore", targets: ["SwitchboardCore"]),
+        .library(name: "SwitchboardRedis", targets: ["SwitchboardRedis"]),
+        .executable(name: "redis-xadd-bench", targets: ["redis-xadd-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -16,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.30.0"),
     ],
     targets: [
         // The domain and the ports. Imports nothing but the standard library: no I/O.
@@ -50,6 +53,35 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Redis client on SwiftNIO: RESP2/3, pipelining, pool, AUTH, TLS, reconnect, typed stream commands.
+        .target(
+            name: "SwitchboardRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // XADD rate of the Redis client (scripts/bench-redis.sh compares it with redis-benchmark).
+        .executableTarget(
+            name: "redis-xadd-bench",
+            dependencies: [
+                "SwitchboardRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // Scale-out queue adapter: the MessageQueue port on Redis Streams consumer groups (REDIS_URL).
+        .target(
+            name: "SwitchboardRedisStreams",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Sandbox delivery provider (the default while a channel has no credentials).
         .target(name: "SwitchboardSandbox", dependencies: ["SwitchboardCore"]),
         // Composition root: settings from flags and environment, engines and providers chosen, services built.
@@ -60,6 +92,8 @@ let package = Package(
                 "SwitchboardApp",
                 "SwitchboardHTTP",
                 "SwitchboardSQLite",
+                "SwitchboardRedis",
+                "SwitchboardRedisStreams",
                 "SwitchboardSandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,10 +109,36 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Shared by the test targets: the queue contract every MessageQueue passes, and throwaway redis-servers.
+        .target(
+            name: "SwitchboardTestSupport",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/SwitchboardTestSupport"
+        ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"]),
         .testTarget(
+            name: "SwitchboardRedisStreamsTests",
+            dependencies: ["SwitchboardCore", "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport"]
+        ),
+        .testTarget(
+            name: "SwitchboardRedisTests",
+            dependencies: [
+                "SwitchboardRedis",
+                "SwitchboardTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "SwitchboardSQLiteTests",
-            dependencies: ["SwitchboardCore", "SwitchboardSQLite"]
+            dependencies: ["SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport"]
         ),
         .testTarget(
             name: "SwitchboardHTTPTests",
@@ -92,6 +152,7 @@ let package = Package(
             name: "SwitchboardEndToEndTests",
             dependencies: [
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox", "SwitchboardServer",
+                "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
