@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SwitchboardApp
 import SwitchboardCore
+import SwitchboardRedis
 import SwitchboardSQLite
 
 /// A setting that could not be read.
@@ -22,6 +23,11 @@ public struct Settings: Sendable {
     public var lease: Duration = .seconds(30)
     public var pollInterval: Duration = .milliseconds(100)
     public var logLevel = Logger.Level.info
+    /// The seed's `REDIS_URL`: when set, the four streams live in Redis (the store and search stay SQLite).
+    public var redisURL: String?
+    /// How long a Redis command keeps trying to reach a Redis that is down before it fails
+    /// (`SWITCHBOARD_REDIS_WAIT_MS`). Bounds how long a request waits on publication while Redis is down.
+    public var redisUnavailableWait: Duration = .seconds(1)
 
     public init() {}
 
@@ -49,11 +55,13 @@ public struct Settings: Sendable {
         Variable(name: "SWITCHBOARD_OUTBOX_GRACE_MS", meaning: "age at which an unconfirmed publication is redone by the outbox", defaultValue: "10000"),
         Variable(name: "SWITCHBOARD_SCHEDULER_INTERVAL_MS", meaning: "how often the outbox looks for due messages and retries", defaultValue: "500"),
         Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
+        Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
+        Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
     ]
 
     /// The seed's variables that select engines and providers this version does not have yet.
-    static let notYetSupported = ["MONGODB_URL", "REDIS_URL", "ELASTICSEARCH_NODE", "ACCOUNTSID", "AUTHTOKEN", "MSG_ID"]
+    static let notYetSupported = ["MONGODB_URL", "ELASTICSEARCH_NODE", "ACCOUNTSID", "AUTHTOKEN", "MSG_ID"]
 
     /// Reads the environment.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -96,17 +104,31 @@ public struct Settings: Sendable {
             guard let level = Logger.Level(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_LOG_LEVEL=\(v): use trace, debug, info, notice, warning, error or critical") }
             s.logLevel = level
         }
+        if let v = value("REDIS_URL") { s.redisURL = v }
+        if let v = try millis("SWITCHBOARD_REDIS_WAIT_MS") { s.redisUnavailableWait = v }
+        try s.validateRedisURL()
         let unsupported = notYetSupported.filter { value($0) != nil }
         if !unsupported.isEmpty {
-            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs only the embedded engine and the sandbox provider. Unset \(unsupported.count == 1 ? "it" : "them") to run embedded.")
+            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs only SQLite (store, search; streams unless REDIS_URL is set) and the sandbox provider. Unset \(unsupported.count == 1 ? "it" : "them") to run embedded.")
         }
         return s
+    }
+
+    /// Checks that `redisURL`, if set, is a usable `redis://` or `rediss://` URL (the error never shows the password).
+    public func validateRedisURL() throws {
+        guard let redisURL else { return }
+        do {
+            _ = try RedisConfiguration(url: redisURL)
+        } catch {
+            throw SettingsError("REDIS_URL=\(Self.mask(redisURL)): \(error)")
+        }
     }
 
     /// The effective configuration, one `name=value` per entry, secrets masked.
     public var summary: [(String, String)] {
         [
-            ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"), ("queue", "sqlite streams"), ("search", "sqlite fts5"),
+            ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"),
+            ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", "sqlite fts5"),
             ("sqlite.synchronous", synchronous.rawValue),
             ("providers", "email=sandbox sms=sandbox whatsapp=sandbox"),
             ("retry", "attempts=\(pipeline.retry.maxAttempts) base=\(pipeline.retry.baseDelay) max=\(pipeline.retry.maxDelay) jitter=\(pipeline.retry.jitter)"),
@@ -117,9 +139,12 @@ public struct Settings: Sendable {
 
     /// Masks the password in a URL-like value (`redis://user:secret@host` → `redis://user:****@host`).
     public static func mask(_ value: String) -> String {
-        guard let scheme = value.range(of: "://"), let at = value.range(of: "@", range: scheme.upperBound..<value.endIndex) else { return value }
-        let credentials = value[scheme.upperBound..<at.lowerBound]
+        // The user info ends at the last "@" before the query, as the Redis client reads it (a password may contain "@").
+        guard let scheme = value.range(of: "://") else { return value }
+        let end = value[scheme.upperBound...].firstIndex(of: "?") ?? value.endIndex
+        guard let at = value[scheme.upperBound..<end].lastIndex(of: "@") else { return value }
+        let credentials = value[scheme.upperBound..<at]
         guard let colon = credentials.firstIndex(of: ":") else { return value }
-        return String(value[..<credentials.index(after: colon)]) + "****" + String(value[at.lowerBound...])
+        return String(value[..<credentials.index(after: colon)]) + "****" + String(value[at...])
     }
 }

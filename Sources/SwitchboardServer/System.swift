@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SwitchboardApp
 import SwitchboardCore
 import SwitchboardHTTP
+import SwitchboardRedisStreams
 import SwitchboardSQLite
 import SwitchboardSandbox
 
@@ -24,6 +25,8 @@ public enum Role: Sendable, Hashable {
 public struct SwitchboardSystem: Sendable {
     public let settings: Settings
     public let database: SQLiteDatabase
+    /// The Redis Streams queue when `REDIS_URL` is set (the store and search stay on `database`).
+    public let redisQueue: RedisStreamQueue?
     public let engine: Engine
     public let logger: Logger
     let clock: @Sendable () -> Timestamp
@@ -34,12 +37,28 @@ public struct SwitchboardSystem: Sendable {
         self.logger = logger
         self.clock = clock
         database = try SQLiteDatabase(options: SQLiteOptions(path: settings.databasePath, synchronous: settings.synchronous), logger: logger)
+        let queue: any MessageQueue
+        if let url = settings.redisURL {
+            let redis = try RedisStreamQueue(url: url, lease: settings.lease, unavailableWait: settings.redisUnavailableWait, logger: logger)
+            redisQueue = redis
+            queue = redis
+        } else {
+            redisQueue = nil
+            queue = SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock)
+        }
         engine = Engine(
             store: SQLiteStore(database: database),
-            queue: SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock),
+            queue: queue,
             search: SQLiteSearchIndex(database: database),
             mailbox: SQLiteSandboxMailbox(database: database),
-            names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
+            names: (store: "sqlite", queue: redisQueue == nil ? "sqlite" : "redis", search: "sqlite"))
+    }
+
+    /// Closes the engines: the Redis connections, then the database. For embedders and tests; `run(role:)`
+    /// closes them itself.
+    public func close() async {
+        await redisQueue?.shutdown()
+        await database.close()
     }
 
     /// The providers of `channel`, in failover order.
@@ -47,8 +66,8 @@ public struct SwitchboardSystem: Sendable {
         [SandboxProvider(mailbox: engine.mailbox!, clock: clock)]
     }
 
-    /// A unique consumer name for this process.
-    static func consumerName(_ suffix: String) -> String {
+    /// A unique consumer name for this process: `<host>-<pid>-<role>`.
+    public static func consumerName(_ suffix: String) -> String {
         "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(suffix)"
     }
 
@@ -81,6 +100,9 @@ public struct SwitchboardSystem: Sendable {
     /// workers finish the batch in hand, and the database closes last.
     public func run(role: Role) async throws {
         var services: [any Service] = [DatabaseService(database: database, logger: logger, reportEvery: ProcessInfo.processInfo.environment["SWITCHBOARD_SQLITE_STATS"] != nil ? .seconds(1) : nil)]
+        if let redisQueue {
+            services.append(RedisService(queue: redisQueue, logger: logger))
+        }
         services += backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(application())
@@ -121,5 +143,30 @@ public struct DatabaseService: Service {
         try? await gracefulShutdown()
         await database.close()
         logger.info("database closed")
+    }
+}
+
+/// Keeps the Redis connections open while the services that use them run, and closes them after those stopped
+/// (listed right after `DatabaseService`, it shuts down after every pipeline service and before the database).
+public struct RedisService: Service {
+    let queue: RedisStreamQueue
+    let logger: Logger
+
+    public init(queue: RedisStreamQueue, logger: Logger) {
+        self.queue = queue
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        do {
+            try await queue.ping()
+            logger.info("redis reachable")
+        } catch {
+            // Not fatal: the router accepts into the outbox and the workers retry until Redis is back.
+            logger.warning("redis unreachable at start; retrying in the background", metadata: ["error": "\(error)"])
+        }
+        try? await gracefulShutdown()
+        await queue.shutdown()
+        logger.info("redis connections closed")
     }
 }
