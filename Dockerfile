@@ -3,9 +3,8 @@ ARG SWIFT_VERSION=6.3
 FROM swift:${SWIFT_VERSION}-noble AS build
 RUN apt-get update && apt-get install -y --no-install-recommends libsqlite3-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Resolve dependencies first so that source edits do not refetch them.
+# The manifest names the test targets too, so the whole tree is needed (see .dockerignore).
 COPY Package.swift ./
-RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
 RUN swift build -c release --product switchboard --static-swift-stdlib \

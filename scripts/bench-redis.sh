@@ -16,7 +16,7 @@ for tool in redis-server redis-benchmark redis-cli; do
 done
 
 echo "Building redis-xadd-bench (release)..."
-swift build -c release --package-path "$ROOT" --product redis-xadd-bench >/dev/null
+swift build -c release --package-path "$ROOT" --product redis-xadd-bench >/dev/null 2>&1 || swift build -c release --package-path "$ROOT" --product redis-xadd-bench
 BENCH="$(swift build -c release --package-path "$ROOT" --show-bin-path)/redis-xadd-bench"
 
 if command -v python3 >/dev/null; then

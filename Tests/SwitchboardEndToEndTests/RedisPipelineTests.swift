@@ -93,6 +93,29 @@ struct RedisPipelineTests {
         await redis.stop()
     }
 
+    @Test("workers and the logger started while Redis is down wait for it, then deliver")
+    func startedWhileDown() async throws {
+        let redis = try await persistentRedis()
+        await redis.terminate()
+        var silent = quietLogger()
+        silent.logLevel = .critical
+        let system = try SwitchboardSystem(settings: redisSettings(redis), logger: silent)
+        let running = Running(system)
+        try await system.application().test(.router) { client in
+            let id = try await post(client, .whatsapp, to: recipient(.whatsapp, 7), msg: "early")
+            try await Task.sleep(for: .milliseconds(700))
+            try await redis.launch()
+            try await eventually(timeout: .seconds(30), "sent once Redis is up") { try await system.engine.store.communication(id: id)?.status == .sent }
+            try await eventually(timeout: .seconds(30), "logged") {
+                let logs = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(id)&status=sent", method: .get))
+                return logs["count"] == .number(1)
+            }
+        }
+        try await running.stop()
+        await system.close()
+        await redis.stop()
+    }
+
     @Test("REDIS_URL is read, validated and masked in the logged summary")
     func settings() throws {
         let s = try Settings.fromEnvironment(["REDIS_URL": "redis://app:s3cr%40t@cache.internal:6380/2", "SWITCHBOARD_REDIS_WAIT_MS": "250"])
