@@ -160,7 +160,9 @@ final class Deployment: @unchecked Sendable {
 struct RedisDistributedTests {
     @Test("3,000 SMS messages split over 3 worker processes: all sent, none twice, the seed's stream names")
     func threeWorkers() async throws {
-        try await Deployment.run { d in try await threeWorkers(d) }
+        // A long lease: no worker is killed here, and a batch slowed down by a loaded machine must not be
+        // taken over (and delivered twice) by another worker.
+        try await Deployment.run(extra: ["SWITCHBOARD_LEASE_MS": "15000"]) { d in try await threeWorkers(d) }
     }
 
     func threeWorkers(_ d: Deployment) async throws {
@@ -242,7 +244,7 @@ struct RedisDistributedTests {
 
     @Test("Redis restarted mid-run on the same port: requests keep being accepted, everything ends sent")
     func redisRestart() async throws {
-        try await Deployment.run { d in try await redisRestart(d) }
+        try await Deployment.run(extra: ["SWITCHBOARD_LEASE_MS": "15000"]) { d in try await redisRestart(d) }
     }
 
     func redisRestart(_ d: Deployment) async throws {
