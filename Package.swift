@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "switchboard", targets: ["switchboard"]),
         .library(name: "SwitchboardCore", targets: ["SwitchboardCore"]),
+        .library(name: "SwitchboardRedis", targets: ["SwitchboardRedis"]),
+        .executable(name: "redis-xadd-bench", targets: ["redis-xadd-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -53,6 +55,35 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Redis client on SwiftNIO: RESP2/3, pipelining, pool, AUTH, TLS, reconnect, typed stream commands.
+        .target(
+            name: "SwitchboardRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // XADD rate of the Redis client (scripts/bench-redis.sh compares it with redis-benchmark).
+        .executableTarget(
+            name: "redis-xadd-bench",
+            dependencies: [
+                "SwitchboardRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // Scale-out queue adapter: the MessageQueue port on Redis Streams consumer groups (REDIS_URL).
+        .target(
+            name: "SwitchboardRedisStreams",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Sandbox delivery provider (the default while a channel has no credentials).
         .target(name: "SwitchboardSandbox", dependencies: ["SwitchboardCore"]),
         // SMTP submission client on SwiftNIO + NIOSSL (STARTTLS / implicit TLS, AUTH, MIME builder, pool).
@@ -87,6 +118,8 @@ let package = Package(
                 "SwitchboardApp",
                 "SwitchboardHTTP",
                 "SwitchboardSQLite",
+                "SwitchboardRedis",
+                "SwitchboardRedisStreams",
                 "SwitchboardSandbox",
                 "SwitchboardSMTP",
                 "SwitchboardProviders",
@@ -104,6 +137,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        // Shared by the test targets: the queue contract every MessageQueue passes, and throwaway redis-servers.
+        .target(
+            name: "SwitchboardTestSupport",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/SwitchboardTestSupport"
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"]),
         .testTarget(
@@ -133,8 +177,23 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SwitchboardRedisStreamsTests",
+            dependencies: ["SwitchboardCore", "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport"]
+        ),
+        .testTarget(
+            name: "SwitchboardRedisTests",
+            dependencies: [
+                "SwitchboardRedis",
+                "SwitchboardTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "SwitchboardSQLiteTests",
-            dependencies: ["SwitchboardCore", "SwitchboardSQLite"]
+            dependencies: ["SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport"]
         ),
         .testTarget(
             name: "SwitchboardHTTPTests",
@@ -148,6 +207,7 @@ let package = Package(
             name: "SwitchboardEndToEndTests",
             dependencies: [
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox", "SwitchboardServer", "SwitchboardProviders",
+                "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

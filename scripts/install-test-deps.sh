@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the build and the tests use (Debian). Idempotent; quiet when all is there.
+# Installs what the build, the tests and the benchmarks use (Debian). Idempotent; quiet when all is there.
 #   - libsqlite3-dev: the embedded engine
-#   - openssl: generates the SMTP tests' CA and certificates
+#   - redis-server, redis-tools: the Redis tests start their own servers on free loopback ports;
+#     redis-benchmark and redis-cli serve the benchmarks
+#   - openssl: the SMTP and Redis tests' CA and certificates
 #   - python3 + pip + aiosmtpd (PyPI): the SMTP server the SMTP tests talk to (scripts/smtp_test_server.py)
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
@@ -13,13 +15,15 @@ as_root() {
 }
 
 need=()
-dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
+for pkg in libsqlite3-dev redis-server redis-tools openssl; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 command -v "$PYTHON" >/dev/null 2>&1 || need+=(python3)
 if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then need+=(python3-pip); fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq >/dev/null
+  # The Debian redis-server package starts a system redis on port 6379; the tests do not use it.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 

@@ -39,7 +39,7 @@ public struct ChannelWorker: Service {
     var stream: String { channel.stream }
 
     public func run() async throws {
-        try await engine.queue.createGroup(stream: stream, group: StreamNames.workerGroup)
+        guard await engine.queue.createGroupWhenReachable(stream: stream, group: StreamNames.workerGroup, logger: logger) else { return }
         logger.info("worker started", metadata: ["consumer": "\(consumer)", "concurrency": "\(options.concurrency)", "providers": "\(providers.map(\.name).joined(separator: ","))"])
         // Two lanes, so one lane's store round trips overlap with the other's deliveries.
         let lanes = options.concurrency >= 2 ? 2 : 1

@@ -17,7 +17,7 @@ public struct LogIndexer: Service {
     }
 
     public func run() async throws {
-        try await engine.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        guard await engine.queue.createGroupWhenReachable(stream: StreamNames.log, group: StreamNames.loggerGroup, logger: logger) else { return }
         logger.info("logging service started", metadata: ["consumer": "\(consumer)"])
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {

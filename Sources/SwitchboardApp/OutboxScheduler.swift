@@ -38,6 +38,14 @@ public struct OutboxScheduler: Service {
     /// One pass: claims up to 500 due messages, publishes them, records `queued`. Returns how many it claimed.
     @discardableResult
     public func runOnce() async throws -> Int {
+        // While the queue is unreachable (Redis down), leave due messages unclaimed: a claim that cannot be
+        // published would hold them back for `claimLease` after the queue returns.
+        do {
+            try await engine.queue.ping()
+        } catch {
+            logger.warning("outbox waits for the queue", metadata: ["error": "\(error)"])
+            return 0
+        }
         let due = try await engine.store.claimDue(now: clock(), lease: claimLease, limit: 500)
         guard !due.isEmpty else { return 0 }
         var published: [StatusTransition] = []

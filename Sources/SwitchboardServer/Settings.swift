@@ -3,6 +3,7 @@ import Logging
 import SwitchboardApp
 import SwitchboardCore
 import SwitchboardProviders
+import SwitchboardRedis
 import SwitchboardSMTP
 import SwitchboardSQLite
 
@@ -26,6 +27,11 @@ public struct Settings: Sendable {
     public var logLevel = Logger.Level.info
     /// Real providers and failover (all unset: every channel on the sandbox).
     public var providers = ProviderSettings()
+    /// The seed's `REDIS_URL`: when set, the four streams live in Redis (the store and search stay SQLite).
+    public var redisURL: String?
+    /// How long a Redis command keeps trying to reach a Redis that is down before it fails
+    /// (`SWITCHBOARD_REDIS_WAIT_MS`). Bounds how long a request waits on publication while Redis is down.
+    public var redisUnavailableWait: Duration = .seconds(1)
 
     public init() {}
 
@@ -53,11 +59,13 @@ public struct Settings: Sendable {
         Variable(name: "SWITCHBOARD_OUTBOX_GRACE_MS", meaning: "age at which an unconfirmed publication is redone by the outbox", defaultValue: "10000"),
         Variable(name: "SWITCHBOARD_SCHEDULER_INTERVAL_MS", meaning: "how often the outbox looks for due messages and retries", defaultValue: "500"),
         Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
+        Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
+        Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
     ] + ProviderSettings.variables
 
     /// The seed's variables that select engines and providers this version does not have yet.
-    static let notYetSupported = ["MONGODB_URL", "REDIS_URL", "ELASTICSEARCH_NODE"]
+    static let notYetSupported = ["MONGODB_URL", "ELASTICSEARCH_NODE"]
 
     /// Reads the environment.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -101,17 +109,31 @@ public struct Settings: Sendable {
             s.logLevel = level
         }
         s.providers = try ProviderSettings.fromEnvironment(env)
+        if let v = value("REDIS_URL") { s.redisURL = v }
+        if let v = try millis("SWITCHBOARD_REDIS_WAIT_MS") { s.redisUnavailableWait = v }
+        try s.validateRedisURL()
         let unsupported = notYetSupported.filter { value($0) != nil }
         if !unsupported.isEmpty {
-            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs only the embedded engine. Unset \(unsupported.count == 1 ? "it" : "them") to run embedded.")
+            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs its store and search on SQLite (MongoDB and Elasticsearch come later). Unset \(unsupported.count == 1 ? "it" : "them") to run on SQLite.")
         }
         return s
+    }
+
+    /// Checks that `redisURL`, if set, is a usable `redis://` or `rediss://` URL (the error never shows the password).
+    public func validateRedisURL() throws {
+        guard let redisURL else { return }
+        do {
+            _ = try RedisConfiguration(url: redisURL)
+        } catch {
+            throw SettingsError("REDIS_URL=\(Self.mask(redisURL)): \(error)")
+        }
     }
 
     /// The effective configuration, one `name=value` per entry, secrets masked.
     public var summary: [(String, String)] {
         [
-            ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"), ("queue", "sqlite streams"), ("search", "sqlite fts5"),
+            ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"),
+            ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", "sqlite fts5"),
             ("sqlite.synchronous", synchronous.rawValue),
             ("providers", Channel.allCases.map { "\($0.rawValue)=\(providers.order(for: $0).map(\.rawValue).joined(separator: ","))" }.joined(separator: " ")),
             ("retry", "attempts=\(pipeline.retry.maxAttempts) base=\(pipeline.retry.baseDelay) max=\(pipeline.retry.maxDelay) jitter=\(pipeline.retry.jitter)"),
@@ -122,9 +144,12 @@ public struct Settings: Sendable {
 
     /// Masks the password in a URL-like value (`redis://user:secret@host` → `redis://user:****@host`).
     public static func mask(_ value: String) -> String {
-        guard let scheme = value.range(of: "://"), let at = value.range(of: "@", range: scheme.upperBound..<value.endIndex) else { return value }
-        let credentials = value[scheme.upperBound..<at.lowerBound]
+        // The user info ends at the last "@" before the query, as the Redis client reads it (a password may contain "@").
+        guard let scheme = value.range(of: "://") else { return value }
+        let end = value[scheme.upperBound...].firstIndex(of: "?") ?? value.endIndex
+        guard let at = value[scheme.upperBound..<end].lastIndex(of: "@") else { return value }
+        let credentials = value[scheme.upperBound..<at]
         guard let colon = credentials.firstIndex(of: ":") else { return value }
-        return String(value[..<credentials.index(after: colon)]) + "****" + String(value[at.lowerBound...])
+        return String(value[..<credentials.index(after: colon)]) + "****" + String(value[at...])
     }
 }

@@ -6,6 +6,7 @@ import SwitchboardApp
 import SwitchboardCore
 import SwitchboardHTTP
 import SwitchboardProviders
+import SwitchboardRedisStreams
 import SwitchboardSMTP
 import SwitchboardSQLite
 import SwitchboardSandbox
@@ -26,6 +27,8 @@ public enum Role: Sendable, Hashable {
 public struct SwitchboardSystem: Sendable {
     public let settings: Settings
     public let database: SQLiteDatabase
+    /// The Redis Streams queue when `REDIS_URL` is set (the store and search stay on `database`).
+    public let redisQueue: RedisStreamQueue?
     /// The adapters; tests may swap one (e.g. drop `pipeline` to run the general, port-by-port path).
     public var engine: Engine
     public let logger: Logger
@@ -52,13 +55,23 @@ public struct SwitchboardSystem: Sendable {
         }
         self.smtp = smtp
         database = try SQLiteDatabase(options: SQLiteOptions(path: settings.databasePath, synchronous: settings.synchronous), logger: logger)
+        let queue: any MessageQueue
+        if let url = settings.redisURL {
+            let redis = try RedisStreamQueue(url: url, lease: settings.lease, unavailableWait: settings.redisUnavailableWait, logger: logger)
+            redisQueue = redis
+            queue = redis
+        } else {
+            redisQueue = nil
+            queue = SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock)
+        }
         engine = Engine(
             store: SQLiteStore(database: database),
-            queue: SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock),
+            queue: queue,
             search: SQLiteSearchIndex(database: database),
             mailbox: SQLiteSandboxMailbox(database: database),
-            pipeline: SQLitePipeline(database: database, clock: clock),
-            names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
+            // One transaction per pipeline step only when the streams share the SQLite file.
+            pipeline: redisQueue == nil ? SQLitePipeline(database: database, clock: clock) : nil,
+            names: (store: "sqlite", queue: redisQueue == nil ? "sqlite" : "redis", search: "sqlite"))
         // The sandbox is never wrapped: its failures are simulated per recipient, not an outage.
         var instances: [ProviderKind: any DeliveryProvider] = [.sandbox: SandboxProvider(mailbox: engine.mailbox!, clock: clock)]
         func wrap(_ kind: ProviderKind, _ base: any DeliveryProvider, _ counts: @escaping @Sendable (ProviderError) -> Bool = { _ in true }) {
@@ -69,6 +82,13 @@ public struct SwitchboardSystem: Sendable {
         if let t = p.twilio { wrap(.twilio, TwilioProvider(configuration: t)) }
         if let w = p.whatsApp { wrap(.meta, WhatsAppProvider(configuration: w)) }
         providerInstances = instances
+    }
+
+    /// Closes the engines: the Redis connections, then the database. For embedders and tests; `run(role:)`
+    /// closes them itself.
+    public func close() async {
+        await redisQueue?.shutdown()
+        await database.close()
     }
 
     /// The providers of `channel`, in failover order (`SWITCHBOARD_<CHANNEL>_PROVIDERS`, else the configured
@@ -91,8 +111,8 @@ public struct SwitchboardSystem: Sendable {
         await smtp?.shutdown()
     }
 
-    /// A unique consumer name for this process.
-    static func consumerName(_ suffix: String) -> String {
+    /// A unique consumer name for this process: `<host>-<pid>-<role>`.
+    public static func consumerName(_ suffix: String) -> String {
         "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(suffix)"
     }
 
@@ -127,6 +147,9 @@ public struct SwitchboardSystem: Sendable {
         var services: [any Service] = [DatabaseService(database: database, logger: logger, reportEvery: ProcessInfo.processInfo.environment["SWITCHBOARD_SQLITE_STATS"] != nil ? .seconds(1) : nil)]
         let search = SQLiteSearchIndex(database: database)
         services.append(PeriodicTask(name: "search refresh", interval: .seconds(1), logger: logger) { try await search.refresh() })
+        if let redisQueue {
+            services.append(RedisService(queue: redisQueue, logger: logger))
+        }
         services += backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(application())
@@ -195,5 +218,30 @@ public struct PeriodicTask: Service {
             try? await Task.sleep(for: interval)
             do { try await body() } catch { logger.warning("\(name) failed", metadata: ["error": "\(error)"]) }
         }
+    }
+}
+
+/// Keeps the Redis connections open while the services that use them run, and closes them after those stopped
+/// (listed right after `DatabaseService`, it shuts down after every pipeline service and before the database).
+public struct RedisService: Service {
+    let queue: RedisStreamQueue
+    let logger: Logger
+
+    public init(queue: RedisStreamQueue, logger: Logger) {
+        self.queue = queue
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        do {
+            try await queue.ping()
+            logger.info("redis reachable")
+        } catch {
+            // Not fatal: the router accepts into the outbox and the workers retry until Redis is back.
+            logger.warning("redis unreachable at start; retrying in the background", metadata: ["error": "\(error)"])
+        }
+        try? await gracefulShutdown()
+        await queue.shutdown()
+        logger.info("redis connections closed")
     }
 }

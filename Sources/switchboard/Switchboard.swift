@@ -25,9 +25,16 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Log level (SWITCHBOARD_LOG_LEVEL).")
     var logLevel: String?
 
+    @Option(help: "Redis URL: the streams live in Redis, shared by every process (REDIS_URL).")
+    var redisURL: String?
+
     func settings() throws -> Settings {
         var s = try Settings.fromEnvironment()
         if let database { s.databasePath = database }
+        if let redisURL {
+            s.redisURL = redisURL
+            try s.validateRedisURL()
+        }
         if let logLevel {
             guard let level = Logger.Level(rawValue: logLevel.lowercased()) else { throw ValidationError("--log-level \(logLevel): use trace, debug, info, notice, warning, error or critical") }
             s.logLevel = level

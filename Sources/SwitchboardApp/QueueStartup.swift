@@ -1,0 +1,23 @@
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+
+extension MessageQueue {
+    /// Creates the consumer group, retrying with backoff while the queue is unreachable (a worker started
+    /// while Redis is down waits for it instead of exiting). Returns false if the service was asked to stop first.
+    func createGroupWhenReachable(stream: String, group: String, logger: Logger) async -> Bool {
+        var failures = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await createGroup(stream: stream, group: group)
+                if failures > 0 { logger.notice("queue reachable; consumer group ready", metadata: ["stream": "\(stream)", "group": "\(group)"]) }
+                return true
+            } catch {
+                failures += 1
+                logger.error("could not create the consumer group; retrying", metadata: ["stream": "\(stream)", "group": "\(group)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+            }
+        }
+        return false
+    }
+}

@@ -1,0 +1,198 @@
+import Logging
+import Synchronization
+import SwitchboardCore
+import SwitchboardRedis
+
+/// The `MessageQueue` on Redis Streams consumer groups: the scale-out adapter selected by `REDIS_URL`.
+///
+/// How the port maps onto Redis (every stream has exactly one consumer group):
+///
+/// | port | Redis |
+/// |---|---|
+/// | `createGroup` | `XGROUP CREATE <stream> <group> 0 MKSTREAM` (`BUSYGROUP` tolerated), so entries published before the group exists are delivered |
+/// | `publish` | pipelined `XADD <stream> * field value …` (one flush for a batch), no trimming |
+/// | `read` | `XAUTOCLAIM` of entries idle longer than the lease (the crashed holder's entries), with their exact delivery count from `XPENDING <stream> <group> <id> <id> 1`; then `XREADGROUP GROUP <group> <consumer> COUNT n BLOCK ms STREAMS <stream> >` for new ones |
+/// | `ack` | `XACK` then `XDEL` in one pipeline: an acknowledged entry is deleted, so a stream holds only its backlog |
+/// | `deadLetter` | `MULTI; XADD <stream>:dead …fields, dead_reason, dead_entry_id, dead_deliveries; XACK; XDEL; EXEC` |
+/// | `entries` | `XRANGE <stream> - + COUNT n` |
+/// | `info` | `XLEN`, the `XPENDING` summary and `XLEN <stream>:dead`, pipelined |
+/// | `ping` | `PING` |
+///
+/// **Retention.** Streams are not trimmed with `MAXLEN`: trimming by length would drop entries nobody has
+/// read yet when the backlog grows past the limit. Instead an entry is deleted when it is acknowledged, which
+/// is right because each stream has a single group. Dead-letter streams keep their entries until an operator
+/// deletes them (`DEL <stream>:dead`). Redis should run with AOF persistence (`appendonly yes`): a Redis that
+/// restarts empty loses the entries in flight (messages stay `queued` in the store).
+///
+/// **Redis down.** Commands fail after at most the client's reconnect wait (`RedisReconnectPolicy.maximumWait`)
+/// instead of hanging: the router's publication then fails fast and the message waits in the store's outbox;
+/// workers and the logger retry with backoff. A consumer group that disappeared (Redis restarted without its
+/// data, or `FLUSHALL`) is created again on the next read.
+public final class RedisStreamQueue: MessageQueue {
+    /// The Redis client (one pool for ordinary commands, one for blocking reads).
+    public let client: RedisClient
+    /// How long a read entry stays with its consumer before another may take it over (`XAUTOCLAIM` min-idle-time).
+    public let lease: Duration
+    let logger: Logger
+    /// `XAUTOCLAIM` cursor per stream and group, so that a long pending list is scanned a slice at a time.
+    private let cursors = Mutex<[String: String]>([:])
+
+    /// A queue on an existing client.
+    /// - Parameters:
+    ///   - client: The Redis client; ``shutdown()`` shuts it down.
+    ///   - lease: How long a read entry stays with its consumer before another may take it over.
+    ///   - logger: Where to log group re-creation.
+    public init(client: RedisClient, lease: Duration = .seconds(30), logger: Logger = Logger(label: "switchboard.redis-streams")) {
+        self.client = client
+        self.lease = lease
+        self.logger = logger
+    }
+
+    /// A queue on a new client for `url` (`redis://[[user]:password@]host[:port][/db]` or `rediss://…`).
+    /// - Parameters:
+    ///   - url: The Redis URL.
+    ///   - lease: How long a read entry stays with its consumer before another may take it over.
+    ///   - unavailableWait: How long a command keeps trying to reach a Redis that is down before it fails.
+    ///     Bounds how long an HTTP request waits on publication while Redis is unreachable.
+    ///   - blockingConnections: The most blocking reads in flight at once (each holds a connection).
+    ///   - logger: Where to log; the password is never logged.
+    /// - Throws: `RedisError.invalidURL` or `RedisError.tlsConfiguration`.
+    public convenience init(
+        url: String, lease: Duration = .seconds(30), unavailableWait: Duration = .seconds(1), blockingConnections: Int = 32,
+        logger: Logger = Logger(label: "switchboard.redis-streams")
+    ) throws {
+        var reconnect = RedisReconnectPolicy()
+        reconnect.maximumWait = unavailableWait
+        reconnect.maximumDelay = .seconds(1)
+        let options = RedisClient.Options(maximumConnections: 8, maximumBlockingConnections: blockingConnections, leaseTimeout: .seconds(10), reconnect: reconnect)
+        try self.init(client: RedisClient(configuration: RedisConfiguration(url: url), options: options, logger: logger), lease: lease, logger: logger)
+    }
+
+    /// Closes the connections. Later calls fail with `RedisError.shutdown`.
+    public func shutdown() async {
+        await client.shutdown()
+    }
+
+    static func fields(_ entry: StreamEntry) -> [String: String] {
+        var result: [String: String] = [:]
+        result.reserveCapacity(entry.fields.count)
+        for field in entry.fields { result[field.name] = field.value }
+        return result
+    }
+
+    /// Fields in a stable order (by name), so equal entries are written alike.
+    static func streamFields(_ fields: [String: String]) -> [StreamField] {
+        fields.sorted { $0.key < $1.key }.map { StreamField($0.key, $0.value) }
+    }
+
+    // MARK: MessageQueue
+
+    public func createGroup(stream: String, group: String) async throws {
+        try await client.xgroupCreate(stream, group: group, startID: "0", makeStream: true, ignoreExisting: true)
+    }
+
+    @discardableResult
+    public func publish(stream: String, entries: [[String: String]]) async throws -> [String] {
+        guard !entries.isEmpty else { return [] }
+        if entries.count == 1 {
+            return [try await client.xadd(stream, fields: Self.streamFields(entries[0]))]
+        }
+        return try await client.xaddBatch(stream, entries: entries.map(Self.streamFields))
+    }
+
+    public func read(stream: String, group: String, consumer: String, count: Int, block: Duration) async throws -> [QueueEntry] {
+        guard count > 0 else { return [] }
+        do {
+            return try await readOnce(stream: stream, group: group, consumer: consumer, count: count, block: block)
+        } catch RedisError.noGroup {
+            // The group vanished (Redis restarted without its data, or was flushed): create it again.
+            logger.warning("consumer group missing; creating it again", metadata: ["stream": "\(stream)", "group": "\(group)"])
+            try await createGroup(stream: stream, group: group)
+            cursors.withLock { $0[Self.cursorKey(stream, group)] = nil }
+            return try await readOnce(stream: stream, group: group, consumer: consumer, count: count, block: block)
+        } catch RedisError.cancelled where Task.isCancelled {
+            return []
+        }
+    }
+
+    static func cursorKey(_ stream: String, _ group: String) -> String { stream + "\u{0}" + group }
+
+    func readOnce(stream: String, group: String, consumer: String, count: Int, block: Duration) async throws -> [QueueEntry] {
+        var result = try await claimExpired(stream: stream, group: group, consumer: consumer, count: count)
+        let room = count - result.count
+        guard room > 0 else { return result }
+        // Block only when nothing was taken over; BLOCK 0 would mean "forever", so at least 1 ms.
+        let wait: Duration? = result.isEmpty && block > .zero ? max(block, .milliseconds(1)) : nil
+        let fresh = try await client.xreadgroup(group: group, consumer: consumer, stream: stream, id: ">", count: room, block: wait)
+        for entry in fresh where !entry.isDeleted {
+            result.append(QueueEntry(id: entry.id, stream: stream, fields: Self.fields(entry), deliveryCount: 1))
+        }
+        return result
+    }
+
+    /// Takes over up to `count` entries whose holder kept them longer than the lease (`XAUTOCLAIM`), with
+    /// their delivery counts (`XPENDING` of each id, in one pipeline).
+    func claimExpired(stream: String, group: String, consumer: String, count: Int) async throws -> [QueueEntry] {
+        let key = Self.cursorKey(stream, group)
+        let start = cursors.withLock { $0[key] } ?? "0-0"
+        let claim = try await client.xautoclaim(stream, group: group, consumer: consumer, minIdleTime: lease, start: start, count: count)
+        cursors.withLock { $0[key] = claim.nextCursor }
+        let claimed = claim.entries.filter { !$0.isDeleted }
+        guard !claimed.isEmpty else { return [] }
+        let pending = try await client.xpending(stream, group: group, ids: claimed.map(\.id))
+        // An entry acknowledged or taken by another consumer in between is no longer ours.
+        var deliveries: [String: Int] = [:]
+        for p in pending where p.consumer == consumer { deliveries[p.id] = p.deliveryCount }
+        return claimed.compactMap { entry in
+            deliveries[entry.id].map { QueueEntry(id: entry.id, stream: stream, fields: Self.fields(entry), deliveryCount: $0) }
+        }
+    }
+
+    public func ack(stream: String, group: String, ids: [String]) async throws {
+        guard !ids.isEmpty else { return }
+        let replies = try await client.pipeline([["XACK", stream, group] + ids, ["XDEL", stream] + ids])
+        for reply in replies { _ = try reply.throwingIfError() }
+    }
+
+    public func deadLetter(stream: String, group: String, entries: [QueueEntry], reason: String) async throws {
+        guard !entries.isEmpty else { return }
+        let dead = StreamNames.deadLetter(of: stream)
+        var commands: [[String]] = [["MULTI"]]
+        for e in entries {
+            var fields = e.fields
+            fields["dead_reason"] = reason
+            fields["dead_entry_id"] = e.id
+            fields["dead_deliveries"] = String(e.deliveryCount)
+            commands.append(RedisCommands.xadd(dead, fields: Self.streamFields(fields)))
+        }
+        let ids = entries.map(\.id)
+        commands.append(["XACK", stream, group] + ids)
+        commands.append(["XDEL", stream] + ids)
+        commands.append(["EXEC"])
+        let replies = try await client.pipeline(commands)
+        for reply in replies { _ = try reply.throwingIfError() }
+        guard let results = replies.last?.array else {
+            throw RedisError.unexpectedReply(command: "EXEC", reply: replies.last.map { "\($0)" } ?? "nothing")
+        }
+        for result in results { _ = try result.throwingIfError() }
+    }
+
+    public func entries(stream: String, limit: Int) async throws -> [QueueEntry] {
+        guard limit > 0 else { return [] }
+        return try await client.xrange(stream, count: limit).map { QueueEntry(id: $0.id, stream: stream, fields: Self.fields($0), deliveryCount: 0) }
+    }
+
+    public func info(stream: String, group: String) async throws -> SwitchboardCore.StreamInfo {
+        let replies = try await client.pipeline([["XLEN", stream], ["XPENDING", stream, group], ["XLEN", StreamNames.deadLetter(of: stream)]])
+        guard replies.count == 3 else { throw RedisError.unexpectedReply(command: "XLEN/XPENDING", reply: "\(replies.count) replies") }
+        let length = try replies[0].throwingIfError().int ?? 0
+        // No group yet (NOGROUP): nothing is pending.
+        let pending = replies[1].errorMessage == nil ? replies[1].array?.first?.int ?? 0 : 0
+        let dead = try replies[2].throwingIfError().int ?? 0
+        return SwitchboardCore.StreamInfo(stream: stream, length: length, pending: pending, deadLetters: dead)
+    }
+
+    public func ping() async throws {
+        try await client.ping()
+    }
+}

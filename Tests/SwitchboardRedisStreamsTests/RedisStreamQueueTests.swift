@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+import SwitchboardCore
+import SwitchboardRedis
+import SwitchboardTestSupport
+@testable import SwitchboardRedisStreams
+
+/// Runs `body` with a queue on a throwaway redis-server, then shuts both down.
+func withQueue(lease: Duration = .seconds(30), _ body: (RedisStreamQueue, RedisServer) async throws -> Void) async throws {
+    try await withRedisServer { server in
+        let queue = try RedisStreamQueue(url: server.url, lease: lease, unavailableWait: .milliseconds(500))
+        do {
+            try await body(queue, server)
+            await queue.shutdown()
+        } catch {
+            await queue.shutdown()
+            throw error
+        }
+    }
+}
+
+@Suite("Redis Streams queue: the queue contract", .timeLimit(.minutes(2)))
+struct RedisQueueContractTests {
+    @Test func groupsShareWithoutOverlap() async throws { try await withQueue { q, _ in try await QueueContract.groupsShareWithoutOverlap(q) } }
+    @Test func entriesBeforeGroupAreDelivered() async throws { try await withQueue { q, _ in try await QueueContract.entriesBeforeGroupAreDelivered(q) } }
+    @Test func expiredLeaseIsRedelivered() async throws {
+        // A 1 s lease: the check reads twice within it, which a loaded machine must manage.
+        try await withQueue(lease: .seconds(1)) { q, _ in try await QueueContract.expiredLeaseIsRedelivered(q, lease: .seconds(1)) }
+    }
+    @Test func deadLetter() async throws { try await withQueue { q, _ in try await QueueContract.deadLetter(q) } }
+    @Test func blockingReadWakesOnPublish() async throws { try await withQueue { q, _ in try await QueueContract.blockingReadWakesOnPublish(q) } }
+    @Test func deliveryCountGrowsWithEachTakeover() async throws {
+        try await withQueue(lease: .milliseconds(300)) { q, _ in try await QueueContract.deliveryCountGrowsWithEachTakeover(q, lease: .milliseconds(300)) }
+    }
+    @Test func acknowledgedEntriesAreDeleted() async throws { try await withQueue { q, _ in try await QueueContract.acknowledgedEntriesAreDeleted(q) } }
+    @Test func fieldsRoundTrip() async throws { try await withQueue { q, _ in try await QueueContract.fieldsRoundTrip(q) } }
+}
+
+@Suite("Redis Streams queue: Redis specifics", .timeLimit(.minutes(2)))
+struct RedisStreamQueueTests {
+    @Test("entries are plain Redis stream entries under the given names, with one group")
+    func layout() async throws {
+        try await withQueue { q, _ in
+            try await q.createGroup(stream: "sms_stream", group: "workers")
+            try await q.publish(stream: "sms_stream", entries: [["_id": "a", "msg": "hi"]])
+            #expect(try await q.client.xlen("sms_stream") == 1)
+            let groups = try await q.client.xinfoGroups("sms_stream")
+            #expect(groups.map(\.name) == ["workers"])
+            let raw = try await q.client.xrange("sms_stream")
+            #expect(raw.first?[field: "msg"] == "hi" && raw.first?[field: "_id"] == "a")
+        }
+    }
+
+    @Test("a consumer group that disappeared is created again on the next read")
+    func groupRecreated() async throws {
+        try await withQueue { q, _ in
+            try await q.createGroup(stream: "g_stream", group: "workers")
+            try await q.publish(stream: "g_stream", entries: [["x": "1"]])
+            try await q.client.xgroupDestroy("g_stream", group: "workers")
+            let got = try await q.read(stream: "g_stream", group: "workers", consumer: "c", count: 10, block: .zero)
+            #expect(got.map { $0.fields["x"] } == ["1"])
+        }
+    }
+
+    @Test("a takeover reports the exact delivery count from XPENDING, and skips entries acknowledged meanwhile")
+    func takeoverCounts() async throws {
+        try await withQueue(lease: .milliseconds(200)) { q, _ in
+            try await q.createGroup(stream: "c_stream", group: "g")
+            try await q.publish(stream: "c_stream", entries: (0..<4).map { ["n": "\($0)"] })
+            let held = try await q.read(stream: "c_stream", group: "g", consumer: "dead", count: 4, block: .zero)
+            #expect(held.count == 4)
+            // The holder was slow, not dead: it acknowledges two just before the takeover.
+            try await Task.sleep(for: .milliseconds(300))
+            try await q.ack(stream: "c_stream", group: "g", ids: [held[0].id, held[2].id])
+            let taken = try await q.read(stream: "c_stream", group: "g", consumer: "alive", count: 10, block: .zero)
+            #expect(taken.map(\.id) == [held[1].id, held[3].id])
+            #expect(taken.allSatisfy { $0.deliveryCount == 2 })
+            let pending = try await q.client.xpending("c_stream", group: "g", ids: taken.map(\.id))
+            #expect(pending.allSatisfy { $0.consumer == "alive" && $0.deliveryCount == 2 })
+        }
+    }
+
+    @Test("with Redis down, calls fail fast with a connection error, and work again once it is back")
+    func redisDown() async throws {
+        try await withQueue { q, server in
+            try await q.createGroup(stream: "r_stream", group: "g")
+            try await q.publish(stream: "r_stream", entries: [["x": "1"]])
+            await server.terminate()
+            for _ in 0..<3 {
+                let started = ContinuousClock.now
+                await #expect(throws: RedisError.self) { try await q.publish(stream: "r_stream", entries: [["x": "2"]]) }
+                #expect(ContinuousClock.now - started < .seconds(3))
+            }
+            let started = ContinuousClock.now
+            await #expect(throws: RedisError.self) { try await q.read(stream: "r_stream", group: "g", consumer: "c", count: 1, block: .milliseconds(100)) }
+            #expect(ContinuousClock.now - started < .seconds(3))
+            await #expect(throws: RedisError.self) { try await q.ping() }
+            try await server.launch()  // empty: the server keeps no data in these tests
+            try await eventuallyTrue { (try? await q.ping()) != nil }
+            try await q.publish(stream: "r_stream", entries: [["x": "3"]])
+            let got = try await q.read(stream: "r_stream", group: "g", consumer: "c", count: 10, block: .zero)
+            #expect(got.map { $0.fields["x"] } == ["3"])
+        }
+    }
+
+    @Test("info counts length, pending and dead letters; a stream without a group has nothing pending")
+    func info() async throws {
+        try await withQueue { q, _ in
+            let empty = try await q.info(stream: "nothing", group: "g")
+            #expect(empty == SwitchboardCore.StreamInfo(stream: "nothing", length: 0, pending: 0, deadLetters: 0))
+            try await q.createGroup(stream: "i_stream", group: "g")
+            try await q.publish(stream: "i_stream", entries: (0..<3).map { ["n": "\($0)"] })
+            let got = try await q.read(stream: "i_stream", group: "g", consumer: "c", count: 2, block: .zero)
+            try await q.deadLetter(stream: "i_stream", group: "g", entries: [got[0]], reason: "why")
+            #expect(try await q.info(stream: "i_stream", group: "g") == SwitchboardCore.StreamInfo(stream: "i_stream", length: 2, pending: 1, deadLetters: 1))
+        }
+    }
+}
+
+/// Polls `condition` every 50 ms for up to 10 s.
+func eventuallyTrue(_ condition: () async -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while ContinuousClock.now < deadline {
+        if await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("condition not met within 10 s")
+}

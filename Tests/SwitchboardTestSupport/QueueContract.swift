@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+import SwitchboardCore
+
+/// Behaviour every `MessageQueue` must show (Redis Streams semantics). The SQLite queue
+/// (`SwitchboardSQLiteTests`) and the Redis Streams queue (`SwitchboardRedisStreamsTests`) run every check.
+/// Each check uses its own stream names, so a queue may be shared by several checks.
+public enum QueueContract {
+    /// Consumers of one group share a stream: each entry goes to one of them, in order, with delivery count 1;
+    /// acknowledged entries are no longer pending and are not handed out again.
+    public static func groupsShareWithoutOverlap(_ q: any MessageQueue) async throws {
+        try await q.createGroup(stream: "s", group: "g")
+        try await q.publish(stream: "s", entries: (0..<10).map { ["n": "\($0)"] })
+        let a = try await q.read(stream: "s", group: "g", consumer: "a", count: 6, block: .zero)
+        let b = try await q.read(stream: "s", group: "g", consumer: "b", count: 6, block: .zero)
+        #expect(a.count == 6 && b.count == 4)
+        #expect(Set(a.map(\.id)).isDisjoint(with: b.map(\.id)))
+        #expect((a + b).map { $0.fields["n"]! } == (0..<10).map { "\($0)" })
+        #expect((a + b).allSatisfy { $0.deliveryCount == 1 })
+        let info = try await q.info(stream: "s", group: "g")
+        #expect(info.pending == 10)
+        try await q.ack(stream: "s", group: "g", ids: (a + b).map(\.id))
+        #expect(try await q.info(stream: "s", group: "g").pending == 0)
+        #expect(try await q.read(stream: "s", group: "g", consumer: "a", count: 10, block: .zero).isEmpty)
+    }
+
+    /// Entries published before the group was created are delivered; creating a group twice is harmless.
+    public static func entriesBeforeGroupAreDelivered(_ q: any MessageQueue) async throws {
+        try await q.publish(stream: "early", entries: [["k": "v"]])
+        try await q.createGroup(stream: "early", group: "g")
+        try await q.createGroup(stream: "early", group: "g")  // idempotent
+        let got = try await q.read(stream: "early", group: "g", consumer: "c", count: 10, block: .zero)
+        #expect(got.map { $0.fields["k"] } == ["v"])
+    }
+
+    /// An entry whose holder did not acknowledge it within `lease` is handed to another consumer with its
+    /// delivery count raised; an acknowledged entry is never handed out again. `q` must use `lease`.
+    public static func expiredLeaseIsRedelivered(_ q: any MessageQueue, lease: Duration) async throws {
+        try await q.createGroup(stream: "l", group: "g")
+        try await q.publish(stream: "l", entries: [["x": "1"]])
+        let first = try await q.read(stream: "l", group: "g", consumer: "crashed", count: 1, block: .zero)
+        #expect(first.count == 1)
+        #expect(try await q.read(stream: "l", group: "g", consumer: "other", count: 1, block: .zero).isEmpty)
+        try await Task.sleep(for: lease + .milliseconds(100))
+        let again = try await q.read(stream: "l", group: "g", consumer: "other", count: 1, block: .zero)
+        #expect(again.map(\.id) == first.map(\.id))
+        #expect(again.first?.deliveryCount == 2)
+        #expect(again.first?.fields == ["x": "1"])
+        try await q.ack(stream: "l", group: "g", ids: again.map(\.id))
+        try await Task.sleep(for: lease + .milliseconds(100))
+        #expect(try await q.read(stream: "l", group: "g", consumer: "third", count: 1, block: .zero).isEmpty)
+    }
+
+    /// `deadLetter` moves an entry to `<stream>:dead` with `dead_reason`, `dead_entry_id` and `dead_deliveries`,
+    /// and acknowledges it.
+    public static func deadLetter(_ q: any MessageQueue) async throws {
+        try await q.createGroup(stream: "d", group: "g")
+        try await q.publish(stream: "d", entries: [["x": "1"], ["x": "2"]])
+        let got = try await q.read(stream: "d", group: "g", consumer: "c", count: 2, block: .zero)
+        try await q.deadLetter(stream: "d", group: "g", entries: [got[0]], reason: "boom")
+        try await q.ack(stream: "d", group: "g", ids: [got[1].id])
+        let info = try await q.info(stream: "d", group: "g")
+        #expect(info.pending == 0 && info.deadLetters == 1)
+        let dead = try await q.entries(stream: StreamNames.deadLetter(of: "d"), limit: 10)
+        #expect(dead.count == 1 && dead[0].fields["x"] == "1" && dead[0].fields["dead_reason"] == "boom")
+        #expect(dead.first?.fields["dead_entry_id"] == got[0].id)
+        #expect(dead.first?.fields["dead_deliveries"] == "1")
+        #expect(try await q.read(stream: "d", group: "g", consumer: "c", count: 2, block: .zero).isEmpty)
+    }
+
+    /// A blocked read returns as soon as an entry is published, and an empty read waits the whole `block`.
+    public static func blockingReadWakesOnPublish(_ q: any MessageQueue) async throws {
+        try await q.createGroup(stream: "b", group: "g")
+        let started = ContinuousClock.now
+        async let got = q.read(stream: "b", group: "g", consumer: "c", count: 1, block: .seconds(5))
+        try await Task.sleep(for: .milliseconds(150))
+        try await q.publish(stream: "b", entries: [["x": "1"]])
+        let entries = try await got
+        #expect(entries.count == 1)
+        #expect(ContinuousClock.now - started < .seconds(3))
+        let empty = ContinuousClock.now
+        #expect(try await q.read(stream: "b", group: "g", consumer: "c", count: 1, block: .milliseconds(200)).isEmpty)
+        #expect(ContinuousClock.now - empty >= .milliseconds(180))
+    }
+
+    /// Each takeover after an expired lease raises the delivery count by one.
+    public static func deliveryCountGrowsWithEachTakeover(_ q: any MessageQueue, lease: Duration) async throws {
+        try await q.createGroup(stream: "n", group: "g")
+        try await q.publish(stream: "n", entries: [["x": "1"], ["x": "2"]])
+        let first = try await q.read(stream: "n", group: "g", consumer: "a", count: 2, block: .zero)
+        #expect(first.map(\.deliveryCount) == [1, 1])
+        try await q.ack(stream: "n", group: "g", ids: [first[1].id])
+        try await Task.sleep(for: lease + .milliseconds(100))
+        let second = try await q.read(stream: "n", group: "g", consumer: "b", count: 2, block: .zero)
+        #expect(second.map(\.id) == [first[0].id] && second.map(\.deliveryCount) == [2])
+        try await Task.sleep(for: lease + .milliseconds(100))
+        let third = try await q.read(stream: "n", group: "g", consumer: "c", count: 2, block: .zero)
+        #expect(third.map(\.id) == [first[0].id] && third.map(\.deliveryCount) == [3])
+        #expect(try await q.info(stream: "n", group: "g").pending == 1)
+    }
+
+    /// An acknowledged entry is deleted from its stream (each stream has one group), so the stream holds only its
+    /// backlog; dead letters stay.
+    public static func acknowledgedEntriesAreDeleted(_ q: any MessageQueue) async throws {
+        try await q.createGroup(stream: "t", group: "g")
+        try await q.publish(stream: "t", entries: (0..<5).map { ["n": "\($0)"] })
+        let got = try await q.read(stream: "t", group: "g", consumer: "c", count: 5, block: .zero)
+        #expect(got.count == 5)
+        try await q.ack(stream: "t", group: "g", ids: Array(got.prefix(4).map(\.id)))
+        try await q.deadLetter(stream: "t", group: "g", entries: [got[4]], reason: "r")
+        let info = try await q.info(stream: "t", group: "g")
+        #expect(info.length == 0 && info.pending == 0 && info.deadLetters == 1)
+        #expect(try await q.entries(stream: "t", limit: 10).isEmpty)
+    }
+
+    /// Unicode, empty values and many fields survive the round trip.
+    public static func fieldsRoundTrip(_ q: any MessageQueue) async throws {
+        let fields = ["msg": "Olá — 你好 👋 \"quoted\"\nnew line", "empty": "", "data": "{\"a\":[1,2]}"].merging((0..<20).map { ("f\($0)", "v\($0)") }) { $1 }
+        try await q.createGroup(stream: "f", group: "g")
+        let ids = try await q.publish(stream: "f", entries: [fields, ["one": "1"]])
+        #expect(ids.count == 2 && ids[0] != ids[1])
+        let got = try await q.read(stream: "f", group: "g", consumer: "c", count: 5, block: .zero)
+        #expect(got.map(\.id) == ids)
+        #expect(got.first?.fields == fields)
+        #expect(got.allSatisfy { $0.stream == "f" })
+    }
+}

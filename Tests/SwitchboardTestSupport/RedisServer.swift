@@ -1,0 +1,253 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// Raised when the test environment lacks something the integration tests need.
+public struct TestEnvironmentError: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
+}
+
+/// Finds an executable on `PATH`.
+public func findExecutable(_ name: String) -> String? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+    for directory in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin"] {
+        let candidate = "\(directory)/\(name)"
+        if access(candidate, X_OK) == 0 {
+            return candidate
+        }
+    }
+    return nil
+}
+
+/// Runs a program to completion and returns its exit status and combined output.
+@discardableResult
+public func runProgram(_ executable: String, _ arguments: [String], in directory: String? = nil) throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let directory {
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+    }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+/// Asks the kernel for a free loopback TCP port.
+public func freeLoopbackPort() async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .bind(host: "127.0.0.1", port: 0)
+        .get()
+    let port = channel.localAddress?.port ?? 0
+    try await channel.close()
+    guard port > 0 else { throw TestEnvironmentError(description: "could not find a free port") }
+    return port
+}
+
+/// A throwaway `redis-server` on 127.0.0.1, with its own temporary directory,
+/// no persistence, stopped (and its directory removed) by ``stop()``.
+public final class RedisServer: Sendable {
+    public let port: Int
+    public let directory: String
+    private let executable: String
+    private let arguments: [String]
+    private let process = NIOLockedValueBox<Process?>(nil)
+
+    /// Extra information for test failure messages.
+    public var logFile: String { "\(self.directory)/redis.log" }
+
+    private init(executable: String, port: Int, directory: String, arguments: [String]) {
+        self.executable = executable
+        self.port = port
+        self.directory = directory
+        self.arguments = arguments
+    }
+
+    /// Starts a server.
+    /// - Parameters:
+    ///   - extraArguments: Further `redis-server` options, such as `["--requirepass", "x"]`.
+    ///   - tls: When set, the server listens with TLS only, on `port`, using these files.
+    public static func start(extraArguments: [String] = [], tls: TLSFiles? = nil) async throws -> RedisServer {
+        guard let executable = findExecutable("redis-server") else {
+            throw TestEnvironmentError(
+                description: "redis-server was not found on PATH; install it with scripts/install-test-deps.sh "
+                    + "(apt-get install -y redis-server openssl)"
+            )
+        }
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            let port = try await freeLoopbackPort()
+            let directory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("switchboard-redis-test-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var arguments = [
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", directory,
+                "--logfile", "\(directory)/redis.log",
+                "--daemonize", "no",
+                "--protected-mode", "yes",
+            ]
+            if let tls {
+                arguments += [
+                    "--port", "0",
+                    "--tls-port", String(port),
+                    "--tls-cert-file", tls.serverCertificate,
+                    "--tls-key-file", tls.serverKey,
+                    "--tls-ca-cert-file", tls.caCertificate,
+                    "--tls-auth-clients", "no",
+                ]
+            } else {
+                arguments += ["--port", String(port)]
+            }
+            arguments += extraArguments
+            let server = RedisServer(executable: executable, port: port, directory: directory, arguments: arguments)
+            do {
+                try await server.launch()
+                return server
+            } catch {
+                lastError = error
+                await server.stop()
+            }
+        }
+        throw lastError ?? TestEnvironmentError(description: "could not start redis-server")
+    }
+
+    /// Starts the process and waits until it accepts connections.
+    public func launch() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: self.executable)
+        process.arguments = self.arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try? FileManager.default.removeItem(atPath: self.logFile)
+        try process.run()
+        self.process.withLockedValue { $0 = process }
+
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            let log = (try? String(contentsOfFile: self.logFile, encoding: .utf8)) ?? ""
+            if log.contains("Ready to accept connections") {
+                return
+            }
+            if !process.isRunning {
+                throw TestEnvironmentError(description: "redis-server exited early:\n\(log)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestEnvironmentError(description: "redis-server did not become ready in time")
+    }
+
+    /// Kills the process and waits for it to exit.
+    ///
+    /// SIGKILL is used because a child of the test runner may inherit a signal mask in
+    /// which SIGTERM is blocked. The server keeps no data (`--save ""`), and the kernel
+    /// closes its sockets, so clients see the same as after a crash or a shutdown.
+    public func terminate() async {
+        guard let process = self.process.withLockedValue({ $0 }) else { return }
+        let pid = process.processIdentifier
+        // Foundation's `isRunning` is not always reliable on Linux when several child
+        // processes come and go, so also ask the kernel whether the process still exists.
+        func exists() -> Bool { process.isRunning || (pid > 0 && kill(pid, 0) == 0 && !Self.isZombie(pid)) }
+        if exists() {
+            kill(pid, SIGKILL)
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while exists(), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        self.process.withLockedValue { $0 = nil }
+    }
+
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
+    /// Stops the server on this port and starts it again with the same options (empty dataset).
+    public func restart() async throws {
+        await self.terminate()
+        try await self.launch()
+    }
+
+    /// Stops the server and deletes its directory.
+    public func stop() async {
+        await self.terminate()
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+
+    /// The `redis://` URL of the server.
+    public var url: String { "redis://127.0.0.1:\(self.port)" }
+}
+
+/// Runs `body` with a fresh server and stops the server afterwards, even on failure.
+@discardableResult
+public func withRedisServer<T>(
+    extraArguments: [String] = [],
+    tls: TLSFiles? = nil,
+    _ body: (RedisServer) async throws -> T
+) async throws -> T {
+    let server = try await RedisServer.start(extraArguments: extraArguments, tls: tls)
+    do {
+        let result = try await body(server)
+        await server.stop()
+        return result
+    } catch {
+        await server.stop()
+        throw error
+    }
+}
+
+/// A self-signed CA and a server certificate for `localhost` (DNS name only), made with `openssl`.
+public struct TLSFiles: Sendable {
+    public var directory: String
+    public var caCertificate: String { "\(self.directory)/ca.crt" }
+    public var serverCertificate: String { "\(self.directory)/server.crt" }
+    public var serverKey: String { "\(self.directory)/server.key" }
+
+    public static func generate() throws -> TLSFiles {
+        guard let openssl = findExecutable("openssl") else {
+            throw TestEnvironmentError(description: "openssl was not found on PATH; install it with scripts/install-test-deps.sh")
+        }
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("switchboard-redis-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+            .write(toFile: "\(directory)/server.ext", atomically: true, encoding: .utf8)
+        let steps: [[String]] = [
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=Switchboard Test CA",
+            ],
+            [
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+            ],
+            [
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "server.crt", "-days", "2", "-extfile", "server.ext",
+            ],
+        ]
+        for step in steps {
+            let (status, output) = try runProgram(openssl, step, in: directory)
+            guard status == 0 else {
+                throw TestEnvironmentError(description: "openssl \(step.joined(separator: " ")) failed:\n\(output)")
+            }
+        }
+        return TLSFiles(directory: directory)
+    }
+
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+}
