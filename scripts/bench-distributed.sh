@@ -52,25 +52,10 @@ done
 PIDS+=($!)
 sleep 1
 
-stat_of() { curl -fs "http://127.0.0.1:$PORT/api/v1/stats" | python3 -c "import json,sys; d=json.load(sys.stdin)['communications']; print(d['byStatus'].get('$1',0), d['total'])"; }
+source scripts/bench/lib.sh
 
 echo "== Switchboard distributed benchmark: $(nproc) cores, redis $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'), router + $WORKERS sms workers + logger, sqlite synchronous=$SYNC, $CONNECTIONS connections"
-T0=$(date +%s.%N)
-STOP_AFTER=$((E2E_MESSAGES / THREADS)) wrk -t"$THREADS" -c"$CONNECTIONS" -d10m -s scripts/bench/post.lua "http://127.0.0.1:$PORT/api/v1/communication" >"$WORK/e2e.txt" &
-WRK=$!
-while :; do
-  read -r SENT TOTAL < <(stat_of sent)
-  [ "$TOTAL" -ge "$E2E_MESSAGES" ] && break
-  sleep 0.1
-done
-T1=$(date +%s.%N)
-kill "$WRK" 2>/dev/null; wait "$WRK" 2>/dev/null || true
-while :; do
-  read -r SENT TOTAL < <(stat_of sent)
-  [ "$SENT" -ge "$TOTAL" ] && break
-  sleep 0.1
-done
-T2=$(date +%s.%N)
+drive_end_to_end "$E2E_MESSAGES"
 # The logger catches up on log_stream (4 entries per message).
 while [ "$(redis-cli -p "$REDIS_PORT" xlen log_stream)" != "0" ]; do sleep 0.1; done
 T3=$(date +%s.%N)

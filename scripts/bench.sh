@@ -31,7 +31,7 @@ start() { # $1: database file, $2: subcommand (serve, the default, or router)
 }
 stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
-stat_of() { curl -fs "http://127.0.0.1:$PORT/api/v1/stats" | python3 -c "import json,sys; d=json.load(sys.stdin)['communications']; print(d['byStatus'].get('$1',0), d['total'])"; }
+source scripts/bench/lib.sh
 
 echo "== Switchboard benchmark: $(nproc) cores, sqlite synchronous=$SYNC, $CONNECTIONS connections, $DURATION per run"
 
@@ -57,24 +57,8 @@ ROUTER_P99=$(awk '$1=="99%" {print $2}' "$WORK/router.txt")
 stop
 
 # 3. End to end: E2E_MESSAGES accepted and delivered through the sandbox, on a fresh file.
-#    wrk's threads stop after E2E_MESSAGES/THREADS answers each; we stop wrk once the store holds them all.
 start "$WORK/b.sqlite"
-T0=$(date +%s.%N)
-STOP_AFTER=$((E2E_MESSAGES / THREADS)) wrk -t"$THREADS" -c"$CONNECTIONS" -d10m -s scripts/bench/post.lua "http://127.0.0.1:$PORT/api/v1/communication" >"$WORK/e2e.txt" &
-WRK=$!
-while :; do
-  read -r SENT TOTAL < <(stat_of sent)
-  [ "$TOTAL" -ge "$E2E_MESSAGES" ] && break
-  sleep 0.5
-done
-T1=$(date +%s.%N)
-kill "$WRK" 2>/dev/null; wait "$WRK" 2>/dev/null || true
-while :; do
-  read -r SENT TOTAL < <(stat_of sent)
-  [ "$SENT" -ge "$TOTAL" ] && break
-  sleep 0.5
-done
-T2=$(date +%s.%N)
+drive_end_to_end "$E2E_MESSAGES"
 RSS2=$(rss_peak_mb "$PID")
 stop
 
