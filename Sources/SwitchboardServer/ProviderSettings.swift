@@ -83,15 +83,8 @@ public struct ProviderSettings: Sendable {
     /// Reads the provider variables.
     public static func fromEnvironment(_ env: [String: String]) throws -> ProviderSettings {
         var p = ProviderSettings()
-        func value(_ name: String) -> String? {
-            guard let v = env[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
-            return v
-        }
-        func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
-            guard let v = value(name) else { return nil }
-            guard let n = Int(v), range.contains(n) else { throw SettingsError("\(name)=\(v) is not a whole number from \(range.lowerBound) to \(range.upperBound)") }
-            return n
-        }
+        let reader = EnvironmentReader(env: env)
+        let value = reader.value, int = reader.int
         func url(_ name: String) throws -> String? {
             guard let v = value(name) else { return nil }
             guard let u = URL(string: v), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https", u.host != nil else {

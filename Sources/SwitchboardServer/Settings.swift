@@ -70,16 +70,8 @@ public struct Settings: Sendable {
     /// Reads the environment.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
         var s = Settings()
-        func value(_ name: String) -> String? {
-            guard let v = env[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
-            return v
-        }
-        func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
-            guard let v = value(name) else { return nil }
-            guard let n = Int(v), range.contains(n) else { throw SettingsError("\(name)=\(v) is not a whole number from \(range.lowerBound) to \(range.upperBound)") }
-            return n
-        }
-        func millis(_ name: String) throws -> Duration? { try int(name, 0...86_400_000).map { .milliseconds($0) } }
+        let reader = EnvironmentReader(env: env)
+        let value = reader.value, int = reader.int, millis = reader.millis
 
         if let v = try int("PORT", 0...65535) { s.port = v }
         if let v = value("SWITCHBOARD_HOST") { s.host = v }

@@ -39,6 +39,21 @@ struct HTTPTransport: Sendable {
     }
 
     /// The scheme and host of `url`, for error messages (never the path, which may hold an account id).
+    /// POSTs `body` and maps the answer with `result`; a transport failure (timeout, refused, reset) is retryable.
+    func post(url: String, headers: [(String, String)], body: [UInt8], result: (HTTPAnswer) -> DeliveryResult) async -> DeliveryResult {
+        switch await send(method: .POST, url: url, headers: headers, body: body) {
+        case .failure(let e): .retryable(e)
+        case .success(let a): result(a)
+        }
+    }
+
+    /// `base` without trailing slashes, followed by `path` (which starts with "/").
+    static func join(_ base: String, _ path: String) -> String {
+        var base = base
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + path
+    }
+
     static func host(_ url: String) -> String {
         guard let u = URL(string: url), let h = u.host else { return "provider" }
         return "\(u.scheme ?? "https")://\(h)\(u.port.map { ":\($0)" } ?? "")"

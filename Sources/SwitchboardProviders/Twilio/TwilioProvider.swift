@@ -52,9 +52,7 @@ public struct TwilioProvider: DeliveryProvider {
 
     /// The Messages resource URL.
     public var messagesURL: String {
-        var base = configuration.baseURL
-        while base.hasSuffix("/") { base.removeLast() }
-        return "\(base)/2010-04-01/Accounts/\(FormEncoding.escape(configuration.accountSID))/Messages.json"
+        HTTPTransport.join(configuration.baseURL, "/2010-04-01/Accounts/\(FormEncoding.escape(configuration.accountSID))/Messages.json")
     }
 
     /// The form fields of one message, in the order sent.
@@ -73,18 +71,14 @@ public struct TwilioProvider: DeliveryProvider {
     /// Creates one Message resource; never throws (see the type's error mapping).
     public func deliver(_ message: OutboundMessage) async -> DeliveryResult {
         let credentials = Data("\(configuration.accountSID):\(configuration.authToken)".utf8).base64EncodedString()
-        let answer = await transport.send(
-            method: .POST, url: messagesURL,
+        return await transport.post(
+            url: messagesURL,
             headers: [
                 ("Authorization", "Basic \(credentials)"),
                 ("Content-Type", "application/x-www-form-urlencoded"),
                 ("Accept", "application/json"),
             ],
-            body: Array(FormEncoding.encode(formFields(message)).utf8))
-        switch answer {
-        case .failure(let e): return .retryable(e)
-        case .success(let a): return Self.result(a)
-        }
+            body: Array(FormEncoding.encode(formFields(message)).utf8), result: Self.result)
     }
 
     static func result(_ a: HTTPAnswer) -> DeliveryResult {

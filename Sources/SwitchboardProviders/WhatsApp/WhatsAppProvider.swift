@@ -52,9 +52,7 @@ public struct WhatsAppProvider: DeliveryProvider {
 
     /// The messages endpoint.
     public var messagesURL: String {
-        var base = configuration.baseURL
-        while base.hasSuffix("/") { base.removeLast() }
-        return "\(base)/\(configuration.apiVersion)/\(configuration.phoneNumberID)/messages"
+        HTTPTransport.join(configuration.baseURL, "/\(configuration.apiVersion)/\(configuration.phoneNumberID)/messages")
     }
 
     /// The JSON body of one message.
@@ -84,18 +82,14 @@ public struct WhatsAppProvider: DeliveryProvider {
 
     /// Sends one message; never throws (see the type's error mapping).
     public func deliver(_ message: OutboundMessage) async -> DeliveryResult {
-        let answer = await transport.send(
-            method: .POST, url: messagesURL,
+        await transport.post(
+            url: messagesURL,
             headers: [
                 ("Authorization", "Bearer \(configuration.accessToken)"),
                 ("Content-Type", "application/json"),
                 ("Accept", "application/json"),
             ],
-            body: Array(body(message).canonicalText.utf8))
-        switch answer {
-        case .failure(let e): return .retryable(e)
-        case .success(let a): return Self.result(a)
-        }
+            body: Array(body(message).canonicalText.utf8), result: Self.result)
     }
 
     static func result(_ a: HTTPAnswer) -> DeliveryResult {
