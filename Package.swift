@@ -84,6 +84,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Search adapter: the SearchIndex port on Elasticsearch 8 or OpenSearch (ELASTICSEARCH_NODE), bulk indexer.
+        .target(
+            name: "SwitchboardElasticsearch",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Sandbox delivery provider (the default while a channel has no credentials).
         .target(name: "SwitchboardSandbox", dependencies: ["SwitchboardCore"]),
         // SMTP submission client on SwiftNIO + NIOSSL (STARTTLS / implicit TLS, AUTH, MIME builder, pool).

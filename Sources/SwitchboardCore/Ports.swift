@@ -11,6 +11,10 @@ public protocol CommunicationStore: Sendable {
     /// Takes up to `limit` communications whose outbox time has come (`dispatchAt <= now`) and leases them
     /// by moving `dispatchAt` to `now + lease`, so that concurrent schedulers do not take the same one.
     func claimDue(now: Timestamp, lease: Duration, limit: Int) async throws -> [Communication]
+    /// Communications created at or after `since`, in creation order (`createdAt`, then `id`), without their
+    /// history: up to `limit` of them, starting after the communication `after` (the last one of the previous
+    /// page), or at the first when nil. A search index that missed updates catches up from here.
+    func communications(createdSince since: Timestamp, after: String?, limit: Int) async throws -> [Communication]
     /// Count of communications per channel and status.
     func statusCounts() async throws -> [StatusCount]
     /// Checks that the store answers.

@@ -191,6 +191,24 @@ public struct SQLiteStore: CommunicationStore {
         }.map(\.finished)
     }
 
+    /// Creation order is `seq` here (ids and times are assigned together on the writer thread).
+    public func communications(createdSince since: Timestamp, after: String?, limit: Int) async throws -> [Communication] {
+        try await db.read { c -> [Loaded] in
+            var rows: [Loaded] = []
+            let start: Int64
+            if let after {
+                guard let seq = try c.scalar("SELECT seq FROM communications WHERE id = ?", [.text(after)]) else { return [] }
+                start = seq
+            } else {
+                start = 0
+            }
+            try c.query("SELECT \(Self.columns) FROM communications WHERE seq > ? AND created_at >= ? ORDER BY seq LIMIT ?", [.int(start), .int(since.milliseconds), .int(Int64(max(0, limit)))]) { s in
+                if let row = Self.communication(s) { rows.append(row) }
+            }
+            return rows
+        }.map { (row: Loaded) in row.finished }
+    }
+
     public func statusCounts() async throws -> [StatusCount] {
         try await db.read { c in
             var counts: [StatusCount] = []

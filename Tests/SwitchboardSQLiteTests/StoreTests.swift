@@ -55,6 +55,18 @@ struct SQLiteStoreTests {
         #expect(try await store.apply([StatusTransition(id: "nope", event: .queued(dispatchSeq: 1), at: Timestamp(milliseconds: 1), service: "x")]) == [.notFound(id: "nope")])
     }
 
+    @Test("communications created since a time, in creation order, paged")
+    func createdSince() async throws {
+        let store = SQLiteStore(database: try temporaryDatabase())
+        _ = try await store.create((0..<7).map { new("s\($0)", at: Int64(1000 * $0)) })
+        let first = try await store.communications(createdSince: Timestamp(milliseconds: 2000), after: nil, limit: 3)
+        #expect(first.map(\.id) == ["s2", "s3", "s4"])
+        #expect(first[0].request == sms() && first[0].status == .pending)
+        let second = try await store.communications(createdSince: Timestamp(milliseconds: 2000), after: "s4", limit: 3)
+        #expect(second.map(\.id) == ["s5", "s6"])
+        #expect(try await store.communications(createdSince: Timestamp(milliseconds: 9000), after: nil, limit: 3).isEmpty)
+    }
+
     @Test("concurrent workers: exactly one moves a message to processing")
     func concurrentClaims() async throws {
         let store = SQLiteStore(database: try temporaryDatabase())
