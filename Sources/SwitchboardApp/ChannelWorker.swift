@@ -88,7 +88,10 @@ public struct ChannelWorker: Service {
         }
         guard !work.isEmpty else { return }
 
-        let claimed = try await recorder.record(work.map { StatusTransition(id: $0.1.communicationId, event: .processing(dispatchSeq: $0.1.dispatchSeq, redelivery: $0.0.deliveryCount > 1), at: clock(), service: channel.rawValue) })
+        let now = clock()
+        let claimed = try await recorder.record(work.map {
+            StatusTransition(id: $0.1.communicationId, event: .processing(dispatchSeq: $0.1.dispatchSeq, redelivery: $0.0.deliveryCount > 1), at: now, service: channel.rawValue, watchdog: options.watchdog(from: now))
+        })
         var skip: [String] = []
         var deliveries: [(QueueEntry, Communication)] = []
         for (outcome, (entry, _)) in zip(claimed, work) {

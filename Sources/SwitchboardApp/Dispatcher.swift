@@ -76,7 +76,8 @@ public struct Dispatcher: Sendable {
         }
         await indexed
         let pendingLogs = c.history.map { LogRecord(c, change: $0).fields }
-        let transition = StatusTransition(id: c.id, event: .queued(dispatchSeq: c.dispatchSeq), at: clock(), service: "router")
+        let at = clock()
+        let transition = StatusTransition(id: c.id, event: .queued(dispatchSeq: c.dispatchSeq), at: at, service: "router", watchdog: options.watchdog(from: at))
         Task { [recorder, logger] in
             guard published else {
                 await recorder.publish(logs: pendingLogs, documents: [])

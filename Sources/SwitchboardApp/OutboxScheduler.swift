@@ -46,21 +46,33 @@ public struct OutboxScheduler: Service {
             logger.warning("outbox waits for the queue", metadata: ["error": "\(error)"])
             return 0
         }
-        let due = try await engine.store.claimDue(now: clock(), lease: claimLease, limit: 500)
+        var due = try await engine.store.claimDue(now: clock(), lease: claimLease, limit: 500)
         guard !due.isEmpty else { return 0 }
+        let claimedCount = due.count
+        // Due while queued or processing: the watchdog fired, the stream entry is presumed lost. A new
+        // dispatch makes any surviving entry of the old one stale (skipped by the worker), then goes out below.
+        let stalled = due.filter { $0.status == .queued || $0.status == .processing }
+        if !stalled.isEmpty {
+            due.removeAll { $0.status == .queued || $0.status == .processing }
+            let reason = "no progress since \(options.stallTimeout.map { "\($0)" } ?? "?") ago: stream entry presumed lost, redispatched"
+            let outcomes = try await recorder.record(stalled.map { StatusTransition(id: $0.id, event: .redispatch(dispatchSeq: $0.dispatchSeq, reason: reason), at: clock(), service: "scheduler") })
+            for case .applied(let c, _) in outcomes { due.append(c) }
+            logger.warning("redispatched stalled messages", metadata: ["count": "\(stalled.count)"])
+        }
         var published: [StatusTransition] = []
         for channel in Channel.allCases {
             let items = due.filter { $0.channel == channel }
             guard !items.isEmpty else { continue }
             do {
                 try await engine.queue.publish(stream: channel.stream, entries: items.map { DispatchEntry($0).fields })
-                published += items.map { StatusTransition(id: $0.id, event: .queued(dispatchSeq: $0.dispatchSeq), at: clock(), service: "scheduler") }
+                let at = clock()
+                published += items.map { StatusTransition(id: $0.id, event: .queued(dispatchSeq: $0.dispatchSeq), at: at, service: "scheduler", watchdog: options.watchdog(from: at)) }
             } catch {
                 logger.warning("outbox could not publish", metadata: ["stream": "\(channel.stream)", "count": "\(items.count)", "error": "\(error)"])
             }
         }
         try await recorder.record(published)
         if !published.isEmpty { logger.debug("outbox published", metadata: ["count": "\(published.count)"]) }
-        return due.count
+        return claimedCount
     }
 }

@@ -75,7 +75,7 @@ public struct Communication: Sendable, Hashable {
         if let id = effect.providerMessageID { c.providerMessageID = id }
         if let e = effect.lastError { c.lastError = e }
         c.updatedAt = at
-        let change = StatusChange(status: effect.status, at: at, attempt: effect.attempts, service: service, provider: effect.provider, detail: effect.lastError?.description)
+        let change = StatusChange(status: effect.status, at: at, attempt: effect.attempts, service: service, provider: effect.provider, detail: effect.detail ?? effect.lastError?.description)
         c.history.append(change)
         return (c, change)
     }
@@ -121,12 +121,16 @@ public struct StatusTransition: Sendable, Hashable {
     public var at: Timestamp
     /// The service reporting it (`router`, `email`, `sms`, `whatsapp`, `scheduler`, `webhook`).
     public var service: String
+    /// For `queued` and `processing`: when the outbox should redispatch the message if it is still there
+    /// (see `StatusMachine.decide`). Nil: no watchdog.
+    public var watchdog: Timestamp?
 
-    public init(id: String, event: StatusEvent, at: Timestamp, service: String) {
+    public init(id: String, event: StatusEvent, at: Timestamp, service: String, watchdog: Timestamp? = nil) {
         self.id = id
         self.event = event
         self.at = at
         self.service = service
+        self.watchdog = watchdog
     }
 }
 

@@ -84,6 +84,10 @@ public enum StatusEvent: Sendable, Hashable {
     case failed(error: ProviderError, provider: String?)
     /// A provider's status report (webhook): delivered, read, undelivered or failed.
     case reported(status: CommunicationStatus, error: ProviderError?)
+    /// Dispatch `dispatchSeq` made no progress (queued or processing past its watchdog, e.g. its stream entry
+    /// was lost with a Redis that restarted empty): back to `pending` as a new dispatch, for the outbox to
+    /// publish again. Entries of the old dispatch are then stale and acknowledged without sending.
+    case redispatch(dispatchSeq: Int, reason: String)
 
     /// The status this event asks for.
     public var targetStatus: CommunicationStatus {
@@ -94,6 +98,7 @@ public enum StatusEvent: Sendable, Hashable {
         case .retrying: .retrying
         case .failed: .failed
         case .reported(let status, _): status
+        case .redispatch: .pending
         }
     }
 }
@@ -132,6 +137,8 @@ public struct TransitionEffect: Sendable, Hashable {
     public var providerMessageID: String?
     /// Set the last error (nil: keep).
     public var lastError: ProviderError?
+    /// Why, for the history entry (nil: the error's text, if any).
+    public var detail: String?
 }
 
 /// The state machine's answer.
@@ -148,8 +155,11 @@ public enum TransitionDecision: Sendable, Hashable {
 /// dispatch phase the order is (dispatchSeq, pending < queued < processing < retrying); after it, the order
 /// of provider reports (sent < delivered | undelivered | failed < read).
 public enum StatusMachine {
-    /// Decides what `event` does to a communication in `state`.
-    public static func decide(_ state: DispatchState, _ event: StatusEvent) -> TransitionDecision {
+    /// Decides what `event` does to a communication in `state`. `watchdog`, when given, becomes the outbox due
+    /// time of a message entering `queued` or `processing`: if it is still there then, the outbox redispatches
+    /// it (engines whose streams can lose entries independently of the store set it; nil clears the due time).
+    public static func decide(_ state: DispatchState, _ event: StatusEvent, watchdog: Timestamp? = nil) -> TransitionDecision {
+        let inFlightDue: DispatchAtChange = watchdog.map { .set($0) } ?? .clear
         let s = state.status
         func effect(_ status: CommunicationStatus, dispatchAt: DispatchAtChange = .keep) -> TransitionEffect {
             TransitionEffect(status: status, dispatchSeq: state.dispatchSeq, attempts: state.attempts, dispatchAt: dispatchAt)
@@ -159,13 +169,13 @@ public enum StatusMachine {
             guard !s.isPastDispatch else { return .ignore(reason: "already \(s.rawValue)") }
             guard seq == state.dispatchSeq else { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
             guard s == .pending || s == .retrying else { return .ignore(reason: "already \(s.rawValue)") }
-            return .apply(effect(.queued, dispatchAt: .clear))
+            return .apply(effect(.queued, dispatchAt: inFlightDue))
 
         case .processing(let seq, let redelivery):
             guard !s.isPastDispatch else { return .ignore(reason: "already \(s.rawValue)") }
             guard seq == state.dispatchSeq else { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
             if s == .processing && !redelivery { return .ignore(reason: "already processing (duplicate entry)") }
-            var e = effect(.processing, dispatchAt: .clear)
+            var e = effect(.processing, dispatchAt: inFlightDue)
             e.attempts += 1
             return .apply(e)
 
@@ -206,6 +216,15 @@ public enum StatusMachine {
             }
             var e = effect(target, dispatchAt: .clear)
             e.lastError = error
+            return .apply(e)
+
+        case .redispatch(let seq, let reason):
+            guard seq == state.dispatchSeq else { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
+            guard s == .queued || s == .processing else { return .ignore(reason: "not in flight (\(s.rawValue))") }
+            // The outbox holds the message under its claim lease (`keep`) and publishes the new dispatch at once.
+            var e = effect(.pending)
+            e.dispatchSeq += 1
+            e.detail = reason
             return .apply(e)
         }
     }

@@ -149,7 +149,7 @@ public struct SQLiteStore: CommunicationStore {
     /// Applies one transition on the writer thread (compare-and-set through `StatusMachine`).
     static func applyOne(_ c: Connection, _ t: StatusTransition) throws -> ApplyResult {
         guard var loaded = try load(c, where: "id = ?", [.text(t.id)]) else { return .notFound(t.id) }
-        switch StatusMachine.decide(loaded.communication.dispatchState, t.event) {
+        switch StatusMachine.decide(loaded.communication.dispatchState, t.event, watchdog: t.watchdog) {
         case .ignore(let reason):
             return .ignored(loaded, reason)
         case .apply(let effect):

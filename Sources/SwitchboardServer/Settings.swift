@@ -32,6 +32,9 @@ public struct Settings: Sendable {
     /// How long a Redis command keeps trying to reach a Redis that is down before it fails
     /// (`SWITCHBOARD_REDIS_WAIT_MS`). Bounds how long a request waits on publication while Redis is down.
     public var redisUnavailableWait: Duration = .seconds(1)
+    /// How long a message may stay queued or processing before the outbox redispatches it, when the streams
+    /// are not in the store's transactions (Redis): `SWITCHBOARD_STALL_TIMEOUT_MS`, 0 = never.
+    public var stallTimeout: Duration? = .seconds(600)
 
     public init() {}
 
@@ -61,6 +64,7 @@ public struct Settings: Sendable {
         Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
         Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
         Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
+        Variable(name: "SWITCHBOARD_STALL_TIMEOUT_MS", meaning: "with Redis streams: a message queued or processing this long is redispatched (its entry presumed lost); 0 = never", defaultValue: "600000"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
     ] + ProviderSettings.variables
 
@@ -103,6 +107,7 @@ public struct Settings: Sendable {
         s.providers = try ProviderSettings.fromEnvironment(env)
         if let v = value("REDIS_URL") { s.redisURL = v }
         if let v = try millis("SWITCHBOARD_REDIS_WAIT_MS") { s.redisUnavailableWait = v }
+        if let v = try millis("SWITCHBOARD_STALL_TIMEOUT_MS") { s.stallTimeout = v == .zero ? nil : v }
         try s.validateRedisURL()
         let unsupported = notYetSupported.filter { value($0) != nil }
         if !unsupported.isEmpty {
@@ -130,7 +135,7 @@ public struct Settings: Sendable {
             ("providers", Channel.allCases.map { "\($0.rawValue)=\(providers.order(for: $0).map(\.rawValue).joined(separator: ","))" }.joined(separator: " ")),
             ("retry", "attempts=\(pipeline.retry.maxAttempts) base=\(pipeline.retry.baseDelay) max=\(pipeline.retry.maxDelay) jitter=\(pipeline.retry.jitter)"),
             ("lease", "\(lease)"), ("maxDeliveries", "\(pipeline.maxDeliveries)"), ("concurrency", "\(pipeline.concurrency)"), ("batchSize", "\(pipeline.batchSize)"),
-            ("outboxGrace", "\(pipeline.outboxGrace)"), ("schedulerInterval", "\(pipeline.schedulerInterval)"), ("poll", "\(pollInterval)"),
+            ("outboxGrace", "\(pipeline.outboxGrace)"), ("stallTimeout", redisURL == nil ? "off (embedded streams)" : stallTimeout.map { "\($0)" } ?? "off"), ("schedulerInterval", "\(pipeline.schedulerInterval)"), ("poll", "\(pollInterval)"),
         ] + providers.summary
     }
 

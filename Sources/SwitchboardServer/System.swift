@@ -84,6 +84,14 @@ public struct SwitchboardSystem: Sendable {
         providerInstances = instances
     }
 
+    /// The pipeline options in effect: the stall watchdog runs only when the streams can lose entries on their
+    /// own (no atomic pipeline, i.e. Redis streams or a store apart from the streams).
+    public var pipelineOptions: PipelineOptions {
+        var o = settings.pipeline
+        o.stallTimeout = engine.pipeline == nil ? settings.stallTimeout : nil
+        return o
+    }
+
     /// Closes the engines: the Redis connections, then the database. For embedders and tests; `run(role:)`
     /// closes them itself.
     public func close() async {
@@ -118,7 +126,7 @@ public struct SwitchboardSystem: Sendable {
 
     /// The HTTP application (router API).
     public func application() -> Application<RouterResponder<BasicRequestContext>> {
-        let api = API(engine: engine, dispatcher: Dispatcher(engine: engine, options: settings.pipeline, logger: logger, clock: clock), logger: logger, webhooks: webhooks)
+        let api = API(engine: engine, dispatcher: Dispatcher(engine: engine, options: pipelineOptions, logger: logger, clock: clock), logger: logger, webhooks: webhooks)
         return Application(
             router: api.router(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
@@ -128,7 +136,7 @@ public struct SwitchboardSystem: Sendable {
     /// The services of `role`, without the HTTP application.
     public func backgroundServices(role: Role) -> [any Service] {
         var services: [any Service] = []
-        let options = settings.pipeline
+        let options = pipelineOptions
         if role == .all || role == .router {
             services.append(OutboxScheduler(engine: engine, options: options, logger: logger, clock: clock))
         }

@@ -90,4 +90,35 @@ struct StatusMachineTests {
         let (next, change) = c.applying(e, at: Timestamp(milliseconds: 3), service: "router")
         #expect(next.status == .queued && next.dispatchAt == nil && next.history.count == 2 && change.service == "router")
     }
+
+    @Test("a watchdog time becomes the due time of queued and processing; without one it is cleared")
+    func watchdog() {
+        let w = Timestamp(milliseconds: 9000)
+        #expect(applied(StatusMachine.decide(state(.pending), .queued(dispatchSeq: 1), watchdog: w))?.dispatchAt == .set(w))
+        #expect(applied(StatusMachine.decide(state(.queued), .processing(dispatchSeq: 1, redelivery: false), watchdog: w))?.dispatchAt == .set(w))
+        #expect(applied(StatusMachine.decide(state(.queued), .processing(dispatchSeq: 1, redelivery: false)))?.dispatchAt == .clear)
+        // Leaving flight clears it (sent) or replaces it (retrying).
+        #expect(applied(StatusMachine.decide(state(.processing, attempts: 1), .sent(provider: "p", providerMessageID: nil)))?.dispatchAt == .keep)
+        #expect(applied(StatusMachine.decide(state(.processing, attempts: 1), .retrying(error: err, provider: nil, nextAttemptAt: later)))?.dispatchAt == .set(later))
+    }
+
+    @Test("a stalled dispatch goes back to pending as a new dispatch; old entries become stale")
+    func redispatch() throws {
+        for s in [CommunicationStatus.queued, .processing] {
+            let e = try #require(applied(StatusMachine.decide(state(s, seq: 2, attempts: 1), .redispatch(dispatchSeq: 2, reason: "lost"))))
+            #expect(e.status == .pending && e.dispatchSeq == 3 && e.attempts == 1 && e.dispatchAt == .keep && e.detail == "lost")
+        }
+        #expect(StatusMachine.decide(state(.queued, seq: 3), .redispatch(dispatchSeq: 2, reason: "x")) == .ignore(reason: "stale dispatch 2, current is 3"))
+        for s in [CommunicationStatus.pending, .retrying, .sent, .failed, .delivered] {
+            #expect(applied(StatusMachine.decide(state(s), .redispatch(dispatchSeq: 1, reason: "x"))) == nil, "\(s)")
+        }
+        // The old dispatch's entry is skipped; the new one is delivered.
+        let after = state(.pending, seq: 2, attempts: 1)
+        #expect(applied(StatusMachine.decide(after, .processing(dispatchSeq: 1, redelivery: true))) == nil)
+        #expect(applied(StatusMachine.decide(after, .queued(dispatchSeq: 2)))?.status == .queued)
+        // The history entry says why.
+        let c = Communication(id: "x", request: CommunicationRequest(channel: .sms, from: "+15550000000", to: "+15551111111", msg: "m"), status: .queued, createdAt: Timestamp(milliseconds: 0), updatedAt: Timestamp(milliseconds: 0))
+        let e = try #require(applied(StatusMachine.decide(c.dispatchState, .redispatch(dispatchSeq: 1, reason: "lost"))))
+        #expect(c.applying(e, at: later, service: "scheduler").1.detail == "lost")
+    }
 }

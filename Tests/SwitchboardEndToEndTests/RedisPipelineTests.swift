@@ -128,6 +128,88 @@ struct RedisPipelineTests {
         }
     }
 
+    @Test("Redis restarted empty (no persistence): the stall watchdog redispatches every message that was queued, each is sent once")
+    func restartedEmpty() async throws {
+        let redis = try await RedisServer.start()  // --save "" --appendonly no: a restart loses everything
+        defer { Task { await redis.stop() } }
+        var settings = redisSettings(redis)
+        settings.stallTimeout = .seconds(2)
+        var silent = quietLogger()
+        silent.logLevel = .critical
+        let system = try SwitchboardSystem(settings: settings, logger: silent)
+        #expect(system.pipelineOptions.stallTimeout == .seconds(2))
+        // Only the router side runs: the messages wait on their streams in Redis.
+        let router = Running(system, role: .router)
+        let ids = try await system.application().test(.router) { client in
+            var ids: [String] = []
+            for i in 0..<30 {
+                let type = Channel.allCases[i % 3]
+                ids.append(try await post(client, type, to: recipient(type, i), msg: "lost \(i)"))
+            }
+            return ids
+        }
+        try await eventually(timeout: .seconds(10), "all queued") {
+            for id in ids where try await system.engine.store.communication(id: id)?.status != .queued { return false }
+            return true
+        }
+        let client = try RedisClient(url: redis.url)
+        #expect(try await client.xlen("sms_stream") == 10)
+        await client.shutdown()
+        try await redis.restart()
+        let check = try RedisClient(url: redis.url)
+        #expect(try await check.xlen("sms_stream") == 0)
+        await check.shutdown()
+        let workers = Channel.allCases.map { Running(system, role: .worker($0)) }
+        try await eventually(timeout: .seconds(40), "all sent after the watchdog fired") {
+            for id in ids where try await system.engine.store.communication(id: id)?.status != .sent { return false }
+            return true
+        }
+        let delivered = try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 100)
+        #expect(delivered.count == 30 && Set(delivered.map(\.communicationId)) == Set(ids))
+        let c = try #require(try await system.engine.store.communication(id: ids[0]))
+        #expect(c.dispatchSeq >= 2 && c.attempts == 1)
+        // pending, queued, then the scheduler's redispatch to pending, (queued, possibly overtaken), processing, sent.
+        #expect(Array(c.history.map(\.status).prefix(3)) == [.pending, .queued, .pending] && c.history.last?.status == .sent)
+        #expect(c.history[2].service == "scheduler" && c.history[2].detail?.contains("redispatched") == true)
+        for w in workers { try await w.stop() }
+        try await router.stop()
+        await system.close()
+    }
+
+    @Test("a watchdog that fires on a message only waiting in a backlog sends it once: the old entry is stale")
+    func watchdogFalseAlarm() async throws {
+        try await withPersistentRedis { redis in
+            var settings = redisSettings(redis)
+            settings.stallTimeout = .seconds(1)
+            let system = try SwitchboardSystem(settings: settings, logger: quietLogger())
+            let router = Running(system, role: .router)
+            let ids = try await system.application().test(.router) { client in
+                var ids: [String] = []
+                for i in 0..<12 { ids.append(try await post(client, .sms, to: recipient(.sms, i), msg: "slow \(i)")) }
+                return ids
+            }
+            // Nobody consumes for a while: the watchdog fires and a second dispatch is published beside the first.
+            try await eventually(timeout: .seconds(20), "redispatched") {
+                for id in ids where (try await system.engine.store.communication(id: id)?.dispatchSeq ?? 0) < 2 { return false }
+                return true
+            }
+            try await router.stop()
+            let client = try RedisClient(url: redis.url)
+            #expect(try await client.xlen("sms_stream") >= 24)
+            let worker = Running(system, role: .worker(.sms))
+            try await eventually(timeout: .seconds(30), "all sent") {
+                for id in ids where try await system.engine.store.communication(id: id)?.status != .sent { return false }
+                return true
+            }
+            try await eventually(timeout: .seconds(20), "every entry settled") { try await client.xinfoGroups("sms_stream").first?.pending == 0 }
+            let delivered = try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 100)
+            #expect(delivered.count == 12 && Set(delivered.map(\.communicationId)) == Set(ids))
+            try await worker.stop()
+            await client.shutdown()
+            await system.close()
+        }
+    }
+
     @Test("REDIS_URL is read, validated and masked in the logged summary")
     func settings() throws {
         let s = try Settings.fromEnvironment(["REDIS_URL": "redis://app:s3cr%40t@cache.internal:6380/2", "SWITCHBOARD_REDIS_WAIT_MS": "250"])
