@@ -24,6 +24,8 @@ public struct Engine: Sendable {
     public var pipeline: (any AtomicPipeline)?
     /// Names of the engines, for logs and health (`sqlite`, `redis`, …).
     public var names: (store: String, queue: String, search: String)
+    /// `log_stream` entries waiting for the queue to come back (shared by every copy of this engine).
+    public let logSpool = LogSpool()
 
     public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, pipeline: (any AtomicPipeline)? = nil, names: (store: String, queue: String, search: String)) {
         self.store = store
@@ -131,11 +133,14 @@ public struct StatusRecorder: Sendable {
         return outcomes
     }
 
-    /// Writes log entries and search documents concurrently; failures are logged.
+    /// Writes log entries and search documents concurrently; failures are logged, and log entries that could
+    /// not be written wait in the engine's `LogSpool` for `LogSpoolService`.
     public func publish(logs: [[String: String]], documents: [CommunicationDocument]) async {
         async let logged: Void = {
+            guard !logs.isEmpty else { return }
             do { try await engine.queue.publish(stream: StreamNames.log, entries: logs) } catch {
-                logger.error("could not write to log_stream", metadata: ["error": "\(error)", "entries": "\(logs.count)"])
+                let dropped = await engine.logSpool.keep(logs)
+                logger.warning("could not write to log_stream; entries kept for a later attempt", metadata: ["error": "\(error)", "entries": "\(logs.count)", "dropped": "\(dropped)"])
             }
         }()
         async let indexed: Void = {

@@ -135,7 +135,8 @@ public struct SwitchboardSystem: Sendable {
 
     /// The services of `role`, without the HTTP application.
     public func backgroundServices(role: Role) -> [any Service] {
-        var services: [any Service] = []
+        // First, so it stops last: its final attempt writes what the other services spooled while stopping.
+        var services: [any Service] = [LogSpoolService(engine: engine, logger: logger)]
         let options = pipelineOptions
         if role == .all || role == .router {
             services.append(OutboxScheduler(engine: engine, options: options, logger: logger, clock: clock))

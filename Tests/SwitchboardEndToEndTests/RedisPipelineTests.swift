@@ -99,6 +99,19 @@ struct RedisPipelineTests {
                     #expect(c.history.filter { $0.status == .queued }.allSatisfy { $0.service == "scheduler" })
                 }
                 #expect(try await client.execute(uri: "/health/ready", method: .get).status == .ok)
+                // The router's log entries of the outage waited in the spool: communication-logs has no holes.
+                try await eventually(timeout: .seconds(30), "every status change of the outage in communication-logs") {
+                    for id in accepted {
+                        let logs = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(id)", method: .get))
+                        guard case .array(let items)? = logs["items"] else { return false }
+                        let statuses = items.compactMap { $0["status"]?.stringValue }.sorted()
+                        // Exactly the history in the store (the scheduler's `queued` may have been overtaken).
+                        let history = try #require(try await system.engine.store.communication(id: id)).history.map(\.status.rawValue).sorted()
+                        if statuses != history { return false }
+                    }
+                    return true
+                }
+                #expect(await system.engine.logSpool.count == 0)
             }
             try await running.stop()
             await system.close()

@@ -1,0 +1,101 @@
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+
+/// `log_stream` entries that could not be written (the queue was unreachable), kept in memory and written
+/// later by `LogSpoolService`, so that an outage of the queue does not leave holes in `communication-logs`.
+///
+/// Bounded: past `capacity` the oldest entries are dropped and counted. Entries still here when the process
+/// dies are lost from the logs index only; every status change stays in the store's history.
+public actor LogSpool {
+    public let capacity: Int
+    private var entries: [[String: String]] = []
+    /// Entries dropped because the spool was full.
+    public private(set) var dropped = 0
+
+    public init(capacity: Int = 100_000) {
+        self.capacity = max(1, capacity)
+    }
+
+    /// Entries waiting.
+    public var count: Int { entries.count }
+
+    /// Keeps `batch` for a later attempt; returns how many older entries had to be dropped to make room.
+    @discardableResult
+    public func keep(_ batch: [[String: String]]) -> Int {
+        entries.append(contentsOf: batch)
+        let excess = entries.count - capacity
+        guard excess > 0 else { return 0 }
+        entries.removeFirst(excess)
+        dropped += excess
+        return excess
+    }
+
+    /// Takes up to `limit` of the oldest entries.
+    public func take(_ limit: Int) -> [[String: String]] {
+        let n = min(limit, entries.count)
+        defer { entries.removeFirst(n) }
+        return Array(entries.prefix(n))
+    }
+
+    /// Puts back entries taken but not written, ahead of the rest.
+    public func putBack(_ batch: [[String: String]]) {
+        entries.insert(contentsOf: batch, at: 0)
+        let excess = entries.count - capacity
+        if excess > 0 {
+            entries.removeFirst(excess)
+            dropped += excess
+        }
+    }
+
+    /// Writes what is waiting to `log_stream`, oldest first, until the spool is empty or a write fails.
+    /// Returns how many entries were written.
+    @discardableResult
+    public func drain(to queue: any MessageQueue, chunk: Int = 1000) async throws -> Int {
+        var written = 0
+        while !entries.isEmpty {
+            let batch = take(chunk)
+            do {
+                try await queue.publish(stream: StreamNames.log, entries: batch)
+            } catch {
+                putBack(batch)
+                throw error
+            }
+            written += batch.count
+        }
+        return written
+    }
+}
+
+/// Writes the entries of the engine's `LogSpool` once the queue answers again; on shutdown, one last attempt.
+public struct LogSpoolService: Service {
+    let engine: Engine
+    let interval: Duration
+    let logger: Logger
+
+    public init(engine: Engine, interval: Duration = .seconds(1), logger: Logger) {
+        self.engine = engine
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            await drain()
+        }
+        await drain()
+    }
+
+    func drain() async {
+        let spool = engine.logSpool
+        guard await spool.count > 0 else { return }
+        do {
+            let n = try await spool.drain(to: engine.queue)
+            logger.info("spooled log entries written to log_stream", metadata: ["count": "\(n)"])
+        } catch {
+            let waiting = await spool.count
+            logger.warning("log_stream still unreachable; log entries kept in memory", metadata: ["waiting": "\(waiting)", "error": "\(error)"])
+        }
+    }
+}
