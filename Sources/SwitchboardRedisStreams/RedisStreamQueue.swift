@@ -22,7 +22,12 @@ import SwitchboardRedis
 /// read yet when the backlog grows past the limit. Instead an entry is deleted when it is acknowledged, which
 /// is right because each stream has a single group. Dead-letter streams keep their entries until an operator
 /// deletes them (`DEL <stream>:dead`). Redis should run with AOF persistence (`appendonly yes`): a Redis that
-/// restarts empty loses the entries in flight (messages stay `queued` in the store).
+/// restarts empty loses the entries in flight (the outbox's stall watchdog redispatches those messages).
+///
+/// **Consumers.** Each process reads under its own consumer name, so names pile up as processes come and go.
+/// `createGroup` (called by every reader at start) removes consumers idle longer than `consumerRetention` that
+/// hold no pending entry (`XINFO CONSUMERS`, `XGROUP DELCONSUMER`); one that still holds entries stays until
+/// another consumer has claimed them.
 ///
 /// **Redis down.** Commands fail after at most the client's reconnect wait (`RedisReconnectPolicy.maximumWait`)
 /// instead of hanging: the router's publication then fails fast and the message waits in the store's outbox;
@@ -89,6 +94,35 @@ public final class RedisStreamQueue: MessageQueue {
 
     public func createGroup(stream: String, group: String) async throws {
         try await client.xgroupCreate(stream, group: group, startID: "0", makeStream: true, ignoreExisting: true)
+        do {
+            let removed = try await removeIdleConsumers(stream: stream, group: group, idleLongerThan: consumerRetention)
+            if !removed.isEmpty { logger.info("removed idle consumers", metadata: ["stream": "\(stream)", "consumers": "\(removed.joined(separator: ","))"]) }
+        } catch {
+            logger.warning("could not list the group's consumers", metadata: ["stream": "\(stream)", "error": "\(error)"])
+        }
+    }
+
+    /// How long a consumer with nothing pending may stay idle before `createGroup` removes it (default 1 hour).
+    public var consumerRetention: Duration {
+        get { retention.withLock { $0 } }
+        set { retention.withLock { $0 = newValue } }
+    }
+    private let retention = Mutex<Duration>(.seconds(3600))
+
+    /// Removes the consumers of `group` that hold no pending entry and have been idle longer than `idle`.
+    /// - Returns: The names removed.
+    @discardableResult
+    public func removeIdleConsumers(stream: String, group: String, idleLongerThan idle: Duration) async throws -> [String] {
+        let limit = Int(idle.components.seconds * 1000 + idle.components.attoseconds / 1_000_000_000_000_000)
+        var removed: [String] = []
+        for consumer in try await client.xinfoConsumers(stream, group: group) where consumer.pending == 0 && consumer.idleMilliseconds > limit {
+            // DELCONSUMER drops a consumer's pending entries with it: re-check that it holds none at this moment.
+            if try await client.xgroupDeleteConsumer(stream, group: group, consumer: consumer.name) > 0 {
+                logger.error("a consumer removed as idle still held entries", metadata: ["consumer": "\(consumer.name)"])
+            }
+            removed.append(consumer.name)
+        }
+        return removed
     }
 
     @discardableResult

@@ -374,6 +374,16 @@ extension RedisCommandExecutor {
         try ReplyDecoding.groups(try await self.send(command: ["XINFO", "GROUPS", key]))
     }
 
+    /// `XINFO CONSUMERS key group`.
+    /// - Parameters:
+    ///   - key: The stream key.
+    ///   - group: The group name.
+    /// - Returns: The group's consumers with their pending counts and idle times.
+    /// - Throws: ``RedisError``, such as ``RedisError/noGroup(message:)``.
+    public func xinfoConsumers(_ key: String, group: String) async throws(RedisError) -> [StreamConsumerInfo] {
+        try ReplyDecoding.consumers(try await self.send(command: ["XINFO", "CONSUMERS", key, group]))
+    }
+
     /// `XINFO STREAM key`.
     /// - Parameter key: The stream key.
     /// - Returns: Length, IDs, group count and first/last entries.

@@ -161,6 +161,20 @@ enum ReplyDecoding {
         return result
     }
 
+    /// `XINFO CONSUMERS`: an array of maps (RESP3) or flat key/value arrays (RESP2).
+    static func consumers(_ value: RESPValue) throws(RedisError) -> [StreamConsumerInfo] {
+        guard let list = value.array else { throw unexpected("XINFO CONSUMERS", value) }
+        var result: [StreamConsumerInfo] = []
+        result.reserveCapacity(list.count)
+        for element in list {
+            guard let fields = element.stringKeyedMap, let name = fields["name"]?.string, let pending = fields["pending"]?.int,
+                let idle = fields["idle"]?.int
+            else { throw unexpected("XINFO CONSUMERS", value) }
+            result.append(StreamConsumerInfo(name: name, pending: pending, idleMilliseconds: idle, inactiveMilliseconds: fields["inactive"]?.int))
+        }
+        return result
+    }
+
     /// `XINFO STREAM`: a map (RESP3) or flat key/value array (RESP2).
     static func streamInfo(_ value: RESPValue) throws(RedisError) -> StreamInfo {
         guard let fields = value.stringKeyedMap,

@@ -193,6 +193,26 @@ public struct StreamGroupInfo: Sendable, Hashable {
     }
 }
 
+/// One element of the reply of `XINFO CONSUMERS`.
+public struct StreamConsumerInfo: Sendable, Hashable {
+    /// The consumer name.
+    public var name: String
+    /// Entries delivered to it and not yet acknowledged.
+    public var pending: Int
+    /// Milliseconds since it last interacted with the group (any read or claim).
+    public var idleMilliseconds: Int
+    /// Milliseconds since its last successful read or claim (Redis 7.2 and later).
+    public var inactiveMilliseconds: Int?
+
+    /// Creates consumer information.
+    public init(name: String, pending: Int, idleMilliseconds: Int, inactiveMilliseconds: Int?) {
+        self.name = name
+        self.pending = pending
+        self.idleMilliseconds = idleMilliseconds
+        self.inactiveMilliseconds = inactiveMilliseconds
+    }
+}
+
 /// The reply of `XINFO STREAM` (summary form).
 public struct StreamInfo: Sendable, Hashable {
     /// The number of entries.
