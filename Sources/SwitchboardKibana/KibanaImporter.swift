@@ -51,6 +51,14 @@ public struct KibanaObjectError: Sendable, Equatable, CustomStringConvertible {
     /// Kibana's message (for `unknown`), or the missing references (`type:id`) for `missing_references`.
     public var detail: String?
 
+    public init(type: String, id: String, title: String? = nil, errorType: String, detail: String? = nil) {
+        self.type = type
+        self.id = id
+        self.title = title
+        self.errorType = errorType
+        self.detail = detail
+    }
+
     public var description: String {
         "\(type) \(id)\(title.map { " (\"\($0)\")" } ?? ""): \(errorType)\(detail.map { " — \($0)" } ?? "")"
     }
@@ -66,6 +74,13 @@ public struct KibanaImportResult: Sendable, Equatable {
     public var successCount: Int
     /// Kibana's `errors`, one per refused object.
     public var errors: [KibanaObjectError]
+
+    public init(file: String, success: Bool, successCount: Int, errors: [KibanaObjectError]) {
+        self.file = file
+        self.success = success
+        self.successCount = successCount
+        self.errors = errors
+    }
 }
 
 /// Why an import did not complete.

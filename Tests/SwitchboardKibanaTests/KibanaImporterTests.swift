@@ -33,7 +33,7 @@ func parseMultipart(_ body: [UInt8], boundary: String) throws -> [Part] {
         var raw = chunk
         if raw.hasPrefix(delimiter) { raw.removeFirst(delimiter.count) }
         #expect(raw.hasPrefix("\r\n"))
-        raw.removeFirst(2)
+        raw.removeFirst("\r\n".count)  // one Character: "\r\n" is a single grapheme
         let split = try #require(raw.range(of: "\r\n\r\n"), "part without header/body separator")
         var headers: [String: String] = [:]
         for line in raw[..<split.lowerBound].components(separatedBy: "\r\n") {
