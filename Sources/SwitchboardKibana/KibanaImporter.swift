@@ -127,11 +127,13 @@ public struct KibanaImporter: Sendable {
     public var retryInterval: Duration
     /// Deadline of one request.
     public var requestTimeout: Duration
+    /// How long one connection attempt may take (a refused connection is retried by the HTTP client until then).
+    public var connectTimeout: Duration
 
     /// - Throws: `KibanaImportError.configuration` when `url` is not an http(s) URL, carries credentials, or
     ///   `space` is not a valid space id.
     public init(url: String, space: String? = nil, auth: KibanaAuth = .none, startupTimeout: Duration = .seconds(180),
-                retryInterval: Duration = .seconds(2), requestTimeout: Duration = .seconds(60)) throws {
+                retryInterval: Duration = .seconds(2), requestTimeout: Duration = .seconds(60), connectTimeout: Duration = .seconds(3)) throws {
         guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https", u.host != nil else {
             throw KibanaImportError.configuration("Kibana URL must be http(s)://host[:port], got \(Self.redacted(url))")
         }
@@ -152,6 +154,7 @@ public struct KibanaImporter: Sendable {
         self.startupTimeout = startupTimeout
         self.retryInterval = retryInterval
         self.requestTimeout = requestTimeout
+        self.connectTimeout = connectTimeout
     }
 
     /// The import endpoint: `<url>[/s/<space>]/api/saved_objects/_import?overwrite=true`.
@@ -177,7 +180,7 @@ public struct KibanaImporter: Sendable {
     /// - Throws: `KibanaImportError`.
     public func importDirectory(_ directory: String, progress: @Sendable (KibanaImportResult) -> Void = { _ in }) async throws -> [KibanaImportResult] {
         let files = try Self.files(in: directory)
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: makeClientConfiguration())
         do {
             var results: [KibanaImportResult] = []
             for file in files {
@@ -239,6 +242,13 @@ public struct KibanaImporter: Sendable {
             }
             try await Task.sleep(for: retryInterval)
         }
+    }
+
+    /// The HTTP client settings the importer expects: connection attempts bounded by `connectTimeout`.
+    public func makeClientConfiguration() -> HTTPClient.Configuration {
+        let c = connectTimeout.components
+        let ms = max(1, c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
+        return HTTPClient.Configuration(timeout: .init(connect: .milliseconds(ms)))
     }
 
     /// Statuses meaning "not ready yet": Kibana answers 503 while it starts; a proxy in front says 502 or 504.
