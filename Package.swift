@@ -95,6 +95,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Kibana saved objects importer (`switchboard kibana import`): multipart POST to the import API, waits for Kibana.
+        .target(
+            name: "SwitchboardKibana",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // Sandbox delivery provider (the default while a channel has no credentials).
         .target(name: "SwitchboardSandbox", dependencies: ["SwitchboardCore"]),
         // SMTP submission client on SwiftNIO + NIOSSL (STARTTLS / implicit TLS, AUTH, MIME builder, pool).
@@ -144,6 +153,7 @@ let package = Package(
             name: "switchboard",
             dependencies: [
                 "SwitchboardServer",
+                "SwitchboardKibana",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -212,6 +222,16 @@ let package = Package(
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "SwitchboardKibanaTests",
+            dependencies: [
+                "SwitchboardKibana", "SwitchboardElasticsearch", "SwitchboardCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

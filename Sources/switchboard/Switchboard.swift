@@ -13,7 +13,7 @@ struct Switchboard: AsyncParsableCommand {
             Environment (flags override):
             \(Settings.variables.map { "  \($0.name.padding(toLength: 34, withPad: " ", startingAt: 0)) \($0.meaning) (default \($0.defaultValue))" }.joined(separator: "\n"))
             """,
-        subcommands: [Serve.self, RouterCommand.self, WorkerCommand.self, LoggerCommand.self],
+        subcommands: [Serve.self, RouterCommand.self, WorkerCommand.self, LoggerCommand.self, KibanaCommand.self],
         defaultSubcommand: nil)
 }
 
