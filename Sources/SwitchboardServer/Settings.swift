@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SwitchboardApp
 import SwitchboardCore
+import SwitchboardElasticsearch
 import SwitchboardProviders
 import SwitchboardRedis
 import SwitchboardSMTP
@@ -32,6 +33,8 @@ public struct Settings: Sendable {
     /// How long a Redis command keeps trying to reach a Redis that is down before it fails
     /// (`SWITCHBOARD_REDIS_WAIT_MS`). Bounds how long a request waits on publication while Redis is down.
     public var redisUnavailableWait: Duration = .seconds(1)
+    /// The seed's `ELASTICSEARCH_NODE` (with auth and tuning): when set, search runs on Elasticsearch / OpenSearch.
+    public var elasticsearch: ElasticsearchConfiguration?
 
     public init() {}
 
@@ -62,10 +65,10 @@ public struct Settings: Sendable {
         Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
         Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
-    ] + ProviderSettings.variables
+    ] + elasticsearchVariables + ProviderSettings.variables
 
     /// The seed's variables that select engines and providers this version does not have yet.
-    static let notYetSupported = ["MONGODB_URL", "ELASTICSEARCH_NODE"]
+    static let notYetSupported = ["MONGODB_URL"]
 
     /// Reads the environment.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -104,9 +107,10 @@ public struct Settings: Sendable {
         if let v = value("REDIS_URL") { s.redisURL = v }
         if let v = try millis("SWITCHBOARD_REDIS_WAIT_MS") { s.redisUnavailableWait = v }
         try s.validateRedisURL()
+        s.elasticsearch = try elasticsearch(reader)
         let unsupported = notYetSupported.filter { value($0) != nil }
         if !unsupported.isEmpty {
-            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs its store and search on SQLite (MongoDB and Elasticsearch come later). Unset \(unsupported.count == 1 ? "it" : "them") to run on SQLite.")
+            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs its store on SQLite (MongoDB comes later). Unset \(unsupported.count == 1 ? "it" : "them") to run on SQLite.")
         }
         return s
     }
@@ -125,7 +129,7 @@ public struct Settings: Sendable {
     public var summary: [(String, String)] {
         [
             ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"),
-            ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", "sqlite fts5"),
+            ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", elasticsearch.map { "elasticsearch/opensearch \($0.description)" } ?? "sqlite fts5"),
             ("sqlite.synchronous", synchronous.rawValue),
             ("providers", Channel.allCases.map { "\($0.rawValue)=\(providers.order(for: $0).map(\.rawValue).joined(separator: ","))" }.joined(separator: " ")),
             ("retry", "attempts=\(pipeline.retry.maxAttempts) base=\(pipeline.retry.baseDelay) max=\(pipeline.retry.maxDelay) jitter=\(pipeline.retry.jitter)"),
