@@ -1,4 +1,5 @@
 import Logging
+import NIOHTTP1
 import SwitchboardCore
 
 /// One `index` action of a `_bulk` request.

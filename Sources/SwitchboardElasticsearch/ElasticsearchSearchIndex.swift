@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import NIOHTTP1
 import SwitchboardCore
 
 /// The `SearchIndex` port on Elasticsearch 8 or OpenSearch (`ELASTICSEARCH_NODE`): the seed's `communications`
@@ -142,7 +143,7 @@ public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
         return millis.map { SearchCursor.encode(millis: $0, id: id) }
     }
 
-    func page<T>(_ index: String, _ body: JSONValue, limit: Int, _ decode: (JSONValue) -> T?) async throws -> Page<T> {
+    func page<T: Sendable>(_ index: String, _ body: JSONValue, limit: Int, _ decode: (JSONValue) -> T?) async throws -> Page<T> {
         guard let hits = try await hits(index, body) else { return Page(items: [], nextCursor: nil) }
         let shown = Array(hits.prefix(limit))
         let items = shown.compactMap { $0["_source"].flatMap(decode) }

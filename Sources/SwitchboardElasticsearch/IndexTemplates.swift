@@ -1,3 +1,4 @@
+import NIOHTTP1
 import SwitchboardCore
 
 /// The composable index templates (`_index_template`, the same on Elasticsearch 8 and OpenSearch 2+) built from
@@ -41,7 +42,7 @@ public enum IndexTemplates {
             if exists.status == 404 {
                 do {
                     _ = try await client.send(.PUT, "/\(index)")
-                } catch ElasticsearchError.http(400, "resource_already_exists_exception", _) {
+                } catch let ElasticsearchError.http(status, type, _) where status == 400 && type == "resource_already_exists_exception" {
                     // Created meanwhile by another process.
                 }
             } else {

@@ -20,7 +20,7 @@ extension Settings {
     ]
 
     /// Reads the Elasticsearch variables; nil when `ELASTICSEARCH_NODE` is unset.
-    static func elasticsearch(_ reader: EnvironmentReader) throws -> ElasticsearchConfiguration? {
+    static func elasticsearchConfiguration(_ reader: EnvironmentReader) throws -> ElasticsearchConfiguration? {
         guard let node = reader.value("ELASTICSEARCH_NODE") else { return nil }
         var auth = ElasticsearchConfiguration.Authentication.none
         if let key = reader.value("ELASTICSEARCH_API_KEY") {

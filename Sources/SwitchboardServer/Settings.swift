@@ -107,7 +107,7 @@ public struct Settings: Sendable {
         if let v = value("REDIS_URL") { s.redisURL = v }
         if let v = try millis("SWITCHBOARD_REDIS_WAIT_MS") { s.redisUnavailableWait = v }
         try s.validateRedisURL()
-        s.elasticsearch = try elasticsearch(reader)
+        s.elasticsearch = try elasticsearchConfiguration(reader)
         let unsupported = notYetSupported.filter { value($0) != nil }
         if !unsupported.isEmpty {
             throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs its store on SQLite (MongoDB comes later). Unset \(unsupported.count == 1 ? "it" : "them") to run on SQLite.")
