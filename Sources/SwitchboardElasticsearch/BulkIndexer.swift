@@ -45,6 +45,8 @@ public struct BulkStatistics: Sendable, Hashable {
     public var failed = 0
     /// Actions dropped because the buffer was full.
     public var dropped = 0
+    /// Buffered actions whose batch still failed after its retries (left to the catch-up).
+    public var givenUp = 0
     /// Retries of a batch or of some of its items.
     public var retries = 0
     /// `_bulk` requests sent.
@@ -184,6 +186,7 @@ public actor BulkIndexer {
         defer { inFlight -= 1 }
         let result = await deliver(batch, giveUpEarly: stopping)
         if !result.exhausted.isEmpty {
+            statistics.givenUp += result.exhausted.count
             markDirty(result.exhausted)
             logger.error("elasticsearch bulk batch failed after retries; the catch-up will index it", metadata: ["actions": "\(result.exhausted.count)", "error": "\(result.lastError.map { "\($0)" } ?? "?")"])
         }

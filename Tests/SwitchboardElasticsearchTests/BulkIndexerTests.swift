@@ -180,6 +180,7 @@ struct BulkIndexerTests {
             await indexer.enqueue(actions(4, from: 7))
             await indexer.flush()
             #expect(cluster.bulkRequests.count == 2)
+            #expect(await indexer.statistics.givenUp == 4)
             #expect(await indexer.takeDirtySince() == Timestamp(milliseconds: 7))
         }
     }

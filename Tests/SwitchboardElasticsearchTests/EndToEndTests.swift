@@ -9,6 +9,7 @@ import Testing
 import SwitchboardApp
 import SwitchboardCore
 import SwitchboardElasticsearch
+import SwitchboardSQLite
 import SwitchboardServer
 import SwitchboardTestSupport
 
@@ -124,8 +125,9 @@ struct ElasticsearchEndToEndTests {
                 try await eventually("50 sent while search is down") { try await sentCount(system) == 50 }
                 let shown = try await client.execute(uri: "/api/v1/communication/\(during[0])", method: .get)
                 #expect(shown.status == .ok)
-                // Let the buffered batches give up (they are then the catch-up's).
-                try await Task.sleep(for: .seconds(2))
+                // The buffered batches give up; from then on they are the catch-up's.
+                try await eventually("the indexer gave up on documents") { await es.bulk.statistics.givenUp > 0 }
+                try await Task.sleep(for: .seconds(1))
 
                 // Phase 3: back; everything sent meanwhile becomes searchable, with its final status and logs.
                 try await server.launch()
@@ -145,6 +147,62 @@ struct ElasticsearchEndToEndTests {
             }
             try await running.stop()
             await system.close()
+        }
+    }
+}
+
+@Suite("Elasticsearch services", .serialized)
+struct ElasticsearchServiceTests {
+    @Test("graceful shutdown flushes what is buffered")
+    func flushOnShutdown() async throws {
+        try await withSearchServer(.noida) { server in
+            let index = try await preparedIndex(server) { $0.bulk.flushInterval = .seconds(600) }
+            let group = ServiceGroup(configuration: .init(services: [.init(service: ElasticsearchService(index: index, logger: quiet()))], logger: quiet()))
+            let task = Task { try await group.run() }
+            try await index.index(communications: Array(SearchContract.documents().prefix(7)))
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(await index.bulk.bufferedCount == 7)
+            await group.triggerGracefulShutdown()
+            try await task.value
+            let check = try await preparedIndex(server)
+            try await check.refresh()
+            #expect(try await check.search(CommunicationQuery(limit: 100)).items.count == 7)
+            await check.shutdown()
+        }
+    }
+
+    @Test("catch-up at start: an empty index gets everything in the store; then from the newest createdAt minus the margin")
+    func catchUpAtStart() async throws {
+        try await withSearchServer(.noida) { server in
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-catchup-\(UUID().uuidString)")
+            let database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("c.sqlite").path, synchronous: .normal))
+            let store = SQLiteStore(database: database)
+            let now = SystemTime.now()
+            let news = (0..<25).map { i in
+                NewCommunication(id: String(format: "65f0000000000000000000%02d", i), request: CommunicationRequest(channel: .sms, from: "+15550000000", to: "+1555300\(String(format: "%04d", i))", msg: "stored \(i)"),
+                                 idempotencyKey: nil, createdAt: Timestamp(milliseconds: now.milliseconds - 3_600_000 + Int64(i) * 1000), dispatchAt: now)
+            }
+            _ = try await store.create(news)
+            let index = try await preparedIndex(server)
+            let catchUp = SearchCatchUp(store: store, index: index, margin: .seconds(60), interval: .milliseconds(50), pageSize: 7, logger: quiet())
+            let group = ServiceGroup(configuration: .init(services: [.init(service: catchUp)], logger: quiet()))
+            let task = Task { try await group.run() }
+            try await eventually("25 indexed") {
+                try await index.refresh()
+                return try await index.search(CommunicationQuery(limit: 100)).items.count == 25
+            }
+            let found = try await index.search(CommunicationQuery(text: "stored 24", limit: 5)).items
+            #expect(found.map(\.communicationId) == [news[24].id])
+            #expect(found.first?.status == .pending)
+            await group.triggerGracefulShutdown()
+            try await task.value
+            // A restart re-indexes only the margin: from the newest minus 10 s, the last 11 documents.
+            let restarted = SearchCatchUp(store: store, index: index, margin: .seconds(10), logger: quiet())
+            let newest = try #require(try await index.newestCreatedAt())
+            #expect(newest == news[24].createdAt)
+            #expect(try await restarted.catchUp(from: Timestamp(milliseconds: newest.milliseconds - 10_000)) == 11)
+            await index.shutdown()
+            await database.close()
         }
     }
 }
