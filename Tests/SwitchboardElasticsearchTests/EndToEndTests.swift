@@ -125,6 +125,9 @@ struct ElasticsearchEndToEndTests {
                 try await eventually("50 sent while search is down") { try await sentCount(system) == 50 }
                 let shown = try await client.execute(uri: "/api/v1/communication/\(during[0])", method: .get)
                 #expect(shown.status == .ok)
+                let search = try await client.execute(uri: "/api/v1/communications?q=during", method: .get)
+                #expect(search.status == .serviceUnavailable)
+                #expect(try json(search)["error"]?["code"] == .string("search_unavailable"))
                 // The buffered batches give up; from then on they are the catch-up's.
                 try await eventually("the indexer gave up on documents") { await es.bulk.statistics.givenUp > 0 }
                 try await Task.sleep(for: .seconds(1))
