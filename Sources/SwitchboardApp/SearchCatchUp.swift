@@ -5,7 +5,8 @@ import SwitchboardCore
 /// Re-indexes from the store what a background search index missed.
 ///
 /// At start it indexes again every communication created since the index's newest `createdAt` minus `margin`
-/// (what a crash lost from the in-memory buffer; everything when the index is empty). Then, every `interval`,
+/// (what a crash lost from the in-memory buffer; everything when the index is empty). Only documents created
+/// before this start count, so documents this process indexes meanwhile do not move the starting point. Then, every `interval`,
 /// it asks the index whether documents were dropped (buffer full, batch given up) and re-indexes from the
 /// earliest one's `createdAt`, waiting with backoff until the index answers again. Re-indexing cannot
 /// overwrite newer data: documents carry their `timestamp` as version.
@@ -16,8 +17,10 @@ public struct SearchCatchUp: Service {
     let interval: Duration
     let pageSize: Int
     let logger: Logger
+    let clock: @Sendable () -> Timestamp
 
-    public init(store: any CommunicationStore, index: any CatchingUpSearchIndex, margin: Duration = .seconds(300), interval: Duration = .seconds(1), pageSize: Int = 500, logger: Logger) {
+    public init(store: any CommunicationStore, index: any CatchingUpSearchIndex, margin: Duration = .seconds(300), interval: Duration = .seconds(1), pageSize: Int = 500, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
+        self.clock = clock
         self.store = store
         self.index = index
         self.margin = margin
@@ -30,10 +33,11 @@ public struct SearchCatchUp: Service {
         var since: Timestamp?
         var startDone = false
         var failures = 0
+        let startedAt = clock()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 if !startDone {
-                    let newest = try await index.newestCreatedAt()
+                    let newest = try await index.newestCreatedAt(before: startedAt)
                     since = newest.map { Timestamp(milliseconds: $0.milliseconds - Int64(margin.components.seconds) * 1000) } ?? Timestamp(milliseconds: 0)
                     startDone = true
                 }

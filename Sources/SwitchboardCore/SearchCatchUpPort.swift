@@ -6,8 +6,8 @@ public protocol CatchingUpSearchIndex: SearchIndex {
     func takeDirtySince() async -> Timestamp?
     /// Remembers `since` again, when a catch-up from it could not finish.
     func markDirty(since: Timestamp) async
-    /// The newest `createdAt` in the index, or nil when it holds no communication.
-    func newestCreatedAt() async throws -> Timestamp?
+    /// The newest `createdAt` before `before` in the index, or nil when it holds no such communication.
+    func newestCreatedAt(before: Timestamp) async throws -> Timestamp?
     /// Indexes documents and returns once the index confirmed them (unlike `index(communications:)`).
     func reindex(communications: [CommunicationDocument]) async throws
 }

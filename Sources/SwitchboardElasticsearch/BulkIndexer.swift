@@ -4,7 +4,9 @@ import SwitchboardCore
 
 /// One `index` action of a `_bulk` request.
 public struct BulkAction: Sendable, Hashable {
+    /// The target index.
     public var index: String
+    /// The document's `_id`.
     public var id: String
     /// When set, the action uses external versioning (`version_type=external_gte`): the cluster keeps the
     /// document with the highest version, so a late older update does not overwrite a newer one.
@@ -52,6 +54,7 @@ public struct BulkStatistics: Sendable, Hashable {
     /// `_bulk` requests sent.
     public var requests = 0
 
+    /// All zero.
     public init() {}
 }
 
@@ -79,6 +82,7 @@ public actor BulkIndexer {
     var timer: Task<Void, Never>?
     public private(set) var statistics = BulkStatistics()
 
+    /// - Parameter prepare: run before the first request and after the cluster was unreachable (templates).
     public init(client: ElasticsearchClient, options: BulkOptions, logger: Logger, prepare: @escaping @Sendable () async throws -> Void = {}) {
         self.client = client
         self.options = options

@@ -7,7 +7,9 @@ import SwitchboardCore
 
 /// Which product answers at the node (from `GET /`).
 public enum SearchDialect: String, Sendable, Hashable {
+    /// Elasticsearch (8.x).
     case elasticsearch
+    /// OpenSearch (`version.distribution == "opensearch"`).
     case opensearch
 }
 
@@ -57,7 +59,9 @@ public enum ElasticsearchError: Error, CustomStringConvertible, Sendable, Hashab
 
 /// One answer of the cluster.
 public struct ElasticsearchResponse: Sendable {
+    /// The HTTP status.
     public var status: Int
+    /// The body as received.
     public var body: [UInt8]
     /// The body as JSON.
     public func json() throws -> JSONValue {
@@ -70,13 +74,14 @@ public struct ElasticsearchResponse: Sendable {
 /// Credentials go only into the `Authorization` header; errors and logs name the node, never a secret.
 /// No `Expect: 100-continue` is sent.
 public final class ElasticsearchClient: Sendable {
+    /// Node, authentication, timeouts.
     public let configuration: ElasticsearchConfiguration
     let http: HTTPClient
     let authorization: String?
     /// Largest answer read (search pages, bulk responses).
     static let maxResponse = 64 << 20
 
-    /// - Parameter httpClient: a client to share; when nil the client makes its own and closes it in `shutdown()`.
+    /// Makes its own AsyncHTTPClient (closed by `shutdown()`) with the configured timeouts; connects lazily.
     public init(configuration: ElasticsearchConfiguration) {
         self.configuration = configuration
         var c = HTTPClient.Configuration(timeout: .init(connect: .nanoseconds(Int64(configuration.connectTimeout.nanoseconds)), read: .nanoseconds(Int64(configuration.requestTimeout.nanoseconds))))

@@ -13,6 +13,7 @@ public struct ElasticsearchConfiguration: Sendable {
 
     /// Base URL of a node (`ELASTICSEARCH_NODE`), without credentials and trailing slash: `http(s)://host[:port][/prefix]`.
     public var node: String
+    /// How requests authenticate.
     public var authentication: Authentication
     /// Longest wait for one request (connect included).
     public var requestTimeout: Duration = .seconds(10)
@@ -74,8 +75,10 @@ public struct BulkOptions: Sendable {
     public var maxAttempts = 6
     /// Backoff before the second try, doubled each time up to `maxBackoff`.
     public var baseBackoff: Duration = .milliseconds(100)
+    /// Longest backoff.
     public var maxBackoff: Duration = .seconds(5)
 
+    /// The defaults: 1000 actions or 5 MiB per request, 500 ms, 50 000 buffered, 6 tries from 100 ms to 5 s.
     public init() {}
 
     /// The backoff after `failures` failed tries (1 → `baseBackoff`).

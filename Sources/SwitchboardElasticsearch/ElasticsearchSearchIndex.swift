@@ -14,23 +14,36 @@ import SwitchboardCore
 /// - Searches are newest first (`createdAt` / `timestamp`, then the id), paged with `search_after` behind an
 ///   opaque cursor.
 public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
+    /// The REST client (for health checks and tests).
     public let client: ElasticsearchClient
+    /// The bulk indexer; `ElasticsearchService` runs its flusher.
     public let bulk: BulkIndexer
     let logger: Logger
     let state = NIOLockedValueBox<SearchDialect?>(nil)
 
+    /// Connects to nothing yet: the cluster is first contacted by `prepare()` or the first write.
     public init(configuration: ElasticsearchConfiguration, logger: Logger) {
         let client = ElasticsearchClient(configuration: configuration)
         self.client = client
         self.logger = logger
-        let dialect = state
+        let state = state
         bulk = BulkIndexer(client: client, options: configuration.bulk, logger: logger) {
-            let info = try await client.info()
-            try await IndexTemplates.install(client)
-            if dialect.withLockedValue({ $0 }) == nil {
-                logger.info("search cluster ready", metadata: ["dialect": "\(info.dialect.rawValue)", "version": "\(info.version)", "node": "\(client.configuration.description)"])
+            try await Self.prepare(client: client, state: state, logger: logger)
+        }
+    }
+
+    static func prepare(client: ElasticsearchClient, state: NIOLockedValueBox<SearchDialect?>, logger: Logger) async throws {
+        let info = try await client.info()
+        try await IndexTemplates.install(client)
+        let first = state.withLockedValue { old in
+            defer { old = info.dialect }
+            return old == nil
+        }
+        if first {
+            logger.info("search cluster ready: templates and indices in place", metadata: ["dialect": "\(info.dialect.rawValue)", "version": "\(info.version)", "node": "\(client.configuration.description)"])
+            if info.dialect == .opensearch, case .apiKey = client.configuration.authentication {
+                logger.warning("ELASTICSEARCH_API_KEY is set but the cluster is OpenSearch, whose security plugin does not take Elasticsearch API keys; use ELASTICSEARCH_USER/PASSWORD")
             }
-            dialect.withLockedValue { $0 = info.dialect }
         }
     }
 
@@ -40,9 +53,7 @@ public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
     /// Detects the dialect and installs the templates and indices (idempotent). The bulk indexer does it before
     /// its first request, and again after the cluster was unreachable.
     public func prepare() async throws {
-        let info = try await client.info()
-        try await IndexTemplates.install(client)
-        state.withLockedValue { $0 = info.dialect }
+        try await Self.prepare(client: client, state: state, logger: logger)
     }
 
     /// Closes the connections (after `bulk.stop()` and the flusher ended).
@@ -78,8 +89,9 @@ public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
 
     public func markDirty(since: Timestamp) async { await bulk.markDirty(since: since) }
 
-    public func newestCreatedAt() async throws -> Timestamp? {
-        let body: JSONValue = .object(["size": .number(1), "_source": .array([.string("createdAt")]), "sort": .array([.object(["createdAt": .string("desc")])]), "query": .object(["match_all": .object([:])])])
+    public func newestCreatedAt(before: Timestamp) async throws -> Timestamp? {
+        let range: JSONValue = .object(["range": .object(["createdAt": .object(["lt": .string(before.iso8601)])])])
+        let body: JSONValue = .object(["size": .number(1), "_source": .array([.string("createdAt")]), "sort": .array([.object(["createdAt": .string("desc")])]), "query": range])
         guard let hits = try await hits(IndexMappings.communicationsIndex, body) else { return nil }
         return hits.first.flatMap { Documents.date($0["_source"]?["createdAt"]) }
     }

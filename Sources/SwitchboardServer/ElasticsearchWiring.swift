@@ -65,8 +65,7 @@ public struct ElasticsearchService: Service {
             var failures = 0
             while !Task.isCancelled {
                 do {
-                    try await index.prepare()
-                    logger.info("elasticsearch ready", metadata: ["dialect": "\(index.dialect?.rawValue ?? "?")", "node": "\(index.client.configuration.description)"])
+                    try await index.prepare()  // logs the dialect the first time
                     return
                 } catch {
                     failures += 1

@@ -174,7 +174,7 @@ struct ElasticsearchServiceTests {
         }
     }
 
-    @Test("catch-up at start: an empty index gets everything in the store; then from the newest createdAt minus the margin")
+    @Test("catch-up at start: an index without documents from before the start gets everything in the store; then from the newest createdAt minus the margin")
     func catchUpAtStart() async throws {
         try await withSearchServer(.noida) { server in
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-catchup-\(UUID().uuidString)")
@@ -187,12 +187,16 @@ struct ElasticsearchServiceTests {
             }
             _ = try await store.create(news)
             let index = try await preparedIndex(server)
-            let catchUp = SearchCatchUp(store: store, index: index, margin: .seconds(60), interval: .milliseconds(50), pageSize: 7, logger: quiet())
+            // A document this process indexed after it started must not move the starting point.
+            let startedAt = Timestamp(milliseconds: now.milliseconds - 1_800_000)
+            try await index.reindex(communications: [CommunicationDocument(communicationId: "fresh", type: .sms, from: "+15550000000", to: "+15550000009", msg: "fresh", status: .queued, createdAt: now, timestamp: now)])
+            try await index.refresh()
+            let catchUp = SearchCatchUp(store: store, index: index, margin: .seconds(60), interval: .milliseconds(50), pageSize: 7, logger: quiet(), clock: { startedAt })
             let group = ServiceGroup(configuration: .init(services: [.init(service: catchUp)], logger: quiet()))
             let task = Task { try await group.run() }
-            try await eventually("25 indexed") {
+            try await eventually("the 25 stored and the fresh one indexed") {
                 try await index.refresh()
-                return try await index.search(CommunicationQuery(limit: 100)).items.count == 25
+                return try await index.search(CommunicationQuery(limit: 100)).items.count == 26
             }
             let found = try await index.search(CommunicationQuery(text: "stored 24", limit: 5)).items
             #expect(found.map(\.communicationId) == [news[24].id])
@@ -201,7 +205,7 @@ struct ElasticsearchServiceTests {
             try await task.value
             // A restart re-indexes only the margin: from the newest minus 10 s, the last 11 documents.
             let restarted = SearchCatchUp(store: store, index: index, margin: .seconds(10), logger: quiet())
-            let newest = try #require(try await index.newestCreatedAt())
+            let newest = try #require(try await index.newestCreatedAt(before: startedAt))
             #expect(newest == news[24].createdAt)
             #expect(try await restarted.catchUp(from: Timestamp(milliseconds: newest.milliseconds - 10_000)) == 11)
             await index.shutdown()

@@ -93,10 +93,12 @@ struct SearchContractTests {
     func catchUpPort() async throws {
         try await withSearchServer(.noida) { server in
             let index = try await preparedIndex(server)
-            #expect(try await index.newestCreatedAt() == nil)
+            let later = Timestamp(milliseconds: SearchContract.base + 100_000)
+            #expect(try await index.newestCreatedAt(before: later) == nil)
             try await index.reindex(communications: SearchContract.documents())
             try await index.refresh()
-            #expect(try await index.newestCreatedAt() == Timestamp(milliseconds: SearchContract.base + 29_000))
+            #expect(try await index.newestCreatedAt(before: later) == Timestamp(milliseconds: SearchContract.base + 29_000))
+            #expect(try await index.newestCreatedAt(before: Timestamp(milliseconds: SearchContract.base + 10_000)) == Timestamp(milliseconds: SearchContract.base + 9_000))
             await index.shutdown()
         }
     }
