@@ -148,7 +148,7 @@ public struct SwitchboardSystem: Sendable {
             // communications are indexed (not in a logging-only process).
             services.append(ElasticsearchService(index: es, logger: logger))
             if role != .logger {
-                services.append(SearchCatchUp(store: engine.store, index: es, margin: settings.elasticsearch?.catchUpMargin ?? .seconds(300), interval: settings.elasticsearch?.catchUpInterval ?? .seconds(1), logger: logger))
+                services.append(SearchCatchUp(store: engine.store, index: es, margin: settings.elasticsearch?.catchUpMargin ?? .seconds(300), interval: settings.elasticsearch?.catchUpInterval ?? .seconds(1), logger: logger, clock: clock))
             }
         }
         if role == .all || role == .router {
