@@ -5,8 +5,11 @@
 #     redis-benchmark and redis-cli serve the benchmarks
 #   - openssl: the SMTP and Redis tests' CA and certificates
 #   - python3 + pip + aiosmtpd (PyPI): the SMTP server the SMTP tests talk to (scripts/smtp_test_server.py)
+#   - noida-db, osmem-server (PyPI): Elasticsearch 8 and OpenSearch dialect emulators the search tests start
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
+NOIDA_DB_VERSION="0.2.3"
+OSMEM_SERVER_VERSION="0.1.6"
 PYTHON="${PYTHON:-python3}"
 
 as_root() {
@@ -32,4 +35,10 @@ if ! "$PYTHON" -c "import aiosmtpd, sys; sys.exit(0 if aiosmtpd.__version__ == '
   # --break-system-packages is needed on Debian's externally managed Python; older pips do not know it.
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "aiosmtpd==${AIOSMTPD_VERSION}" --break-system-packages 2>/dev/null \
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "aiosmtpd==${AIOSMTPD_VERSION}"
+fi
+
+if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('noida-db') == '${NOIDA_DB_VERSION}' and m.version('osmem-server') == '${OSMEM_SERVER_VERSION}' else 1)" 2>/dev/null; then
+  echo "installing: noida-db==${NOIDA_DB_VERSION} osmem-server==${OSMEM_SERVER_VERSION} (PyPI)"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "noida-db==${NOIDA_DB_VERSION}" "osmem-server==${OSMEM_SERVER_VERSION}" --break-system-packages 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check "noida-db==${NOIDA_DB_VERSION}" "osmem-server==${OSMEM_SERVER_VERSION}"
 fi

@@ -49,7 +49,22 @@ public struct LogIndexer: Service {
         if let pipeline = engine.pipeline {
             try await pipeline.indexLogs(records, acknowledging: good, group: StreamNames.loggerGroup)
         } else {
-            try await engine.search.index(logs: records)
+            // An unavailable search index (Elasticsearch down) is retried here with the batch in hand, not by
+            // letting the leases expire: redelivery would raise the delivery counts and dead-letter the entries.
+            var failures = 0
+            while true {
+                do {
+                    try await engine.search.index(logs: records)
+                    break
+                } catch {
+                    failures += 1
+                    if Task.isShuttingDownGracefully || Task.isCancelled { throw error }
+                    if failures == 1 || failures % 20 == 0 {
+                        logger.warning("could not index log records; retrying the batch", metadata: ["error": "\(error)", "records": "\(records.count)", "failures": "\(failures)"])
+                    }
+                    try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                }
+            }
             try await engine.queue.ack(stream: StreamNames.log, group: StreamNames.loggerGroup, ids: good)
         }
         if !bad.isEmpty {

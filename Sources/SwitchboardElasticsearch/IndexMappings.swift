@@ -30,6 +30,8 @@ public enum IndexMappings {
         Field("communicationId", "keyword"), Field("service", "keyword"), Field("status", "keyword"), Field("type", "keyword"),
         Field("from", "keyword"), Field("to", "keyword"), Field("msg", "text"), Field("error", "text"),
         Field("attempt", "integer"), Field("provider", "keyword"), Field("timestamp", "date"),
+        // Added for the Elasticsearch adapter: the record's deterministic id, the unique tie-breaker of the sort.
+        Field("logId", "keyword"),
     ]
 
     /// The fields of `index` (either name above), or nil.

@@ -124,7 +124,20 @@ public struct API: Sendable {
             type: try Query.enumeration(q, "type", Channel.self), status: try Query.enumeration(q, "status", CommunicationStatus.self),
             to: Query.string(q, "to"), text: Query.string(q, "q"), since: try Query.time(q, "since"), until: try Query.time(q, "until"),
             limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
-        return .json(Render.page(try await engine.search.search(query), Render.document))
+        return .json(Render.page(try await searching { try await engine.search.search(query) }, Render.document))
+    }
+
+    /// Runs a search; a search index that does not answer (Elasticsearch down) is a 503 `search_unavailable`,
+    /// not a 500: the store and `POST` are unaffected.
+    func searching<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as InvalidCursor {
+            throw error
+        } catch {
+            logger.warning("search failed", metadata: ["error": "\(error)"])
+            throw APIError(.serviceUnavailable, code: "search_unavailable", message: "The search index does not answer; try again shortly.")
+        }
     }
 
     func logs(_ request: Request) async throws -> Response {
@@ -133,7 +146,7 @@ public struct API: Sendable {
         let query = LogQuery(
             communicationId: Query.string(q, "communicationId"), service: Query.string(q, "service"), status: try Query.enumeration(q, "status", CommunicationStatus.self),
             text: Query.string(q, "q"), limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
-        return .json(Render.page(try await engine.search.search(query), Render.log))
+        return .json(Render.page(try await searching { try await engine.search.search(query) }, Render.log))
     }
 
     func sandbox(_ request: Request) async throws -> Response {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SwitchboardApp
 import SwitchboardCore
+import SwitchboardElasticsearch
 import SwitchboardProviders
 import SwitchboardRedis
 import SwitchboardSMTP
@@ -35,6 +36,8 @@ public struct Settings: Sendable {
     /// How long a message may stay queued or processing before the outbox redispatches it, when the streams
     /// are not in the store's transactions (Redis): `SWITCHBOARD_STALL_TIMEOUT_MS`, 0 = never.
     public var stallTimeout: Duration? = .seconds(600)
+    /// The seed's `ELASTICSEARCH_NODE` (with auth and tuning): when set, search runs on Elasticsearch / OpenSearch.
+    public var elasticsearch: ElasticsearchConfiguration?
 
     public init() {}
 
@@ -66,10 +69,10 @@ public struct Settings: Sendable {
         Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
         Variable(name: "SWITCHBOARD_STALL_TIMEOUT_MS", meaning: "with Redis streams: a message queued or processing this long is redispatched (its entry presumed lost); 0 = never", defaultValue: "600000"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
-    ] + ProviderSettings.variables
+    ] + elasticsearchVariables + ProviderSettings.variables
 
     /// The seed's variables that select engines and providers this version does not have yet.
-    static let notYetSupported = ["MONGODB_URL", "ELASTICSEARCH_NODE"]
+    static let notYetSupported = ["MONGODB_URL"]
 
     /// Reads the environment.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -109,9 +112,10 @@ public struct Settings: Sendable {
         if let v = try millis("SWITCHBOARD_REDIS_WAIT_MS") { s.redisUnavailableWait = v }
         if let v = try millis("SWITCHBOARD_STALL_TIMEOUT_MS") { s.stallTimeout = v == .zero ? nil : v }
         try s.validateRedisURL()
+        s.elasticsearch = try elasticsearchConfiguration(reader)
         let unsupported = notYetSupported.filter { value($0) != nil }
         if !unsupported.isEmpty {
-            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs its store and search on SQLite (MongoDB and Elasticsearch come later). Unset \(unsupported.count == 1 ? "it" : "them") to run on SQLite.")
+            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs its store on SQLite (MongoDB comes later). Unset \(unsupported.count == 1 ? "it" : "them") to run on SQLite.")
         }
         return s
     }
@@ -130,7 +134,7 @@ public struct Settings: Sendable {
     public var summary: [(String, String)] {
         [
             ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"),
-            ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", "sqlite fts5"),
+            ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", elasticsearch.map { "elasticsearch/opensearch \($0.description)" } ?? "sqlite fts5"),
             ("sqlite.synchronous", synchronous.rawValue),
             ("providers", Channel.allCases.map { "\($0.rawValue)=\(providers.order(for: $0).map(\.rawValue).joined(separator: ","))" }.joined(separator: " ")),
             ("retry", "attempts=\(pipeline.retry.maxAttempts) base=\(pipeline.retry.baseDelay) max=\(pipeline.retry.maxDelay) jitter=\(pipeline.retry.jitter)"),

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import SwitchboardApp
 import SwitchboardCore
+import SwitchboardElasticsearch
 import SwitchboardHTTP
 import SwitchboardProviders
 import SwitchboardRedisStreams
@@ -29,6 +30,8 @@ public struct SwitchboardSystem: Sendable {
     public let database: SQLiteDatabase
     /// The Redis Streams queue when `REDIS_URL` is set (the store and search stay on `database`).
     public let redisQueue: RedisStreamQueue?
+    /// The search index when `ELASTICSEARCH_NODE` is set (else search is SQLite FTS5 in `database`).
+    public let elasticsearch: ElasticsearchSearchIndex?
     /// The adapters; tests may swap one (e.g. drop `pipeline` to run the general, port-by-port path).
     public var engine: Engine
     public let logger: Logger
@@ -72,6 +75,16 @@ public struct SwitchboardSystem: Sendable {
             // One transaction per pipeline step only when the streams share the SQLite file.
             pipeline: redisQueue == nil ? SQLitePipeline(database: database, clock: clock) : nil,
             names: (store: "sqlite", queue: redisQueue == nil ? "sqlite" : "redis", search: "sqlite"))
+        if let es = settings.elasticsearch {
+            // The atomic pipeline writes SQLite's search tables, so it is off when search is elsewhere.
+            let index = ElasticsearchSearchIndex(configuration: es, logger: logger)
+            elasticsearch = index
+            engine.search = index
+            engine.pipeline = nil
+            engine.names.search = "elasticsearch"
+        } else {
+            elasticsearch = nil
+        }
         // The sandbox is never wrapped: its failures are simulated per recipient, not an outage.
         var instances: [ProviderKind: any DeliveryProvider] = [.sandbox: SandboxProvider(mailbox: engine.mailbox!, clock: clock)]
         func wrap(_ kind: ProviderKind, _ base: any DeliveryProvider, _ counts: @escaping @Sendable (ProviderError) -> Bool = { _ in true }) {
@@ -96,6 +109,7 @@ public struct SwitchboardSystem: Sendable {
     /// closes them itself.
     public func close() async {
         await redisQueue?.shutdown()
+        await elasticsearch?.shutdown()
         await database.close()
     }
 
@@ -135,9 +149,18 @@ public struct SwitchboardSystem: Sendable {
 
     /// The services of `role`, without the HTTP application.
     public func backgroundServices(role: Role) -> [any Service] {
-        // First, so it stops last: its final attempt writes what the other services spooled while stopping.
-        var services: [any Service] = [LogSpoolService(engine: engine, logger: logger)]
+        var services: [any Service] = []
         let options = pipelineOptions
+        if let es = elasticsearch {
+            // First, so that it stops last and flushes what the others indexed; the catch-up runs wherever
+            // communications are indexed (not in a logging-only process).
+            services.append(ElasticsearchService(index: es, logger: logger))
+            if role != .logger {
+                services.append(SearchCatchUp(store: engine.store, index: es, margin: settings.elasticsearch?.catchUpMargin ?? .seconds(300), interval: settings.elasticsearch?.catchUpInterval ?? .seconds(1), logger: logger, clock: clock))
+            }
+        }
+        // Before the pipeline services, so it stops after them: its final attempt writes what they spooled.
+        services.append(LogSpoolService(engine: engine, logger: logger))
         if role == .all || role == .router {
             services.append(OutboxScheduler(engine: engine, options: options, logger: logger, clock: clock))
         }
@@ -153,9 +176,19 @@ public struct SwitchboardSystem: Sendable {
     /// Runs `role` until SIGINT or SIGTERM, then shuts down gracefully: the HTTP server stops accepting,
     /// workers finish the batch in hand, and the database closes last.
     public func run(role: Role) async throws {
+        var system = self
+        if let es = elasticsearch, let info = try? await es.client.info() {
+            system.engine.names.search = info.dialect.rawValue  // else "elasticsearch" until it answers
+        }
+        try await system.runServices(role: role)
+    }
+
+    func runServices(role: Role) async throws {
         var services: [any Service] = [DatabaseService(database: database, logger: logger, reportEvery: ProcessInfo.processInfo.environment["SWITCHBOARD_SQLITE_STATS"] != nil ? .seconds(1) : nil)]
-        let search = SQLiteSearchIndex(database: database)
-        services.append(PeriodicTask(name: "search refresh", interval: .seconds(1), logger: logger) { try await search.refresh() })
+        if elasticsearch == nil {
+            let search = SQLiteSearchIndex(database: database)
+            services.append(PeriodicTask(name: "search refresh", interval: .seconds(1), logger: logger) { try await search.refresh() })
+        }
         if let redisQueue {
             services.append(RedisService(queue: redisQueue, logger: logger))
         }

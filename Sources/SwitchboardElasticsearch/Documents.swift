@@ -1,0 +1,77 @@
+import Crypto
+import Foundation
+import SwitchboardCore
+
+/// How documents look in the two indices, and their ids.
+enum Documents {
+    /// `_source` of a communication document (`_id` = communicationId).
+    static func source(_ d: CommunicationDocument) -> JSONValue {
+        .object([
+            "communicationId": .string(d.communicationId), "type": .string(d.type.rawValue), "stream": .string(d.stream),
+            "from": .string(d.from), "to": .string(d.to), "msg": .string(d.msg), "status": .string(d.status.rawValue),
+            "createdAt": .string(d.createdAt.iso8601), "timestamp": .string(d.timestamp.iso8601),
+        ])
+    }
+
+    static func communication(_ s: JSONValue) -> CommunicationDocument? {
+        guard let id = s["communicationId"]?.stringValue, let type = s["type"]?.stringValue.flatMap(Channel.init(rawValue:)),
+            let status = s["status"]?.stringValue.flatMap(CommunicationStatus.init(rawValue:)),
+            let created = date(s["createdAt"]), let timestamp = date(s["timestamp"])
+        else { return nil }
+        return CommunicationDocument(communicationId: id, type: type, from: s["from"]?.stringValue ?? "", to: s["to"]?.stringValue ?? "", msg: s["msg"]?.stringValue ?? "", status: status, createdAt: created, timestamp: timestamp)
+    }
+
+    /// The deterministic id of a log record: a redelivered `log_stream` entry overwrites its own document.
+    static func logId(_ l: LogRecord) -> String {
+        let key = [l.communicationId, l.service, l.status.rawValue, String(l.attempt), String(l.timestamp.milliseconds)].joined(separator: "\u{1F}")
+        return SHA256.hash(data: Data(key.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// `_source` of a log record.
+    static func source(_ l: LogRecord, id: String) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "logId": .string(id), "communicationId": .string(l.communicationId), "service": .string(l.service), "status": .string(l.status.rawValue),
+            "type": .string(l.type.rawValue), "from": .string(l.from), "to": .string(l.to), "msg": .string(l.msg),
+            "attempt": .number(Double(l.attempt)), "timestamp": .string(l.timestamp.iso8601),
+        ]
+        if let e = l.error { o["error"] = .string(e) }
+        if let p = l.provider { o["provider"] = .string(p) }
+        return .object(o)
+    }
+
+    static func log(_ s: JSONValue) -> LogRecord? {
+        guard let id = s["communicationId"]?.stringValue, let service = s["service"]?.stringValue,
+            let status = s["status"]?.stringValue.flatMap(CommunicationStatus.init(rawValue:)),
+            let type = s["type"]?.stringValue.flatMap(Channel.init(rawValue:)), let timestamp = date(s["timestamp"])
+        else { return nil }
+        var attempt = 0
+        if case .number(let n)? = s["attempt"] { attempt = Int(n) }
+        return LogRecord(communicationId: id, service: service, status: status, type: type, from: s["from"]?.stringValue ?? "", to: s["to"]?.stringValue ?? "", msg: s["msg"]?.stringValue ?? "", error: s["error"]?.stringValue, attempt: attempt, provider: s["provider"]?.stringValue, timestamp: timestamp)
+    }
+
+    static func date(_ v: JSONValue?) -> Timestamp? {
+        switch v {
+        case .string(let s)?: Timestamp(parsing: s)
+        case .number(let n)?: Timestamp(milliseconds: Int64(n))
+        default: nil
+        }
+    }
+}
+
+/// The opaque page cursor: the sort values of the last hit (`[millis, id]`), as `e1.<millis>.<base64url(id)>`.
+enum SearchCursor {
+    static func encode(millis: Int64, id: String) -> String {
+        let b = Data(id.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return "e1.\(millis).\(b)"
+    }
+
+    /// The sort values of a cursor we issued; `InvalidCursor` for anything else.
+    static func decode(_ text: String) throws -> (millis: Int64, id: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "e1", let millis = Int64(parts[1]), !parts[2].isEmpty else { throw InvalidCursor() }
+        var b = parts[2].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b.count % 4 != 0 { b += "=" }
+        guard let data = Data(base64Encoded: b), let id = String(data: data, encoding: .utf8), !id.isEmpty else { throw InvalidCursor() }
+        return (millis, id)
+    }
+}

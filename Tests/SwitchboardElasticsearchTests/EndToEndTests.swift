@@ -1,0 +1,240 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Testing
+import SwitchboardApp
+import SwitchboardCore
+import SwitchboardElasticsearch
+import SwitchboardSQLite
+import SwitchboardServer
+import SwitchboardTestSupport
+
+typealias Channel = SwitchboardCore.Channel
+
+/// Settings for a fast run: SQLite store and streams, search on `node`.
+func esSettings(node: String) throws -> Settings {
+    var s = Settings()
+    s.databasePath = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-e2e-\(UUID().uuidString)/e2e.sqlite").path
+    s.port = 0
+    s.synchronous = .normal
+    s.lease = .seconds(1)
+    s.pollInterval = .milliseconds(20)
+    s.pipeline = PipelineOptions(
+        retry: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200), jitter: 0.5),
+        maxDeliveries: 3, batchSize: 64, concurrency: 32, readBlock: .milliseconds(200), outboxGrace: .milliseconds(500), schedulerInterval: .milliseconds(50))
+    var es = try ElasticsearchConfiguration(node: node)
+    es.requestTimeout = .seconds(3)
+    es.connectTimeout = .milliseconds(500)
+    es.bulk.flushInterval = .milliseconds(100)
+    es.bulk.maxAttempts = 3
+    es.bulk.baseBackoff = .milliseconds(50)
+    es.bulk.maxBackoff = .milliseconds(200)
+    es.catchUpInterval = .milliseconds(200)
+    s.elasticsearch = es
+    return s
+}
+
+final class Running: Sendable {
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    init(_ system: SwitchboardSystem) {
+        let group = ServiceGroup(configuration: .init(services: system.backgroundServices(role: .all).map { .init(service: $0) }, logger: quiet()))
+        self.group = group
+        task = Task { try await group.run() }
+    }
+
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+func eventually(timeout: Duration = .seconds(60), _ what: String, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if (try? await condition()) == true { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    Issue.record("timed out waiting for \(what)")
+    throw CancellationError()
+}
+
+func json(_ r: TestResponse) throws -> JSONValue { try JSONParser.parse(Array(r.body.readableBytesView)) }
+
+func items(_ v: JSONValue) -> [JSONValue] {
+    if case .array(let a)? = v["items"] { return a }
+    return []
+}
+
+@discardableResult
+func post(_ client: some TestClientProtocol, _ type: Channel, to: String, msg: String) async throws -> String {
+    let sender = type == .email ? "noreply@example.com" : "+15550000000"
+    let body = JSONValue.object(["type": .string(type.rawValue), "data": .object(["from": .string(sender), "to": .string(to), "msg": .string(msg)])]).canonicalText
+    let r = try await client.execute(uri: "/api/v1/communication", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
+    #expect(r.status == .ok)
+    return try #require(try json(r)["id"]?.stringValue)
+}
+
+func sentCount(_ system: SwitchboardSystem) async throws -> Int {
+    try await system.engine.store.statusCounts().filter { $0.status == .sent }.reduce(0) { $0 + $1.count }
+}
+
+@Suite("End to end: SQLite store + Elasticsearch search (noida-db)", .serialized)
+struct ElasticsearchEndToEndTests {
+    @Test("messages reach sent and are searchable; Elasticsearch down mid-run: the API answers, and once it is back the catch-up indexes what was sent meanwhile")
+    func endToEnd() async throws {
+        try await withSearchServer(.noida) { server in
+            let system = try SwitchboardSystem(settings: try esSettings(node: server.url), logger: quiet())
+            #expect(system.engine.pipeline == nil)
+            #expect(system.engine.names.search == "elasticsearch")
+            let es = try #require(system.elasticsearch)
+            let running = Running(system)
+            try await system.application().test(.router) { client in
+                // Phase 1: Elasticsearch up.
+                var before: [String] = []
+                for i in 0..<30 {
+                    let type = Channel.allCases[i % 3]
+                    before.append(try await post(client, type, to: type == .email ? "user\(i)@example.com" : "+1555100\(String(format: "%04d", i))", msg: "before outage number \(i)"))
+                }
+                try await eventually("30 sent") { try await sentCount(system) == 30 }
+                try await eventually("search shows all 30 sent") {
+                    let r = try json(try await client.execute(uri: "/api/v1/communications?q=before&status=sent&limit=100", method: .get))
+                    return Set(items(r).compactMap { $0["communicationId"]?.stringValue }) == Set(before)
+                }
+                let one = try json(try await client.execute(uri: "/api/v1/communications?q=outage%20number%2017", method: .get))
+                #expect(items(one).count == 1 && items(one).first?["communicationId"]?.stringValue == before[17])
+                try await eventually("logs of one message") {
+                    let r = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(before[5])", method: .get))
+                    return Set(items(r).compactMap { $0["status"]?.stringValue }).isSuperset(of: ["pending", "processing", "sent"])
+                }
+                let health = try await client.execute(uri: "/health/ready", method: .get)
+                #expect(health.status == .ok)
+
+                // Phase 2: Elasticsearch stopped; the API still accepts and delivers.
+                await server.terminate()
+                var during: [String] = []
+                for i in 0..<20 {
+                    let type = Channel.allCases[i % 3]
+                    during.append(try await post(client, type, to: type == .email ? "down\(i)@example.com" : "+1555200\(String(format: "%04d", i))", msg: "during outage item \(i)"))
+                }
+                try await eventually("50 sent while search is down") { try await sentCount(system) == 50 }
+                let shown = try await client.execute(uri: "/api/v1/communication/\(during[0])", method: .get)
+                #expect(shown.status == .ok)
+                let search = try await client.execute(uri: "/api/v1/communications?q=during", method: .get)
+                #expect(search.status == .serviceUnavailable)
+                #expect(try json(search)["error"]?["code"] == .string("search_unavailable"))
+                // The buffered batches give up; from then on they are the catch-up's.
+                try await eventually("the indexer gave up on documents") { await es.bulk.statistics.givenUp > 0 }
+                try await Task.sleep(for: .seconds(1))
+
+                // Phase 3: back; everything sent meanwhile becomes searchable, with its final status and logs.
+                try await server.launch()
+                try await eventually(timeout: .seconds(90), "caught up") {
+                    try await es.refresh()
+                    let r = try json(try await client.execute(uri: "/api/v1/communications?q=during&status=sent&limit=100", method: .get))
+                    return Set(items(r).compactMap { $0["communicationId"]?.stringValue }) == Set(during)
+                }
+                let all = try json(try await client.execute(uri: "/api/v1/communications?limit=100", method: .get))
+                #expect(Set(items(all).compactMap { $0["communicationId"]?.stringValue }) == Set(before + during))
+                try await eventually("logs of a message sent during the outage") {
+                    let r = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(during[7])", method: .get))
+                    return Set(items(r).compactMap { $0["status"]?.stringValue }).isSuperset(of: ["pending", "processing", "sent"])
+                }
+                // No log entry was dead-lettered because search was down.
+                #expect(try await system.engine.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).deadLetters == 0)
+            }
+            try await running.stop()
+            await system.close()
+        }
+    }
+}
+
+@Suite("Elasticsearch services", .serialized)
+struct ElasticsearchServiceTests {
+    @Test("graceful shutdown flushes what is buffered")
+    func flushOnShutdown() async throws {
+        try await withSearchServer(.noida) { server in
+            let index = try await preparedIndex(server) { $0.bulk.flushInterval = .seconds(600) }
+            let group = ServiceGroup(configuration: .init(services: [.init(service: ElasticsearchService(index: index, logger: quiet()))], logger: quiet()))
+            let task = Task { try await group.run() }
+            try await index.index(communications: Array(SearchContract.documents().prefix(7)))
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(await index.bulk.bufferedCount == 7)
+            await group.triggerGracefulShutdown()
+            try await task.value
+            let check = try await preparedIndex(server)
+            try await check.refresh()
+            #expect(try await check.search(CommunicationQuery(limit: 100)).items.count == 7)
+            await check.shutdown()
+        }
+    }
+
+    @Test("catch-up at start: an index without documents from before the start gets everything in the store; then from the newest createdAt minus the margin")
+    func catchUpAtStart() async throws {
+        try await withSearchServer(.noida) { server in
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-catchup-\(UUID().uuidString)")
+            let database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("c.sqlite").path, synchronous: .normal))
+            let store = SQLiteStore(database: database)
+            let now = SystemTime.now()
+            let news = (0..<25).map { i in
+                NewCommunication(id: String(format: "65f0000000000000000000%02d", i), request: CommunicationRequest(channel: .sms, from: "+15550000000", to: "+1555300\(String(format: "%04d", i))", msg: "stored \(i)"),
+                                 idempotencyKey: nil, createdAt: Timestamp(milliseconds: now.milliseconds - 3_600_000 + Int64(i) * 1000), dispatchAt: now)
+            }
+            _ = try await store.create(news)
+            let index = try await preparedIndex(server)
+            // A document this process indexed after it started must not move the starting point.
+            let startedAt = Timestamp(milliseconds: now.milliseconds - 1_800_000)
+            try await index.reindex(communications: [CommunicationDocument(communicationId: "fresh", type: .sms, from: "+15550000000", to: "+15550000009", msg: "fresh", status: .queued, createdAt: now, timestamp: now)])
+            try await index.refresh()
+            let catchUp = SearchCatchUp(store: store, index: index, margin: .seconds(60), interval: .milliseconds(50), pageSize: 7, logger: quiet(), clock: { startedAt })
+            let group = ServiceGroup(configuration: .init(services: [.init(service: catchUp)], logger: quiet()))
+            let task = Task { try await group.run() }
+            try await eventually("the 25 stored and the fresh one indexed") {
+                try await index.refresh()
+                return try await index.search(CommunicationQuery(limit: 100)).items.count == 26
+            }
+            let found = try await index.search(CommunicationQuery(text: "stored 24", limit: 5)).items
+            #expect(found.map(\.communicationId) == [news[24].id])
+            #expect(found.first?.status == .pending)
+            await group.triggerGracefulShutdown()
+            try await task.value
+            // A restart re-indexes only the margin: from the newest minus 10 s, the last 11 documents.
+            let restarted = SearchCatchUp(store: store, index: index, margin: .seconds(10), logger: quiet())
+            let newest = try #require(try await index.newestCreatedAt(before: startedAt))
+            #expect(newest == news[24].createdAt)
+            #expect(try await restarted.catchUp(from: Timestamp(milliseconds: newest.milliseconds - 10_000)) == 11)
+            await index.shutdown()
+            await database.close()
+        }
+    }
+}
+
+@Suite("Elasticsearch settings")
+struct ElasticsearchSettingsTests {
+    @Test("ELASTICSEARCH_NODE selects Elasticsearch; api key wins; summary masks secrets; MONGODB_URL still refused")
+    func settings() throws {
+        let s = try Settings.fromEnvironment(["ELASTICSEARCH_NODE": "https://es.internal:9200/", "ELASTICSEARCH_API_KEY": "c2VjcmV0a2V5", "ELASTICSEARCH_USER": "u", "ELASTICSEARCH_PASSWORD": "pw-secret", "SWITCHBOARD_ELASTICSEARCH_BULK_ACTIONS": "250", "SWITCHBOARD_ELASTICSEARCH_FLUSH_MS": "200"])
+        let es = try #require(s.elasticsearch)
+        #expect(es.node == "https://es.internal:9200")
+        #expect(es.authentication == .apiKey("c2VjcmV0a2V5"))
+        #expect(es.bulk.maxActions == 250 && es.bulk.flushInterval == .milliseconds(200))
+        let summary = s.summary.map { "\($0.0)=\($0.1)" }.joined(separator: "\n")
+        #expect(summary.contains("search=elasticsearch/opensearch https://es.internal:9200"))
+        #expect(!summary.contains("c2VjcmV0a2V5") && !summary.contains("pw-secret"))
+
+        let basic = try #require(try Settings.fromEnvironment(["ELASTICSEARCH_NODE": "http://elastic:pw%40x@127.0.0.1:9200"]).elasticsearch)
+        #expect(basic.authentication == .basic(user: "elastic", password: "pw@x"))
+        #expect(basic.node == "http://127.0.0.1:9200")
+        #expect(!basic.description.contains("pw@x"))
+
+        #expect(throws: SettingsError.self) { try Settings.fromEnvironment(["ELASTICSEARCH_NODE": "ftp://x"]) }
+        #expect(throws: SettingsError.self) { try Settings.fromEnvironment(["MONGODB_URL": "mongodb://x"]) }
+        #expect(try Settings.fromEnvironment([:]).elasticsearch == nil)
+        #expect(Settings.variables.contains { $0.name == "ELASTICSEARCH_NODE" })
+    }
+}

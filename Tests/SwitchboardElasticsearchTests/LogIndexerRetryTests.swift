@@ -1,0 +1,65 @@
+import Foundation
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+import Testing
+import SwitchboardApp
+import SwitchboardCore
+import SwitchboardSQLite
+import SwitchboardTestSupport
+
+/// A search index that fails while `down` and otherwise records the log records it was given.
+final class FlakySearch: SearchIndex {
+    let down = NIOLockedValueBox(true)
+    let failures = NIOLockedValueBox(0)
+    let logs = NIOLockedValueBox<[LogRecord]>([])
+
+    func index(communications: [CommunicationDocument]) async throws {}
+    func index(logs records: [LogRecord]) async throws {
+        if down.withLockedValue({ $0 }) {
+            failures.withLockedValue { $0 += 1 }
+            throw CancellationError()
+        }
+        logs.withLockedValue { $0 += records }
+    }
+    func search(_ query: CommunicationQuery) async throws -> Page<CommunicationDocument> { Page(items: [], nextCursor: nil) }
+    func search(_ query: LogQuery) async throws -> Page<LogRecord> { Page(items: [], nextCursor: nil) }
+    func ping() async throws {}
+}
+
+@Suite("Logging service with an unavailable search index")
+struct LogIndexerRetryTests {
+    @Test("the batch is kept and retried in process: nothing dead-lettered, acked only after indexing")
+    func retriesInProcess() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-logger-\(UUID().uuidString)")
+        let database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("l.sqlite").path, synchronous: .normal))
+        // A short lease and two deliveries: lease redelivery would dead-letter the entries within a second.
+        let queue = SQLiteQueue(database: database, lease: .milliseconds(200), pollInterval: .milliseconds(20), clock: SystemTime.now)
+        let search = FlakySearch()
+        let engine = Engine(store: SQLiteStore(database: database), queue: queue, search: search, mailbox: nil, names: (store: "sqlite", queue: "sqlite", search: "flaky"))
+        let records = (0..<5).map { i in
+            LogRecord(communicationId: "c\(i)", service: "router", status: .pending, type: .sms, from: "+15550000000", to: "+15550000001", msg: "m\(i)", error: nil, attempt: 0, provider: nil, timestamp: Timestamp(milliseconds: 1000 + Int64(i)))
+        }
+        try await queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        try await queue.publish(stream: StreamNames.log, entries: records.map(\.fields))
+        let indexer = LogIndexer(engine: engine, options: PipelineOptions(maxDeliveries: 2, readBlock: .milliseconds(50)), consumer: "logger-test", logger: quiet())
+        let group = ServiceGroup(configuration: .init(services: [.init(service: indexer)], logger: quiet()))
+        let task = Task { try await group.run() }
+
+        try await Task.sleep(for: .seconds(2))  // ten leases
+        #expect(search.failures.withLockedValue { $0 } >= 3)
+        var info = try await queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        #expect(info.pending == 5, "not acknowledged while not indexed")
+        #expect(info.deadLetters == 0)
+
+        search.down.withLockedValue { $0 = false }
+        try await eventually(timeout: .seconds(15), "indexed and acknowledged") {
+            try await queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).pending == 0
+        }
+        #expect(search.logs.withLockedValue { $0 } == records)
+        info = try await queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        #expect(info.deadLetters == 0)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        await database.close()
+    }
+}
