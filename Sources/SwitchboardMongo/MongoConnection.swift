@@ -1,5 +1,6 @@
 #if MongoDB
 import CMongoC
+import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
 
@@ -58,8 +59,20 @@ public enum MongoError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// `mongoc_init` once per process (libmongoc requires it before any other call; `mongoc_cleanup` is never
-/// called, as other pools may live until exit).
-private let mongocInitialized: Void = { mongoc_init() }()
+/// called, as other pools may live until exit), with libmongoc's own log sent to swift-log: warnings and worse
+/// only (its debug output is per connection attempt).
+private let mongocInitialized: Void = {
+    mongoc_init()
+    mongoc_log_set_handler({ level, domain, message, _ in
+        guard level.rawValue <= MONGOC_LOG_LEVEL_WARNING.rawValue, let message else { return }
+        let text = String(cString: message), area = domain.map { String(cString: $0) } ?? "mongoc"
+        let swiftLevel: Logger.Level = level == MONGOC_LOG_LEVEL_ERROR ? .error : level == MONGOC_LOG_LEVEL_CRITICAL ? .critical : .warning
+        mongocLogger.log(level: swiftLevel, "\(text)", metadata: ["domain": "\(area)"])
+    }, nil)
+}()
+
+/// Where libmongoc's own messages go.
+private let mongocLogger = Logger(label: "mongoc")
 
 /// A `mongoc_client_pool_t` and the threads its blocking calls run on.
 ///
@@ -94,8 +107,7 @@ public final class MongoConnection: @unchecked Sendable {
         }
         guard let pool = mongoc_client_pool_new(uri) else { throw .invalidURL("libmongoc refused the URL (TLS options without TLS support?)") }
         mongoc_client_pool_set_error_api(pool, Int32(MONGOC_ERROR_API_VERSION_2))
-        // Fails harmlessly when the URL names an appname itself.
-        _ = mongoc_client_pool_set_appname(pool, "switchboard")
+        if mongoc_uri_get_appname(uri) == nil { _ = mongoc_client_pool_set_appname(pool, "switchboard") }
         self.pool = pool
         self.threads = NIOThreadPool(numberOfThreads: max(1, threads))
         self.threads.start()
