@@ -113,6 +113,14 @@ public final class MongoConnection: @unchecked Sendable {
         self.threads.start()
     }
 
+    /// Checks that libmongoc parses `url`, without creating a pool.
+    public static func validate(url: String) throws(MongoError) {
+        _ = mongocInitialized
+        var error = bson_error_t()
+        guard let uri = mongoc_uri_new_with_error(url, &error) else { throw .invalidURL(scrub(MongoError(error).description, url: url)) }
+        mongoc_uri_destroy(uri)
+    }
+
     /// Removes the password of `url` from `message`, should a driver message quote the URL.
     static func scrub(_ message: String, url: String) -> String {
         guard let scheme = url.firstRange(of: "://") else { return message }

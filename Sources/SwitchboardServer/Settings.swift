@@ -32,6 +32,9 @@ public struct Settings: Sendable {
     /// How long a Redis command keeps trying to reach a Redis that is down before it fails
     /// (`SWITCHBOARD_REDIS_WAIT_MS`). Bounds how long a request waits on publication while Redis is down.
     public var redisUnavailableWait: Duration = .seconds(1)
+    /// The seed's `MONGODB_URL`: when set, the store is MongoDB (queue and search stay as they are). Needs a
+    /// build with the `MongoDB` trait.
+    public var mongoURL: String?
 
     public init() {}
 
@@ -61,11 +64,12 @@ public struct Settings: Sendable {
         Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
         Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
         Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
+        Variable(name: "MONGODB_URL", meaning: "store in MongoDB: mongodb://[user:password@]host[:port][,host…]/[database][?options] (build with --traits MongoDB; unset: SQLite store)", defaultValue: "unset"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
     ] + ProviderSettings.variables
 
     /// The seed's variables that select engines and providers this version does not have yet.
-    static let notYetSupported = ["MONGODB_URL", "ELASTICSEARCH_NODE"]
+    static let notYetSupported = ["ELASTICSEARCH_NODE"]
 
     /// Reads the environment.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -104,9 +108,11 @@ public struct Settings: Sendable {
         if let v = value("REDIS_URL") { s.redisURL = v }
         if let v = try millis("SWITCHBOARD_REDIS_WAIT_MS") { s.redisUnavailableWait = v }
         try s.validateRedisURL()
+        if let v = value("MONGODB_URL") { s.mongoURL = v }
+        try s.validateMongoURL()
         let unsupported = notYetSupported.filter { value($0) != nil }
         if !unsupported.isEmpty {
-            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs its store and search on SQLite (MongoDB and Elasticsearch come later). Unset \(unsupported.count == 1 ? "it" : "them") to run on SQLite.")
+            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs its search on SQLite (Elasticsearch comes later). Unset \(unsupported.count == 1 ? "it" : "them") to run on SQLite.")
         }
         return s
     }
@@ -124,7 +130,7 @@ public struct Settings: Sendable {
     /// The effective configuration, one `name=value` per entry, secrets masked.
     public var summary: [(String, String)] {
         [
-            ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"),
+            ("listen", "\(host):\(port)"), ("store", mongoURL.map { "mongodb \(Self.mask($0))" } ?? "sqlite \(databasePath)"),
             ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", "sqlite fts5"),
             ("sqlite.synchronous", synchronous.rawValue),
             ("providers", Channel.allCases.map { "\($0.rawValue)=\(providers.order(for: $0).map(\.rawValue).joined(separator: ","))" }.joined(separator: " ")),

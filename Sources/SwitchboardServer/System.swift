@@ -10,6 +10,9 @@ import SwitchboardRedisStreams
 import SwitchboardSMTP
 import SwitchboardSQLite
 import SwitchboardSandbox
+#if MongoDB
+import SwitchboardMongo
+#endif
 
 /// Which services a process runs.
 public enum Role: Sendable, Hashable {
@@ -29,6 +32,10 @@ public struct SwitchboardSystem: Sendable {
     public let database: SQLiteDatabase
     /// The Redis Streams queue when `REDIS_URL` is set (the store and search stay on `database`).
     public let redisQueue: RedisStreamQueue?
+    #if MongoDB
+    /// The MongoDB store when `MONGODB_URL` is set (queue and search stay as they are).
+    public let mongoStore: MongoStore?
+    #endif
     /// The adapters; tests may swap one (e.g. drop `pipeline` to run the general, port-by-port path).
     public var engine: Engine
     public let logger: Logger
@@ -64,14 +71,23 @@ public struct SwitchboardSystem: Sendable {
             redisQueue = nil
             queue = SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock)
         }
+        var store: any CommunicationStore = SQLiteStore(database: database)
+        #if MongoDB
+        mongoStore = try settings.mongoURL.map { url in
+            do { return try MongoStore(url: url, logger: logger) } catch { throw SettingsError("MONGODB_URL=\(Settings.mask(url)): \(error)") }
+        }
+        if let mongoStore { store = mongoStore }
+        #else
+        try settings.validateMongoURL()
+        #endif
         engine = Engine(
-            store: SQLiteStore(database: database),
+            store: store,
             queue: queue,
             search: SQLiteSearchIndex(database: database),
             mailbox: SQLiteSandboxMailbox(database: database),
-            // One transaction per pipeline step only when the streams share the SQLite file.
-            pipeline: redisQueue == nil ? SQLitePipeline(database: database, clock: clock) : nil,
-            names: (store: "sqlite", queue: redisQueue == nil ? "sqlite" : "redis", search: "sqlite"))
+            // One transaction per pipeline step only when the store and the streams share the SQLite file.
+            pipeline: redisQueue == nil && settings.mongoURL == nil ? SQLitePipeline(database: database, clock: clock) : nil,
+            names: (store: settings.mongoURL == nil ? "sqlite" : "mongodb", queue: redisQueue == nil ? "sqlite" : "redis", search: "sqlite"))
         // The sandbox is never wrapped: its failures are simulated per recipient, not an outage.
         var instances: [ProviderKind: any DeliveryProvider] = [.sandbox: SandboxProvider(mailbox: engine.mailbox!, clock: clock)]
         func wrap(_ kind: ProviderKind, _ base: any DeliveryProvider, _ counts: @escaping @Sendable (ProviderError) -> Bool = { _ in true }) {
@@ -88,6 +104,9 @@ public struct SwitchboardSystem: Sendable {
     /// closes them itself.
     public func close() async {
         await redisQueue?.shutdown()
+        #if MongoDB
+        await mongoStore?.shutdown()
+        #endif
         await database.close()
     }
 
@@ -150,6 +169,11 @@ public struct SwitchboardSystem: Sendable {
         if let redisQueue {
             services.append(RedisService(queue: redisQueue, logger: logger))
         }
+        #if MongoDB
+        if let mongoStore {
+            services.append(MongoService(store: mongoStore, logger: logger))
+        }
+        #endif
         services += backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(application())
