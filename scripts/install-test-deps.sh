@@ -5,8 +5,12 @@
 #     redis-benchmark and redis-cli serve the benchmarks
 #   - openssl: the SMTP and Redis tests' CA and certificates
 #   - python3 + pip + aiosmtpd (PyPI): the SMTP server the SMTP tests talk to (scripts/smtp_test_server.py)
+#   - libmongoc-dev: the MongoDB store (built with --traits MongoDB)
+#   - SecantusDB (PyPI): `secantusd-py`, a MongoDB wire-protocol peer the MongoDB tests start on free loopback
+#     ports (not MongoDB; no mongod is needed)
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
+SECANTUSDB_VERSION="0.7.0b3"
 PYTHON="${PYTHON:-python3}"
 
 as_root() {
@@ -15,7 +19,7 @@ as_root() {
 }
 
 need=()
-for pkg in libsqlite3-dev redis-server redis-tools openssl; do
+for pkg in libsqlite3-dev libmongoc-dev redis-server redis-tools openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v "$PYTHON" >/dev/null 2>&1 || need+=(python3)
@@ -32,4 +36,10 @@ if ! "$PYTHON" -c "import aiosmtpd, sys; sys.exit(0 if aiosmtpd.__version__ == '
   # --break-system-packages is needed on Debian's externally managed Python; older pips do not know it.
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "aiosmtpd==${AIOSMTPD_VERSION}" --break-system-packages 2>/dev/null \
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "aiosmtpd==${AIOSMTPD_VERSION}"
+fi
+
+if ! "$PYTHON" -m pip show SecantusDB 2>/dev/null | grep -qx "Version: ${SECANTUSDB_VERSION}"; then
+  echo "installing: SecantusDB==${SECANTUSDB_VERSION} (PyPI)"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "SecantusDB==${SECANTUSDB_VERSION}" --break-system-packages 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check "SecantusDB==${SECANTUSDB_VERSION}"
 fi
