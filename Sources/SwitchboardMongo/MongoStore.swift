@@ -69,8 +69,11 @@ public struct MongoStore: CommunicationStore {
             try client.collection(db, Self.collectionName) { c throws(MongoError) in
                 if !ready.withLockedValue({ $0 }) {
                     try Self.createIndexes(c, client: client, database: db)
-                    ready.withLockedValue { $0 = true }
-                    logger.info("mongodb indexes ready", metadata: ["database": "\(db)", "collection": "\(Self.collectionName)"])
+                    let first = ready.withLockedValue { r in
+                        defer { r = true }
+                        return !r
+                    }
+                    if first { logger.info("mongodb indexes ready", metadata: ["database": "\(db)", "collection": "\(Self.collectionName)"]) }
                 }
                 return try body(c)
             }
