@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "SwitchboardRedis", targets: ["SwitchboardRedis"]),
         .executable(name: "redis-xadd-bench", targets: ["redis-xadd-bench"]),
     ],
+    // `MongoDB`: the MongoDB store (MONGODB_URL) on libmongoc (`swift build --traits MongoDB`). Off by default,
+    // so that the default build needs no system library beyond SQLite.
+    traits: [.trait(name: "MongoDB")],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -97,6 +100,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Store adapter: the CommunicationStore port on MongoDB (MONGODB_URL) through libmongoc; trait `MongoDB`.
+        .systemLibrary(name: "CMongoC", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev"])]),
+        .target(
+            name: "SwitchboardMongo",
+            dependencies: [
+                "SwitchboardCore",
+                .target(name: "CMongoC", condition: .when(traits: ["MongoDB"])),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Kibana saved objects importer (`switchboard kibana import`): multipart POST to the import API, waits for Kibana.
         .target(
             name: "SwitchboardKibana",
@@ -146,6 +162,7 @@ let package = Package(
                 "SwitchboardSMTP",
                 "SwitchboardProviders",
                 "SwitchboardElasticsearch",
+                .target(name: "SwitchboardMongo", condition: .when(traits: ["MongoDB"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -220,6 +237,13 @@ let package = Package(
             dependencies: ["SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport"]
         ),
         .testTarget(
+            name: "SwitchboardMongoTests",
+            dependencies: [
+                "SwitchboardCore", "SwitchboardTestSupport",
+                .target(name: "SwitchboardMongo", condition: .when(traits: ["MongoDB"])),
+            ]
+        ),
+        .testTarget(
             name: "SwitchboardHTTPTests",
             dependencies: [
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox",
@@ -257,6 +281,7 @@ let package = Package(
             dependencies: [
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox", "SwitchboardServer", "SwitchboardProviders",
                 "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport",
+                .target(name: "SwitchboardMongo", condition: .when(traits: ["MongoDB"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

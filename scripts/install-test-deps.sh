@@ -6,10 +6,14 @@
 #   - openssl: the SMTP and Redis tests' CA and certificates
 #   - python3 + pip + aiosmtpd (PyPI): the SMTP server the SMTP tests talk to (scripts/smtp_test_server.py)
 #   - noida-db, osmem-server (PyPI): Elasticsearch 8 and OpenSearch dialect emulators the search tests start
+#   - libmongoc-dev: the MongoDB store (built with --traits MongoDB)
+#   - SecantusDB (PyPI): `secantusd-py`, a MongoDB wire-protocol peer the MongoDB tests start on free loopback
+#     ports (not MongoDB; no mongod is needed)
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
 NOIDA_DB_VERSION="0.2.3"
 OSMEM_SERVER_VERSION="0.1.6"
+SECANTUSDB_VERSION="0.7.0b3"
 PYTHON="${PYTHON:-python3}"
 
 as_root() {
@@ -18,7 +22,7 @@ as_root() {
 }
 
 need=()
-for pkg in libsqlite3-dev redis-server redis-tools openssl; do
+for pkg in libsqlite3-dev libmongoc-dev redis-server redis-tools openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v "$PYTHON" >/dev/null 2>&1 || need+=(python3)
@@ -41,4 +45,10 @@ if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version(
   echo "installing: noida-db==${NOIDA_DB_VERSION} osmem-server==${OSMEM_SERVER_VERSION} (PyPI)"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "noida-db==${NOIDA_DB_VERSION}" "osmem-server==${OSMEM_SERVER_VERSION}" --break-system-packages 2>/dev/null \
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "noida-db==${NOIDA_DB_VERSION}" "osmem-server==${OSMEM_SERVER_VERSION}"
+fi
+
+if ! "$PYTHON" -m pip show SecantusDB 2>/dev/null | grep -qx "Version: ${SECANTUSDB_VERSION}"; then
+  echo "installing: SecantusDB==${SECANTUSDB_VERSION} (PyPI)"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "SecantusDB==${SECANTUSDB_VERSION}" --break-system-packages 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check "SecantusDB==${SECANTUSDB_VERSION}"
 fi

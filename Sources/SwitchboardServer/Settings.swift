@@ -38,6 +38,9 @@ public struct Settings: Sendable {
     public var stallTimeout: Duration? = .seconds(600)
     /// The seed's `ELASTICSEARCH_NODE` (with auth and tuning): when set, search runs on Elasticsearch / OpenSearch.
     public var elasticsearch: ElasticsearchConfiguration?
+    /// The seed's `MONGODB_URL`: when set, the store is MongoDB (queue and search stay as they are). Needs a
+    /// build with the `MongoDB` trait.
+    public var mongoURL: String?
 
     public init() {}
 
@@ -68,11 +71,10 @@ public struct Settings: Sendable {
         Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
         Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
         Variable(name: "SWITCHBOARD_STALL_TIMEOUT_MS", meaning: "with Redis streams: a message queued or processing this long is redispatched (its entry presumed lost); 0 = never", defaultValue: "600000"),
+        Variable(name: "MONGODB_URL", meaning: "store in MongoDB: mongodb://[user:password@]host[:port][,host…]/[database][?options] (build with --traits MongoDB; unset: SQLite store)", defaultValue: "unset"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
     ] + elasticsearchVariables + ProviderSettings.variables
 
-    /// The seed's variables that select engines and providers this version does not have yet.
-    static let notYetSupported = ["MONGODB_URL"]
 
     /// Reads the environment.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -113,10 +115,8 @@ public struct Settings: Sendable {
         if let v = try millis("SWITCHBOARD_STALL_TIMEOUT_MS") { s.stallTimeout = v == .zero ? nil : v }
         try s.validateRedisURL()
         s.elasticsearch = try elasticsearchConfiguration(reader)
-        let unsupported = notYetSupported.filter { value($0) != nil }
-        if !unsupported.isEmpty {
-            throw SettingsError("\(unsupported.joined(separator: ", ")) \(unsupported.count == 1 ? "is" : "are") set, but this version runs its store on SQLite (MongoDB comes later). Unset \(unsupported.count == 1 ? "it" : "them") to run on SQLite.")
-        }
+        if let v = value("MONGODB_URL") { s.mongoURL = v }
+        try s.validateMongoURL()
         return s
     }
 
@@ -133,7 +133,7 @@ public struct Settings: Sendable {
     /// The effective configuration, one `name=value` per entry, secrets masked.
     public var summary: [(String, String)] {
         [
-            ("listen", "\(host):\(port)"), ("store", "sqlite \(databasePath)"),
+            ("listen", "\(host):\(port)"), ("store", mongoURL.map { "mongodb \(Self.mask($0))" } ?? "sqlite \(databasePath)"),
             ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", elasticsearch.map { "elasticsearch/opensearch \($0.description)" } ?? "sqlite fts5"),
             ("sqlite.synchronous", synchronous.rawValue),
             ("providers", Channel.allCases.map { "\($0.rawValue)=\(providers.order(for: $0).map(\.rawValue).joined(separator: ","))" }.joined(separator: " ")),

@@ -11,6 +11,9 @@ import SwitchboardRedisStreams
 import SwitchboardSMTP
 import SwitchboardSQLite
 import SwitchboardSandbox
+#if MongoDB
+import SwitchboardMongo
+#endif
 
 /// Which services a process runs.
 public enum Role: Sendable, Hashable {
@@ -32,6 +35,10 @@ public struct SwitchboardSystem: Sendable {
     public let redisQueue: RedisStreamQueue?
     /// The search index when `ELASTICSEARCH_NODE` is set (else search is SQLite FTS5 in `database`).
     public let elasticsearch: ElasticsearchSearchIndex?
+    #if MongoDB
+    /// The MongoDB store when `MONGODB_URL` is set (queue and search stay as they are).
+    public let mongoStore: MongoStore?
+    #endif
     /// The adapters; tests may swap one (e.g. drop `pipeline` to run the general, port-by-port path).
     public var engine: Engine
     public let logger: Logger
@@ -67,14 +74,23 @@ public struct SwitchboardSystem: Sendable {
             redisQueue = nil
             queue = SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock)
         }
+        var store: any CommunicationStore = SQLiteStore(database: database)
+        #if MongoDB
+        mongoStore = try settings.mongoURL.map { url in
+            do { return try MongoStore(url: url, logger: logger) } catch { throw SettingsError("MONGODB_URL=\(Settings.mask(url)): \(error)") }
+        }
+        if let mongoStore { store = mongoStore }
+        #else
+        try settings.validateMongoURL()
+        #endif
         engine = Engine(
-            store: SQLiteStore(database: database),
+            store: store,
             queue: queue,
             search: SQLiteSearchIndex(database: database),
             mailbox: SQLiteSandboxMailbox(database: database),
-            // One transaction per pipeline step only when the streams share the SQLite file.
-            pipeline: redisQueue == nil ? SQLitePipeline(database: database, clock: clock) : nil,
-            names: (store: "sqlite", queue: redisQueue == nil ? "sqlite" : "redis", search: "sqlite"))
+            // One transaction per pipeline step only when the store and the streams share the SQLite file.
+            pipeline: redisQueue == nil && settings.mongoURL == nil ? SQLitePipeline(database: database, clock: clock) : nil,
+            names: (store: settings.mongoURL == nil ? "sqlite" : "mongodb", queue: redisQueue == nil ? "sqlite" : "redis", search: "sqlite"))
         if let es = settings.elasticsearch {
             // The atomic pipeline writes SQLite's search tables, so it is off when search is elsewhere.
             let index = ElasticsearchSearchIndex(configuration: es, logger: logger)
@@ -110,6 +126,9 @@ public struct SwitchboardSystem: Sendable {
     public func close() async {
         await redisQueue?.shutdown()
         await elasticsearch?.shutdown()
+        #if MongoDB
+        await mongoStore?.shutdown()
+        #endif
         await database.close()
     }
 
@@ -192,6 +211,11 @@ public struct SwitchboardSystem: Sendable {
         if let redisQueue {
             services.append(RedisService(queue: redisQueue, logger: logger))
         }
+        #if MongoDB
+        if let mongoStore {
+            services.append(MongoService(store: mongoStore, logger: logger))
+        }
+        #endif
         services += backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(application())

@@ -240,6 +240,5 @@ struct RedisPipelineTests {
             #expect(!"\(error)".contains("secret"))
         }
         #expect(try Settings.fromEnvironment([:]).redisURL == nil)
-        #expect(throws: SettingsError.self) { try Settings.fromEnvironment(["MONGODB_URL": "mongodb://x"]) }
     }
 }

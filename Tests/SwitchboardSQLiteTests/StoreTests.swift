@@ -1,99 +1,30 @@
 import Foundation
 import Testing
 import SwitchboardCore
+import SwitchboardTestSupport
 @testable import SwitchboardSQLite
 
+/// The shared store contract (`StoreContract`) on SQLite.
 @Suite("SQLite store")
 struct SQLiteStoreTests {
+    @Test func createAndRead() async throws { try await StoreContract.createAndRead(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func sameRecipientTwice() async throws { try await StoreContract.sameRecipientTwice(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func idempotency() async throws { try await StoreContract.idempotency(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func idempotencyRace() async throws { try await StoreContract.idempotencyRace(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func transitions() async throws { try await StoreContract.transitions(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func retryAndFailure() async throws { try await StoreContract.retryAndFailure(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func createdSince() async throws { try await StoreContract.createdSince(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func statusCounts() async throws { try await StoreContract.statusCounts(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func concurrentTransitions() async throws { try await StoreContract.concurrentTransitions(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func claimDue() async throws { try await StoreContract.claimDue(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func concurrentClaims() async throws { try await StoreContract.concurrentClaims(SQLiteStore(database: try temporaryDatabase())) }
+}
+
+/// What only the SQLite engine promises: durability of the file, isolation within a group commit.
+@Suite("SQLite store, engine-specific")
+struct SQLiteStoreEngineTests {
     func new(_ id: String, _ req: CommunicationRequest = sms(), key: String? = nil, at: Int64 = 1000) -> NewCommunication {
-        NewCommunication(id: id, request: req, idempotencyKey: key, createdAt: Timestamp(milliseconds: at), dispatchAt: Timestamp(milliseconds: at + 10_000))
-    }
-
-    @Test("create and read back with history")
-    func createAndRead() async throws {
-        let store = SQLiteStore(database: try temporaryDatabase())
-        let req = CommunicationRequest(channel: .email, from: "a@example.com", to: "b@example.com", msg: "hi", subject: "Subj", html: "<p>hi</p>")
-        let out = try await store.create([new("id1", req)])
-        guard case .created = out[0] else { Issue.record("not created"); return }
-        let c = try #require(try await store.communication(id: "id1"))
-        #expect(c.request == req)
-        #expect(c.status == .pending && c.dispatchSeq == 1 && c.attempts == 0)
-        #expect(c.dispatchAt == Timestamp(milliseconds: 11_000))
-        #expect(c.history.map(\.status) == [.pending])
-        #expect(try await store.communication(id: "missing") == nil)
-    }
-
-    @Test("idempotency: same request returns the first, a different one conflicts")
-    func idempotency() async throws {
-        let store = SQLiteStore(database: try temporaryDatabase())
-        _ = try await store.create([new("a", sms(msg: "one"), key: "k1")])
-        let again = try await store.create([new("b", sms(msg: "one"), key: "k1")])
-        guard case .existing(let c) = again[0] else { Issue.record("expected existing, got \(again)"); return }
-        #expect(c.id == "a")
-        let other = try await store.create([new("c", sms(msg: "two"), key: "k1")])
-        #expect(other[0] == .conflict(existingID: "a"))
-        #expect(try await store.communication(id: "b") == nil)
-        #expect(try await store.communication(id: "c") == nil)
-    }
-
-    @Test("transitions are compare-and-set and recorded in history")
-    func transitions() async throws {
-        let store = SQLiteStore(database: try temporaryDatabase())
-        _ = try await store.create([new("m")])
-        func t(_ e: StatusEvent, _ at: Int64) -> StatusTransition { StatusTransition(id: "m", event: e, at: Timestamp(milliseconds: at), service: "test") }
-        let r = try await store.apply([
-            t(.queued(dispatchSeq: 1), 2000), t(.processing(dispatchSeq: 1, redelivery: false), 3000),
-            t(.processing(dispatchSeq: 1, redelivery: false), 3001),  // duplicate: ignored
-            t(.sent(provider: "sandbox", providerMessageID: "pm-1"), 4000), t(.queued(dispatchSeq: 1), 5000),  // late: ignored
-        ])
-        #expect(r.map { if case .applied = $0 { true } else { false } } == [true, true, false, true, false])
-        let c = try #require(try await store.communication(id: "m"))
-        #expect(c.status == .sent && c.attempts == 1 && c.provider == "sandbox" && c.providerMessageID == "pm-1" && c.dispatchAt == nil)
-        #expect(c.history.map(\.status) == [.pending, .queued, .processing, .sent])
-        #expect(c.history.map(\.at.milliseconds) == [1000, 2000, 3000, 4000])
-        #expect(try await store.communication(providerMessageID: "pm-1")?.id == "m")
-        #expect(try await store.apply([StatusTransition(id: "nope", event: .queued(dispatchSeq: 1), at: Timestamp(milliseconds: 1), service: "x")]) == [.notFound(id: "nope")])
-    }
-
-    @Test("communications created since a time, in creation order, paged")
-    func createdSince() async throws {
-        let store = SQLiteStore(database: try temporaryDatabase())
-        _ = try await store.create((0..<7).map { new("s\($0)", at: Int64(1000 * $0)) })
-        let first = try await store.communications(createdSince: Timestamp(milliseconds: 2000), after: nil, limit: 3)
-        #expect(first.map(\.id) == ["s2", "s3", "s4"])
-        #expect(first[0].request == sms() && first[0].status == .pending)
-        let second = try await store.communications(createdSince: Timestamp(milliseconds: 2000), after: "s4", limit: 3)
-        #expect(second.map(\.id) == ["s5", "s6"])
-        #expect(try await store.communications(createdSince: Timestamp(milliseconds: 9000), after: nil, limit: 3).isEmpty)
-    }
-
-    @Test("concurrent workers: exactly one moves a message to processing")
-    func concurrentClaims() async throws {
-        let store = SQLiteStore(database: try temporaryDatabase())
-        _ = try await store.create((0..<50).map { new("c\($0)") })
-        let applied = await withTaskGroup(of: Int.self) { group in
-            for _ in 0..<8 {
-                group.addTask {
-                    let r = (try? await store.apply((0..<50).map { StatusTransition(id: "c\($0)", event: .processing(dispatchSeq: 1, redelivery: false), at: Timestamp(milliseconds: 2), service: "w") })) ?? []
-                    return r.filter { if case .applied = $0 { true } else { false } }.count
-                }
-            }
-            return await group.reduce(0, +)
-        }
-        #expect(applied == 50)
-    }
-
-    @Test("the outbox leases due messages to one scheduler at a time")
-    func claimDue() async throws {
-        let store = SQLiteStore(database: try temporaryDatabase())
-        _ = try await store.create([new("d1", at: 0), new("d2", at: 100_000)])
-        let now = Timestamp(milliseconds: 20_000)
-        let first = try await store.claimDue(now: now, lease: .seconds(30), limit: 10)
-        #expect(first.map(\.id) == ["d1"])
-        #expect(try await store.claimDue(now: now, lease: .seconds(30), limit: 10).isEmpty)
-        #expect(try await store.claimDue(now: Timestamp(milliseconds: 50_001), lease: .seconds(30), limit: 10).map(\.id) == ["d1"])
-        _ = try await store.apply([StatusTransition(id: "d1", event: .queued(dispatchSeq: 1), at: now, service: "s")])
-        #expect(try await store.claimDue(now: Timestamp(milliseconds: 90_000), lease: .seconds(30), limit: 10).isEmpty)
+        StoreContract.new(id, req, key: key, at: at)
     }
 
     @Test("what was committed survives closing and reopening the file")

@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+import SwitchboardCore
+
+/// Behaviour every `CommunicationStore` must show. The SQLite store (`SwitchboardSQLiteTests`) and the MongoDB
+/// store (`SwitchboardMongoTests`) run every check, each on an empty store.
+public enum StoreContract {
+    public static func sms(_ to: String = "+15551234567", msg: String = "hello") -> CommunicationRequest {
+        CommunicationRequest(channel: .sms, from: "+15550000000", to: to, msg: msg)
+    }
+
+    public static func new(_ id: String, _ req: CommunicationRequest = sms(), key: String? = nil, at: Int64 = 1000) -> NewCommunication {
+        NewCommunication(id: id, request: req, idempotencyKey: key, createdAt: Timestamp(milliseconds: at), dispatchAt: Timestamp(milliseconds: at + 10_000))
+    }
+
+    /// How many of `outcomes` were applied.
+    public static func appliedCount(_ outcomes: [TransitionOutcome]) -> Int {
+        outcomes.filter { if case .applied = $0 { true } else { false } }.count
+    }
+
+    /// A created communication reads back whole (request with its optional fields, status, outbox time,
+    /// history); an unknown id reads as nil.
+    public static func createAndRead(_ store: any CommunicationStore) async throws {
+        let req = CommunicationRequest(channel: .email, from: "a@example.com", to: "b@example.com", msg: "hi", subject: "Subj", html: "<p>hi</p>")
+        let out = try await store.create([new("id1", req)])
+        guard case .created(let created) = out.first else { Issue.record("not created: \(out)"); return }
+        #expect(created.id == "id1" && created.status == .pending)
+        let c = try #require(try await store.communication(id: "id1"))
+        #expect(c.request == req)
+        #expect(c.status == .pending && c.dispatchSeq == 1 && c.attempts == 0)
+        #expect(c.dispatchAt == Timestamp(milliseconds: 11_000))
+        #expect(c.createdAt == Timestamp(milliseconds: 1000) && c.updatedAt == Timestamp(milliseconds: 1000))
+        #expect(c.history.map(\.status) == [.pending])
+        #expect(try await store.communication(id: "missing") == nil)
+        let whatsapp = CommunicationRequest(channel: .whatsapp, from: "+15550000000", to: "+15551230000", msg: "hi", template: WhatsAppTemplate(name: "order", language: "en", parameters: ["42", "Olá 👋"]))
+        _ = try await store.create([new("id2", whatsapp)])
+        #expect(try await store.communication(id: "id2")?.request == whatsapp)
+    }
+
+    /// Two messages to one recipient are two communications (a recipient is not a key).
+    public static func sameRecipientTwice(_ store: any CommunicationStore) async throws {
+        let out = try await store.create([new("r1", sms("+15557654321", msg: "one")), new("r2", sms("+15557654321", msg: "two"))])
+        #expect(out.allSatisfy { if case .created = $0 { true } else { false } })
+        #expect(try await store.communication(id: "r2")?.request.msg == "two")
+    }
+
+    /// Same key and same request returns the first; a different request with that key conflicts; neither is stored.
+    public static func idempotency(_ store: any CommunicationStore) async throws {
+        _ = try await store.create([new("a", sms(msg: "one"), key: "k1")])
+        let again = try await store.create([new("b", sms(msg: "one"), key: "k1")])
+        guard case .existing(let c) = again[0] else { Issue.record("expected existing, got \(again)"); return }
+        #expect(c.id == "a" && c.request == sms(msg: "one"))
+        let other = try await store.create([new("c", sms(msg: "two"), key: "k1")])
+        #expect(other[0] == .conflict(existingID: "a"))
+        #expect(try await store.communication(id: "b") == nil)
+        #expect(try await store.communication(id: "c") == nil)
+        // Within one batch too.
+        let batch = try await store.create([new("d", sms(msg: "three"), key: "k2"), new("e", sms(msg: "three"), key: "k2")])
+        guard case .created = batch[0], case .existing(let first) = batch[1] else { Issue.record("batch: \(batch)"); return }
+        #expect(first.id == "d")
+    }
+
+    /// Concurrent creates with one key store one communication; the others get it back.
+    public static func idempotencyRace(_ store: any CommunicationStore) async throws {
+        let outcomes = try await withThrowingTaskGroup(of: CreateOutcome.self) { group in
+            for i in 0..<8 {
+                group.addTask { try await store.create([new("race\(i)", sms(msg: "same"), key: "race-key")])[0] }
+            }
+            return try await group.reduce(into: [CreateOutcome]()) { $0.append($1) }
+        }
+        var created: [String] = [], existing: [String] = []
+        for o in outcomes {
+            switch o {
+            case .created(let c): created.append(c.id)
+            case .existing(let c): existing.append(c.id)
+            case .conflict: Issue.record("conflict for the same request")
+            }
+        }
+        #expect(created.count == 1)
+        #expect(existing.count == 7 && Set(existing) == Set(created))
+        #expect(try await store.statusCounts() == [StatusCount(channel: .sms, status: .pending, count: 1)])
+    }
+
+    /// Transitions go through the status machine (duplicates and late events ignored) and land in the history.
+    public static func transitions(_ store: any CommunicationStore) async throws {
+        _ = try await store.create([new("m")])
+        func t(_ e: StatusEvent, _ at: Int64) -> StatusTransition { StatusTransition(id: "m", event: e, at: Timestamp(milliseconds: at), service: "test") }
+        let r = try await store.apply([
+            t(.queued(dispatchSeq: 1), 2000), t(.processing(dispatchSeq: 1, redelivery: false), 3000),
+            t(.processing(dispatchSeq: 1, redelivery: false), 3001),  // duplicate: ignored
+            t(.sent(provider: "sandbox", providerMessageID: "pm-1"), 4000), t(.queued(dispatchSeq: 1), 5000),  // late: ignored
+        ])
+        #expect(r.map { if case .applied = $0 { true } else { false } } == [true, true, false, true, false])
+        if case .applied(let after, let change) = r[3] {
+            #expect(after.status == .sent && after.history.isEmpty && change.status == .sent && change.provider == "sandbox")
+        }
+        if case .ignored(let now, let reason) = r[4] { #expect(now.status == .sent && !reason.isEmpty) }
+        let c = try #require(try await store.communication(id: "m"))
+        #expect(c.status == .sent && c.attempts == 1 && c.provider == "sandbox" && c.providerMessageID == "pm-1" && c.dispatchAt == nil)
+        #expect(c.updatedAt == Timestamp(milliseconds: 4000))
+        #expect(c.history.map(\.status) == [.pending, .queued, .processing, .sent])
+        #expect(c.history.map(\.at.milliseconds) == [1000, 2000, 3000, 4000])
+        #expect(c.history.map(\.service) == ["router", "test", "test", "test"])
+        #expect(try await store.communication(providerMessageID: "pm-1")?.id == "m")
+        #expect(try await store.communication(providerMessageID: "pm-2") == nil)
+        #expect(try await store.apply([StatusTransition(id: "nope", event: .queued(dispatchSeq: 1), at: Timestamp(milliseconds: 1), service: "x")]) == [.notFound(id: "nope")])
+    }
+
+    /// A retry keeps the provider's error and schedules the next dispatch; a failure is final.
+    public static func retryAndFailure(_ store: any CommunicationStore) async throws {
+        _ = try await store.create([new("f")])
+        func t(_ e: StatusEvent, _ at: Int64) -> StatusTransition { StatusTransition(id: "f", event: e, at: Timestamp(milliseconds: at), service: "sms") }
+        let err = ProviderError(code: "30003", message: "Unreachable handset")
+        _ = try await store.apply([
+            t(.processing(dispatchSeq: 1, redelivery: false), 2000),
+            t(.retrying(error: err, provider: "twilio", nextAttemptAt: Timestamp(milliseconds: 9000)), 2100),
+        ])
+        let retrying = try #require(try await store.communication(id: "f"))
+        #expect(retrying.status == .retrying && retrying.dispatchSeq == 2 && retrying.dispatchAt == Timestamp(milliseconds: 9000))
+        #expect(retrying.lastError == err && retrying.provider == "twilio")
+        #expect(retrying.history.last?.detail == err.description)
+        _ = try await store.apply([t(.failed(error: ProviderError(message: "gave up"), provider: nil), 3000)])
+        let failed = try #require(try await store.communication(id: "f"))
+        #expect(failed.status == .failed && failed.dispatchAt == nil && failed.lastError == ProviderError(message: "gave up"))
+        #expect(try await store.statusCounts() == [StatusCount(channel: .sms, status: .failed, count: 1)])
+    }
+
+    /// Communications created since a time come in creation order, in pages, without history.
+    public static func createdSince(_ store: any CommunicationStore) async throws {
+        _ = try await store.create((0..<7).map { new("s\($0)", at: Int64(1000 * $0)) })
+        let first = try await store.communications(createdSince: Timestamp(milliseconds: 2000), after: nil, limit: 3)
+        #expect(first.map(\.id) == ["s2", "s3", "s4"])
+        #expect(first[0].request == sms() && first[0].status == .pending)
+        let second = try await store.communications(createdSince: Timestamp(milliseconds: 2000), after: "s4", limit: 3)
+        #expect(second.map(\.id) == ["s5", "s6"])
+        #expect(try await store.communications(createdSince: Timestamp(milliseconds: 9000), after: nil, limit: 3).isEmpty)
+        #expect(try await store.communications(createdSince: .init(milliseconds: 0), after: nil, limit: 0).isEmpty)
+    }
+
+    /// Counts per channel and status.
+    public static func statusCounts(_ store: any CommunicationStore) async throws {
+        #expect(try await store.statusCounts().isEmpty)
+        let email = CommunicationRequest(channel: .email, from: "a@example.com", to: "b@example.com", msg: "hi")
+        _ = try await store.create([new("x1"), new("x2"), new("x3", email)])
+        _ = try await store.apply([StatusTransition(id: "x1", event: .queued(dispatchSeq: 1), at: Timestamp(milliseconds: 2000), service: "router")])
+        let counts = Set(try await store.statusCounts())
+        #expect(counts == [StatusCount(channel: .sms, status: .pending, count: 1), StatusCount(channel: .sms, status: .queued, count: 1), StatusCount(channel: .email, status: .pending, count: 1)])
+        try await store.ping()
+    }
+
+    /// Eight workers race to move the same 50 messages to processing: each moves exactly once.
+    public static func concurrentTransitions(_ store: any CommunicationStore) async throws {
+        _ = try await store.create((0..<50).map { new("c\($0)") })
+        let applied = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    Self.appliedCount(try await store.apply((0..<50).map { StatusTransition(id: "c\($0)", event: .processing(dispatchSeq: 1, redelivery: false), at: Timestamp(milliseconds: 2), service: "w") }))
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(applied == 50)
+        for i in [0, 25, 49] {
+            let c = try #require(try await store.communication(id: "c\(i)"))
+            #expect(c.attempts == 1 && c.history.map(\.status) == [.pending, .processing])
+        }
+    }
+
+    /// The outbox leases due messages: a leased one is not due again until its lease ran out; a queued one never.
+    public static func claimDue(_ store: any CommunicationStore) async throws {
+        _ = try await store.create([new("d1", at: 0), new("d2", at: 100_000)])
+        let now = Timestamp(milliseconds: 20_000)
+        let first = try await store.claimDue(now: now, lease: .seconds(30), limit: 10)
+        #expect(first.map(\.id) == ["d1"])
+        #expect(try await store.claimDue(now: now, lease: .seconds(30), limit: 10).isEmpty)
+        #expect(try await store.claimDue(now: Timestamp(milliseconds: 50_001), lease: .seconds(30), limit: 10).map(\.id) == ["d1"])
+        _ = try await store.apply([StatusTransition(id: "d1", event: .queued(dispatchSeq: 1), at: now, service: "s")])
+        #expect(try await store.claimDue(now: Timestamp(milliseconds: 90_000), lease: .seconds(30), limit: 10).isEmpty)
+    }
+
+    /// Concurrent schedulers never take the same due message.
+    public static func concurrentClaims(_ store: any CommunicationStore) async throws {
+        _ = try await store.create((0..<40).map { new("o\($0)", at: 0) })
+        let now = Timestamp(milliseconds: 20_000)
+        let taken = try await withThrowingTaskGroup(of: [String].self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    var mine: [String] = []
+                    while true {
+                        let got = try await store.claimDue(now: now, lease: .seconds(60), limit: 3)
+                        if got.isEmpty { return mine }
+                        mine += got.map(\.id)
+                    }
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(taken.count == 40 && Set(taken).count == 40)
+    }
+}
