@@ -205,7 +205,7 @@ public struct MongoStore: CommunicationStore {
                 return .notFound(id: t.id)
             }
             let current = try MongoDocuments.communication(doc)
-            switch StatusMachine.decide(current.dispatchState, t.event) {
+            switch StatusMachine.decide(current.dispatchState, t.event, watchdog: t.watchdog) {
             case .ignore(let reason):
                 return .ignored(current, reason: reason)
             case .apply(let effect):

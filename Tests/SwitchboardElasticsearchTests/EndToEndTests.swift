@@ -216,7 +216,7 @@ struct ElasticsearchServiceTests {
 
 @Suite("Elasticsearch settings")
 struct ElasticsearchSettingsTests {
-    @Test("ELASTICSEARCH_NODE selects Elasticsearch; api key wins; summary masks secrets; MONGODB_URL still refused")
+    @Test("ELASTICSEARCH_NODE selects Elasticsearch; api key wins; summary masks secrets")
     func settings() throws {
         let s = try Settings.fromEnvironment(["ELASTICSEARCH_NODE": "https://es.internal:9200/", "ELASTICSEARCH_API_KEY": "c2VjcmV0a2V5", "ELASTICSEARCH_USER": "u", "ELASTICSEARCH_PASSWORD": "pw-secret", "SWITCHBOARD_ELASTICSEARCH_BULK_ACTIONS": "250", "SWITCHBOARD_ELASTICSEARCH_FLUSH_MS": "200"])
         let es = try #require(s.elasticsearch)
@@ -233,7 +233,6 @@ struct ElasticsearchSettingsTests {
         #expect(!basic.description.contains("pw@x"))
 
         #expect(throws: SettingsError.self) { try Settings.fromEnvironment(["ELASTICSEARCH_NODE": "ftp://x"]) }
-        #expect(throws: SettingsError.self) { try Settings.fromEnvironment(["MONGODB_URL": "mongodb://x"]) }
         #expect(try Settings.fromEnvironment([:]).elasticsearch == nil)
         #expect(Settings.variables.contains { $0.name == "ELASTICSEARCH_NODE" })
     }

@@ -45,7 +45,10 @@ struct LogIndexerRetryTests {
         let group = ServiceGroup(configuration: .init(services: [.init(service: indexer)], logger: quiet()))
         let task = Task { try await group.run() }
 
-        try await Task.sleep(for: .seconds(2))  // ten leases
+        // Ten leases at least, and three failed attempts (a loaded machine may take longer than 2 s for them).
+        try await Task.sleep(for: .seconds(2))
+        let deadline = ContinuousClock.now + .seconds(20)
+        while search.failures.withLockedValue({ $0 }) < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(search.failures.withLockedValue { $0 } >= 3)
         var info = try await queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
         #expect(info.pending == 5, "not acknowledged while not indexed")

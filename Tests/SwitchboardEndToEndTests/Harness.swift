@@ -19,7 +19,9 @@ func testSettings(path: String? = nil, maxAttempts: Int = 3) -> Settings {
     s.databasePath = path ?? FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-e2e-\(UUID().uuidString)/e2e.sqlite").path
     s.port = 0
     s.synchronous = .normal
-    s.lease = .seconds(1)
+    // Long enough that a batch slowed down by a loaded machine (the whole suite runs in parallel) is not taken
+    // over and delivered twice; tests of takeover set a short lease themselves.
+    s.lease = .seconds(4)
     s.pollInterval = .milliseconds(20)
     s.pipeline = PipelineOptions(
         retry: RetryPolicy(maxAttempts: maxAttempts, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200), jitter: 0.5),

@@ -53,8 +53,13 @@ struct EndToEndProviderTests {
             #expect(failed.provider == "smtp")
             #expect(failed.lastError?.code == "550 5.1.1")
             #expect(failed.lastError?.message.contains("rcpt-to <nosuchuser@example.org>") == true)
-            let logs = try await client.execute(uri: "/api/v1/logs?communicationId=\(rejected)&status=failed", method: .get)
-            let items = try json(logs)["items"]?.arrayValue ?? []
+            // The logging service indexes the failure a moment after the status is committed.
+            var items: [JSONValue] = []
+            for _ in 0..<200 where items.isEmpty {
+                let logs = try await client.execute(uri: "/api/v1/logs?communicationId=\(rejected)&status=failed", method: .get)
+                items = try json(logs)["items"]?.arrayValue ?? []
+                if items.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+            }
             #expect(items.first?["error"]?.stringValue?.contains("550 5.1.1") == true)
 
             let flaky = try await send(client, .object(["from": .string("ada@example.com"), "to": .string("tempfail-once@example.org"), "msg": .string("x")]), type: "email")

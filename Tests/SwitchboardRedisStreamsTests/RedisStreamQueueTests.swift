@@ -59,12 +59,12 @@ struct RedisStreamQueueTests {
             let done = try await q.read(stream: "c_stream", group: "workers", consumer: "gone-1", count: 1, block: .zero)
             try await q.ack(stream: "c_stream", group: "workers", ids: done.map(\.id))
             _ = try await q.read(stream: "c_stream", group: "workers", consumer: "crashed-2", count: 1, block: .zero)
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: .milliseconds(3000))
             try await q.publish(stream: "c_stream", entries: [["n": "3"]])
             let fresh = try await q.read(stream: "c_stream", group: "workers", consumer: "alive-3", count: 1, block: .zero)
             try await q.ack(stream: "c_stream", group: "workers", ids: fresh.map(\.id))
             #expect(Set(try await q.client.xinfoConsumers("c_stream", group: "workers").map(\.name)) == ["gone-1", "crashed-2", "alive-3"])
-            q.consumerRetention = .seconds(1)
+            q.consumerRetention = .seconds(2)  // the first two idle 3 s; alive-3 a moment
             try await q.createGroup(stream: "c_stream", group: "workers")  // what every reader does at start
             let left = try await q.client.xinfoConsumers("c_stream", group: "workers")
             #expect(Set(left.map(\.name)) == ["crashed-2", "alive-3"])
