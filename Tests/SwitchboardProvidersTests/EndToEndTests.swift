@@ -53,13 +53,7 @@ struct EndToEndProviderTests {
             #expect(failed.provider == "smtp")
             #expect(failed.lastError?.code == "550 5.1.1")
             #expect(failed.lastError?.message.contains("rcpt-to <nosuchuser@example.org>") == true)
-            // The logging service indexes the failure a moment after the status is committed.
-            var items: [JSONValue] = []
-            for _ in 0..<200 where items.isEmpty {
-                let logs = try await client.execute(uri: "/api/v1/logs?communicationId=\(rejected)&status=failed", method: .get)
-                items = try json(logs)["items"]?.arrayValue ?? []
-                if items.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
-            }
+            let items = try await logItems(client, "/api/v1/logs?communicationId=\(rejected)&status=failed")
             #expect(items.first?["error"]?.stringValue?.contains("550 5.1.1") == true)
 
             let flaky = try await send(client, .object(["from": .string("ada@example.com"), "to": .string("tempfail-once@example.org"), "msg": .string("x")]), type: "email")
@@ -125,8 +119,8 @@ struct EndToEndProviderTests {
             #expect(c.provider == "twilio")
             #expect(c.lastError?.code == "21211")
             #expect(c.lastError?.message.hasPrefix("The 'To' number +15005550009 is not a valid phone number.") == true)
-            let logs = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(id)&status=failed", method: .get))
-            #expect(logs["items"]?.arrayValue?.first?["error"]?.stringValue?.contains("21211") == true)
+            let items = try await logItems(client, "/api/v1/logs?communicationId=\(id)&status=failed")
+            #expect(items.first?["error"]?.stringValue?.contains("21211") == true)
         }
     }
 

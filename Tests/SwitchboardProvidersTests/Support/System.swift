@@ -75,5 +75,17 @@ func waitFor(_ system: SwitchboardSystem, _ id: String, _ status: CommunicationS
     throw CancellationError()
 }
 
+/// The log records `GET <uri>` returns once there are any (the logging service indexes a moment after the
+/// status is committed); empty after `timeout`.
+func logItems(_ client: some TestClientProtocol, _ uri: String, timeout: Duration = .seconds(20)) async throws -> [JSONValue] {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        var items: [JSONValue] = []
+        if case .array(let a)? = try json(try await client.execute(uri: uri, method: .get))["items"] { items = a }
+        if !items.isEmpty || ContinuousClock.now >= deadline { return items }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
+
 /// The JSON of a response.
 func json(_ r: TestResponse) throws -> JSONValue { try JSONParser.parse(Array(r.body.readableBytesView)) }
