@@ -47,7 +47,7 @@ if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version(
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "noida-db==${NOIDA_DB_VERSION}" "osmem-server==${OSMEM_SERVER_VERSION}"
 fi
 
-if ! "$PYTHON" -m pip show SecantusDB 2>/dev/null | grep -qx "Version: ${SECANTUSDB_VERSION}"; then
+if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('SecantusDB') == '${SECANTUSDB_VERSION}' else 1)" 2>/dev/null; then
   echo "installing: SecantusDB==${SECANTUSDB_VERSION} (PyPI)"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "SecantusDB==${SECANTUSDB_VERSION}" --break-system-packages 2>/dev/null \
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "SecantusDB==${SECANTUSDB_VERSION}"
