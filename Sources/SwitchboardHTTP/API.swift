@@ -202,18 +202,29 @@ public struct API: Sendable {
 
     // MARK: health
 
+    /// `GET /health/ready`: each dependency up or down; 503 only when the store is down.
     func ready() async -> Response {
         async let store: String? = check { try await engine.store.ping() }
         async let queue: String? = check { try await engine.queue.ping() }
         async let search: String? = check { try await engine.search.ping() }
         let results = await [("store", engine.names.store, store), ("queue", engine.names.queue, queue), ("search", engine.names.search, search)]
         var deps: [String: JSONValue] = [:]
-        var ok = true
         for (role, name, error) in results {
-            ok = ok && error == nil
             deps[role] = .object(["engine": .string(name), "status": .string(error == nil ? "up" : "down"), "error": Render.optional(error)])
         }
-        return .json(.object(["status": .string(ok ? "ready" : "unavailable"), "dependencies": .object(deps)]), status: ok ? .ok : .serviceUnavailable)
+        // Only the store is essential: with the queue down the router still accepts (the outbox publishes later),
+        // with search down it accepts and delivers (the catch-up indexes later). Taking the instance out of a load
+        // balancer then would turn a degraded service into an outage, so those answer 200 "degraded".
+        let storeDown = results[0].2 != nil
+        let status: String
+        if storeDown {
+            status = "unavailable"
+        } else if results.contains(where: { $0.2 != nil }) {
+            status = "degraded"
+        } else {
+            status = "ready"
+        }
+        return .json(.object(["status": .string(status), "dependencies": .object(deps)]), status: storeDown ? .serviceUnavailable : .ok)
     }
 
     func check(_ body: @Sendable () async throws -> Void) async -> String? {

@@ -128,6 +128,10 @@ struct ElasticsearchEndToEndTests {
                 let search = try await client.execute(uri: "/api/v1/communications?q=during", method: .get)
                 #expect(search.status == .serviceUnavailable)
                 #expect(try json(search)["error"]?["code"] == .string("search_unavailable"))
+                let degraded = try await client.execute(uri: "/health/ready", method: .get)
+                let degradedBody = try json(degraded)
+                #expect(degraded.status == .ok && degradedBody["status"] == .string("degraded"))
+                #expect(degradedBody["dependencies"]?["search"]?["status"] == .string("down"))
                 // The buffered batches give up; from then on they are the catch-up's.
                 try await eventually("the indexer gave up on documents") { await es.bulk.statistics.givenUp > 0 }
                 try await Task.sleep(for: .seconds(1))
