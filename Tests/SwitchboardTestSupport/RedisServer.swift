@@ -53,21 +53,19 @@ public func freeLoopbackPort() async throws -> Int {
 
 /// A throwaway `redis-server` on 127.0.0.1, with its own temporary directory,
 /// no persistence, stopped (and its directory removed) by ``stop()``.
-public final class RedisServer: Sendable {
+public final class RedisServer: ThrowawayServer {
     public let port: Int
     public let directory: String
-    private let executable: String
-    private let arguments: [String]
-    private let process = NIOLockedValueBox<Process?>(nil)
+    private let server: ServerProcess
 
     /// Extra information for test failure messages.
-    public var logFile: String { "\(self.directory)/redis.log" }
+    public var logFile: String { server.logFile }
 
     private init(executable: String, port: Int, directory: String, arguments: [String]) {
-        self.executable = executable
         self.port = port
         self.directory = directory
-        self.arguments = arguments
+        // redis-server writes its log there itself (`--logfile`); stdout stays empty.
+        server = ServerProcess(name: "redis-server", executable: executable, arguments: arguments, logFile: "\(directory)/redis.log")
     }
 
     /// Starts a server.
@@ -81,12 +79,7 @@ public final class RedisServer: Sendable {
                     + "(apt-get install -y redis-server openssl)"
             )
         }
-        var lastError: (any Error)?
-        for _ in 0..<5 {
-            let port = try await freeLoopbackPort()
-            let directory = FileManager.default.temporaryDirectory
-                .appendingPathComponent("switchboard-redis-test-\(UUID().uuidString)").path
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return try await ServerProcess.startOnFreePort("redis-test", attempts: 5, make: { port, directory in
             var arguments = [
                 "--bind", "127.0.0.1",
                 "--save", "",
@@ -108,42 +101,13 @@ public final class RedisServer: Sendable {
             } else {
                 arguments += ["--port", String(port)]
             }
-            arguments += extraArguments
-            let server = RedisServer(executable: executable, port: port, directory: directory, arguments: arguments)
-            do {
-                try await server.launch()
-                return server
-            } catch {
-                lastError = error
-                await server.stop()
-            }
-        }
-        throw lastError ?? TestEnvironmentError(description: "could not start redis-server")
+            return RedisServer(executable: executable, port: port, directory: directory, arguments: arguments + extraArguments)
+        }, launch: { try await $0.launch() }, stop: { await $0.stop() })
     }
 
     /// Starts the process and waits until it accepts connections.
     public func launch() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: self.executable)
-        process.arguments = self.arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try? FileManager.default.removeItem(atPath: self.logFile)
-        try process.run()
-        self.process.withLockedValue { $0 = process }
-
-        let deadline = ContinuousClock.now + .seconds(15)
-        while ContinuousClock.now < deadline {
-            let log = (try? String(contentsOfFile: self.logFile, encoding: .utf8)) ?? ""
-            if log.contains("Ready to accept connections") {
-                return
-            }
-            if !process.isRunning {
-                throw TestEnvironmentError(description: "redis-server exited early:\n\(log)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        throw TestEnvironmentError(description: "redis-server did not become ready in time")
+        try await server.launch(timeout: .seconds(15)) { $0.contains("Ready to accept connections") }
     }
 
     /// Kills the process and waits for it to exit.
@@ -152,26 +116,7 @@ public final class RedisServer: Sendable {
     /// which SIGTERM is blocked. The server keeps no data (`--save ""`), and the kernel
     /// closes its sockets, so clients see the same as after a crash or a shutdown.
     public func terminate() async {
-        guard let process = self.process.withLockedValue({ $0 }) else { return }
-        let pid = process.processIdentifier
-        // Foundation's `isRunning` is not always reliable on Linux when several child
-        // processes come and go, so also ask the kernel whether the process still exists.
-        func exists() -> Bool { process.isRunning || (pid > 0 && kill(pid, 0) == 0 && !Self.isZombie(pid)) }
-        if exists() {
-            kill(pid, SIGKILL)
-        }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while exists(), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        self.process.withLockedValue { $0 = nil }
-    }
-
-    private static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return true }
-        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+        await server.terminate()
     }
 
     /// Stops the server on this port and starts it again with the same options (empty dataset).
@@ -197,15 +142,7 @@ public func withRedisServer<T>(
     tls: TLSFiles? = nil,
     _ body: (RedisServer) async throws -> T
 ) async throws -> T {
-    let server = try await RedisServer.start(extraArguments: extraArguments, tls: tls)
-    do {
-        let result = try await body(server)
-        await server.stop()
-        return result
-    } catch {
-        await server.stop()
-        throw error
-    }
+    try await withServer({ try await RedisServer.start(extraArguments: extraArguments, tls: tls) }, body)
 }
 
 /// A self-signed CA and a server certificate for `localhost` (DNS name only), made with `openssl`.
