@@ -190,6 +190,17 @@ let package = Package(
             ],
             path: "Tests/SwitchboardTestSupport"
         ),
+        // Shared by the provider and Kibana tests: a scripted local HTTP server that records what it receives.
+        .target(
+            name: "SwitchboardTestHTTP",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/SwitchboardTestHTTP"
+        ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"]),
         .testTarget(
             name: "SwitchboardSMTPTests",
@@ -205,7 +216,7 @@ let package = Package(
         .testTarget(
             name: "SwitchboardProvidersTests",
             dependencies: [
-                "SwitchboardCore", "SwitchboardApp", "SwitchboardSMTP", "SwitchboardProviders", "SwitchboardHTTP", "SwitchboardServer",
+                "SwitchboardCore", "SwitchboardApp", "SwitchboardSMTP", "SwitchboardProviders", "SwitchboardHTTP", "SwitchboardServer", "SwitchboardTestHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -269,11 +280,7 @@ let package = Package(
         .testTarget(
             name: "SwitchboardKibanaTests",
             dependencies: [
-                "SwitchboardKibana", "SwitchboardElasticsearch", "SwitchboardCore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                "SwitchboardKibana", "SwitchboardElasticsearch", "SwitchboardCore", "SwitchboardTestHTTP",
             ]
         ),
         .testTarget(

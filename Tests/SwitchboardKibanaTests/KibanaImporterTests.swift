@@ -1,6 +1,7 @@
 import Foundation
 import SwitchboardKibana
 import Testing
+import SwitchboardTestHTTP
 
 /// A temporary directory of NDJSON files, removed by `remove()`.
 struct TempDir {
@@ -44,13 +45,13 @@ func parseMultipart(_ body: [UInt8], boundary: String) throws -> [Part] {
     return parts
 }
 
-let okReply = LocalHTTPServer.Reply(status: 200, body: #"{"success":true,"successCount":2,"successResults":[{"type":"index-pattern","id":"a","meta":{"title":"a"}},{"type":"lens","id":"b","meta":{"title":"b"}}]}"#)
+let okReply = MockHTTPServer.Reply(status: 200, body: #"{"success":true,"successCount":2,"successResults":[{"type":"index-pattern","id":"a","meta":{"title":"a"}},{"type":"lens","id":"b","meta":{"title":"b"}}]}"#)
 
 @Suite("switchboard kibana import (against a local HTTP server)")
 struct KibanaImporterTests {
     @Test("one multipart POST per file, in name order: path with overwrite=true and space, kbn-xsrf, basic auth, the file's bytes")
     func sendsTheRightRequest() async throws {
-        let server = try await LocalHTTPServer.start(fallback: okReply)
+        let server = try await MockHTTPServer.start(fallback: okReply)
         let first = #"{"type":"index-pattern","id":"a","attributes":{"title":"x"},"references":[]}"# + "\n"
         let second = "{\"type\":\"lens\",\"id\":\"b\",\"attributes\":{\"title\":\"é \\\"q\\\"\"},\"references\":[]}\n"
         let dir = try TempDir(files: ["20-second.ndjson": second, "00-first.ndjson": first, "notes.txt": "not sent"])
@@ -84,7 +85,7 @@ struct KibanaImporterTests {
 
     @Test("the default space has no /s/ prefix; an API key goes in Authorization: ApiKey; no credentials, no header")
     func defaultSpaceAndAPIKey() async throws {
-        let server = try await LocalHTTPServer.start(fallback: okReply)
+        let server = try await MockHTTPServer.start(fallback: okReply)
         let dir = try TempDir(files: ["a.ndjson": "{}\n"])
         defer { dir.remove() }
         _ = try await KibanaImporter(url: server.baseURL, auth: .apiKey("aWQ6a2V5")).importDirectory(dir.url.path)
@@ -99,7 +100,7 @@ struct KibanaImporterTests {
 
     @Test("refused objects: the import throws with each object's type, id and reason, and stops before the next file")
     func objectErrors() async throws {
-        let server = try await LocalHTTPServer.start(fallback: okReply)
+        let server = try await MockHTTPServer.start(fallback: okReply)
         server.enqueue(.init(status: 200, body: #"""
             {"success":false,"successCount":1,"errors":[
               {"id":"switchboard-lens-throughput","type":"lens","meta":{"title":"Throughput","icon":"lensApp"},
@@ -132,8 +133,8 @@ struct KibanaImporterTests {
 
     @Test("503 while Kibana starts: retried until it answers")
     func retriesOn503() async throws {
-        let server = try await LocalHTTPServer.start(fallback: okReply)
-        let starting = LocalHTTPServer.Reply(status: 503, body: #"{"statusCode":503,"error":"Service Unavailable","message":"Kibana server is not ready yet"}"#)
+        let server = try await MockHTTPServer.start(fallback: okReply)
+        let starting = MockHTTPServer.Reply(status: 503, body: #"{"statusCode":503,"error":"Service Unavailable","message":"Kibana server is not ready yet"}"#)
         server.enqueue(starting, starting)
         let dir = try TempDir(files: ["a.ndjson": "{\"id\":\"x\"}\n"])
         defer { dir.remove() }
@@ -147,7 +148,7 @@ struct KibanaImporterTests {
 
     @Test("connection refused until the timeout: unavailable, naming the URL")
     func givesUpWhenUnreachable() async throws {
-        let server = try await LocalHTTPServer.start(fallback: okReply)
+        let server = try await MockHTTPServer.start(fallback: okReply)
         let url = server.baseURL
         await server.stop()  // nothing listens on that port any more
         let dir = try TempDir(files: ["a.ndjson": "{}\n"])
@@ -166,7 +167,7 @@ struct KibanaImporterTests {
 
     @Test("401 is not retried and is reported with Kibana's message")
     func unauthorized() async throws {
-        let server = try await LocalHTTPServer.start(fallback: .init(status: 401, body: #"{"statusCode":401,"error":"Unauthorized","message":"unable to authenticate user"}"#))
+        let server = try await MockHTTPServer.start(fallback: .init(status: 401, body: #"{"statusCode":401,"error":"Unauthorized","message":"unable to authenticate user"}"#))
         let dir = try TempDir(files: ["a.ndjson": "{}\n"])
         defer { dir.remove() }
         let error = await #expect(throws: KibanaImportError.self) {

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
+import SwitchboardTestHTTP
 import SwitchboardApp
 import SwitchboardCore
 @testable import SwitchboardProviders

@@ -1,5 +1,6 @@
 import Logging
 import Testing
+import SwitchboardTestHTTP
 import SwitchboardApp
 import SwitchboardCore
 @testable import SwitchboardProviders

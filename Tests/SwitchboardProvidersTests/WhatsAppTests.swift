@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SwitchboardTestHTTP
 import SwitchboardCore
 @testable import SwitchboardProviders
 

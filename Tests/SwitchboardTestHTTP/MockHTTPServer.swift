@@ -4,38 +4,44 @@ import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
-import Testing
 
-/// A local HTTP server (Hummingbird on 127.0.0.1, a free port) standing in for a provider's API: it records
-/// every request exactly as received and answers with scripted replies, so the real provider client runs
+/// A local HTTP server (Hummingbird on 127.0.0.1, a free port) standing in for a provider's API or Kibana: it
+/// records every request exactly as received and answers with scripted replies, so the real client runs
 /// against it over real TCP.
-final class MockHTTPServer: Sendable {
+public final class MockHTTPServer: Sendable {
     /// One request as the server saw it.
-    struct Recorded: Sendable {
-        var method: String
-        var path: String
-        var query: String
+    public struct Recorded: Sendable {
+        public var method: String
+        public var path: String
+        public var query: String
         /// Header values by lowercased name (the last one wins).
-        var headers: [String: String]
-        var body: [UInt8]
+        public var headers: [String: String]
+        public var body: [UInt8]
 
-        var text: String { String(decoding: body, as: UTF8.self) }
+        public var text: String { String(decoding: body, as: UTF8.self) }
         /// The body as form fields, in order (percent-decoding done by Foundation, independently of ours).
-        var form: [(String, String)] {
+        public var form: [(String, String)] {
             var c = URLComponents()
             c.percentEncodedQuery = text.replacingOccurrences(of: "+", with: "%20")
             return (c.queryItems ?? []).map { ($0.name, $0.value ?? "") }
         }
         /// The body as a JSON object (Foundation's parser).
-        var json: NSDictionary? { try? JSONSerialization.jsonObject(with: Data(body)) as? NSDictionary }
+        public var json: NSDictionary? { try? JSONSerialization.jsonObject(with: Data(body)) as? NSDictionary }
     }
 
     /// One scripted answer.
-    struct Reply: Sendable {
-        var status: Int
-        var body: String
-        var delay: Duration? = nil
-        var contentType = "application/json"
+    public struct Reply: Sendable {
+        public var status: Int
+        public var body: String
+        public var delay: Duration?
+        public var contentType: String
+
+        public init(status: Int, body: String, delay: Duration? = nil, contentType: String = "application/json") {
+            self.status = status
+            self.body = body
+            self.delay = delay
+            self.contentType = contentType
+        }
     }
 
     private struct State {
@@ -50,7 +56,7 @@ final class MockHTTPServer: Sendable {
         init(fallback: Reply) { state = Mutex(State(fallback: fallback)) }
 
         func handle(_ request: Request) async throws -> Response {
-            let body = try await request.body.collect(upTo: 1 << 20)
+            let body = try await request.body.collect(upTo: 16 << 20)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
             if let authority = request.head.authority { headers["host"] = authority }
@@ -66,9 +72,9 @@ final class MockHTTPServer: Sendable {
 
     private let store: Store
     private let task: Mutex<Task<Void, any Error>?> = Mutex(nil)
-    let port: Int
+    public let port: Int
 
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
 
     private init(port: Int, store: Store) {
         self.port = port
@@ -76,7 +82,7 @@ final class MockHTTPServer: Sendable {
     }
 
     /// Starts a server answering `fallback` to every request not scripted with `enqueue`.
-    static func start(fallback: Reply = Reply(status: 500, body: #"{"error":"no reply scripted"}"#)) async throws -> MockHTTPServer {
+    public static func start(fallback: Reply = Reply(status: 500, body: #"{"error":"no reply scripted"}"#)) async throws -> MockHTTPServer {
         let store = Store(fallback: fallback)
         let router = Router(context: BasicRequestContext.self)
         for method: HTTPRequest.Method in [.get, .post, .put, .delete] {
@@ -102,12 +108,12 @@ final class MockHTTPServer: Sendable {
     }
 
     /// Scripts the next answers, in order.
-    func enqueue(_ replies: Reply...) { store.state.withLock { $0.replies += replies } }
+    public func enqueue(_ replies: Reply...) { store.state.withLock { $0.replies += replies } }
 
     /// Every request so far.
-    var requests: [Recorded] { store.state.withLock { $0.requests } }
+    public var requests: [Recorded] { store.state.withLock { $0.requests } }
 
-    func stop() async {
+    public func stop() async {
         let t = task.withLock { $0 }
         t?.cancel()
         _ = try? await t?.value
