@@ -19,39 +19,21 @@ STORE=${STORE:-mongodb}
 SEARCH=${SEARCH:-elasticsearch}
 
 scripts/install-test-deps.sh
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)"; apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
-fi
 swift build -c release --traits MongoDB --product switchboard >/dev/null 2>&1 || swift build -c release --traits MongoDB --product switchboard
 BIN=$(swift build -c release --traits MongoDB --show-bin-path)/switchboard
 WORK=$(mktemp -d)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for() { # <what> <command…>: polls for up to 30 s
-  local what=$1; shift
-  for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "$what did not start"; tail -20 "$WORK"/*.log; exit 1
-}
+source scripts/bench/lib.sh
+trap stop_all EXIT
+ensure_wrk
 PORT=$(free_port)
 REDIS_PORT=$(free_port)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK" --save "" --appendonly yes --appendfsync everysec \
-  --logfile "$WORK/redis.log" --daemonize no &
-PIDS+=($!)
-wait_for redis redis-cli -p "$REDIS_PORT" ping
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT" SWITCHBOARD_DATABASE="$WORK/bench.sqlite" PORT SWITCHBOARD_LOG_LEVEL=warning
+start_redis
+export SWITCHBOARD_DATABASE="$WORK/bench.sqlite" PORT SWITCHBOARD_LOG_LEVEL=warning
 
 STORE_VERSION=sqlite
 if [ "$STORE" = mongodb ]; then
   MONGO_PORT=$(free_port)
-  secantusd-py --host 127.0.0.1 --port "$MONGO_PORT" --storage-path :memory: --standalone >"$WORK/secantus.log" 2>&1 &
-  PIDS+=($!)
+  spawn secantusd-py --host 127.0.0.1 --port "$MONGO_PORT" --storage-path :memory: --standalone >"$WORK/secantus.log" 2>&1
   wait_for secantusdb python3 -c "import socket; socket.create_connection(('127.0.0.1', $MONGO_PORT), 1)"
   export MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT/communication-aggregator"
   STORE_VERSION="MongoDB peer SecantusDB $(pip show SecantusDB 2>/dev/null | sed -n 's/^Version: //p')"
@@ -61,12 +43,10 @@ SEARCH_VERSION=sqlite
 ES_PORT=$(free_port)
 case "$SEARCH" in
   elasticsearch)
-    noida-db start --data-dir "$WORK/noida" --host 127.0.0.1 --only elasticsearch --elasticsearch-port "$ES_PORT" >"$WORK/noida.log" 2>&1 &
-    PIDS+=($!)
+    spawn noida-db start --data-dir "$WORK/noida" --host 127.0.0.1 --only elasticsearch --elasticsearch-port "$ES_PORT" >"$WORK/noida.log" 2>&1
     SEARCH_VERSION="Elasticsearch emulator noida-db $(pip show noida-db 2>/dev/null | sed -n 's/^Version: //p')";;
   opensearch)
-    "$(python3 -c 'import osmem_server,os;print(os.path.dirname(osmem_server.__file__))')/bin/osmem-server" -addr "127.0.0.1:$ES_PORT" -no-stdin-watch >"$WORK/osmem.log" 2>&1 &
-    PIDS+=($!)
+    spawn "$(python3 -c 'import osmem_server,os;print(os.path.dirname(osmem_server.__file__))')/bin/osmem-server" -addr "127.0.0.1:$ES_PORT" -no-stdin-watch >"$WORK/osmem.log" 2>&1
     SEARCH_VERSION="OpenSearch emulator osmem-server $(pip show osmem-server 2>/dev/null | sed -n 's/^Version: //p')";;
   sqlite) ;;
   *) echo "SEARCH=$SEARCH: use elasticsearch, opensearch or sqlite"; exit 2;;
@@ -76,23 +56,12 @@ if [ "$SEARCH" != sqlite ]; then
   export ELASTICSEARCH_NODE="http://127.0.0.1:$ES_PORT"
 fi
 
-"$BIN" router >"$WORK/router.log" 2>&1 &
-PIDS+=($!)
-wait_for router curl -fs "http://127.0.0.1:$PORT/health/ready"
-for i in $(seq 1 "$WORKERS"); do
-  "$BIN" worker --channel sms >"$WORK/worker-$i.log" 2>&1 &
-  PIDS+=($!)
-done
-"$BIN" logger >"$WORK/logger.log" 2>&1 &
-PIDS+=($!)
-sleep 1
-
-source scripts/bench/lib.sh
+start_services "$WORKERS"
 
 echo "== Switchboard on the seed's engines: $(nproc) cores; store: $STORE_VERSION; streams: redis $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'); search: $SEARCH_VERSION; router + $WORKERS sms workers + logger, $CONNECTIONS connections"
 drive_end_to_end "$E2E_MESSAGES"
 # The logger catches up on log_stream; with a search engine, wait until communication-logs holds every record.
-while [ "$(redis-cli -p "$REDIS_PORT" xlen log_stream)" != "0" ]; do sleep 0.1; done
+wait_log_stream_drained
 if [ "$SEARCH" != sqlite ]; then
   # Every entry was acknowledged, so the cluster has it; wait until a refreshed count stops moving. (Fewer than
   # 4 records per message is normal: a worker that takes an entry before the router recorded `queued` makes
@@ -109,13 +78,4 @@ if [ "$SEARCH" != sqlite ]; then
   docs=$(curl -fs "http://127.0.0.1:$ES_PORT/communications/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' 2>/dev/null || echo 0)
   echo "search holds $docs communications and $got log records ($(python3 -c "print(f'{$got / $TOTAL:.2f}')") per message)"
 fi
-T3=$(date +%s.%N)
-python3 - "$TOTAL" "$SENT" "$T0" "$T1" "$T2" "$T3" <<'PY'
-import sys
-total, sent, t0, t1, t2, t3 = sys.argv[1:]
-total, sent = int(total), int(sent)
-t0, t1, t2, t3 = float(t0), float(t1), float(t2), float(t3)
-print(f"accepted                     {total:10d} messages in {t1-t0:.1f} s -> {total/(t1-t0):.0f} requests/s")
-print(f"end to end                   all {sent} sent after {t2-t0:.1f} s -> {sent/(t2-t0):.0f} messages/s")
-print(f"logs indexed                 every log record searchable after {t3-t0:.1f} s")
-PY
+report_end_to_end "$(date +%s.%N)"

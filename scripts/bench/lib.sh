@@ -1,4 +1,4 @@
-# Shared by scripts/bench.sh and scripts/bench-distributed.sh (sourced; expects PORT, THREADS, CONNECTIONS, WORK).
+# Shared by scripts/bench.sh, scripts/bench-distributed.sh and scripts/bench-engines.sh (sourced; expects PORT, THREADS, CONNECTIONS, WORK).
 
 # Prints "<count of status $1> <total>" from the router's /api/v1/stats.
 stat_of() {
@@ -26,4 +26,67 @@ drive_end_to_end() {
     sleep 0.2
   done
   T2=$(date +%s.%N)
+}
+
+# --- Separate processes (scripts/bench-distributed.sh, scripts/bench-engines.sh) ---------------------------
+# Expect WORK (a temporary folder) and BIN (the switchboard binary).
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+ensure_wrk() {
+  if ! command -v wrk >/dev/null; then
+    echo "installing wrk (Debian package)"; apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+  fi
+}
+
+# Background processes started with `spawn`; `trap stop_all EXIT` stops them (SIGTERM, then waited for) and
+# removes WORK.
+PIDS=()
+spawn() { "$@" & PIDS+=($!); }
+stop_all() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+
+# wait_for <what> <command…>: polls the command for up to 30 s.
+wait_for() {
+  local what=$1; shift
+  for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "$what did not start"; tail -20 "$WORK"/*.log; exit 1
+}
+
+# Redis as production runs it (AOF, fsync every second) on REDIS_PORT; exports REDIS_URL.
+start_redis() {
+  spawn redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK" --save "" --appendonly yes --appendfsync everysec \
+    --logfile "$WORK/redis.log" --daemonize no
+  wait_for redis redis-cli -p "$REDIS_PORT" ping
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+}
+
+# The router on PORT, $1 SMS workers and the logger, each its own process, as the environment configures them.
+start_services() {
+  spawn "$BIN" router >"$WORK/router.log" 2>&1
+  wait_for router curl -fs "http://127.0.0.1:$PORT/health/ready"
+  for i in $(seq 1 "$1"); do spawn "$BIN" worker --channel sms >"$WORK/worker-$i.log" 2>&1; done
+  spawn "$BIN" logger >"$WORK/logger.log" 2>&1
+  sleep 1
+}
+
+# Waits until the logger has drained log_stream in Redis.
+wait_log_stream_drained() {
+  while [ "$(redis-cli -p "$REDIS_PORT" xlen log_stream)" != "0" ]; do sleep 0.1; done
+}
+
+# Prints the end-to-end figures from TOTAL, SENT, T0, T1, T2 and $1 (when every log record was searchable).
+report_end_to_end() {
+  python3 - "$TOTAL" "$SENT" "$T0" "$T1" "$T2" "$1" <<'PY'
+import sys
+total, sent, t0, t1, t2, t3 = sys.argv[1:]
+total, sent = int(total), int(sent)
+t0, t1, t2, t3 = float(t0), float(t1), float(t2), float(t3)
+print(f"accepted                     {total:10d} messages in {t1-t0:.1f} s -> {total/(t1-t0):.0f} requests/s")
+print(f"end to end                   all {sent} sent after {t2-t0:.1f} s -> {sent/(t2-t0):.0f} messages/s")
+print(f"logs indexed                 every log record searchable after {t3-t0:.1f} s")
+PY
 }
