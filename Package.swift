@@ -201,6 +201,16 @@ let package = Package(
             ],
             path: "Tests/SwitchboardTestHTTP"
         ),
+        // Shared by the whole-system tests: fast settings, running a system's services, polling.
+        .target(
+            name: "SwitchboardTestSystem",
+            dependencies: [
+                "SwitchboardCore", "SwitchboardApp", "SwitchboardServer",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/SwitchboardTestSystem"
+        ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"]),
         .testTarget(
             name: "SwitchboardSMTPTests",
@@ -216,7 +226,7 @@ let package = Package(
         .testTarget(
             name: "SwitchboardProvidersTests",
             dependencies: [
-                "SwitchboardCore", "SwitchboardApp", "SwitchboardSMTP", "SwitchboardProviders", "SwitchboardHTTP", "SwitchboardServer", "SwitchboardTestHTTP",
+                "SwitchboardCore", "SwitchboardApp", "SwitchboardSMTP", "SwitchboardProviders", "SwitchboardHTTP", "SwitchboardServer", "SwitchboardTestHTTP", "SwitchboardTestSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -266,7 +276,7 @@ let package = Package(
         .testTarget(
             name: "SwitchboardElasticsearchTests",
             dependencies: [
-                "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardServer", "SwitchboardElasticsearch", "SwitchboardTestSupport",
+                "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardServer", "SwitchboardElasticsearch", "SwitchboardTestSupport", "SwitchboardTestSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -287,7 +297,7 @@ let package = Package(
             name: "SwitchboardEndToEndTests",
             dependencies: [
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox", "SwitchboardServer", "SwitchboardProviders",
-                "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport",
+                "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport", "SwitchboardTestSystem",
                 .target(name: "SwitchboardMongo", condition: .when(traits: ["MongoDB"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -11,21 +11,14 @@ import SwitchboardCore
 import SwitchboardElasticsearch
 import SwitchboardSQLite
 import SwitchboardServer
+import SwitchboardTestSystem
 import SwitchboardTestSupport
 
 typealias Channel = SwitchboardCore.Channel
 
 /// Settings for a fast run: SQLite store and streams, search on `node`.
 func esSettings(node: String) throws -> Settings {
-    var s = Settings()
-    s.databasePath = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-e2e-\(UUID().uuidString)/e2e.sqlite").path
-    s.port = 0
-    s.synchronous = .normal
-    s.lease = .seconds(1)
-    s.pollInterval = .milliseconds(20)
-    s.pipeline = PipelineOptions(
-        retry: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200), jitter: 0.5),
-        maxDeliveries: 3, batchSize: 64, concurrency: 32, readBlock: .milliseconds(200), outboxGrace: .milliseconds(500), schedulerInterval: .milliseconds(50))
+    var s = fastSettings(name: "es-e2e", lease: .seconds(1), maxDeliveries: 3)
     var es = try ElasticsearchConfiguration(node: node)
     es.requestTimeout = .seconds(3)
     es.connectTimeout = .milliseconds(500)
@@ -38,30 +31,9 @@ func esSettings(node: String) throws -> Settings {
     return s
 }
 
-final class Running: Sendable {
-    let group: ServiceGroup
-    let task: Task<Void, any Error>
-
-    init(_ system: SwitchboardSystem) {
-        let group = ServiceGroup(configuration: .init(services: system.backgroundServices(role: .all).map { .init(service: $0) }, logger: quiet()))
-        self.group = group
-        task = Task { try await group.run() }
-    }
-
-    func stop() async throws {
-        await group.triggerGracefulShutdown()
-        try await task.value
-    }
-}
-
+/// Polls tolerating errors: conditions here query a search cluster that is down for part of a test.
 func eventually(timeout: Duration = .seconds(60), _ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    Issue.record("timed out waiting for \(what)")
-    throw CancellationError()
+    try await SwitchboardTestSystem.eventually(timeout: timeout, poll: .milliseconds(100), what, toleratingErrors: true, condition)
 }
 
 func json(_ r: TestResponse) throws -> JSONValue { try JSONParser.parse(Array(r.body.readableBytesView)) }

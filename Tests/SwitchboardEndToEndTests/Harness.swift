@@ -9,59 +9,21 @@ import Testing
 import SwitchboardApp
 import SwitchboardCore
 import SwitchboardServer
+import SwitchboardTestSystem
 
 /// NIO has a `Channel` too; in these tests the word means ours.
 typealias Channel = SwitchboardCore.Channel
 
-/// Settings for fast end-to-end runs: short backoffs, leases and polls.
+/// Settings for fast end-to-end runs. The lease is long enough that a batch slowed down by a loaded machine (the
+/// whole suite runs in parallel) is not taken over and delivered twice; tests of takeover set a short one.
 func testSettings(path: String? = nil, maxAttempts: Int = 3) -> Settings {
-    var s = Settings()
-    s.databasePath = path ?? FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-e2e-\(UUID().uuidString)/e2e.sqlite").path
-    s.port = 0
-    s.synchronous = .normal
-    // Long enough that a batch slowed down by a loaded machine (the whole suite runs in parallel) is not taken
-    // over and delivered twice; tests of takeover set a short lease themselves.
-    s.lease = .seconds(4)
-    s.pollInterval = .milliseconds(20)
-    s.pipeline = PipelineOptions(
-        retry: RetryPolicy(maxAttempts: maxAttempts, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200), jitter: 0.5),
-        maxDeliveries: 5, batchSize: 64, concurrency: 32, readBlock: .milliseconds(200), outboxGrace: .milliseconds(500), schedulerInterval: .milliseconds(50))
-    return s
+    fastSettings(name: "e2e", path: path, maxAttempts: maxAttempts, lease: .seconds(4))
 }
 
 func quietLogger() -> Logger {
     var l = Logger(label: "e2e")
     l.logLevel = .error
     return l
-}
-
-/// The background services of a system (workers, logger, outbox) running until `stop()`.
-final class Running: Sendable {
-    let group: ServiceGroup
-    let task: Task<Void, any Error>
-
-    init(_ system: SwitchboardSystem, role: Role = .all) {
-        let group = ServiceGroup(configuration: .init(services: system.backgroundServices(role: role).map { .init(service: $0) }, logger: quietLogger()))
-        self.group = group
-        task = Task { try await group.run() }
-    }
-
-    /// Graceful shutdown: workers finish the batch in hand.
-    func stop() async throws {
-        await group.triggerGracefulShutdown()
-        try await task.value
-    }
-}
-
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(60), _ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    Issue.record("timed out waiting for \(what)")
-    throw CancellationError()
 }
 
 func count(_ system: SwitchboardSystem, _ status: CommunicationStatus) async throws -> Int {

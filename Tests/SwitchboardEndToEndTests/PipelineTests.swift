@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import SwitchboardTestSystem
 import Testing
 import SwitchboardApp
 import SwitchboardCore

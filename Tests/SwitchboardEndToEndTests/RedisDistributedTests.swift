@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import Synchronization
+import SwitchboardTestSystem
 import Testing
 import SwitchboardCore
 import SwitchboardRedis

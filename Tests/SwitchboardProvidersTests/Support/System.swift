@@ -9,22 +9,14 @@ import Testing
 import SwitchboardApp
 import SwitchboardCore
 import SwitchboardServer
+import SwitchboardTestSystem
 
 /// NIO has a `Channel` too; in these tests the word means ours.
 typealias Channel = SwitchboardCore.Channel
 
 /// Settings for fast end-to-end runs over a temporary database, with the provider variables of `env`.
 func e2eSettings(_ env: [String: String], maxAttempts: Int = 3) throws -> Settings {
-    var s = try Settings.fromEnvironment(env)
-    s.databasePath = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-providers-\(UUID().uuidString)/e2e.sqlite").path
-    s.port = 0
-    s.synchronous = .normal
-    s.lease = .seconds(5)
-    s.pollInterval = .milliseconds(20)
-    s.pipeline = PipelineOptions(
-        retry: RetryPolicy(maxAttempts: maxAttempts, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200), jitter: 0.5),
-        maxDeliveries: 5, batchSize: 64, concurrency: 8, readBlock: .milliseconds(200), outboxGrace: .milliseconds(500), schedulerInterval: .milliseconds(50))
-    return s
+    fastSettings(try Settings.fromEnvironment(env), name: "providers", maxAttempts: maxAttempts, lease: .seconds(5), concurrency: 8)
 }
 
 func quiet() -> Logger {
