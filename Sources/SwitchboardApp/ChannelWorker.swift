@@ -62,7 +62,7 @@ public struct ChannelWorker: Service {
             } catch {
                 failures += 1
                 logger.error("worker pass failed", metadata: ["error": "\(error)", "lane": "\(index)"])
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                try? await Task.sleep(for: failureBackoff(failures))
             }
         }
     }

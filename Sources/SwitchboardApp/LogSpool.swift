@@ -24,11 +24,7 @@ public actor LogSpool {
     @discardableResult
     public func keep(_ batch: [[String: String]]) -> Int {
         entries.append(contentsOf: batch)
-        let excess = entries.count - capacity
-        guard excess > 0 else { return 0 }
-        entries.removeFirst(excess)
-        dropped += excess
-        return excess
+        return dropOldestBeyondCapacity()
     }
 
     /// Takes up to `limit` of the oldest entries.
@@ -41,11 +37,16 @@ public actor LogSpool {
     /// Puts back entries taken but not written, ahead of the rest.
     public func putBack(_ batch: [[String: String]]) {
         entries.insert(contentsOf: batch, at: 0)
+        dropOldestBeyondCapacity()
+    }
+
+    @discardableResult
+    private func dropOldestBeyondCapacity() -> Int {
         let excess = entries.count - capacity
-        if excess > 0 {
-            entries.removeFirst(excess)
-            dropped += excess
-        }
+        guard excess > 0 else { return 0 }
+        entries.removeFirst(excess)
+        dropped += excess
+        return excess
     }
 
     /// Writes what is waiting to `log_stream`, oldest first, until the spool is empty or a write fails.

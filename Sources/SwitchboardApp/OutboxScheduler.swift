@@ -51,9 +51,10 @@ public struct OutboxScheduler: Service {
         let claimedCount = due.count
         // Due while queued or processing: the watchdog fired, the stream entry is presumed lost. A new
         // dispatch makes any surviving entry of the old one stale (skipped by the worker), then goes out below.
-        let stalled = due.filter { $0.status == .queued || $0.status == .processing }
+        let inFlight: (Communication) -> Bool = { $0.status == .queued || $0.status == .processing }
+        let stalled = due.filter(inFlight)
         if !stalled.isEmpty {
-            due.removeAll { $0.status == .queued || $0.status == .processing }
+            due.removeAll(where: inFlight)
             let reason = "no progress since \(options.stallTimeout.map { "\($0)" } ?? "?") ago: stream entry presumed lost, redispatched"
             let outcomes = try await recorder.record(stalled.map { StatusTransition(id: $0.id, event: .redispatch(dispatchSeq: $0.dispatchSeq, reason: reason), at: clock(), service: "scheduler") })
             for case .applied(let c, _) in outcomes { due.append(c) }

@@ -2,6 +2,11 @@ import Logging
 import ServiceLifecycle
 import SwitchboardCore
 
+/// How long a service loop waits after `failures` consecutive failures: 200 ms, doubling up to 5 s.
+public func failureBackoff(_ failures: Int) -> Duration {
+    .milliseconds(min(5000, 100 << min(max(failures, 0), 6)))
+}
+
 extension MessageQueue {
     /// Creates the consumer group, retrying with backoff while the queue is unreachable (a worker started
     /// while Redis is down waits for it instead of exiting). Returns false if the service was asked to stop first.
@@ -15,7 +20,7 @@ extension MessageQueue {
             } catch {
                 failures += 1
                 logger.error("could not create the consumer group; retrying", metadata: ["stream": "\(stream)", "group": "\(group)", "error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                try? await Task.sleep(for: failureBackoff(failures))
             }
         }
         return false

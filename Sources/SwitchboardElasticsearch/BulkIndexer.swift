@@ -242,6 +242,14 @@ public actor BulkIndexer {
         var lastError: ElasticsearchError?
     }
 
+    /// Runs `prepare` (dialect, templates, indices) unless it succeeded since the cluster was last unreachable.
+    /// The start-up preparation and the first request share this, so the cluster is prepared once.
+    public func prepareIfNeeded() async throws {
+        guard !prepared else { return }
+        try await prepare()
+        prepared = true
+    }
+
     /// One `_bulk` request per try, retrying the whole request or its retryable items with backoff.
     func deliver(_ actions: [BulkAction], giveUpEarly: Bool) async -> Delivery {
         var pending = actions
@@ -249,10 +257,7 @@ public actor BulkIndexer {
         var lastError: ElasticsearchError?
         while !pending.isEmpty {
             do {
-                if !prepared {
-                    try await prepare()
-                    prepared = true
-                }
+                try await prepareIfNeeded()
                 statistics.requests += 1
                 pending = try await post(pending)
                 if pending.isEmpty { return Delivery() }

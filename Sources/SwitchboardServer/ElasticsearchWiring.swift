@@ -65,12 +65,12 @@ public struct ElasticsearchService: Service {
             var failures = 0
             while !Task.isCancelled {
                 do {
-                    try await index.prepare()  // logs the dialect the first time
+                    try await index.bulk.prepareIfNeeded()  // logs the dialect the first time
                     return
                 } catch {
                     failures += 1
                     if failures == 1 { logger.warning("elasticsearch unavailable at start; retrying in the background", metadata: ["error": "\(error)"]) }
-                    try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                    try? await Task.sleep(for: failureBackoff(failures))
                 }
             }
         }
