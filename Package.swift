@@ -215,6 +215,7 @@ let package = Package(
         .testTarget(
             name: "SwitchboardSMTPTests",
             dependencies: [
+                "SwitchboardTestSupport",
                 "SwitchboardSMTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -226,7 +227,7 @@ let package = Package(
         .testTarget(
             name: "SwitchboardProvidersTests",
             dependencies: [
-                "SwitchboardCore", "SwitchboardApp", "SwitchboardSMTP", "SwitchboardProviders", "SwitchboardHTTP", "SwitchboardServer", "SwitchboardTestHTTP", "SwitchboardTestSystem",
+                "SwitchboardCore", "SwitchboardApp", "SwitchboardSMTP", "SwitchboardProviders", "SwitchboardHTTP", "SwitchboardServer", "SwitchboardTestHTTP", "SwitchboardTestSystem", "SwitchboardTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

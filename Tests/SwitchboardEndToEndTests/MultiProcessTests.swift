@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import SwitchboardTestSystem
+import SwitchboardTestSupport
 import Testing
 import SwitchboardCore
 
@@ -42,25 +43,12 @@ final class ServiceProcess: @unchecked Sendable {
     }
 }
 
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}
-
 @Suite("Separate processes on one SQLite file", .serialized)
 struct MultiProcessTests {
     @Test("router, two SMS workers, email and WhatsApp workers and the logger as processes; a worker killed with SIGKILL loses nothing")
     func separateProcesses() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-mp-\(UUID().uuidString)")
-        let port = freePort()
+        let port = try freeLoopbackPortNow()
         let env = [
             "SWITCHBOARD_DATABASE": dir.appendingPathComponent("shared.sqlite").path, "PORT": "\(port)", "SWITCHBOARD_LEASE_MS": "1000",
             "SWITCHBOARD_POLL_MS": "20", "SWITCHBOARD_SQLITE_SYNCHRONOUS": "normal", "SWITCHBOARD_LOG_LEVEL": "warning",

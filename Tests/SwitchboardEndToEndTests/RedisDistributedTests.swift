@@ -60,7 +60,7 @@ final class Deployment: @unchecked Sendable {
         self.redis = redis
         redisClient = try RedisClient(url: redis.url)
         databasePath = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-redis-e2e-\(UUID().uuidString)/shared.sqlite").path
-        port = freePort()
+        port = try freeLoopbackPortNow()
         env = [
             "REDIS_URL": redis.url, "SWITCHBOARD_DATABASE": databasePath, "PORT": "\(port)", "SWITCHBOARD_LEASE_MS": "1500",
             "SWITCHBOARD_SQLITE_SYNCHRONOUS": "normal", "SWITCHBOARD_LOG_LEVEL": "warning", "SWITCHBOARD_OUTBOX_GRACE_MS": "1500",

@@ -15,7 +15,7 @@ struct EndToEndProviderTests {
     @Test("email over SMTP (STARTTLS, AUTH, custom CA) from the environment: arrives; 5xx ends failed with the SMTP error; 4xx once ends sent after a retry")
     func email() async throws {
         let smtp = try await SMTPTestServer.start(mode: .starttls, auth: ("switchboard", "s3cret!"))
-        defer { smtp.stop() }
+        defer { Task { await smtp.stop() } }
         let settings = try e2eSettings([
             "SWITCHBOARD_SMTP_HOST": "127.0.0.1", "SWITCHBOARD_SMTP_PORT": "\(smtp.port)", "SWITCHBOARD_SMTP_TLS": "starttls",
             "SWITCHBOARD_SMTP_CA_FILE": smtp.caFile, "SWITCHBOARD_SMTP_USER": "switchboard", "SWITCHBOARD_SMTP_PASSWORD": "s3cret!",

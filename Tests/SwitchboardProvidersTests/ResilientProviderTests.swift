@@ -77,7 +77,7 @@ struct ResilientProviderTests {
         }
         #expect(p.circuitState == .closed(failures: 0))
         guard case .sent = await p.deliver(email("bob@example.org")) else { Issue.record("expected sent"); return }
-        server.stop()
+        await server.stop()
         for _ in 0..<2 {
             guard case .retryable(let e) = await p.deliver(email("bob@example.org")) else { Issue.record("expected retryable"); break }
             #expect(e.code == "connection_failed")

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
 import NIOPosix
 
@@ -39,16 +40,32 @@ public func runProgram(_ executable: String, _ arguments: [String], in directory
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
 }
 
-/// Asks the kernel for a free loopback TCP port.
+/// Ports handed out by this process: Linux readily gives a just-closed port to the next `bind` to port 0, so
+/// two servers starting at once in parallel tests could otherwise be told the same port.
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+/// Asks the kernel for a free loopback TCP port that this process has not handed out before.
+public func freeLoopbackPortNow() throws -> Int {
+    for _ in 0..<100 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { break }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        let named = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        guard bound == 0, named == 0 else { break }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        if handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
+    }
+    throw TestEnvironmentError(description: "could not find a free port")
+}
+
+/// Asks the kernel for a free loopback TCP port that this process has not handed out before.
 public func freeLoopbackPort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        .bind(host: "127.0.0.1", port: 0)
-        .get()
-    let port = channel.localAddress?.port ?? 0
-    try await channel.close()
-    guard port > 0 else { throw TestEnvironmentError(description: "could not find a free port") }
-    return port
+    try freeLoopbackPortNow()
 }
 
 /// A throwaway `redis-server` on 127.0.0.1, with its own temporary directory,

@@ -57,17 +57,7 @@ public final class SearchServer: ThrowawayServer {
     /// Starts the process (again, with the same port and data directory) and waits until it accepts connections.
     public func launch() async throws {
         let port = port
-        try await server.launch(timeout: .seconds(20)) { _ in await Self.accepts(port: port) }
-    }
-
-    static func accepts(port: Int) async -> Bool {
-        do {
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
-            try? await channel.close()
-            return true
-        } catch {
-            return false
-        }
+        try await server.launch(timeout: .seconds(20)) { _ in await acceptsConnections(port: port) }
     }
 
     /// Stops the process: SIGTERM (the emulators save their data then), SIGKILL if it is still there after 5 s;
@@ -75,7 +65,7 @@ public final class SearchServer: ThrowawayServer {
     public func terminate() async {
         await server.terminate(signals: [SIGTERM, SIGKILL], wait: .seconds(5))
         let deadline = ContinuousClock.now + .seconds(5)
-        while await Self.accepts(port: port), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        while await acceptsConnections(port: port), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
     }
 
     /// Stops the process and deletes its directory.

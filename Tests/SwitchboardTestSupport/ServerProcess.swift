@@ -1,17 +1,20 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 
-/// A server process a test starts and stops: the part `RedisServer`, `SecantusServer` and `SearchServer`
-/// share. Its output goes to `logFile`; `launch` waits until the server says it is ready.
-final class ServerProcess: Sendable {
-    let name: String
-    let executable: String
-    let arguments: [String]
+/// A server process a test starts and stops: the part the throwaway servers (`RedisServer`, `SecantusServer`,
+/// `SearchServer`, the providers' SMTP server) share. Its output goes to `logFile`; `launch` waits until the
+/// server is ready.
+public final class ServerProcess: Sendable {
+    public let name: String
+    public let executable: String
+    public let arguments: [String]
     /// Where stdout and stderr go (truncated at each launch); failure messages quote it.
-    let logFile: String
+    public let logFile: String
     private let process = NIOLockedValueBox<Process?>(nil)
 
-    init(name: String, executable: String, arguments: [String], logFile: String) {
+    public init(name: String, executable: String, arguments: [String], logFile: String) {
         self.name = name
         self.executable = executable
         self.arguments = arguments
@@ -19,11 +22,11 @@ final class ServerProcess: Sendable {
     }
 
     /// The log so far.
-    var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
 
     /// Starts the process and waits up to `timeout` for `ready` (given the log); throws with the log if the
     /// process exits first or the time runs out.
-    func launch(timeout: Duration, ready: @Sendable (String) async -> Bool) async throws {
+    public func launch(timeout: Duration, ready: @Sendable (String) async -> Bool) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -48,7 +51,7 @@ final class ServerProcess: Sendable {
     }
 
     /// Sends each of `signals` in turn while the process is still there, waiting up to `wait` after each.
-    func terminate(signals: [Int32] = [SIGKILL], wait: Duration = .seconds(10)) async {
+    public func terminate(signals: [Int32] = [SIGKILL], wait: Duration = .seconds(10)) async {
         guard let process = self.process.withLockedValue({ $0 }) else { return }
         let pid = process.processIdentifier
         // Foundation's `isRunning` is not always reliable on Linux when several child processes come and go,
@@ -71,7 +74,7 @@ final class ServerProcess: Sendable {
 
     /// Starts a server on a free loopback port with a fresh temporary directory (`switchboard-<prefix>-…`),
     /// trying up to `attempts` ports (another process may take a port between the probe and the bind).
-    static func startOnFreePort<Server>(
+    public static func startOnFreePort<Server>(
         _ prefix: String, attempts: Int,
         make: (_ port: Int, _ directory: String) throws -> Server,
         launch: (Server) async throws -> Void, stop: (Server) async -> Void
@@ -91,6 +94,19 @@ final class ServerProcess: Sendable {
             }
         }
         throw lastError ?? TestEnvironmentError(description: "could not start \(prefix)")
+    }
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+public func acceptsConnections(port: Int) async -> Bool {
+    do {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.milliseconds(500))
+            .connect(host: "127.0.0.1", port: port).get()
+        try? await channel.close()
+        return true
+    } catch {
+        return false
     }
 }
 

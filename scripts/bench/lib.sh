@@ -46,6 +46,8 @@ spawn() { "$@" & PIDS+=($!); }
 stop_all() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  # Launchers such as noida-db fork their server: stop whatever still names the work folder.
+  pkill -TERM -f "$WORK" 2>/dev/null || true
   rm -rf "$WORK"
 }
 

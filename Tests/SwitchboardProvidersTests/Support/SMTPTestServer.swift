@@ -1,11 +1,10 @@
 import Foundation
-import NIOCore
-import NIOPosix
+import SwitchboardTestSupport
 import Testing
 
 /// `scripts/smtp_test_server.py` (aiosmtpd, installed by `scripts/install-test-deps.sh`) on a free loopback
 /// port, for the SMTP provider's end-to-end tests.
-final class SMTPTestServer: @unchecked Sendable {
+final class SMTPTestServer: ThrowawayServer {
     enum Mode: String { case plain, starttls, tls }
 
     static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -14,52 +13,28 @@ final class SMTPTestServer: @unchecked Sendable {
 
     let port: Int
     let directory: URL
-    private let process: Process
+    private let server: ServerProcess
 
     var maildir: URL { directory.appendingPathComponent("mail") }
     var caFile: String { directory.appendingPathComponent("tls/ca.pem").path }
 
-    private init(port: Int, directory: URL, process: Process) {
+    private init(port: Int, directory: URL, arguments: [String]) {
         self.port = port
         self.directory = directory
-        self.process = process
+        server = ServerProcess(name: "smtp_test_server.py (run scripts/install-test-deps.sh)", executable: "/usr/bin/env", arguments: arguments, logFile: directory.appendingPathComponent("server.log").path)
     }
 
     static func start(mode: Mode = .plain, auth: (user: String, password: String)? = nil) async throws -> SMTPTestServer {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sb-smtp-e2e-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = probe.localAddress?.port ?? 0
-        try await probe.close()
-        var arguments = [python, scripts.appendingPathComponent("smtp_test_server.py").path, "--port", "\(port)", "--mode", mode.rawValue,
-                         "--maildir", directory.appendingPathComponent("mail").path, "--tls-dir", directory.appendingPathComponent("tls").path]
-        if let auth { arguments += ["--auth", "--user", auth.user, "--password", auth.password] }
-        let log = directory.appendingPathComponent("server.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let server = SMTPTestServer(port: port, directory: directory, process: process)
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            guard process.isRunning else {
-                let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-                server.stop()
-                throw SMTPTestServerError(description: "smtp_test_server.py exited (\(text)); run scripts/install-test-deps.sh")
-            }
-            if let c = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get() {
-                try? await c.close()
-                return server
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        server.stop()
-        throw SMTPTestServerError(description: "smtp_test_server.py did not start within 20 s")
+        try await ServerProcess.startOnFreePort("smtp-e2e", attempts: 1, make: { port, path in
+            let directory = URL(fileURLWithPath: path)
+            var arguments = [python, scripts.appendingPathComponent("smtp_test_server.py").path, "--port", "\(port)", "--mode", mode.rawValue,
+                             "--maildir", directory.appendingPathComponent("mail").path, "--tls-dir", directory.appendingPathComponent("tls").path]
+            if let auth { arguments += ["--auth", "--user", auth.user, "--password", auth.password] }
+            return SMTPTestServer(port: port, directory: directory, arguments: arguments)
+        }, launch: { server in
+            let port = server.port
+            try await server.server.launch(timeout: .seconds(20)) { _ in await acceptsConnections(port: port) }
+        }, stop: { await $0.stop() })
     }
 
     /// Envelopes and raw messages saved so far, oldest first.
@@ -87,17 +62,9 @@ final class SMTPTestServer: @unchecked Sendable {
         return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
     }
 
-    func stop() {
-        if process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its files.
+    func stop() async {
+        await server.terminate(signals: [SIGTERM, SIGKILL], wait: .seconds(5))
         try? FileManager.default.removeItem(at: directory)
     }
-}
-
-struct SMTPTestServerError: Error, CustomStringConvertible {
-    let description: String
 }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import SwitchboardTestSupport
 import Testing
 
 /// Paths of the package and its test scripts.
@@ -319,14 +320,9 @@ final class TestSMTPServer {
         }
     }
 
-    /// Finds a port nobody listens on by binding port 0 and closing it again.
+    /// A port nobody listens on (the shared allocator: never one handed out before in this test run).
     static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0)
-            .get()
-        let port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        return port
+        try await freeLoopbackPort()
     }
 }
 
