@@ -22,6 +22,47 @@ public enum JSONParser {
         return v
     }
 
+    /// Parses a JSON object and keeps its string members (others are skipped), without building a
+    /// `JSONValue` tree. Nil when `text` is not one JSON object.
+    public static func parseStringFields(_ text: String) -> [String: String]? {
+        var p = Parser(bytes: Array(text.utf8))
+        var fields: [String: String] = [:]
+        do throws(Failure) {
+            p.skipSpace()
+            guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "{") else { return nil }
+            p.i += 1
+            p.skipSpace()
+            if p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "}") {
+                p.i += 1
+            } else {
+                members: while true {
+                    p.skipSpace()
+                    guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "\"") else { return nil }
+                    let key = try p.string()
+                    p.skipSpace()
+                    guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: ":") else { return nil }
+                    p.i += 1
+                    p.skipSpace()
+                    guard p.i < p.bytes.count else { return nil }
+                    if p.bytes[p.i] == UInt8(ascii: "\"") {
+                        fields[key] = try p.string()
+                    } else {
+                        _ = try p.value(depth: 1)
+                    }
+                    p.skipSpace()
+                    guard p.i < p.bytes.count else { return nil }
+                    if p.bytes[p.i] == UInt8(ascii: ",") { p.i += 1; continue }
+                    if p.bytes[p.i] == UInt8(ascii: "}") { p.i += 1; break members }
+                    return nil
+                }
+            }
+            p.skipSpace()
+            return p.i == p.bytes.count ? fields : nil
+        } catch {
+            return nil
+        }
+    }
+
     struct Parser {
         let bytes: [UInt8]
         var i = 0
@@ -131,7 +172,26 @@ public enum JSONParser {
 
         mutating func string() throws(Failure) -> String {
             i += 1  // opening quote
-            var out = [UInt8]()
+            // Fast path: no escape before the closing quote, so the string is a slice of the input.
+            let start = i
+            var high: UInt8 = 0  // OR of the bytes: below 0x80 means ASCII, valid UTF-8 as it is
+            while i < bytes.count {
+                let b = bytes[i]
+                if b == UInt8(ascii: "\"") {
+                    let end = i
+                    i += 1
+                    return try bytes.withUnsafeBufferPointer { all throws(Failure) -> String in
+                        let slice = UnsafeBufferPointer(rebasing: all[start..<end])
+                        if high < 0x80 { return String(decoding: slice, as: UTF8.self) }
+                        guard let s = String(validating: slice, as: UTF8.self) else { throw Failure(offset: start, reason: "invalid UTF-8 in string") }
+                        return s
+                    }
+                }
+                if b == UInt8(ascii: "\\") || b < 0x20 { break }
+                high |= b
+                i += 1
+            }
+            var out = Array(bytes[start..<i])
             while true {
                 guard i < bytes.count else { throw fail("unterminated string") }
                 let b = bytes[i]

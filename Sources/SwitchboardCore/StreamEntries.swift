@@ -22,6 +22,20 @@ public struct DispatchEntry: Sendable, Hashable {
         ]
     }
 
+    /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
+    public var fieldsText: String {
+        var w = SortedStringFieldsWriter(capacity: 256 + request.msg.utf8.count * 2)
+        w.add("_id", communicationId)
+        w.add("data", request.data.canonicalText)
+        w.add("from", request.from)
+        w.add("msg", request.msg)
+        w.add("seq", String(dispatchSeq))
+        w.add("status", CommunicationStatus.queued.rawValue)
+        w.add("to", request.to)
+        w.add("type", request.channel.rawValue)
+        return w.text()
+    }
+
     /// Reads stream fields back; nil when they are not a dispatch entry of ours.
     public init?(fields: [String: String]) {
         guard let id = fields["_id"], let type = fields["type"], let seqText = fields["seq"], let seq = Int(seqText),
@@ -42,6 +56,23 @@ extension LogRecord {
         if let error { f["error"] = error }
         if let provider { f["provider"] = provider }
         return f
+    }
+
+    /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
+    public var fieldsText: String {
+        var w = SortedStringFieldsWriter(capacity: 192 + msg.utf8.count)
+        w.add("attempt", String(attempt))
+        w.add("communicationId", communicationId)
+        if let error { w.add("error", error) }
+        w.add("from", from)
+        w.add("msg", msg)
+        if let provider { w.add("provider", provider) }
+        w.add("service", service)
+        w.add("status", status.rawValue)
+        w.add("timestamp", timestamp.iso8601)
+        w.add("to", to)
+        w.add("type", type.rawValue)
+        return w.text()
     }
 
     /// Reads `log_stream` fields back; nil when required fields are missing.

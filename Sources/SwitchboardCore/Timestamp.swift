@@ -32,11 +32,25 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ v: Int64, _ width: Int) -> String {
-            let s = String(v)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        var out = [UInt8](repeating: 0, count: 24)
+        func put(_ v: Int64, at offset: Int, width: Int) {
+            var v = v
+            for i in stride(from: offset + width - 1, through: offset, by: -1) {
+                out[i] = UInt8(truncatingIfNeeded: 48 + v % 10)
+                v /= 10
+            }
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(milli, 3))Z"
+        guard (0...9999).contains(year) else {
+            return "\(year)-\(month)-\(day)T\(hour):\(minute):\(second).\(milli)Z"  // outside RFC 3339's range
+        }
+        put(year, at: 0, width: 4); out[4] = 45
+        put(month, at: 5, width: 2); out[7] = 45
+        put(day, at: 8, width: 2); out[10] = 84
+        put(hour, at: 11, width: 2); out[13] = 58
+        put(minute, at: 14, width: 2); out[16] = 58
+        put(second, at: 17, width: 2); out[19] = 46
+        put(milli, at: 20, width: 3); out[23] = 90
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses RFC 3339 text (`2026-11-21T05:29:19Z`, optional fraction, `Z` or `±hh:mm`) or integer epoch milliseconds.

@@ -86,7 +86,13 @@ final class Connection {
     let handle: OpaquePointer
     private var cache: [String: Statement] = [:]
 
+    /// Process-wide settings applied once, before the first connection opens.
+    private static let configured: Void = {
+        _ = switchboard_sqlite3_disable_memstatus()
+    }()
+
     init(path: String, readOnly: Bool) throws {
+        _ = Self.configured
         var db: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)

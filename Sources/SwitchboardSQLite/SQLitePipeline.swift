@@ -25,8 +25,8 @@ public struct SQLitePipeline: AtomicPipeline {
             let change = StatusChange(status: .queued, at: queuedAt, attempt: 0, service: service)
             queued.status = .queued
             queued.updatedAt = queuedAt
-            let logs = [LogRecord(queued, change: queued.history[0]), LogRecord(queued, change: change)].map { SQLiteQueue.encode($0.fields) }
-            return Prepared(item: item, dataText: item.request.data.canonicalText, entry: SQLiteQueue.encode(DispatchEntry(queued).fields), logs: logs, document: CommunicationDocument(queued))
+            let logs = [LogRecord(queued, change: queued.history[0]), LogRecord(queued, change: change)].map(\.fieldsText)
+            return Prepared(item: item, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: logs, document: CommunicationDocument(queued))
         }
         let results = try await db.write { c in
             try prepared.map { p -> SQLiteStore.CreateResult in
@@ -64,7 +64,7 @@ public struct SQLitePipeline: AtomicPipeline {
                 var failed: Communication?
                 if case .applied(let loaded, let change) = r {
                     let comm = loaded.communication
-                    try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.encode(LogRecord(comm, change: change).fields), at: now)
+                    try SQLiteQueue.append(c, stream: StreamNames.log, fields: LogRecord(comm, change: change).fieldsText, at: now)
                     if comm.status != .processing { try SQLiteSearchIndex.upsert(c, CommunicationDocument(comm)) }
                     if comm.status == .failed { failed = comm }
                 }

@@ -35,12 +35,11 @@ public struct SQLiteQueue: MessageQueue {
     }
 
     static func encode(_ fields: [String: String]) -> String {
-        JSONValue.object(fields.mapValues { .string($0) }).canonicalText
+        JSONValue.canonicalText(stringFields: fields)
     }
 
     static func decode(_ text: String) -> [String: String] {
-        guard case .object(let o)? = try? JSONParser.parse(text) else { return [:] }
-        return o.compactMapValues(\.stringValue)
+        JSONParser.parseStringFields(text) ?? [:]
     }
 
     public func createGroup(stream: String, group: String) async throws {

@@ -60,10 +60,24 @@ public struct SQLiteStore: CommunicationStore {
 
     /// One line of the history column.
     static func historyLine(_ h: StatusChange) -> String {
-        var o: [String: JSONValue] = ["s": .string(h.status.rawValue), "t": .number(Double(h.at.milliseconds)), "a": .number(Double(h.attempt)), "v": .string(h.service)]
-        if let p = h.provider { o["p"] = .string(p) }
-        if let d = h.detail { o["d"] = .string(d) }
-        return JSONValue.object(o).canonicalText + "\n"
+        // Canonical JSON (keys sorted: a, d, p, s, t, v) written directly: this runs on the writer thread.
+        var out: [UInt8] = []
+        out.reserveCapacity(96)
+        out.append(contentsOf: "{\"a\":\(h.attempt)".utf8)
+        if let d = h.detail {
+            out.append(contentsOf: ",\"d\":".utf8)
+            JSONValue.writeString(d, to: &out)
+        }
+        if let p = h.provider {
+            out.append(contentsOf: ",\"p\":".utf8)
+            JSONValue.writeString(p, to: &out)
+        }
+        out.append(contentsOf: ",\"s\":".utf8)
+        JSONValue.writeString(h.status.rawValue, to: &out)
+        out.append(contentsOf: ",\"t\":\(h.at.milliseconds),\"v\":".utf8)
+        JSONValue.writeString(h.service, to: &out)
+        out.append(contentsOf: "}\n".utf8)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// What the writer thread decided for one new communication; turned into a `CreateOutcome` afterwards.

@@ -52,4 +52,31 @@ struct EncodingTests {
         let log = LogRecord(communicationId: "abc", service: "email", status: .failed, type: .email, from: "a", to: "b", msg: "m", error: "E: x", attempt: 2, provider: "smtp", timestamp: Timestamp(milliseconds: 1000))
         #expect(LogRecord(fields: log.fields) == log)
     }
+
+    @Test("the direct encoders write exactly the canonical text of the fields")
+    func directEncoders() throws {
+        let awkward = "tab\there \"quoted\" back\\slash \u{01}\u{1f} é😀 </script>"
+        #expect(JSONValue.canonicalText(stringFields: ["b": awkward, "a": "1", "_": ""]) == JSONValue.object(["b": .string(awkward), "a": .string("1"), "_": .string("")]).canonicalText)
+        #expect(try JSONParser.parse(JSONValue.string(awkward).canonicalText) == .string(awkward))
+        #expect(JSONValue.string("\u{01}\u{1f}").canonicalText == #""\u0001\u001f""#)
+
+        let request = CommunicationRequest(channel: .email, from: "a@example.com", to: "b@example.com", msg: awkward, data: .object(["msg": .string(awkward), "n": .number(3)]))
+        let entry = DispatchEntry(communicationId: "0123456789abcdef01234567", dispatchSeq: 2, request: request)
+        #expect(entry.fieldsText == JSONValue.canonicalText(stringFields: entry.fields))
+        let bare = LogRecord(communicationId: "c", service: "router", status: .queued, type: .sms, from: "+1", to: "+2", msg: awkward, error: nil, attempt: 0, provider: nil, timestamp: Timestamp(milliseconds: 5))
+        let full = LogRecord(communicationId: "c", service: "sms-worker", status: .failed, type: .sms, from: "+1", to: "+2", msg: "m", error: "boom \"x\"", attempt: 3, provider: "twilio", timestamp: Timestamp(milliseconds: 1_795_238_959_123))
+        for r in [bare, full] {
+            #expect(r.fieldsText == JSONValue.canonicalText(stringFields: r.fields))
+            #expect(JSONParser.parseStringFields(r.fieldsText) == r.fields)
+        }
+    }
+
+    @Test("string fields parse without a tree; anything but one object is refused")
+    func stringFields() {
+        #expect(JSONParser.parseStringFields(#" {"a":"x","n":1,"o":{"k":[1]},"b":"\u00e9"} "#) == ["a": "x", "b": "é"])
+        #expect(JSONParser.parseStringFields("{}") == [:])
+        for bad in ["", "[]", "\"a\"", "{\"a\":}", "{\"a\":\"x\"", "{\"a\":\"x\"} y", "{a:\"x\"}", "{\"a\":\"\u{01}\"}"] {
+            #expect(JSONParser.parseStringFields(bad) == nil, "\(bad)")
+        }
+    }
 }
