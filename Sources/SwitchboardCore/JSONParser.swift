@@ -27,6 +27,7 @@ public enum JSONParser {
     public static func parseStringFields(_ text: String) -> [String: String]? {
         var p = Parser(bytes: Array(text.utf8))
         var fields: [String: String] = [:]
+        fields.reserveCapacity(12)  // our stream entries have 8 to 11 members: no rehashing while filling
         do throws(Failure) {
             p.skipSpace()
             guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "{") else { return nil }

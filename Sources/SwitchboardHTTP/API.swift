@@ -62,11 +62,19 @@ public struct API: Sendable {
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
 
+    /// The media type of a Content-Type value, lowercased, without parameters or surrounding white space.
+    static func mediaType(_ contentType: String) -> String {
+        let type = contentType.utf8.prefix { $0 != UInt8(ascii: ";") }
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
+        guard let first = type.firstIndex(where: { !isSpace($0) }), let last = type.lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(decoding: type[first...last], as: UTF8.self).lowercased()
+    }
+
     func create(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         guard let contentType = request.headers[.contentType] else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json.")
         }
-        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let mediaType = Self.mediaType(contentType)
         guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json, not \(contentType.prefix(100)).")
         }

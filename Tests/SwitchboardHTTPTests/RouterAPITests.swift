@@ -39,6 +39,16 @@ func errorCode(_ r: TestResponse) throws -> String? { try json(r)["error"]?["cod
 
 @Suite("Router API")
 struct RouterAPITests {
+    @Test("the media type is read from Content-Type without parameters, case or surrounding blanks")
+    func mediaType() {
+        #expect(API.mediaType("application/json") == "application/json")
+        #expect(API.mediaType(" Application/JSON\t; charset=utf-8") == "application/json")
+        #expect(API.mediaType("application/problem+json;x=1") == "application/problem+json")
+        #expect(API.mediaType("text/plain") == "text/plain")
+        #expect(API.mediaType("") == "")
+        #expect(API.mediaType("  ; charset=utf-8") == "")
+    }
+
     let seedBody = #"{"type":"sms","data":{"from":"+1234567890","to":"+0987654321","msg":"Hello"}}"#
 
     @Test("the seed's request gets the seed's response, plus an id, and is stored pending or queued")
