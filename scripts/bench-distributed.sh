@@ -15,10 +15,9 @@ WORKERS=${WORKERS:-3}
 SYNC=${SWITCHBOARD_SQLITE_SYNCHRONOUS:-full}
 
 scripts/install-test-deps.sh
-swift build -c release --product switchboard >/dev/null 2>&1 || swift build -c release --product switchboard
-BIN=$(swift build -c release --show-bin-path)/switchboard
-WORK=$(mktemp -d)
 source scripts/bench/lib.sh
+BIN=$(build_release switchboard)
+WORK=$(mktemp -d)
 trap stop_all EXIT
 ensure_wrk
 PORT=$(free_port)

@@ -19,10 +19,9 @@ STORE=${STORE:-mongodb}
 SEARCH=${SEARCH:-elasticsearch}
 
 scripts/install-test-deps.sh
-swift build -c release --traits MongoDB --product switchboard >/dev/null 2>&1 || swift build -c release --traits MongoDB --product switchboard
-BIN=$(swift build -c release --traits MongoDB --show-bin-path)/switchboard
-WORK=$(mktemp -d)
 source scripts/bench/lib.sh
+BIN=$(build_release switchboard --traits MongoDB)
+WORK=$(mktemp -d)
 trap stop_all EXIT
 ensure_wrk
 PORT=$(free_port)

@@ -15,31 +15,16 @@ for tool in redis-server redis-benchmark redis-cli; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found; run scripts/install-test-deps.sh" >&2; exit 1; }
 done
 
+source "$ROOT/scripts/bench/lib.sh"
 echo "Building redis-xadd-bench (release)..."
-swift build -c release --package-path "$ROOT" --product redis-xadd-bench >/dev/null 2>&1 || swift build -c release --package-path "$ROOT" --product redis-xadd-bench
-BENCH="$(swift build -c release --package-path "$ROOT" --show-bin-path)/redis-xadd-bench"
+BENCH=$(build_release redis-xadd-bench --package-path "$ROOT")
 
-if command -v python3 >/dev/null; then
-    PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-else
-    PORT=$(( 20000 + RANDOM % 40000 ))
-fi
-DIR="$(mktemp -d)"
-redis-server --bind 127.0.0.1 --port "$PORT" --save "" --appendonly no --dir "$DIR" \
-    --logfile "$DIR/redis.log" --daemonize no &
-SERVER_PID=$!
-cleanup() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-for _ in $(seq 1 100); do
-    redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
-    sleep 0.05
-done
-redis-cli -p "$PORT" ping >/dev/null
+PORT=$(free_port)
+WORK="$(mktemp -d)"
+trap stop_all EXIT
+spawn redis-server --bind 127.0.0.1 --port "$PORT" --save "" --appendonly no --dir "$WORK" \
+    --logfile "$WORK/redis.log" --daemonize no
+wait_for redis-server redis-cli -p "$PORT" ping
 
 reset_stream() { redis-cli -p "$PORT" del benchstream >/dev/null; }
 

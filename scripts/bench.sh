@@ -13,11 +13,9 @@ E2E_MESSAGES=${E2E_MESSAGES:-100000}
 PORT=${PORT:-39017}
 SYNC=${SWITCHBOARD_SQLITE_SYNCHRONOUS:-full}
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)"; apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
-fi
-swift build -c release --product switchboard >/dev/null
-BIN=$(swift build -c release --show-bin-path)/switchboard
+source scripts/bench/lib.sh
+ensure_wrk
+BIN=$(build_release switchboard)
 WORK=$(mktemp -d)
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
@@ -31,7 +29,6 @@ start() { # $1: database file, $2: subcommand (serve, the default, or router)
 }
 stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
-source scripts/bench/lib.sh
 
 echo "== Switchboard benchmark: $(nproc) cores, sqlite synchronous=$SYNC, $CONNECTIONS connections, $DURATION per run"
 

@@ -31,30 +31,11 @@ public enum JSONParser {
         do throws(Failure) {
             p.skipSpace()
             guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "{") else { return nil }
-            p.i += 1
-            p.skipSpace()
-            if p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "}") {
-                p.i += 1
-            } else {
-                members: while true {
-                    p.skipSpace()
-                    guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "\"") else { return nil }
-                    let key = try p.string()
-                    p.skipSpace()
-                    guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: ":") else { return nil }
-                    p.i += 1
-                    p.skipSpace()
-                    guard p.i < p.bytes.count else { return nil }
-                    if p.bytes[p.i] == UInt8(ascii: "\"") {
-                        fields[key] = try p.string()
-                    } else {
-                        _ = try p.value(depth: 1)
-                    }
-                    p.skipSpace()
-                    guard p.i < p.bytes.count else { return nil }
-                    if p.bytes[p.i] == UInt8(ascii: ",") { p.i += 1; continue }
-                    if p.bytes[p.i] == UInt8(ascii: "}") { p.i += 1; break members }
-                    return nil
+            try p.objectMembers { (p: inout Parser, key: String) throws(Failure) in
+                if p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "\"") {
+                    fields[key] = try p.string()
+                } else {
+                    _ = try p.value(depth: 1)
                 }
             }
             p.skipSpace()
@@ -87,25 +68,9 @@ public enum JSONParser {
             guard i < bytes.count else { throw fail("unexpected end of input") }
             switch bytes[i] {
             case UInt8(ascii: "{"):
-                i += 1
                 var o: [String: JSONValue] = [:]
-                skipSpace()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
-                while true {
-                    skipSpace()
-                    guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-                    let k = try string()
-                    skipSpace()
-                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                    i += 1
-                    skipSpace()
-                    o[k] = try value(depth: depth + 1)
-                    skipSpace()
-                    guard i < bytes.count else { throw fail("unexpected end of input") }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
-                    throw fail("expected ',' or '}'")
-                }
+                try objectMembers { (p: inout Parser, key: String) throws(Failure) in o[key] = try p.value(depth: depth + 1) }
+                return .object(o)
             case UInt8(ascii: "["):
                 i += 1
                 var a: [JSONValue] = []
@@ -125,6 +90,29 @@ public enum JSONParser {
             case UInt8(ascii: "f"): return try literal("false", .bool(false))
             case UInt8(ascii: "n"): return try literal("null", .null)
             default: return try number()
+            }
+        }
+
+        /// Reads an object whose opening brace is the current byte, calling `member` with each key while the
+        /// parser stands at that member's value (which `member` must consume).
+        mutating func objectMembers(_ member: (inout Parser, String) throws(Failure) -> Void) throws(Failure) {
+            i += 1
+            skipSpace()
+            if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return }
+            while true {
+                skipSpace()
+                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                let key = try string()
+                skipSpace()
+                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                i += 1
+                skipSpace()
+                try member(&self, key)
+                skipSpace()
+                guard i < bytes.count else { throw fail("unexpected end of input") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == UInt8(ascii: "}") { i += 1; return }
+                throw fail("expected ',' or '}'")
             }
         }
 

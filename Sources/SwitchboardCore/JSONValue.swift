@@ -101,13 +101,6 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
-    /// Appends `s` as a JSON string literal.
-    public static func writeString(_ s: String, to out: inout String) {
-        var bytes: [UInt8] = []
-        writeString(s, to: &bytes)
-        out += String(decoding: bytes, as: UTF8.self)
-    }
-
     /// Appends `s` as a JSON string literal, in UTF-8. Runs of bytes that need no escape are copied whole.
     public static func writeString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
@@ -125,8 +118,8 @@ public enum JSONValue: Sendable, Hashable, Codable {
                 case 0x0D: out.append(UInt8(ascii: "r"))
                 case 0x09: out.append(UInt8(ascii: "t"))
                 default:
-                    let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                    let hex: (UInt8) -> UInt8 = { $0 < 10 ? 48 + $0 : 87 + $0 }  // 0-9, a-f
+                    out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex(b >> 4), hex(b & 0xF)])
                 }
             }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
@@ -140,17 +133,7 @@ extension JSONValue {
     /// `JSONValue.object(fields.mapValues(JSONValue.string)).canonicalText`, without building the tree
     /// (stream entries are encoded this way on every hop, so it is on the hot path).
     public static func canonicalText(stringFields fields: [String: String]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(64 + fields.count * 24)
-        out.append(UInt8(ascii: "{"))
-        for (i, member) in fields.sorted(by: { $0.key < $1.key }).enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            writeString(member.key, to: &out)
-            out.append(UInt8(ascii: ":"))
-            writeString(member.value, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        SortedStringFieldsWriter.text(of: fields.sorted(by: { $0.key < $1.key }), capacity: 64 + fields.count * 24)
     }
 }
 
@@ -158,7 +141,9 @@ extension JSONValue {
 /// dictionary (the stream entries written for every message on the hot path use it).
 struct SortedStringFieldsWriter {
     private var out: [UInt8] = []
+    #if DEBUG
     private var last: String?
+    #endif
 
     init(capacity: Int) {
         out.reserveCapacity(capacity)
@@ -167,12 +152,21 @@ struct SortedStringFieldsWriter {
 
     /// Appends one member; keys must come in ascending order.
     mutating func add(_ key: String, _ value: String) {
+        #if DEBUG
         assert(last.map { $0 < key } ?? true, "keys out of order")
         last = key
+        #endif
         if out.count > 1 { out.append(UInt8(ascii: ",")) }
         JSONValue.writeString(key, to: &out)
         out.append(UInt8(ascii: ":"))
         JSONValue.writeString(value, to: &out)
+    }
+
+    /// The text of `members`, which must be in ascending key order.
+    static func text(of members: [(key: String, value: String)], capacity: Int) -> String {
+        var w = SortedStringFieldsWriter(capacity: capacity)
+        for m in members { w.add(m.key, m.value) }
+        return w.text()
     }
 
     mutating func text() -> String {

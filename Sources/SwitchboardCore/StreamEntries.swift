@@ -14,27 +14,19 @@ public struct DispatchEntry: Sendable, Hashable {
         self.init(communicationId: c.id, dispatchSeq: c.dispatchSeq, request: c.request)
     }
 
-    /// Stream fields.
-    public var fields: [String: String] {
+    /// The stream fields in key order: the one list both `fields` and `fieldsText` are made from.
+    var members: [(key: String, value: String)] {
         [
-            "_id": communicationId, "from": request.from, "to": request.to, "msg": request.msg, "status": CommunicationStatus.queued.rawValue,
-            "type": request.channel.rawValue, "seq": String(dispatchSeq), "data": request.data.canonicalText,
+            ("_id", communicationId), ("data", request.data.canonicalText), ("from", request.from), ("msg", request.msg),
+            ("seq", String(dispatchSeq)), ("status", CommunicationStatus.queued.rawValue), ("to", request.to), ("type", request.channel.rawValue),
         ]
     }
 
+    /// Stream fields.
+    public var fields: [String: String] { Dictionary(uniqueKeysWithValues: members) }
+
     /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
-    public var fieldsText: String {
-        var w = SortedStringFieldsWriter(capacity: 256 + request.msg.utf8.count * 2)
-        w.add("_id", communicationId)
-        w.add("data", request.data.canonicalText)
-        w.add("from", request.from)
-        w.add("msg", request.msg)
-        w.add("seq", String(dispatchSeq))
-        w.add("status", CommunicationStatus.queued.rawValue)
-        w.add("to", request.to)
-        w.add("type", request.channel.rawValue)
-        return w.text()
-    }
+    public var fieldsText: String { SortedStringFieldsWriter.text(of: members, capacity: 256 + request.msg.utf8.count * 2) }
 
     /// Reads stream fields back; nil when they are not a dispatch entry of ours.
     public init?(fields: [String: String]) {
@@ -47,33 +39,22 @@ public struct DispatchEntry: Sendable, Hashable {
 }
 
 extension LogRecord {
-    /// Stream fields for `log_stream` (the seed's names: service, status, from, to, msg, error, timestamp, communicationId).
-    public var fields: [String: String] {
-        var f = [
-            "communicationId": communicationId, "service": service, "status": status.rawValue, "type": type.rawValue,
-            "from": from, "to": to, "msg": msg, "attempt": String(attempt), "timestamp": timestamp.iso8601,
-        ]
-        if let error { f["error"] = error }
-        if let provider { f["provider"] = provider }
-        return f
+    /// The `log_stream` fields in key order (the seed's names: service, status, from, to, msg, error, timestamp,
+    /// communicationId, plus ours): the one list both `fields` and `fieldsText` are made from.
+    var members: [(key: String, value: String)] {
+        var m: [(key: String, value: String)] = [("attempt", String(attempt)), ("communicationId", communicationId)]
+        if let error { m.append(("error", error)) }
+        m += [("from", from), ("msg", msg)]
+        if let provider { m.append(("provider", provider)) }
+        m += [("service", service), ("status", status.rawValue), ("timestamp", timestamp.iso8601), ("to", to), ("type", type.rawValue)]
+        return m
     }
 
+    /// Stream fields for `log_stream`.
+    public var fields: [String: String] { Dictionary(uniqueKeysWithValues: members) }
+
     /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
-    public var fieldsText: String {
-        var w = SortedStringFieldsWriter(capacity: 192 + msg.utf8.count)
-        w.add("attempt", String(attempt))
-        w.add("communicationId", communicationId)
-        if let error { w.add("error", error) }
-        w.add("from", from)
-        w.add("msg", msg)
-        if let provider { w.add("provider", provider) }
-        w.add("service", service)
-        w.add("status", status.rawValue)
-        w.add("timestamp", timestamp.iso8601)
-        w.add("to", to)
-        w.add("type", type.rawValue)
-        return w.text()
-    }
+    public var fieldsText: String { SortedStringFieldsWriter.text(of: members, capacity: 192 + msg.utf8.count) }
 
     /// Reads `log_stream` fields back; nil when required fields are missing.
     public init?(fields f: [String: String]) {

@@ -87,11 +87,7 @@ public final class ElasticsearchClient: Sendable {
         var c = HTTPClient.Configuration(timeout: .init(connect: .nanoseconds(Int64(configuration.connectTimeout.nanoseconds)), read: .nanoseconds(Int64(configuration.requestTimeout.nanoseconds))))
         c.decompression = .disabled
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
-        switch configuration.authentication {
-        case .none: authorization = nil
-        case .basic(let user, let password): authorization = "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
-        case .apiKey(let key): authorization = "ApiKey " + key
-        }
+        authorization = configuration.authentication.authorizationHeader
     }
 
     /// Closes the connections.

@@ -9,6 +9,15 @@ public struct ElasticsearchConfiguration: Sendable {
         case basic(user: String, password: String)
         /// `Authorization: ApiKey <key>` (`ELASTICSEARCH_API_KEY`, the base64 `id:api_key` the cluster returns).
         case apiKey(String)
+
+        /// The `Authorization` header value, or nil (also what Kibana, in front of the same cluster, takes).
+        public var authorizationHeader: String? {
+            switch self {
+            case .none: nil
+            case .basic(let user, let password): "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
+            case .apiKey(let key): "ApiKey " + key
+            }
+        }
     }
 
     /// Base URL of a node (`ELASTICSEARCH_NODE`), without credentials and trailing slash: `http(s)://host[:port][/prefix]`.

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SwitchboardElasticsearch
 
 /// How the importer authenticates to Kibana.
 public enum KibanaAuth: Sendable, Equatable {
@@ -12,13 +13,15 @@ public enum KibanaAuth: Sendable, Equatable {
     /// An Elasticsearch API key, as Kibana shows it: the base64 `id:key` (`KIBANA_API_KEY`).
     case apiKey(String)
 
-    /// The `Authorization` header value, or nil.
+    /// The `Authorization` header value, or nil: the same as the Elasticsearch cluster behind Kibana takes.
     var header: String? {
-        switch self {
-        case .none: nil
-        case .basic(let user, let password): "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
-        case .apiKey(let key): "ApiKey " + key
-        }
+        let same: ElasticsearchConfiguration.Authentication =
+            switch self {
+            case .none: .none
+            case .basic(let user, let password): .basic(user: user, password: password)
+            case .apiKey(let key): .apiKey(key)
+            }
+        return same.authorizationHeader
     }
 
     /// From `KIBANA_API_KEY`, or `KIBANA_USERNAME` and `KIBANA_PASSWORD`; `.none` when none is set.

@@ -1,4 +1,4 @@
-# Shared by scripts/bench.sh, scripts/bench-distributed.sh and scripts/bench-engines.sh (sourced; expects PORT, THREADS, CONNECTIONS, WORK).
+# Shared by the scripts/bench*.sh scripts (sourced; the end-to-end helpers expect PORT, THREADS, CONNECTIONS, WORK).
 
 # Prints "<count of status $1> <total>" from the router's /api/v1/stats.
 stat_of() {
@@ -30,6 +30,16 @@ drive_end_to_end() {
 
 # --- Separate processes (scripts/bench-distributed.sh, scripts/bench-engines.sh) ---------------------------
 # Expect WORK (a temporary folder) and BIN (the switchboard binary).
+
+# build_release PRODUCT [swift build options…]: builds the release product (quietly; the errors are shown when it
+# fails) and prints the path of the binary.
+build_release() {
+  local product=$1; shift
+  if ! swift build -c release "$@" --product "$product" >/dev/null 2>&1; then
+    swift build -c release "$@" --product "$product" >&2 || return 1
+  fi
+  echo "$(swift build -c release "$@" --show-bin-path)/$product"
+}
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
