@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// Instructions to switch the connection to TLS once the server accepted `STARTTLS`.
 struct TLSUpgrade: Sendable {
@@ -49,6 +50,9 @@ final class SMTPChannelHandler: ChannelDuplexHandler {
     }
 
     private var pending = CircularBuffer<Pending>()
+    /// The `STARTTLS` request once its 220 arrived: answered when the TLS handshake completes (or fails), so
+    /// nothing is written after STARTTLS until TLS is up and a failed handshake is reported as such.
+    private var handshaking: (request: Pending, reply: SMTPReply)?
     private var unclaimed = CircularBuffer<SMTPReply>()
     private var inbound: ByteBuffer?
     private var partialCode: Int?
@@ -110,6 +114,15 @@ final class SMTPChannelHandler: ChannelDuplexHandler {
         if let readable = inbound?.readableBytes, readable == 0 {
             inbound = nil // release the buffer between replies
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSUserEvent, let (request, reply) = handshaking {
+            handshaking = nil
+            request.timer?.cancel()
+            request.promise.succeed(reply)
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -183,31 +196,33 @@ final class SMTPChannelHandler: ChannelDuplexHandler {
 
     private func deliver(_ reply: SMTPReply, context: ChannelHandlerContext) {
         let request = pending.removeFirst()
-        request.timer?.cancel()
         if let upgrade = request.tlsUpgrade, reply.code == 220 {
             // RFC 3207 §4: TLS negotiation starts right after the 220. Anything the
             // server (or an attacker) sent after the 220 in plaintext must not be
             // interpreted later as if it had been protected ("STARTTLS injection").
             if (inbound?.readableBytes ?? 0) > 0 || !unclaimed.isEmpty || !pending.isEmpty {
+                request.timer?.cancel()
                 request.promise.fail(SMTPError.protocolViolation(step: .startTLS, reason: "plaintext data after the STARTTLS reply"))
                 fail(with: .protocolViolation(step: .startTLS, reason: "plaintext data after the STARTTLS reply"), close: true)
                 return
             }
+            // Answered when the handshake ends (`userInboundEventTriggered` or `fail`); the request's timer
+            // keeps running meanwhile, so a handshake that never ends times out as this step.
+            handshaking = (request, reply)
             do {
                 let tlsHandler = try NIOSSLClientHandler(context: upgrade.context, serverHostname: upgrade.serverHostname)
                 try context.pipeline.syncOperations.addHandler(tlsHandler, position: .first)
             } catch {
-                let mapped = SMTPError.tlsFailed(step: .startTLS, reason: "cannot start TLS: \(error)")
-                request.promise.fail(mapped)
-                fail(with: mapped, close: true)
-                return
+                fail(with: .tlsFailed(step: .startTLS, reason: "cannot start TLS: \(error)"), close: true)
             }
+            return
         }
+        request.timer?.cancel()
         request.promise.succeed(reply)
     }
 
     private func timerFired(id: UInt64) {
-        guard let request = pending.first(where: { $0.id == id }) else { return }
+        guard let request = pending.first(where: { $0.id == id }) ?? handshaking.map(\.request).flatMap({ $0.id == id ? $0 : nil }) else { return }
         fail(with: .timeout(step: request.step), close: true)
     }
 
@@ -220,6 +235,11 @@ final class SMTPChannelHandler: ChannelDuplexHandler {
     private func fail(with error: SMTPError, close: Bool) {
         if terminalError == nil {
             terminalError = error
+        }
+        if let (request, _) = handshaking {
+            handshaking = nil
+            request.timer?.cancel()
+            request.promise.fail(error.replacingStep(.tlsHandshake))
         }
         let failed = pending
         pending.removeAll()

@@ -337,8 +337,8 @@ final class SMTPConnection: Sendable {
         let request = SMTPRequest(bytes: bytes, step: step, timeout: TimeAmount(timeout), replyPromise: promise, tlsUpgrade: tlsUpgrade)
         let written = flush ? channel.writeAndFlush(request) : channel.write(request)
         // If the handler is gone (channel closed) nobody else will complete the promise. Fail it one
-        // event-loop tick later, so that an error the handler is about to report (a failed TLS handshake
-        // closes the channel and fails the buffered writes first) wins over the generic "connection closed".
+        // event-loop tick later, so that an error the handler is about to report for the same close wins
+        // over the generic "connection closed".
         written.whenFailure { error in
             channel.eventLoop.execute { promise.fail(SMTPError.from(error, step: step)) }
         }

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOSSL
+import NIOTLS
 import Testing
 @testable import SwitchboardSMTP
 
@@ -177,19 +178,39 @@ struct SMTPProtocolTests {
         #expect(!channel.isActive)
     }
 
-    @Test("a clean STARTTLS 220 inserts the TLS handler first in the pipeline")
+    @Test("a clean STARTTLS 220 inserts the TLS handler first in the pipeline; STARTTLS is answered once TLS is up")
     func startTLSUpgrade() throws {
         let channel = try makeChannel()
         let context = try NIOSSLContext(configuration: .makeClientConfiguration())
         let future = try send(channel, "STARTTLS", step: .startTLS, tlsUpgrade: TLSUpgrade(context: context, serverHostname: "example.com"))
         _ = try channel.readOutbound(as: ByteBuffer.self)
         try serverSays(channel, "220 2.0.0 Ready to start TLS\r\n")
-        #expect(try reply(future).code == 220)
         #expect(throws: Never.self) { _ = try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self) }
         // The TLS handler immediately starts its handshake: a ClientHello is queued for the wire.
         let clientHello = try channel.readOutbound(as: ByteBuffer.self)
         #expect(clientHello?.getInteger(at: clientHello!.readerIndex, as: UInt8.self) == 0x16)
+        // Nothing may be written after STARTTLS before the handshake ends, so the 220 is held until then.
+        #expect(currentResult(future) == nil)
+        channel.pipeline.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: nil))
+        #expect(try reply(future).code == 220)
         _ = try? channel.finish()
+    }
+
+    @Test("a TLS handshake that fails after STARTTLS fails STARTTLS with the TLS error, not a closed connection")
+    func startTLSHandshakeFails() throws {
+        let channel = try makeChannel()
+        let context = try NIOSSLContext(configuration: .makeClientConfiguration())
+        let future = try send(channel, "STARTTLS", step: .startTLS, tlsUpgrade: TLSUpgrade(context: context, serverHostname: "example.com"))
+        _ = try channel.readOutbound(as: ByteBuffer.self)
+        try serverSays(channel, "220 2.0.0 Ready to start TLS\r\n")
+        channel.pipeline.fireErrorCaught(NIOSSLError.handshakeFailed(.sslError([])))
+        guard case .tlsFailed(let step, _)? = error(future) else {
+            Issue.record("expected tlsFailed, got \(String(describing: currentResult(future)))")
+            return
+        }
+        #expect(step == .tlsHandshake)
+        #expect(error(future)?.isRetryable == false)
+        #expect(!channel.isActive)
     }
 }
 
