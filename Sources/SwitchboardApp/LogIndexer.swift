@@ -22,9 +22,17 @@ public struct LogIndexer: Service {
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                let entries = try await engine.queue.read(stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: consumer, count: 1024, block: options.readBlock)
-                if !entries.isEmpty { try await index(entries) }
+                if let pipeline = engine.pipeline {
+                    let batch = try await pipeline.readLogs(group: StreamNames.loggerGroup, consumer: consumer, count: 1024, block: options.readBlock)
+                    if !batch.entries.isEmpty { try await index(batch, through: pipeline) }
+                } else {
+                    let entries = try await engine.queue.read(stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: consumer, count: 1024, block: options.readBlock)
+                    if !entries.isEmpty { try await index(entries) }
+                }
                 failures = 0
+            } catch is StaleLogBatch {
+                // Another logging service on the same file indexed these entries first: read again.
+                logger.debug("log batch consumed elsewhere; reading again")
             } catch {
                 failures += 1
                 logger.error("log indexing failed; entries stay pending", metadata: ["error": "\(error)"])
@@ -34,7 +42,8 @@ public struct LogIndexer: Service {
         logger.info("logging service stopped")
     }
 
-    func index(_ entries: [QueueEntry]) async throws {
+    /// Splits entries into log records and the malformed (or too often delivered) ones.
+    func sort(_ entries: [QueueEntry]) -> (records: [LogRecord], good: [String], bad: [QueueEntry]) {
         var records: [LogRecord] = []
         var good: [String] = []
         var bad: [QueueEntry] = []
@@ -46,30 +55,40 @@ public struct LogIndexer: Service {
                 bad.append(e)
             }
         }
-        if let pipeline = engine.pipeline {
-            try await pipeline.indexLogs(records, acknowledging: good, group: StreamNames.loggerGroup)
-        } else {
-            // An unavailable search index (Elasticsearch down) is retried here with the batch in hand, not by
-            // letting the leases expire: redelivery would raise the delivery counts and dead-letter the entries.
-            var failures = 0
-            while true {
-                do {
-                    try await engine.search.index(logs: records)
-                    break
-                } catch {
-                    failures += 1
-                    if Task.isShuttingDownGracefully || Task.isCancelled { throw error }
-                    if failures == 1 || failures % 20 == 0 {
-                        logger.warning("could not index log records; retrying the batch", metadata: ["error": "\(error)", "records": "\(records.count)", "failures": "\(failures)"])
-                    }
-                    try? await Task.sleep(for: failureBackoff(failures))
+        return (records, good, bad)
+    }
+
+    static let deadReason = "malformed or delivered too often"
+
+    /// Indexes a batch and consumes its entries in one transaction of the atomic pipeline.
+    func index(_ batch: LogBatch, through pipeline: any AtomicPipeline) async throws {
+        let (records, _, bad) = sort(batch.entries)
+        if !bad.isEmpty { logger.error("log entries moved to the dead-letter stream", metadata: ["count": "\(bad.count)"]) }
+        try await pipeline.indexLogs(records, consuming: batch, deadLetters: bad, reason: Self.deadReason, group: StreamNames.loggerGroup)
+    }
+
+    func index(_ entries: [QueueEntry]) async throws {
+        let (records, good, bad) = sort(entries)
+        // An unavailable search index (Elasticsearch down) is retried here with the batch in hand, not by
+        // letting the leases expire: redelivery would raise the delivery counts and dead-letter the entries.
+        var failures = 0
+        while true {
+            do {
+                try await engine.search.index(logs: records)
+                break
+            } catch {
+                failures += 1
+                if Task.isShuttingDownGracefully || Task.isCancelled { throw error }
+                if failures == 1 || failures % 20 == 0 {
+                    logger.warning("could not index log records; retrying the batch", metadata: ["error": "\(error)", "records": "\(records.count)", "failures": "\(failures)"])
                 }
+                try? await Task.sleep(for: failureBackoff(failures))
             }
-            try await engine.queue.ack(stream: StreamNames.log, group: StreamNames.loggerGroup, ids: good)
         }
+        try await engine.queue.ack(stream: StreamNames.log, group: StreamNames.loggerGroup, ids: good)
         if !bad.isEmpty {
             logger.error("log entries moved to the dead-letter stream", metadata: ["count": "\(bad.count)"])
-            try await engine.queue.deadLetter(stream: StreamNames.log, group: StreamNames.loggerGroup, entries: bad, reason: "malformed or delivered too often")
+            try await engine.queue.deadLetter(stream: StreamNames.log, group: StreamNames.loggerGroup, entries: bad, reason: Self.deadReason)
         }
     }
 }

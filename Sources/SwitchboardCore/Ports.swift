@@ -277,6 +277,40 @@ public protocol AtomicPipeline: Sendable {
     /// left its communication `failed`.
     func record(_ transitions: [StatusTransition], settle: [QueueEntry?], group: String) async throws -> [TransitionOutcome]
 
-    /// Indexes log records and acknowledges their `log_stream` entries in one transaction.
-    func indexLogs(_ records: [LogRecord], acknowledging ids: [String], group: String) async throws
+    /// The logging service's read of `log_stream` for `group`: entries whose lease ran out are claimed as
+    /// `MessageQueue.read` would; otherwise new entries are only read, not claimed (no pending list), and are
+    /// consumed by `indexLogs` in the transaction that indexes them. Blocks up to `block` when there is nothing.
+    func readLogs(group: String, consumer: String, count: Int, block: Duration) async throws -> LogBatch
+
+    /// In one transaction: indexes `records`, moves the `deadLetters` entries to `log_stream:dead` with `reason`,
+    /// and consumes every entry of `batch` (acknowledges claimed entries; moves the group past read ones). A
+    /// batch read past a position another logging service has meanwhile moved throws `StaleLogBatch` and
+    /// writes nothing.
+    func indexLogs(_ records: [LogRecord], consuming batch: LogBatch, deadLetters: [QueueEntry], reason: String, group: String) async throws
+}
+
+/// `log_stream` entries handed to the logging service by `AtomicPipeline.readLogs`.
+public struct LogBatch: Sendable, Hashable {
+    /// How the entries were handed out.
+    public enum Origin: Sendable, Hashable {
+        /// Claimed into the group's pending list (their lease had run out): acknowledged when indexed.
+        case claimed
+        /// Read past the group's position `after`, up to and including `through`, without claiming.
+        case read(after: String, through: String)
+    }
+
+    /// Oldest first.
+    public var entries: [QueueEntry]
+    public var origin: Origin
+
+    public init(entries: [QueueEntry], origin: Origin) {
+        self.entries = entries
+        self.origin = origin
+    }
+}
+
+/// Another consumer of the group consumed the entries of a `LogBatch` first; nothing was written. Read again.
+public struct StaleLogBatch: Error, CustomStringConvertible, Sendable {
+    public init() {}
+    public var description: String { "the log batch was consumed by another logging service first" }
 }

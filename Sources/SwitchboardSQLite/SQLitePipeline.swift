@@ -5,10 +5,18 @@ import SwitchboardCore
 public struct SQLitePipeline: AtomicPipeline {
     let db: SQLiteDatabase
     let clock: @Sendable () -> Timestamp
+    /// The streams' settings (lease, poll interval) for `readLogs`.
+    let queue: SQLiteQueue
 
     public init(database: SQLiteDatabase, clock: @escaping @Sendable () -> Timestamp) {
-        db = database
-        self.clock = clock
+        self.init(queue: SQLiteQueue(database: database, clock: clock))
+    }
+
+    /// A pipeline over the queue's database, with its lease and poll interval.
+    public init(queue: SQLiteQueue) {
+        db = queue.db
+        clock = queue.clock
+        self.queue = queue
     }
 
     public func accept(_ items: [NewCommunication], queuedAt: Timestamp, service: String) async throws -> [CreateOutcome] {
@@ -81,10 +89,35 @@ public struct SQLitePipeline: AtomicPipeline {
         return results.map(SQLiteStore.outcome)
     }
 
-    public func indexLogs(_ records: [LogRecord], acknowledging ids: [String], group: String) async throws {
+    public func readLogs(group: String, consumer: String, count: Int, block: Duration) async throws -> LogBatch {
+        // Reads happen on reader connections: the writer is only involved when a lease has run out.
+                let stream = StreamNames.log
+        return try await queue.blocking(stream: stream, block: block, empty: LogBatch(entries: [], origin: .claimed)) {
+            if try await queue.hasExpired(stream: stream, group: group) {
+                let claimed = try await queue.claim(stream: stream, group: group, consumer: consumer, count: count, includeNew: false)
+                if !claimed.isEmpty { return LogBatch(entries: claimed, origin: .claimed) }
+            }
+            let (after, read) = try await queue.peek(stream: stream, group: group, count: count)
+            guard let last = read.last else { return nil }
+            let entries = read.map { QueueEntry(id: String($0.id), stream: stream, fields: SQLiteQueue.decode($0.fields), deliveryCount: 1) }
+            return LogBatch(entries: entries, origin: .read(after: String(after), through: String(last.id)))
+        }
+    }
+
+    public func indexLogs(_ records: [LogRecord], consuming batch: LogBatch, deadLetters: [QueueEntry], reason: String, group: String) async throws {
+        let stream = StreamNames.log
+        let dead = deadLetters.map { SQLiteQueue.deadFields($0, reason: reason) }
+        let now = clock()
         try await db.write { c in
             for r in records { try SQLiteSearchIndex.insert(c, r) }
-            try SQLiteQueue.ack(c, stream: StreamNames.log, group: group, ids: ids)
+            for fields in dead { try SQLiteQueue.append(c, stream: StreamNames.deadLetter(of: stream), fields: fields, at: now) }
+            switch batch.origin {
+            case .claimed:
+                try SQLiteQueue.ack(c, stream: stream, group: group, ids: batch.entries.map(\.id))
+            case .read(let after, let through):
+                guard let after = Int64(after), let through = Int64(through) else { throw StaleLogBatch() }
+                try SQLiteQueue.consume(c, stream: stream, group: group, after: after, through: through)
+            }
         }
     }
 }

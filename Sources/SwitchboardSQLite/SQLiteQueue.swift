@@ -66,19 +66,70 @@ public struct SQLiteQueue: MessageQueue {
     }
 
     public func read(stream: String, group: String, consumer: String, count: Int, block: Duration) async throws -> [QueueEntry] {
-        let deadline = ContinuousClock.now + block
-        while true {
-            let generation = db.signal.generation(stream)
+        try await blocking(stream: stream, block: block, empty: []) {
             let entries = try await claim(stream: stream, group: group, consumer: consumer, count: count)
-            if !entries.isEmpty { return entries }
-            let remaining = deadline - ContinuousClock.now
-            if remaining <= .zero || Task.isCancelled { return [] }
-            await db.signal.wait(stream, after: generation, timeout: min(remaining, pollInterval))
-            if Task.isCancelled { return [] }
+            return entries.isEmpty ? nil : entries
         }
     }
 
-    func claim(stream: String, group: String, consumer: String, count: Int) async throws -> [QueueEntry] {
+    /// Calls `attempt` until it finds something (not nil), waking when this process publishes to `stream` and
+    /// polling every `pollInterval` for other processes' entries; `empty` once `block` has passed.
+    func blocking<T>(stream: String, block: Duration, empty: T, _ attempt: () async throws -> T?) async throws -> T {
+        let deadline = ContinuousClock.now + block
+        while true {
+            let generation = db.signal.generation(stream)
+            if let found = try await attempt() { return found }
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero || Task.isCancelled { return empty }
+            await db.signal.wait(stream, after: generation, timeout: min(remaining, pollInterval))
+            if Task.isCancelled { return empty }
+        }
+    }
+
+    /// Entries of `group` past its position, read on a reader connection without claiming them: the
+    /// position read from and the entries (id, encoded fields), oldest first.
+    func peek(stream: String, group: String, count: Int) async throws -> (after: Int64, entries: [(id: Int64, fields: String)]) {
+        try await db.read { c in
+            guard let lastID = try c.scalar("SELECT last_id FROM stream_groups WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) else {
+                throw QueueError.noGroup(stream: stream, group: group)
+            }
+            var entries: [(id: Int64, fields: String)] = []
+            try c.query("SELECT id, fields FROM stream_entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?", [.text(stream), .int(lastID), .int(Int64(count))]) { s in
+                entries.append((s.int(0), s.text(1)))
+            }
+            return (lastID, entries)
+        }
+    }
+
+    /// True when `group` holds entries whose lease has run out (read on a reader connection).
+    func hasExpired(stream: String, group: String) async throws -> Bool {
+        let now = clock()
+        return try await db.read { c in
+            try c.scalar("SELECT EXISTS (SELECT 1 FROM stream_pending WHERE stream = ? AND grp = ? AND lease_until <= ?)", [.text(stream), .text(group), .int(now.milliseconds)]) == 1
+        }
+    }
+
+    /// Consumes entries read with `peek` on the writer thread: moves `group` from `after` to `through` (only if
+    /// it is still at `after`, else `StaleLogBatch`) and deletes the entries no group needs any more.
+    static func consume(_ c: Connection, stream: String, group: String, after: Int64, through: Int64) throws {
+        try c.run("UPDATE stream_groups SET last_id = ? WHERE stream = ? AND grp = ? AND last_id = ?", [.int(through), .text(stream), .text(group), .int(after)])
+        guard c.changes == 1 else { throw StaleLogBatch() }
+        let groups = try c.scalar("SELECT count(*) FROM stream_groups WHERE stream = ?", [.text(stream)]) ?? 0
+        if groups <= 1 {
+            try c.run("DELETE FROM stream_entries WHERE stream = ? AND id > ? AND id <= ?", [.text(stream), .int(after), .int(through)])
+        } else {
+            try c.run(
+                """
+                DELETE FROM stream_entries WHERE stream = ?1 AND id > ?2 AND id <= ?3
+                AND NOT EXISTS (SELECT 1 FROM stream_pending p WHERE p.stream = ?1 AND p.entry_id = stream_entries.id)
+                AND NOT EXISTS (SELECT 1 FROM stream_groups g WHERE g.stream = ?1 AND g.last_id < stream_entries.id)
+                """, [.text(stream), .int(after), .int(through)])
+        }
+    }
+
+    /// Claims entries for `consumer`: those of the group whose lease ran out (XAUTOCLAIM), then, with
+    /// `includeNew`, new ones (XREADGROUP >).
+    func claim(stream: String, group: String, consumer: String, count: Int, includeNew: Bool = true) async throws -> [QueueEntry] {
         let now = clock()
         let leaseUntil = now.adding(lease).milliseconds
         // Fields are decoded after the write, off the writer thread.
@@ -108,7 +159,7 @@ public struct SQLiteQueue: MessageQueue {
             }
             // New entries (XREADGROUP >).
             let room = count - result.count
-            if room > 0 {
+            if includeNew && room > 0 {
                 var newest = lastID
                 try c.query("SELECT id, fields FROM stream_entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?", [.text(stream), .int(lastID), .int(Int64(room))]) { s in
                     let id = s.int(0)

@@ -74,6 +74,7 @@ public struct SwitchboardSystem: Sendable {
             redisQueue = nil
             queue = SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock)
         }
+        let embeddedQueue = queue as? SQLiteQueue
         var store: any CommunicationStore = SQLiteStore(database: database)
         #if MongoDB
         mongoStore = try settings.mongoURL.map { url in
@@ -89,7 +90,7 @@ public struct SwitchboardSystem: Sendable {
             search: SQLiteSearchIndex(database: database),
             mailbox: SQLiteSandboxMailbox(database: database),
             // One transaction per pipeline step only when the store and the streams share the SQLite file.
-            pipeline: redisQueue == nil && settings.mongoURL == nil ? SQLitePipeline(database: database, clock: clock) : nil,
+            pipeline: settings.mongoURL == nil ? embeddedQueue.map(SQLitePipeline.init(queue:)) : nil,
             names: (store: settings.mongoURL == nil ? "sqlite" : "mongodb", queue: redisQueue == nil ? "sqlite" : "redis", search: "sqlite"))
         if let es = settings.elasticsearch {
             // The atomic pipeline writes SQLite's search tables, so it is off when search is elsewhere.

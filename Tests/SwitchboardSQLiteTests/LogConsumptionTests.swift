@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+import SwitchboardCore
+@testable import SwitchboardSQLite
+
+/// The logging service's path through the atomic pipeline: `log_stream` entries are read without being
+/// claimed and consumed by the transaction that indexes them.
+@Suite("SQLite pipeline: log consumption")
+struct LogConsumptionTests {
+    struct Fixture {
+        let db: SQLiteDatabase
+        let queue: SQLiteQueue
+        let pipeline: SQLitePipeline
+        let search: SQLiteSearchIndex
+
+        init(lease: Duration = .seconds(30)) throws {
+            db = try temporaryDatabase()
+            queue = SQLiteQueue(database: db, lease: lease, pollInterval: .milliseconds(20), clock: wallClock)
+            pipeline = SQLitePipeline(queue: queue)
+            search = SQLiteSearchIndex(database: db)
+        }
+
+        /// Accepts `n` messages: two log entries each (`pending`, `queued`).
+        func accept(_ n: Int, from first: Int = 1) async throws {
+            let now = wallClock()
+            let items = (0..<n).map { i in
+                NewCommunication(id: String(format: "%024x", first + i), request: sms(msg: "message \(i)"), idempotencyKey: nil, createdAt: now, dispatchAt: now.adding(.seconds(30)))
+            }
+            _ = try await pipeline.accept(items, queuedAt: now, service: "router")
+        }
+
+        func logCount() async throws -> Int {
+            try await search.search(LogQuery(limit: 1000)).items.count
+        }
+
+        func records(_ batch: LogBatch) -> [LogRecord] { batch.entries.compactMap { LogRecord(fields: $0.fields) } }
+    }
+
+    @Test("reading claims nothing; indexing consumes the entries in its own transaction")
+    func readThenConsume() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        try await f.accept(5)
+        let batch = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        #expect(batch.entries.count == 10)
+        guard case .read(let after, let through) = batch.origin else { Issue.record("expected a read batch, got \(batch.origin)"); return }
+        #expect(after == "0")
+        #expect(through == batch.entries.last?.id)
+        var info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        #expect(info.pending == 0)
+        #expect(info.length == 10)
+
+        try await f.pipeline.indexLogs(f.records(batch), consuming: batch, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        #expect(info.length == 0)
+        #expect(info.pending == 0)
+        #expect(try await f.logCount() == 10)
+        // Nothing left to read.
+        #expect(try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero).entries.isEmpty)
+    }
+
+    @Test("a batch consumed by another logging service first is refused whole: nothing is indexed twice")
+    func staleBatch() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        try await f.accept(3)
+        let first = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        let second = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-2", count: 100, block: .zero)
+        #expect(first == second)
+        try await f.pipeline.indexLogs(f.records(first), consuming: first, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        await #expect(throws: StaleLogBatch.self) {
+            try await f.pipeline.indexLogs(f.records(second), consuming: second, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        }
+        #expect(try await f.logCount() == 6)
+    }
+
+    @Test("a batch read and never indexed (the logger died) is read again: nothing is lost")
+    func readAgainAfterCrash() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        try await f.accept(2)
+        let lost = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        let again = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-2", count: 100, block: .zero)
+        #expect(again.entries.map(\.id) == lost.entries.map(\.id))
+        try await f.pipeline.indexLogs(f.records(again), consuming: again, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        #expect(try await f.logCount() == 4)
+    }
+
+    @Test("malformed entries go to log_stream:dead in the transaction that consumes them")
+    func malformedToDeadLetter() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        try await f.accept(1)
+        try await f.queue.publish(stream: StreamNames.log, entries: [["service": "nobody"]])
+        let batch = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        #expect(batch.entries.count == 3)
+        let bad = batch.entries.filter { LogRecord(fields: $0.fields) == nil }
+        #expect(bad.count == 1)
+        try await f.pipeline.indexLogs(f.records(batch), consuming: batch, deadLetters: bad, reason: "malformed", group: StreamNames.loggerGroup)
+        let info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        #expect(info.length == 0)
+        #expect(info.deadLetters == 1)
+        let dead = try await f.queue.entries(stream: StreamNames.deadLetter(of: StreamNames.log), limit: 10)
+        #expect(dead.first?.fields["dead_reason"] == "malformed")
+        #expect(dead.first?.fields["service"] == "nobody")
+        #expect(try await f.logCount() == 2)
+    }
+
+    @Test("entries claimed the usual way whose lease ran out are taken over, then acknowledged when indexed")
+    func expiredClaimsAreTakenOver() async throws {
+        let f = try Fixture(lease: .milliseconds(200))
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        try await f.accept(1)
+        // An older logging service claimed them and died.
+        let held = try await f.queue.read(stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: "old", count: 10, block: .zero)
+        #expect(held.count == 2)
+        try await f.accept(1, from: 2)
+        try await Task.sleep(for: .milliseconds(400))
+        let batch = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        #expect(batch.origin == .claimed)
+        #expect(batch.entries.map(\.id) == held.map(\.id))
+        #expect(batch.entries.allSatisfy { $0.deliveryCount == 2 })
+        try await f.pipeline.indexLogs(f.records(batch), consuming: batch, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        // Then the new ones, read without a claim.
+        let next = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        #expect(next.entries.count == 2)
+        try await f.pipeline.indexLogs(f.records(next), consuming: next, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        let info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        #expect(info.length == 0)
+        #expect(info.pending == 0)
+        #expect(try await f.logCount() == 4)
+    }
+
+    @Test("a blocked read wakes when this process writes a log entry")
+    func blockingReadWakes() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        let start = ContinuousClock.now
+        async let got = f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .seconds(20))
+        try await Task.sleep(for: .milliseconds(100))
+        try await f.accept(1)
+        #expect(try await got.entries.count == 2)
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+}
