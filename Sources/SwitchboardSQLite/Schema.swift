@@ -109,6 +109,9 @@ enum Schema {
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0
+        guard current <= version else {
+            throw SQLiteError(code: 1, message: "the database's schema version \(current) is newer than this build's (\(version)); use a newer switchboard")
+        }
         guard current < version else { return }
         try c.execute("BEGIN IMMEDIATE")
         do {

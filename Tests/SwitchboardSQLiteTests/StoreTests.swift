@@ -45,7 +45,7 @@ struct SQLiteStoreEngineTests {
         async let good = store.create([new("g1")])
         let bad = Task {
             try await db.write { c in
-                try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES ('orphan', '{}', 1)")
+                try SQLiteQueue.append(c, stream: "orphan", fields: "{}", at: Timestamp(milliseconds: 1))
                 throw SQLiteError(code: 1, message: "deliberate")
             }
         }
