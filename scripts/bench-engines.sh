@@ -68,13 +68,15 @@ if [ "$SEARCH" != sqlite ]; then
   last=-1
   for _ in $(seq 1 600); do
     curl -fs -XPOST "http://127.0.0.1:$ES_PORT/communication-logs/_refresh" >/dev/null 2>&1 || true
-    got=$(curl -fs "http://127.0.0.1:$ES_PORT/communication-logs/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' 2>/dev/null || echo 0)
+    got=$(curl -fs "http://127.0.0.1:$ES_PORT/communication-logs/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
+    got=${got:-0}
     [ "$got" = "$last" ] && [ "$got" -ge "$TOTAL" ] && break
     last=$got
     sleep 1
   done
   curl -fs -XPOST "http://127.0.0.1:$ES_PORT/communications/_refresh" >/dev/null 2>&1 || true
-  docs=$(curl -fs "http://127.0.0.1:$ES_PORT/communications/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' 2>/dev/null || echo 0)
+  docs=$(curl -fs "http://127.0.0.1:$ES_PORT/communications/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
+  docs=${docs:-0}
   echo "search holds $docs communications and $got log records ($(python3 -c "print(f'{$got / $TOTAL:.2f}')") per message)"
 fi
 report_end_to_end "$(date +%s.%N)"
