@@ -267,12 +267,13 @@ public protocol SandboxMailbox: Sendable {
 /// services use the ports one by one.
 public protocol AtomicPipeline: Sendable {
     /// Stores each new communication, records `pending` then `queued` (dispatch 1), appends its entry to its
-    /// channel stream, both log entries to `log_stream` and its document to the search index — atomically.
+    /// channel stream and both log entries to `log_stream` — atomically (the engine's search index reads the
+    /// stored row, so the message is searchable with it).
     /// Idempotency keys behave as in `CommunicationStore.create`.
     func accept(_ items: [NewCommunication], queuedAt: Timestamp, service: String) async throws -> [CreateOutcome]
 
     /// Applies `transitions` like `CommunicationStore.apply`, and in the same transaction writes a log entry
-    /// for each applied one, updates its search document (not for `processing`), and settles stream entries:
+    /// for each applied one and settles stream entries:
     /// `settle[i]`, when present, is acknowledged — or moved to the dead-letter stream when transition `i`
     /// left its communication `failed`.
     func record(_ transitions: [StatusTransition], settle: [QueueEntry?], group: String) async throws -> [TransitionOutcome]

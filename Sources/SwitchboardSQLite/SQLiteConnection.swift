@@ -156,6 +156,14 @@ final class Connection {
         return result
     }
 
+    /// Pages this connection has written since the last call (SQLITE_DBSTATUS_CACHE_WRITE, reset on read).
+    func takePagesWritten() -> Int {
+        var current: Int32 = 0
+        var highwater: Int32 = 0
+        sqlite3_db_status(handle, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 1)
+        return Int(current)
+    }
+
     var changes: Int { Int(sqlite3_changes(handle)) }
     var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 }

@@ -81,8 +81,8 @@ public final class SQLiteDatabase: Sendable {
         return try await readers[i].submit(body)
     }
 
-    /// Write transactions committed, writes they held, and time the writer spent in them, since opening.
-    public var writerStatistics: (groups: Int, writes: Int, busy: Duration, cpu: Duration) {
+    /// What the writer thread has done since opening.
+    public var writerStatistics: WriterStatistics {
         writer.statistics
     }
 
@@ -91,6 +91,20 @@ public final class SQLiteDatabase: Sendable {
         await writer.stop()
         for r in readers { await r.stop() }
     }
+}
+
+/// The single writer's work since the database was opened (`SQLiteDatabase.writerStatistics`).
+public struct WriterStatistics: Sendable {
+    /// Transactions committed (each holds a group of writes).
+    public var groups = 0
+    /// Writes run.
+    public var writes = 0
+    /// Pages written by the writer connection (to the write-ahead log at each commit).
+    public var pages = 0
+    /// Wall time spent in transactions.
+    public var busy = Duration.zero
+    /// CPU time of the writer thread spent in transactions.
+    public var cpu = Duration.zero
 }
 
 final class LockedCounter: Sendable {
@@ -130,17 +144,13 @@ final class ConnectionThread: @unchecked Sendable {
     private let groupCommit: Bool
     private let maxGroup: Int
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
-    /// Writer statistics (groups, jobs, busy nanoseconds), read by `statistics`.
-    private var groups = 0
-    private var jobsRun = 0
-    private var busyNanoseconds: UInt64 = 0
-    private var cpuNanoseconds: UInt64 = 0
+    /// Writer statistics, read by `statistics`.
+    private var stats = WriterStatistics()
 
-    /// Groups committed, jobs run and time spent in transactions so far.
-    var statistics: (groups: Int, writes: Int, busy: Duration, cpu: Duration) {
+    var statistics: WriterStatistics {
         condition.lock()
         defer { condition.unlock() }
-        return (groups, jobsRun, .nanoseconds(Int64(busyNanoseconds)), .nanoseconds(Int64(cpuNanoseconds)))
+        return stats
     }
 
     static func threadCPUNanoseconds() -> UInt64 {
@@ -230,11 +240,13 @@ final class ConnectionThread: @unchecked Sendable {
                 runGroup(batch, on: connection)
                 let elapsed = DispatchTime.now().uptimeNanoseconds - start
                 let cpu = Self.threadCPUNanoseconds() - cpuStart
+                let pages = connection.takePagesWritten()
                 condition.lock()
-                cpuNanoseconds += cpu
-                groups += 1
-                jobsRun += batch.count
-                busyNanoseconds += elapsed
+                stats.cpu += .nanoseconds(Int64(cpu))
+                stats.groups += 1
+                stats.writes += batch.count
+                stats.pages += pages
+                stats.busy += .nanoseconds(Int64(elapsed))
                 condition.unlock()
             } else {
                 for job in batch {

@@ -2,6 +2,9 @@ import SwitchboardCore
 
 /// `AtomicPipeline` for the embedded engine: store, streams and search live in one SQLite file, so each
 /// step of the pipeline is one transaction (and, with group commit, shares its COMMIT with others).
+///
+/// It goes with a `SQLiteSearchIndex` over the store's rows (`.storeRows`): a communication's search document
+/// is its `communications` row, so there is no document to write here.
 public struct SQLitePipeline: AtomicPipeline {
     let db: SQLiteDatabase
     let clock: @Sendable () -> Timestamp
@@ -26,7 +29,6 @@ public struct SQLitePipeline: AtomicPipeline {
             var dataText: String
             var entry: String
             var logs: [String]
-            var document: CommunicationDocument
         }
         let prepared = items.map { item -> Prepared in
             var queued = item.communication
@@ -34,7 +36,7 @@ public struct SQLitePipeline: AtomicPipeline {
             queued.status = .queued
             queued.updatedAt = queuedAt
             let logs = [LogRecord(queued, change: queued.history[0]), LogRecord(queued, change: change)].map(\.fieldsText)
-            return Prepared(item: item, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: logs, document: CommunicationDocument(queued))
+            return Prepared(item: item, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: logs)
         }
         let results = try await db.write { c in
             try prepared.map { p -> SQLiteStore.CreateResult in
@@ -42,7 +44,6 @@ public struct SQLitePipeline: AtomicPipeline {
                 guard case .created = r else { return r }
                 try SQLiteQueue.append(c, stream: p.item.request.channel.stream, fields: p.entry, at: queuedAt)
                 for log in p.logs { try SQLiteQueue.append(c, stream: StreamNames.log, fields: log, at: queuedAt) }
-                try SQLiteSearchIndex.upsert(c, p.document)
                 return r
             }
         }
@@ -73,7 +74,6 @@ public struct SQLitePipeline: AtomicPipeline {
                 if case .applied(let loaded, let change) = r {
                     let comm = loaded.communication
                     try SQLiteQueue.append(c, stream: StreamNames.log, fields: LogRecord(comm, change: change).fieldsText, at: now)
-                    if comm.status != .processing { try SQLiteSearchIndex.upsert(c, CommunicationDocument(comm)) }
                     if comm.status == .failed { failed = comm }
                 }
                 guard i < settle.count, let entry = settle[i] else { continue }

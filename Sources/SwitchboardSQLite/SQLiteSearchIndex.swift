@@ -1,16 +1,39 @@
 import Foundation
 import SwitchboardCore
 
-/// The embedded `SearchIndex`: plain tables with FTS5 indexes (`search_communications`, `search_logs`).
+/// The embedded `SearchIndex`: plain tables with FTS5 indexes.
 ///
-/// It keeps its own copy of what it indexes, so it works beside any store (SQLite or MongoDB).
+/// Log records are kept in `search_logs`. Communications are searched either in a copy of their documents
+/// (`search_communications`, so the index works beside any store, MongoDB included) or, when the SQLite store
+/// shares the file, in the store's own `communications` rows: nothing is copied per message, and a search
+/// always sees the current status.
 public struct SQLiteSearchIndex: SearchIndex {
-    let db: SQLiteDatabase
+    /// Where the communication documents come from.
+    public enum Documents: Sendable {
+        /// A copy in `search_communications`, written by `index(communications:)`: beside any store.
+        case ownTable
+        /// The SQLite store's `communications` rows in the same file; `index(communications:)` does nothing.
+        case storeRows
 
-    public init(database: SQLiteDatabase) { db = database }
+        /// The table searched, its full-text index, and that index's row in `search_fts_state`.
+        var table: (rows: String, fts: String, state: String) {
+            switch self {
+            case .ownTable: ("search_communications", "search_communications_fts", "communications")
+            case .storeRows: ("communications", "communications_fts", "store")
+            }
+        }
+    }
+
+    let db: SQLiteDatabase
+    public let documents: Documents
+
+    public init(database: SQLiteDatabase, documents: Documents = .ownTable) {
+        db = database
+        self.documents = documents
+    }
 
     public func index(communications: [CommunicationDocument]) async throws {
-        guard !communications.isEmpty else { return }
+        guard !communications.isEmpty, documents == .ownTable else { return }
         try await db.write { c in
             for d in communications { try Self.upsert(c, d) }
         }
@@ -49,22 +72,23 @@ public struct SQLiteSearchIndex: SearchIndex {
     /// index (much cheaper than a row at a time in every small transaction). Text queries refresh first, so
     /// they always see every committed row; `SwitchboardSystem` also refreshes in the background.
     public func refresh() async throws {
-        try await db.write { c in try Self.refresh(c) }
+        try await db.write { [documents] c in try Self.refresh(c, documents: documents) }
     }
 
-    static func refresh(_ c: Connection) throws {
+    static func refresh(_ c: Connection, documents: Documents) throws {
+        let (rows, fts, state) = documents.table
         let pending = try c.scalar(
             """
-            SELECT (SELECT ifnull(max(rowid), 0) FROM search_communications) > (SELECT last_rowid FROM search_fts_state WHERE name = 'communications')
+            SELECT (SELECT ifnull(max(rowid), 0) FROM \(rows)) > (SELECT last_rowid FROM search_fts_state WHERE name = '\(state)')
                 OR (SELECT ifnull(max(rowid), 0) FROM search_logs) > (SELECT last_rowid FROM search_fts_state WHERE name = 'logs')
             """) ?? 0
         guard pending != 0 else { return }
         try c.run(
             """
-            INSERT INTO search_communications_fts(rowid, msg, sender, recipient)
-            SELECT rowid, msg, sender, recipient FROM search_communications WHERE rowid > (SELECT last_rowid FROM search_fts_state WHERE name = 'communications')
+            INSERT INTO \(fts)(rowid, msg, sender, recipient)
+            SELECT rowid, msg, sender, recipient FROM \(rows) WHERE rowid > (SELECT last_rowid FROM search_fts_state WHERE name = '\(state)')
             """)
-        try c.run("UPDATE search_fts_state SET last_rowid = (SELECT ifnull(max(rowid), 0) FROM search_communications) WHERE name = 'communications'")
+        try c.run("UPDATE search_fts_state SET last_rowid = (SELECT ifnull(max(rowid), 0) FROM \(rows)) WHERE name = '\(state)'")
         try c.run(
             """
             INSERT INTO search_logs_fts(rowid, error)
@@ -90,8 +114,9 @@ public struct SQLiteSearchIndex: SearchIndex {
         if q.text != nil { try await refresh() }
         var clauses: [String] = []
         var values: [SQLValue] = []
+        let (rows, fts, _) = documents.table
         if let t = q.text.flatMap(Self.ftsQuery) {
-            clauses.append("s.rowid IN (SELECT rowid FROM search_communications_fts WHERE search_communications_fts MATCH ?)")
+            clauses.append("s.rowid IN (SELECT rowid FROM \(fts) WHERE \(fts) MATCH ?)")
             values.append(.text(t))
         }
         if let type = q.type { clauses.append("s.type = ?"); values.append(.text(type.rawValue)) }
@@ -103,7 +128,7 @@ public struct SQLiteSearchIndex: SearchIndex {
         let limit = max(1, min(q.limit, 1000))
         values.append(.int(Int64(limit + 1)))
         let sql = """
-            SELECT s.rowid, s.id, s.type, s.sender, s.recipient, s.msg, s.status, s.created_at, s.updated_at FROM search_communications s
+            SELECT s.rowid, s.id, s.type, s.sender, s.recipient, s.msg, s.status, s.created_at, s.updated_at FROM \(rows) s
             \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY s.rowid DESC LIMIT ?
             """
         return try await db.read { [values] c in
@@ -125,8 +150,9 @@ public struct SQLiteSearchIndex: SearchIndex {
         var values: [SQLValue] = []
         if let t = q.text.flatMap(Self.ftsQuery) {
             // Full text over the log's error, and over its communication's msg, from and to.
+            let (rows, fts, _) = documents.table
             clauses.append(
-                "(l.rowid IN (SELECT rowid FROM search_logs_fts WHERE search_logs_fts MATCH ?) OR l.communication_id IN (SELECT id FROM search_communications WHERE rowid IN (SELECT rowid FROM search_communications_fts WHERE search_communications_fts MATCH ?)))")
+                "(l.rowid IN (SELECT rowid FROM search_logs_fts WHERE search_logs_fts MATCH ?) OR l.communication_id IN (SELECT id FROM \(rows) WHERE rowid IN (SELECT rowid FROM \(fts) WHERE \(fts) MATCH ?)))")
             values.append(.text(t))
             values.append(.text(t))
         }

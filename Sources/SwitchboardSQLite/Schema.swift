@@ -1,6 +1,9 @@
 /// The embedded engine's tables, created or upgraded at open (`PRAGMA user_version` is the schema version).
+///
+/// A new file gets `v1` and then every upgrade in turn (`upgrades[n]` takes version n + 1 to n + 2), so new
+/// and upgraded files have the same tables.
 enum Schema {
-    static let version: Int64 = 1
+    static var version: Int64 { Int64(1 + upgrades.count) }
 
     static let v1 = """
         CREATE TABLE communications (
@@ -107,6 +110,21 @@ enum Schema {
         );
         """
 
+    /// Version 2: the embedded search index can read the store's own rows (`SQLiteSearchIndex.Documents.storeRows`)
+    /// instead of a copy per message: `communications` gets the indexes the copy had (recipient, creation time)
+    /// and a full-text index of its own, filled in sets like the others. Adds indexes only: no table is rebuilt.
+    static let v2 = """
+        CREATE INDEX communications_recipient ON communications(recipient);
+        CREATE INDEX communications_created ON communications(created_at);
+        CREATE VIRTUAL TABLE communications_fts USING fts5(
+            msg, sender, recipient, content='communications', content_rowid='seq', tokenize='unicode61'
+        );
+        INSERT INTO search_fts_state VALUES ('store', 0);
+        """
+
+    /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
+    static let upgrades = [v2]
+
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0
         guard current <= version else {
@@ -116,10 +134,12 @@ enum Schema {
         try c.execute("BEGIN IMMEDIATE")
         do {
             // Re-check under the write lock: another process may have migrated meanwhile.
-            if (try c.scalar("PRAGMA user_version") ?? 0) < 1 {
-                try c.execute(v1)
-                try c.execute("PRAGMA user_version = \(version)")
+            let found = try c.scalar("PRAGMA user_version") ?? 0
+            if found < 1 { try c.execute(v1) }
+            for (i, upgrade) in upgrades.enumerated() where found < Int64(i + 2) {
+                try c.execute(upgrade)
             }
+            if found < version { try c.execute("PRAGMA user_version = \(version)") }
             try c.execute("COMMIT")
         } catch {
             try? c.execute("ROLLBACK")

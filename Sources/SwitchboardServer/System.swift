@@ -87,7 +87,8 @@ public struct SwitchboardSystem: Sendable {
         engine = Engine(
             store: store,
             queue: queue,
-            search: SQLiteSearchIndex(database: database),
+            // With the SQLite store in the same file, search reads its rows; beside MongoDB it keeps a copy.
+            search: SQLiteSearchIndex(database: database, documents: settings.mongoURL == nil ? .storeRows : .ownTable),
             mailbox: SQLiteSandboxMailbox(database: database),
             // One transaction per pipeline step only when the store and the streams share the SQLite file.
             pipeline: settings.mongoURL == nil ? embeddedQueue.map(SQLitePipeline.init(queue:)) : nil,
@@ -205,8 +206,7 @@ public struct SwitchboardSystem: Sendable {
 
     func runServices(role: Role) async throws {
         var services: [any Service] = [DatabaseService(database: database, logger: logger, reportEvery: ProcessInfo.processInfo.environment["SWITCHBOARD_SQLITE_STATS"] != nil ? .seconds(1) : nil)]
-        if elasticsearch == nil {
-            let search = SQLiteSearchIndex(database: database)
+        if let search = engine.search as? SQLiteSearchIndex {
             services.append(PeriodicTask(name: "search refresh", interval: .seconds(1), logger: logger) { try await search.refresh() })
         }
         if let redisQueue {
@@ -252,9 +252,10 @@ public struct DatabaseService: Service {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 try? await Task.sleep(for: every)
                 let now = database.writerStatistics
-                let groups = now.groups - last.groups, writes = now.writes - last.writes
+                let groups = now.groups - last.groups, writes = now.writes - last.writes, pages = now.pages - last.pages
                 logger.notice("sqlite writer", metadata: [
                     "commits": "\(groups)", "writes": "\(writes)", "writesPerCommit": "\(groups > 0 ? writes / groups : 0)",
+                    "pagesPerCommit": "\(groups > 0 ? pages / groups : 0)",
                     "busy": "\(Int((now.busy - last.busy) / every * 100))%", "cpu": "\(Int((now.cpu - last.cpu) / every * 100))%",
                 ])
                 last = now

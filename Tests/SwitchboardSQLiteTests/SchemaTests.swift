@@ -17,6 +17,27 @@ struct SchemaTests {
         return path
     }
 
+    @Test("a version 1 file is upgraded at open: its messages are searchable over the store's rows")
+    func upgradeFromVersionOne() async throws {
+        let path = try versionOneFile()
+        let c = try Connection(path: path, readOnly: false)
+        try c.execute(
+            """
+            INSERT INTO communications (id, type, sender, recipient, msg, data, status, created_at, updated_at)
+            VALUES ('000000000000000000000001', 'sms', '+15550000000', '+15551234567', 'stored before the upgrade', '{}', 'sent', 1, 2);
+            """)
+        let db = try SQLiteDatabase(options: SQLiteOptions(path: path, synchronous: .normal))
+        #expect(try await db.read { c in try c.scalar("PRAGMA user_version") } == Schema.version)
+        let search = SQLiteSearchIndex(database: db, documents: .storeRows)
+        #expect(try await search.search(CommunicationQuery(text: "upgrade", limit: 5)).items.map(\.communicationId) == ["000000000000000000000001"])
+        #expect(try await search.search(CommunicationQuery(status: .sent, to: "+15551234567", limit: 5)).items.count == 1)
+        await db.close()
+        // Opening again changes nothing.
+        let again = try SQLiteDatabase(options: SQLiteOptions(path: path, synchronous: .normal))
+        #expect(try await SQLiteSearchIndex(database: again, documents: .storeRows).search(CommunicationQuery(text: "upgrade", limit: 5)).items.count == 1)
+        await again.close()
+    }
+
     @Test("a file from a newer build is refused with a clear error, not opened")
     func newerFileRefused() throws {
         let path = try versionOneFile()

@@ -92,6 +92,46 @@ struct SQLiteSearchTests {
         await #expect(throws: InvalidCursor.self) { try await s.search(CommunicationQuery(cursor: "garbage")) }
     }
 
+    @Test("over the store's own rows: filters, full text, time range, pagination, and the current status without a copy")
+    func storeRows() async throws {
+        let db = try temporaryDatabase()
+        let store = SQLiteStore(database: db)
+        let s = SQLiteSearchIndex(database: db, documents: .storeRows)
+        var items: [NewCommunication] = []
+        for i in 0..<25 {
+            let msg = i % 5 == 0 ? "Your parcel is arriving" : "Code \(i)"
+            let request = i % 2 == 0 ? sms("+1555000\(i % 3)", msg: msg) : CommunicationRequest(channel: .email, from: "a@example.com", to: "+1555000\(i % 3)", msg: msg)
+            items.append(NewCommunication(id: "c\(i)", request: request, idempotencyKey: nil, createdAt: Timestamp(milliseconds: Int64(i) * 1000), dispatchAt: Timestamp(milliseconds: 0)))
+        }
+        _ = try await store.create(items)
+        // Indexing documents is not needed (and does nothing): the rows are the documents.
+        try await s.index(communications: [doc("ghost", .sms, to: "+1", msg: "parcel", at: 1)])
+        let at = Timestamp(milliseconds: 50_000)
+        for event in [StatusEvent.queued(dispatchSeq: 1), .processing(dispatchSeq: 1, redelivery: false), .sent(provider: "sandbox", providerMessageID: "SBX1")] {
+            _ = try await store.apply([StatusTransition(id: "c0", event: event, at: at, service: "test")])
+        }
+        let all = try await s.search(CommunicationQuery(limit: 10))
+        #expect(all.items.map(\.communicationId) == (15..<25).reversed().map { "c\($0)" })
+        let page2 = try await s.search(CommunicationQuery(limit: 10, cursor: all.nextCursor))
+        let page3 = try await s.search(CommunicationQuery(limit: 10, cursor: page2.nextCursor))
+        #expect(page3.items.count == 5 && page3.nextCursor == nil)
+        #expect(Set((all.items + page2.items + page3.items).map(\.communicationId)).count == 25)
+        #expect(try await s.search(CommunicationQuery(text: "parcel", limit: 50)).items.map(\.communicationId) == ["c20", "c15", "c10", "c5", "c0"])
+        #expect(try await s.search(CommunicationQuery(type: .sms, text: "PARCEL arriving", limit: 50)).items.count == 3)
+        let sent = try await s.search(CommunicationQuery(status: .sent, limit: 50)).items
+        #expect(sent.map(\.communicationId) == ["c0"])
+        #expect(sent.first?.timestamp == at)
+        #expect(try await s.search(CommunicationQuery(to: "+15550001", limit: 50)).items.count == 8)
+        #expect(try await s.search(CommunicationQuery(since: Timestamp(milliseconds: 20_000), until: Timestamp(milliseconds: 22_000), limit: 50)).items.map(\.communicationId) == ["c21", "c20"])
+        // Rows stored after a refresh are found by the next text search.
+        _ = try await store.create([NewCommunication(id: "c25", request: sms(msg: "another parcel"), idempotencyKey: nil, createdAt: Timestamp(milliseconds: 25_000), dispatchAt: Timestamp(milliseconds: 0))])
+        #expect(try await s.search(CommunicationQuery(text: "parcel", limit: 1)).items.map(\.communicationId) == ["c25"])
+
+        // A log's msg is searched through its communication's row.
+        try await s.index(logs: [LogRecord(communicationId: "c1", service: "email", status: .processing, type: .email, from: "a@example.com", to: "+15550001", msg: "Code 1", error: nil, attempt: 1, provider: nil, timestamp: at)])
+        #expect(try await s.search(LogQuery(text: "code 1")).items.map(\.communicationId) == ["c1"])
+    }
+
     @Test("logs: by communication, service, status and text")
     func logs() async throws {
         let s = SQLiteSearchIndex(database: try temporaryDatabase())
