@@ -41,7 +41,7 @@ public struct DatabaseClosed: Error, CustomStringConvertible, Sendable {
 /// it). A write's caller is resumed only after the COMMIT that holds it succeeded.
 public final class SQLiteDatabase: Sendable {
     public let options: SQLiteOptions
-    private let writer: ConnectionThread
+    private let writer: GroupCommitWriter
     private let readers: [ConnectionThread]
     private let nextReader = LockedCounter()
     let signal = StreamSignal()
@@ -55,16 +55,19 @@ public final class SQLiteDatabase: Sendable {
         }
         let writeConnection = try Connection(path: options.path, readOnly: false)
         try writeConnection.execute("PRAGMA journal_mode=WAL")
-        try writeConnection.execute("PRAGMA synchronous=\(options.synchronous.rawValue.uppercased())")
+        // With `.full`, the writer's sync thread makes each commit durable before its callers go on (see
+        // GroupCommitWriter); SQLite itself then need not sync at commit.
+        try writeConnection.execute("PRAGMA synchronous=NORMAL")
         try writeConnection.execute("PRAGMA temp_store=MEMORY")
         try writeConnection.execute("PRAGMA cache_size=-65536")
         try writeConnection.execute("PRAGMA wal_autocheckpoint=4000")
         try Schema.migrate(writeConnection)
-        writer = ConnectionThread(name: "sqlite-writer", connection: writeConnection, groupCommit: true, maxGroup: options.maxGroupSize)
+        let synced = options.synchronous == .full && options.path != ":memory:" && !options.path.isEmpty
+        writer = GroupCommitWriter(connection: writeConnection, maxGroup: options.maxGroupSize, syncing: synced ? options.path : nil)
         var readers: [ConnectionThread] = []
         for i in 0..<options.readers {
             let c = try Connection(path: options.path, readOnly: true)
-            readers.append(ConnectionThread(name: "sqlite-reader-\(i)", connection: c, groupCommit: false, maxGroup: 1))
+            readers.append(ConnectionThread(name: "sqlite-reader-\(i)", connection: c))
         }
         self.readers = readers
         logger.info("opened SQLite database", metadata: ["path": "\(options.path)", "synchronous": "\(options.synchronous.rawValue)"])
@@ -124,45 +127,49 @@ final class NSLockedValue<T>: @unchecked Sendable {
     }
 }
 
-/// A connection owned by one thread that runs submitted jobs; the writer's runs them in group transactions.
-final class ConnectionThread: @unchecked Sendable {
-    private final class Job {
-        /// Runs the work; false when it threw (its transaction is then rolled back). May run more than once.
-        let run: (Connection) -> Bool
-        let finish: ((any Error)?) -> Void
-        init(run: @escaping (Connection) -> Bool, finish: @escaping ((any Error)?) -> Void) {
-            self.run = run
-            self.finish = finish
-        }
+/// A job for a connection thread.
+final class Job {
+    /// Runs the work; false when it threw (its transaction is then rolled back). May run more than once.
+    let run: (Connection) -> Bool
+    /// Resumes the caller: with the commit's error, or with what `run` produced.
+    let finish: ((any Error)?) -> Void
+
+    init(run: @escaping (Connection) -> Bool, finish: @escaping ((any Error)?) -> Void) {
+        self.run = run
+        self.finish = finish
     }
 
+    /// A job running `body` and resuming `continuation` with its result when finished.
+    static func make<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T, resuming continuation: CheckedContinuation<T, any Error>) -> Job {
+        var result: Result<T, any Error>?
+        return Job(
+            run: { connection in
+                do {
+                    result = .success(try body(connection))
+                    return true
+                } catch {
+                    result = .failure(error)
+                    return false
+                }
+            },
+            finish: { commitError in
+                if let commitError { continuation.resume(throwing: commitError); return }
+                continuation.resume(with: result ?? .failure(DatabaseClosed()))
+            })
+    }
+}
+
+/// A read connection owned by one thread that runs submitted jobs one at a time.
+final class ConnectionThread: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [Job] = []
     private var stopping = false
     private var stopped = false
     private var connection: Connection?
-    private let groupCommit: Bool
-    private let maxGroup: Int
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
-    /// Writer statistics, read by `statistics`.
-    private var stats = WriterStatistics()
 
-    var statistics: WriterStatistics {
-        condition.lock()
-        defer { condition.unlock() }
-        return stats
-    }
-
-    static func threadCPUNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
-
-    init(name: String, connection: Connection, groupCommit: Bool, maxGroup: Int) {
+    init(name: String, connection: Connection) {
         self.connection = connection
-        self.groupCommit = groupCommit
-        self.maxGroup = maxGroup
         let thread = Thread { [self] in
             // The kernel's thread name (what `top -H` and profilers show); at most 15 bytes.
             switchboard_name_current_thread(name)
@@ -174,21 +181,7 @@ final class ConnectionThread: @unchecked Sendable {
 
     func submit<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            var result: Result<T, any Error>?
-            let job = Job(
-                run: { connection in
-                    do {
-                        result = .success(try body(connection))
-                        return true
-                    } catch {
-                        result = .failure(error)
-                        return false
-                    }
-                },
-                finish: { commitError in
-                    if let commitError { continuation.resume(throwing: commitError); return }
-                    continuation.resume(with: result ?? .failure(DatabaseClosed()))
-                })
+            let job = Job.make(body, resuming: continuation)
             condition.lock()
             if stopping {
                 condition.unlock()
@@ -229,58 +222,239 @@ final class ConnectionThread: @unchecked Sendable {
                 for w in waiters { w.resume() }
                 return
             }
-            let take = groupCommit ? min(jobs.count, maxGroup) : 1
-            let batch = Array(jobs.prefix(take))
-            jobs.removeFirst(take)
+            let job = jobs.removeFirst()
             condition.unlock()
             guard let connection else { continue }
-            if groupCommit {
-                let start = DispatchTime.now().uptimeNanoseconds
-                let cpuStart = Self.threadCPUNanoseconds()
-                runGroup(batch, on: connection)
-                let elapsed = DispatchTime.now().uptimeNanoseconds - start
-                let cpu = Self.threadCPUNanoseconds() - cpuStart
-                let pages = connection.takePagesWritten()
-                condition.lock()
-                stats.cpu += .nanoseconds(Int64(cpu))
-                stats.groups += 1
-                stats.writes += batch.count
-                stats.pages += pages
-                stats.busy += .nanoseconds(Int64(elapsed))
-                condition.unlock()
-            } else {
-                for job in batch {
-                    _ = job.run(connection)
-                    job.finish(nil)
-                }
+            _ = job.run(connection)
+            job.finish(nil)
+        }
+    }
+}
+
+/// The write connection: one thread runs every write, many per transaction (group commit).
+///
+/// Writes are run as they arrive in an open transaction. It is committed as soon as the previous commit is
+/// durable, so while the disk syncs one group the next group's statements already run. With
+/// `SQLiteSynchronous.full` the connection itself does not sync (`synchronous=NORMAL`); a second thread
+/// calls fdatasync on the write-ahead log after each COMMIT and only then resumes that group's callers —
+/// the guarantee of `synchronous=FULL` (a write is on disk before its caller goes on), with the sync taken
+/// off the writer's path. A write that throws is rolled back alone: the transaction is rolled back and the
+/// other writes are run again without it, so the common case costs no savepoints.
+final class GroupCommitWriter: @unchecked Sendable {
+    private let condition = NSCondition()
+    /// Submitted, not yet run.
+    private var queue: [Job] = []
+    /// Committed, waiting for the sync thread (each inner array one commit).
+    private var unsynced: [[Job]] = []
+    /// True while the sync thread is syncing.
+    private var syncing = false
+    private var stopping = false
+    private var stopped = false
+    private var writerDone = false
+    private var connection: Connection?
+    private let maxGroup: Int
+    /// The write-ahead log's path when commits are synced by the sync thread; nil: not synced (or in memory).
+    private let walPath: String?
+    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    private var stats = WriterStatistics()
+
+    /// What the writer has done so far.
+    var statistics: WriterStatistics {
+        condition.lock()
+        defer { condition.unlock() }
+        return stats
+    }
+
+    static func threadCPUNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// - Parameter syncing: the database file whose write-ahead log the sync thread makes durable after each
+    ///   commit; nil when commits need no sync.
+    init(connection: Connection, maxGroup: Int, syncing path: String?) {
+        self.connection = connection
+        self.maxGroup = maxGroup
+        walPath = path.map { $0 + "-wal" }
+        let writer = Thread { [self] in
+            switchboard_name_current_thread("sqlite-writer")
+            self.writeLoop()
+        }
+        writer.name = "sqlite-writer"
+        writer.start()
+        if walPath != nil {
+            let syncer = Thread { [self] in
+                switchboard_name_current_thread("sqlite-sync")
+                self.syncLoop()
             }
+            syncer.name = "sqlite-sync"
+            syncer.start()
         }
     }
 
-    /// Runs `batch` in one transaction. A job that throws is taken out, the transaction rolled back and the
-    /// others run again in a new one, so the common case (nothing throws) costs no savepoints.
-    private func runGroup(_ batch: [Job], on connection: Connection) {
-        var jobs = batch
-        while !jobs.isEmpty {
-            do {
-                try connection.execute("BEGIN IMMEDIATE")
-            } catch {
-                for job in jobs { job.finish(error) }
+    func submit<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let job = Job.make(body, resuming: continuation)
+            condition.lock()
+            if stopping {
+                condition.unlock()
+                continuation.resume(throwing: DatabaseClosed())
                 return
             }
-            if let failed = jobs.firstIndex(where: { !$0.run(connection) }) {
-                try? connection.execute("ROLLBACK")
-                jobs.remove(at: failed).finish(nil)  // resumes its caller with the job's own error
-                continue
+            queue.append(job)
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Runs what was submitted, commits, waits for the last sync, then closes the connection.
+    func stop() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            if stopped {
+                condition.unlock()
+                c.resume()
+                return
             }
-            do {
-                try connection.execute("COMMIT")
-                for job in jobs { job.finish(nil) }
-            } catch {
-                try? connection.execute("ROLLBACK")
-                for job in jobs { job.finish(error) }
+            stopping = true
+            stopWaiters.append(c)
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    private func writeLoop() {
+        // Run in the open transaction, not yet committed.
+        var open: [Job] = []
+        while true {
+            condition.lock()
+            // Work: new jobs to run, or an open transaction that can be committed (no sync under way).
+            while queue.isEmpty && !stopping && !(!open.isEmpty && !syncing && unsynced.isEmpty) {
+                condition.wait()
             }
+            if stopping && queue.isEmpty && open.isEmpty {
+                writerDone = true
+                condition.broadcast()
+                condition.unlock()
+                finishStopping()
+                return
+            }
+            let take = min(queue.count, max(0, maxGroup - open.count))
+            let batch = Array(queue.prefix(take))
+            queue.removeFirst(take)
+            // Commit now when the disk is free (or the group is full, or we are stopping); else keep the
+            // transaction open and run what arrives meanwhile.
+            let commitNow = (!syncing && unsynced.isEmpty) || open.count + batch.count >= maxGroup || stopping
+            condition.unlock()
+            guard let connection else { continue }
+
+            let start = DispatchTime.now().uptimeNanoseconds
+            let cpuStart = Self.threadCPUNanoseconds()
+            if !batch.isEmpty { open = run(batch, after: open, on: connection) }
+            var committed: [Job] = []
+            if commitNow && !open.isEmpty {
+                committed = open
+                open = []
+                commit(committed, on: connection)
+            }
+            let elapsed = DispatchTime.now().uptimeNanoseconds - start
+            let cpu = Self.threadCPUNanoseconds() - cpuStart
+            let pages = connection.takePagesWritten()
+            condition.lock()
+            stats.cpu += .nanoseconds(Int64(cpu))
+            stats.busy += .nanoseconds(Int64(elapsed))
+            stats.writes += batch.count
+            stats.pages += pages
+            if !committed.isEmpty { stats.groups += 1 }
+            condition.unlock()
+        }
+    }
+
+    /// Runs `batch` in the open transaction that already holds `open` (beginning one if there is none). A job
+    /// that throws is resumed with its error; the transaction is rolled back and every other job run again in
+    /// a new one. Returns the jobs the open transaction now holds.
+    private func run(_ batch: [Job], after open: [Job], on connection: Connection) -> [Job] {
+        var held = open
+        var toRun = batch
+        var begin = open.isEmpty
+        while true {
+            if begin {
+                do {
+                    try connection.execute("BEGIN IMMEDIATE")
+                } catch {
+                    for job in held + toRun { job.finish(error) }
+                    return []
+                }
+            }
+            guard let failed = toRun.firstIndex(where: { !$0.run(connection) }) else { return held + toRun }
+            try? connection.execute("ROLLBACK")
+            toRun.remove(at: failed).finish(nil)  // resumes its caller with the job's own error
+            toRun = held + toRun
+            held = []
+            begin = true
+            if toRun.isEmpty { return [] }
+        }
+    }
+
+    /// Commits the open transaction holding `jobs`, then hands them to the sync thread (or resumes them).
+    private func commit(_ jobs: [Job], on connection: Connection) {
+        do {
+            try connection.execute("COMMIT")
+        } catch {
+            try? connection.execute("ROLLBACK")
+            for job in jobs { job.finish(error) }
             return
         }
+        guard walPath != nil else {
+            for job in jobs { job.finish(nil) }
+            return
+        }
+        condition.lock()
+        unsynced.append(jobs)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func syncLoop() {
+        var fd: Int32 = -1
+        defer { if fd >= 0 { close(fd) } }
+        while true {
+            condition.lock()
+            while unsynced.isEmpty && !(writerDone) { condition.wait() }
+            if unsynced.isEmpty && writerDone {
+                condition.unlock()
+                return
+            }
+            let groups = unsynced
+            unsynced = []
+            syncing = true
+            condition.unlock()
+
+            var failure: (any Error)?
+            if fd < 0, let walPath { fd = open(walPath, O_RDONLY | O_CLOEXEC) }
+            if fd < 0 || fdatasync(fd) != 0 {
+                let code = errno
+                failure = SQLiteError(code: SQLITE_IOERR, message: "could not sync the write-ahead log: \(String(cString: strerror(code)))")
+            }
+            for group in groups { for job in group { job.finish(failure) } }
+
+            condition.lock()
+            syncing = false
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Once the writer has committed everything: waits for the sync thread, closes, resumes `stop`'s callers.
+    private func finishStopping() {
+        condition.lock()
+        while walPath != nil && (!unsynced.isEmpty || syncing) { condition.wait() }
+        connection = nil  // closes it
+        stopped = true
+        let waiters = stopWaiters
+        stopWaiters = []
+        condition.unlock()
+        for w in waiters { w.resume() }
     }
 }

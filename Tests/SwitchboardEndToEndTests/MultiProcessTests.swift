@@ -51,7 +51,7 @@ struct MultiProcessTests {
         let port = try freeLoopbackPortNow()
         let env = [
             "SWITCHBOARD_DATABASE": dir.appendingPathComponent("shared.sqlite").path, "PORT": "\(port)", "SWITCHBOARD_LEASE_MS": "1000",
-            "SWITCHBOARD_POLL_MS": "20", "SWITCHBOARD_SQLITE_SYNCHRONOUS": "normal", "SWITCHBOARD_LOG_LEVEL": "warning",
+            "SWITCHBOARD_POLL_MS": "20", "SWITCHBOARD_SQLITE_SYNCHRONOUS": "full", "SWITCHBOARD_LOG_LEVEL": "warning",
             "SWITCHBOARD_OUTBOX_GRACE_MS": "1000", "SWITCHBOARD_SCHEDULER_INTERVAL_MS": "100",
         ]
         let router = try ServiceProcess(["router"], environment: env, name: "router")

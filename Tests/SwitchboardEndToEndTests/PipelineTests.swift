@@ -8,12 +8,17 @@ import SwitchboardApp
 import SwitchboardCore
 import SwitchboardSandbox
 import SwitchboardServer
+import SwitchboardSQLite
 
 @Suite("End to end, in one process", .serialized)
 struct PipelineTests {
-    @Test("300 messages, 100 per channel, all reach sent; logs and search see them", arguments: [true, false])
-    func threeHundred(atomic: Bool) async throws {
-        var configured = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
+    /// The atomic pipeline with each commit synced by the writer's sync thread (the default), without syncs,
+    /// and the port-by-port path.
+    @Test("300 messages, 100 per channel, all reach sent; logs and search see them", arguments: [(true, SQLiteSynchronous.full), (true, .normal), (false, .normal)])
+    func threeHundred(atomic: Bool, synchronous: SQLiteSynchronous) async throws {
+        var settings = testSettings()
+        settings.synchronous = synchronous
+        var configured = try SwitchboardSystem(settings: settings, logger: quietLogger())
         if !atomic { configured.engine.pipeline = nil }  // the port-by-port path other engines use
         let system = configured
         let running = Running(system)

@@ -27,9 +27,9 @@ struct SQLiteStoreEngineTests {
         StoreContract.new(id, req, key: key, at: at)
     }
 
-    @Test("what was committed survives closing and reopening the file")
-    func durability() async throws {
-        let db = try temporaryDatabase()
+    @Test("what was committed survives closing and reopening the file", arguments: SQLiteSynchronous.allCases)
+    func durability(synchronous: SQLiteSynchronous) async throws {
+        let db = try temporaryDatabase(synchronous: synchronous)
         let store = SQLiteStore(database: db)
         _ = try await store.create((0..<100).map { new("p\($0)") })
         await db.close()
@@ -38,9 +38,9 @@ struct SQLiteStoreEngineTests {
         #expect(try await reopened.statusCounts() == [StatusCount(channel: .sms, status: .pending, count: 100)])
     }
 
-    @Test("a failing write in a group rolls back alone")
-    func groupIsolation() async throws {
-        let db = try temporaryDatabase()
+    @Test("a failing write in a group rolls back alone", arguments: SQLiteSynchronous.allCases)
+    func groupIsolation(synchronous: SQLiteSynchronous) async throws {
+        let db = try temporaryDatabase(synchronous: synchronous)
         let store = SQLiteStore(database: db)
         async let good = store.create([new("g1")])
         let bad = Task {
@@ -57,6 +57,71 @@ struct SQLiteStoreEngineTests {
         #expect(g1 != nil && g2 != nil)
         let orphan = try await db.read { c in try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = 'orphan'") }
         #expect(orphan == 0)
+    }
+
+    @Test("many concurrent writes, some failing, while commits are synced: each caller gets its own outcome", arguments: SQLiteSynchronous.allCases)
+    func concurrentWritesWithFailures(synchronous: SQLiteSynchronous) async throws {
+        let db = try temporaryDatabase(synchronous: synchronous)
+        let store = SQLiteStore(database: db)
+        let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for i in 0..<400 {
+                group.addTask {
+                    if i % 10 == 3 {
+                        do {
+                            try await db.write { c in
+                                try SQLiteQueue.append(c, stream: "doomed", fields: "{}", at: Timestamp(milliseconds: 1))
+                                throw SQLiteError(code: 1, message: "deliberate \(i)")
+                            }
+                            return (i, true)
+                        } catch {
+                            return (i, false)
+                        }
+                    }
+                    _ = try await store.create([self.new("w\(i)")])
+                    return (i, true)
+                }
+            }
+            var all: [Int: Bool] = [:]
+            for try await (i, ok) in group { all[i] = ok }
+            return all
+        }
+        #expect(outcomes.count == 400)
+        #expect(outcomes.filter { !$0.value }.keys.sorted() == (0..<400).filter { $0 % 10 == 3 })
+        #expect(try await db.read { c in try c.scalar("SELECT count(*) FROM communications") } == 360)
+        #expect(try await db.read { c in try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = 'doomed'") } == 0)
+        let stats = db.writerStatistics
+        #expect(stats.writes == 400)
+        #expect(stats.groups >= 1 && stats.groups <= 400)
+    }
+
+    @Test("closing with writes in flight: each either commits (and is kept) or is refused, none hangs", arguments: SQLiteSynchronous.allCases)
+    func closeUnderLoad(synchronous: SQLiteSynchronous) async throws {
+        let db = try temporaryDatabase(synchronous: synchronous)
+        let store = SQLiteStore(database: db)
+        let writers = Task {
+            try await withThrowingTaskGroup(of: String?.self) { group in
+                for i in 0..<300 {
+                    group.addTask {
+                        do {
+                            _ = try await store.create([self.new("s\(i)")])
+                            return "s\(i)"
+                        } catch is DatabaseClosed {
+                            return nil
+                        }
+                    }
+                }
+                var committed: [String] = []
+                for try await id in group { if let id { committed.append(id) } }
+                return committed
+            }
+        }
+        try await Task.sleep(for: .milliseconds(5))
+        await db.close()
+        let committed = try await writers.value
+        let reopened = try SQLiteDatabase(options: db.options)
+        let stored = try await reopened.read { c in try c.scalar("SELECT count(*) FROM communications") }
+        #expect(stored == Int64(committed.count))
+        await reopened.close()
     }
 }
 

@@ -3,9 +3,9 @@ import SwitchboardCore
 @testable import SwitchboardSQLite
 
 /// A fresh database file in a temporary directory.
-func temporaryDatabase(_ name: String = "test") throws -> SQLiteDatabase {
+func temporaryDatabase(_ name: String = "test", synchronous: SQLiteSynchronous = .normal) throws -> SQLiteDatabase {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tests-\(UUID().uuidString)")
-    return try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("\(name).sqlite").path, synchronous: .normal))
+    return try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("\(name).sqlite").path, synchronous: synchronous))
 }
 
 @Sendable func wallClock() -> Timestamp {
