@@ -168,7 +168,8 @@ struct RedisPipelineTests {
             return true
         }
         let client = try RedisClient(url: redis.url)
-        #expect(try await client.xlen("sms_stream") == 10)
+        // At least the 10 SMS entries; on a loaded machine the 2 s watchdog may already have redispatched some.
+        #expect(try await client.xlen("sms_stream") >= 10)
         await client.shutdown()
         try await redis.restart()
         let check = try RedisClient(url: redis.url)
