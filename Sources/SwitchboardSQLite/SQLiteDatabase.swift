@@ -36,9 +36,10 @@ public struct DatabaseClosed: Error, CustomStringConvertible, Sendable {
 /// One SQLite file in WAL mode: a single writer thread that group-commits concurrent writes, and a few
 /// reader threads. Every adapter of the embedded engine (store, queue, search, sandbox) shares one.
 ///
-/// Group commit: writes submitted while a transaction is being committed are gathered and committed
-/// together in the next one. A write that throws is rolled back alone (the others are run again without
-/// it). A write's caller is resumed only after the COMMIT that holds it succeeded.
+/// Group commit: writes submitted while a commit is being synced run in one open transaction, committed
+/// together once the sync is done. A write that throws is rolled back alone (the others are run again
+/// without it). A write's caller is resumed only after the COMMIT that holds it succeeded and, with
+/// `SQLiteSynchronous.full`, was synced to disk (`GroupCommitWriter`).
 public final class SQLiteDatabase: Sendable {
     public let options: SQLiteOptions
     private let writer: GroupCommitWriter
@@ -159,21 +160,26 @@ final class Job {
     }
 }
 
-/// A read connection owned by one thread that runs submitted jobs one at a time.
-final class ConnectionThread: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [Job] = []
-    private var stopping = false
-    private var stopped = false
-    private var connection: Connection?
+/// What both kinds of connection thread share: the queue of submitted jobs and the stop handshake, under one
+/// condition that each subclass's loop also waits on.
+class JobThread: @unchecked Sendable {
+    let condition = NSCondition()
+    /// Submitted, not yet run.
+    var queue: [Job] = []
+    var stopping = false
+    var stopped = false
+    var connection: Connection?
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(name: String, connection: Connection) {
+    init(connection: Connection) {
         self.connection = connection
-        let thread = Thread { [self] in
-            // The kernel's thread name (what `top -H` and profilers show); at most 15 bytes.
+    }
+
+    /// Starts `loop` on a new thread called `name` (what `top -H` and profilers show; at most 15 bytes).
+    func start(_ name: String, _ loop: @escaping @Sendable () -> Void) {
+        let thread = Thread {
             switchboard_name_current_thread(name)
-            self.loop()
+            loop()
         }
         thread.name = name
         thread.start()
@@ -188,12 +194,13 @@ final class ConnectionThread: @unchecked Sendable {
                 continuation.resume(throwing: DatabaseClosed())
                 return
             }
-            jobs.append(job)
-            condition.signal()
+            queue.append(job)
+            condition.broadcast()
             condition.unlock()
         }
     }
 
+    /// Runs what was submitted, then closes the connection.
     func stop() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             condition.lock()
@@ -204,25 +211,38 @@ final class ConnectionThread: @unchecked Sendable {
             }
             stopping = true
             stopWaiters.append(c)
-            condition.signal()
+            condition.broadcast()
             condition.unlock()
         }
+    }
+
+    /// Closes the connection and resumes `stop`'s callers; called by the loop, holding the lock.
+    func closeAndResumeStoppers() {
+        connection = nil  // closes it
+        stopped = true
+        let waiters = stopWaiters
+        stopWaiters = []
+        condition.unlock()
+        for w in waiters { w.resume() }
+    }
+}
+
+/// A read connection owned by one thread that runs submitted jobs one at a time.
+final class ConnectionThread: JobThread, @unchecked Sendable {
+    init(name: String, connection: Connection) {
+        super.init(connection: connection)
+        start(name) { [self] in loop() }
     }
 
     private func loop() {
         while true {
             condition.lock()
-            while jobs.isEmpty && !stopping { condition.wait() }
-            if jobs.isEmpty && stopping {
-                connection = nil  // closes it
-                stopped = true
-                let waiters = stopWaiters
-                stopWaiters = []
-                condition.unlock()
-                for w in waiters { w.resume() }
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty && stopping {
+                closeAndResumeStoppers()
                 return
             }
-            let job = jobs.removeFirst()
+            let job = queue.removeFirst()
             condition.unlock()
             guard let connection else { continue }
             _ = job.run(connection)
@@ -240,22 +260,15 @@ final class ConnectionThread: @unchecked Sendable {
 /// the guarantee of `synchronous=FULL` (a write is on disk before its caller goes on), with the sync taken
 /// off the writer's path. A write that throws is rolled back alone: the transaction is rolled back and the
 /// other writes are run again without it, so the common case costs no savepoints.
-final class GroupCommitWriter: @unchecked Sendable {
-    private let condition = NSCondition()
-    /// Submitted, not yet run.
-    private var queue: [Job] = []
+final class GroupCommitWriter: JobThread, @unchecked Sendable {
     /// Committed, waiting for the sync thread (each inner array one commit).
     private var unsynced: [[Job]] = []
     /// True while the sync thread is syncing.
     private var syncing = false
-    private var stopping = false
-    private var stopped = false
     private var writerDone = false
-    private var connection: Connection?
     private let maxGroup: Int
     /// The write-ahead log's path when commits are synced by the sync thread; nil: not synced (or in memory).
     private let walPath: String?
-    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
     private var stats = WriterStatistics()
 
     /// What the writer has done so far.
@@ -274,54 +287,11 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// - Parameter syncing: the database file whose write-ahead log the sync thread makes durable after each
     ///   commit; nil when commits need no sync.
     init(connection: Connection, maxGroup: Int, syncing path: String?) {
-        self.connection = connection
         self.maxGroup = maxGroup
         walPath = path.map { $0 + "-wal" }
-        let writer = Thread { [self] in
-            switchboard_name_current_thread("sqlite-writer")
-            self.writeLoop()
-        }
-        writer.name = "sqlite-writer"
-        writer.start()
-        if walPath != nil {
-            let syncer = Thread { [self] in
-                switchboard_name_current_thread("sqlite-sync")
-                self.syncLoop()
-            }
-            syncer.name = "sqlite-sync"
-            syncer.start()
-        }
-    }
-
-    func submit<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = Job.make(body, resuming: continuation)
-            condition.lock()
-            if stopping {
-                condition.unlock()
-                continuation.resume(throwing: DatabaseClosed())
-                return
-            }
-            queue.append(job)
-            condition.broadcast()
-            condition.unlock()
-        }
-    }
-
-    /// Runs what was submitted, commits, waits for the last sync, then closes the connection.
-    func stop() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            condition.lock()
-            if stopped {
-                condition.unlock()
-                c.resume()
-                return
-            }
-            stopping = true
-            stopWaiters.append(c)
-            condition.broadcast()
-            condition.unlock()
-        }
+        super.init(connection: connection)
+        start("sqlite-writer") { [self] in writeLoop() }
+        if walPath != nil { start("sqlite-sync") { [self] in syncLoop() } }
     }
 
     private func writeLoop() {
@@ -450,11 +420,6 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func finishStopping() {
         condition.lock()
         while walPath != nil && (!unsynced.isEmpty || syncing) { condition.wait() }
-        connection = nil  // closes it
-        stopped = true
-        let waiters = stopWaiters
-        stopWaiters = []
-        condition.unlock()
-        for w in waiters { w.resume() }
+        closeAndResumeStoppers()
     }
 }

@@ -34,6 +34,16 @@ struct LogConsumptionTests {
         }
 
         func records(_ batch: LogBatch) -> [LogRecord] { batch.entries.compactMap { LogRecord(fields: $0.fields) } }
+
+        /// The logging service's read, as `consumer`, without blocking.
+        func read(_ consumer: String = "logger-1") async throws -> LogBatch {
+            try await pipeline.readLogs(group: StreamNames.loggerGroup, consumer: consumer, count: 100, block: .zero)
+        }
+
+        /// Indexes the batch's well-formed records and consumes it.
+        func index(_ batch: LogBatch, deadLetters: [QueueEntry] = [], reason: String = "bad") async throws {
+            try await pipeline.indexLogs(records(batch), consuming: batch, deadLetters: deadLetters, reason: reason, group: StreamNames.loggerGroup)
+        }
     }
 
     @Test("reading claims nothing; indexing consumes the entries in its own transaction")
@@ -41,7 +51,7 @@ struct LogConsumptionTests {
         let f = try Fixture()
         try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
         try await f.accept(5)
-        let batch = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        let batch = try await f.read("logger-1")
         #expect(batch.entries.count == 10)
         guard case .read(let after, let through) = batch.origin else { Issue.record("expected a read batch, got \(batch.origin)"); return }
         #expect(after == "0")
@@ -50,13 +60,13 @@ struct LogConsumptionTests {
         #expect(info.pending == 0)
         #expect(info.length == 10)
 
-        try await f.pipeline.indexLogs(f.records(batch), consuming: batch, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        try await f.index(batch)
         info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
         #expect(info.length == 0)
         #expect(info.pending == 0)
         #expect(try await f.logCount() == 10)
         // Nothing left to read.
-        #expect(try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero).entries.isEmpty)
+        #expect(try await f.read("logger-1").entries.isEmpty)
     }
 
     @Test("a batch consumed by another logging service first is refused whole: nothing is indexed twice")
@@ -64,12 +74,12 @@ struct LogConsumptionTests {
         let f = try Fixture()
         try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
         try await f.accept(3)
-        let first = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
-        let second = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-2", count: 100, block: .zero)
+        let first = try await f.read("logger-1")
+        let second = try await f.read("logger-2")
         #expect(first == second)
-        try await f.pipeline.indexLogs(f.records(first), consuming: first, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        try await f.index(first)
         await #expect(throws: StaleLogBatch.self) {
-            try await f.pipeline.indexLogs(f.records(second), consuming: second, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+            try await f.index(second)
         }
         #expect(try await f.logCount() == 6)
     }
@@ -79,10 +89,10 @@ struct LogConsumptionTests {
         let f = try Fixture()
         try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
         try await f.accept(2)
-        let lost = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
-        let again = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-2", count: 100, block: .zero)
+        let lost = try await f.read("logger-1")
+        let again = try await f.read("logger-2")
         #expect(again.entries.map(\.id) == lost.entries.map(\.id))
-        try await f.pipeline.indexLogs(f.records(again), consuming: again, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        try await f.index(again)
         #expect(try await f.logCount() == 4)
     }
 
@@ -92,11 +102,11 @@ struct LogConsumptionTests {
         try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
         try await f.accept(1)
         try await f.queue.publish(stream: StreamNames.log, entries: [["service": "nobody"]])
-        let batch = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        let batch = try await f.read("logger-1")
         #expect(batch.entries.count == 3)
         let bad = batch.entries.filter { LogRecord(fields: $0.fields) == nil }
         #expect(bad.count == 1)
-        try await f.pipeline.indexLogs(f.records(batch), consuming: batch, deadLetters: bad, reason: "malformed", group: StreamNames.loggerGroup)
+        try await f.index(batch, deadLetters: bad, reason: "malformed")
         let info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
         #expect(info.length == 0)
         #expect(info.deadLetters == 1)
@@ -116,15 +126,15 @@ struct LogConsumptionTests {
         #expect(held.count == 2)
         try await f.accept(1, from: 2)
         try await Task.sleep(for: .milliseconds(400))
-        let batch = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        let batch = try await f.read("logger-1")
         #expect(batch.origin == .claimed)
         #expect(batch.entries.map(\.id) == held.map(\.id))
         #expect(batch.entries.allSatisfy { $0.deliveryCount == 2 })
-        try await f.pipeline.indexLogs(f.records(batch), consuming: batch, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        try await f.index(batch)
         // Then the new ones, read without a claim.
-        let next = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        let next = try await f.read("logger-1")
         #expect(next.entries.count == 2)
-        try await f.pipeline.indexLogs(f.records(next), consuming: next, deadLetters: [], reason: "bad", group: StreamNames.loggerGroup)
+        try await f.index(next)
         let info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
         #expect(info.length == 0)
         #expect(info.pending == 0)

@@ -131,6 +131,25 @@ struct SQLiteSearchTests {
         CommunicationDocument(communicationId: id, type: type, from: "+15550000000", to: to, msg: msg, status: status, createdAt: Timestamp(milliseconds: at), timestamp: Timestamp(milliseconds: at))
     }
 
+    /// Over the 25 communications both tests store (c0…c24, one a second; every fifth about a parcel; even
+    /// ones SMS): newest first in pages of 10, and full text.
+    func expectPagesAndText(_ s: SQLiteSearchIndex) async throws {
+        let all = try await s.search(CommunicationQuery(limit: 10))
+        #expect(all.items.map(\.communicationId) == (15..<25).reversed().map { "c\($0)" })
+        let page2 = try await s.search(CommunicationQuery(limit: 10, cursor: all.nextCursor))
+        let page3 = try await s.search(CommunicationQuery(limit: 10, cursor: page2.nextCursor))
+        #expect(page3.items.count == 5 && page3.nextCursor == nil)
+        #expect(Set((all.items + page2.items + page3.items).map(\.communicationId)).count == 25)
+        #expect(try await s.search(CommunicationQuery(text: "parcel", limit: 50)).items.map(\.communicationId) == ["c20", "c15", "c10", "c5", "c0"])
+        #expect(try await s.search(CommunicationQuery(type: .sms, text: "PARCEL arriving", limit: 50)).items.count == 3)
+    }
+
+    /// Over the same 25: the recipient filter and a time range.
+    func expectFilters(_ s: SQLiteSearchIndex) async throws {
+        #expect(try await s.search(CommunicationQuery(to: "+15550001", limit: 50)).items.count == 8)
+        #expect(try await s.search(CommunicationQuery(since: Timestamp(milliseconds: 20_000), until: Timestamp(milliseconds: 22_000), limit: 50)).items.map(\.communicationId) == ["c21", "c20"])
+    }
+
     @Test("filters, full text, time range and cursor pagination, newest first")
     func communications() async throws {
         let s = SQLiteSearchIndex(database: try temporaryDatabase())
@@ -142,17 +161,9 @@ struct SQLiteSearchTests {
         }
         try await s.index(communications: docs)
         try await s.index(communications: [doc("c0", .sms, to: "+15550000", msg: "Your parcel is arriving", status: .sent, at: 0).with(timestamp: 99_000)])
-        let all = try await s.search(CommunicationQuery(limit: 10))
-        #expect(all.items.map(\.communicationId) == (15..<25).reversed().map { "c\($0)" })
-        let page2 = try await s.search(CommunicationQuery(limit: 10, cursor: all.nextCursor))
-        let page3 = try await s.search(CommunicationQuery(limit: 10, cursor: page2.nextCursor))
-        #expect(page3.items.count == 5 && page3.nextCursor == nil)
-        #expect(Set((all.items + page2.items + page3.items).map(\.communicationId)).count == 25)
-        #expect(try await s.search(CommunicationQuery(text: "parcel", limit: 50)).items.map(\.communicationId) == ["c20", "c15", "c10", "c5", "c0"])
-        #expect(try await s.search(CommunicationQuery(type: .sms, text: "PARCEL arriving", limit: 50)).items.count == 3)
+        try await expectPagesAndText(s)
         #expect(try await s.search(CommunicationQuery(status: .sent, limit: 50)).items.map(\.communicationId) == ["c0"])
-        #expect(try await s.search(CommunicationQuery(to: "+15550001", limit: 50)).items.count == 8)
-        #expect(try await s.search(CommunicationQuery(since: Timestamp(milliseconds: 20_000), until: Timestamp(milliseconds: 22_000), limit: 50)).items.map(\.communicationId) == ["c21", "c20"])
+        try await expectFilters(s)
         #expect(try await s.search(CommunicationQuery(text: "\"unbalanced OR ( NEAR", limit: 5)).items.isEmpty)
         await #expect(throws: InvalidCursor.self) { try await s.search(CommunicationQuery(cursor: "garbage")) }
     }
@@ -175,19 +186,11 @@ struct SQLiteSearchTests {
         for event in [StatusEvent.queued(dispatchSeq: 1), .processing(dispatchSeq: 1, redelivery: false), .sent(provider: "sandbox", providerMessageID: "SBX1")] {
             _ = try await store.apply([StatusTransition(id: "c0", event: event, at: at, service: "test")])
         }
-        let all = try await s.search(CommunicationQuery(limit: 10))
-        #expect(all.items.map(\.communicationId) == (15..<25).reversed().map { "c\($0)" })
-        let page2 = try await s.search(CommunicationQuery(limit: 10, cursor: all.nextCursor))
-        let page3 = try await s.search(CommunicationQuery(limit: 10, cursor: page2.nextCursor))
-        #expect(page3.items.count == 5 && page3.nextCursor == nil)
-        #expect(Set((all.items + page2.items + page3.items).map(\.communicationId)).count == 25)
-        #expect(try await s.search(CommunicationQuery(text: "parcel", limit: 50)).items.map(\.communicationId) == ["c20", "c15", "c10", "c5", "c0"])
-        #expect(try await s.search(CommunicationQuery(type: .sms, text: "PARCEL arriving", limit: 50)).items.count == 3)
+        try await expectPagesAndText(s)
         let sent = try await s.search(CommunicationQuery(status: .sent, limit: 50)).items
         #expect(sent.map(\.communicationId) == ["c0"])
         #expect(sent.first?.timestamp == at)
-        #expect(try await s.search(CommunicationQuery(to: "+15550001", limit: 50)).items.count == 8)
-        #expect(try await s.search(CommunicationQuery(since: Timestamp(milliseconds: 20_000), until: Timestamp(milliseconds: 22_000), limit: 50)).items.map(\.communicationId) == ["c21", "c20"])
+        try await expectFilters(s)
         // Rows stored after a refresh are found by the next text search.
         _ = try await store.create([NewCommunication(id: "c25", request: sms(msg: "another parcel"), idempotencyKey: nil, createdAt: Timestamp(milliseconds: 25_000), dispatchAt: Timestamp(milliseconds: 0))])
         #expect(try await s.search(CommunicationQuery(text: "parcel", limit: 1)).items.map(\.communicationId) == ["c25"])
