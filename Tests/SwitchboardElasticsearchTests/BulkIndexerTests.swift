@@ -109,9 +109,10 @@ struct BulkIndexerTests {
 
     @Test("batches by count: full batches go at once, the rest after the interval")
     func byCount() async throws {
-        try await withIndexer(tune: { $0.maxActions = 10; $0.flushInterval = .seconds(30) }, flusher: true, { r, _ in (200, FakeCluster.bulkOK(r)) }) { cluster, indexer in
+        // Generous bounds: in a full parallel run on two loaded cores the second batch once took over 5 s.
+        try await withIndexer(tune: { $0.maxActions = 10; $0.flushInterval = .seconds(120) }, flusher: true, { r, _ in (200, FakeCluster.bulkOK(r)) }) { cluster, indexer in
             await indexer.enqueue(actions(25))
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(30)
             while cluster.bulkRequests.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
             #expect(cluster.bulkRequests.map { $0.bulkIDs.count } == [10, 10])
             #expect(await indexer.bufferedCount == 5)
