@@ -271,6 +271,9 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
     private let walPath: String?
     private var stats = WriterStatistics()
 
+    /// No commit is waiting for or under a sync (always, without a sync thread). Read holding the lock.
+    private var diskFree: Bool { !syncing && unsynced.isEmpty }
+
     /// What the writer has done so far.
     var statistics: WriterStatistics {
         condition.lock()
@@ -300,7 +303,7 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
         while true {
             condition.lock()
             // Work: new jobs to run, or an open transaction that can be committed (no sync under way).
-            while queue.isEmpty && !stopping && !(!open.isEmpty && !syncing && unsynced.isEmpty) {
+            while queue.isEmpty && !stopping && !(!open.isEmpty && diskFree) {
                 condition.wait()
             }
             if stopping && queue.isEmpty && open.isEmpty {
@@ -315,7 +318,7 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
             queue.removeFirst(take)
             // Commit now when the disk is free (or the group is full, or we are stopping); else keep the
             // transaction open and run what arrives meanwhile.
-            let commitNow = (!syncing && unsynced.isEmpty) || open.count + batch.count >= maxGroup || stopping
+            let commitNow = diskFree || open.count + batch.count >= maxGroup || stopping
             condition.unlock()
             guard let connection else { continue }
 
@@ -391,7 +394,7 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
         defer { if fd >= 0 { close(fd) } }
         while true {
             condition.lock()
-            while unsynced.isEmpty && !(writerDone) { condition.wait() }
+            while unsynced.isEmpty && !writerDone { condition.wait() }
             if unsynced.isEmpty && writerDone {
                 condition.unlock()
                 return
@@ -419,7 +422,7 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
     /// Once the writer has committed everything: waits for the sync thread, closes, resumes `stop`'s callers.
     private func finishStopping() {
         condition.lock()
-        while walPath != nil && (!unsynced.isEmpty || syncing) { condition.wait() }
+        while !diskFree { condition.wait() }
         closeAndResumeStoppers()
     }
 }

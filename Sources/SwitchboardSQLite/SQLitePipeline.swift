@@ -6,19 +6,12 @@ import SwitchboardCore
 /// It goes with a `SQLiteSearchIndex` over the store's rows (`.storeRows`): a communication's search document
 /// is its `communications` row, so there is no document to write here.
 public struct SQLitePipeline: AtomicPipeline {
-    let db: SQLiteDatabase
-    let clock: @Sendable () -> Timestamp
-    /// The streams' settings (lease, poll interval) for `readLogs`.
+    /// The embedded queue: its database, clock, lease and poll interval are the pipeline's.
     let queue: SQLiteQueue
+    var db: SQLiteDatabase { queue.db }
+    var clock: @Sendable () -> Timestamp { queue.clock }
 
-    public init(database: SQLiteDatabase, clock: @escaping @Sendable () -> Timestamp) {
-        self.init(queue: SQLiteQueue(database: database, clock: clock))
-    }
-
-    /// A pipeline over the queue's database, with its lease and poll interval.
     public init(queue: SQLiteQueue) {
-        db = queue.db
-        clock = queue.clock
         self.queue = queue
     }
 
@@ -91,16 +84,16 @@ public struct SQLitePipeline: AtomicPipeline {
 
     public func readLogs(group: String, consumer: String, count: Int, block: Duration) async throws -> LogBatch {
         // Reads happen on reader connections: the writer is only involved when a lease has run out.
-                let stream = StreamNames.log
+        let stream = StreamNames.log
         return try await queue.blocking(stream: stream, block: block, empty: LogBatch(entries: [], origin: .claimed)) {
-            if try await queue.hasExpired(stream: stream, group: group) {
+            let peek = try await queue.peek(stream: stream, group: group, count: count)
+            if peek.expired {
                 let claimed = try await queue.claim(stream: stream, group: group, consumer: consumer, count: count, includeNew: false)
                 if !claimed.isEmpty { return LogBatch(entries: claimed, origin: .claimed) }
             }
-            let (after, read) = try await queue.peek(stream: stream, group: group, count: count)
-            guard let last = read.last else { return nil }
-            let entries = read.map { QueueEntry(id: String($0.id), stream: stream, fields: SQLiteQueue.decode($0.fields), deliveryCount: 1) }
-            return LogBatch(entries: entries, origin: .read(after: String(after), through: String(last.id)))
+            guard let last = peek.entries.last else { return nil }
+            let entries = peek.entries.map { QueueEntry(id: String($0.id), stream: stream, fields: SQLiteQueue.decode($0.fields), deliveryCount: 1) }
+            return LogBatch(entries: entries, origin: .read(after: String(peek.after), through: String(last.id)))
         }
     }
 

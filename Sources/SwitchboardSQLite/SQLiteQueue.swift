@@ -86,27 +86,47 @@ public struct SQLiteQueue: MessageQueue {
         }
     }
 
-    /// Entries of `group` past its position, read on a reader connection without claiming them: the
-    /// position read from and the entries (id, encoded fields), oldest first.
-    func peek(stream: String, group: String, count: Int) async throws -> (after: Int64, entries: [(id: Int64, fields: String)]) {
-        try await db.read { c in
-            guard let lastID = try c.scalar("SELECT last_id FROM stream_groups WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) else {
-                throw QueueError.noGroup(stream: stream, group: group)
-            }
+    /// What `peek` found for a group, on a reader connection, without claiming anything.
+    struct Peek {
+        /// The group's position: the entries are the ones after it.
+        var after: Int64
+        /// New entries (id, encoded fields), oldest first.
+        var entries: [(id: Int64, fields: String)]
+        /// True when the group's pending list holds entries whose lease has run out.
+        var expired: Bool
+    }
+
+    /// Looks at `group` on a reader connection: its new entries, and whether some of its claims expired.
+    func peek(stream: String, group: String, count: Int) async throws -> Peek {
+        let now = clock()
+        return try await db.read { c in
+            let after = try Self.position(c, stream: stream, group: group)
             var entries: [(id: Int64, fields: String)] = []
-            try c.query("SELECT id, fields FROM stream_entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?", [.text(stream), .int(lastID), .int(Int64(count))]) { s in
-                entries.append((s.int(0), s.text(1)))
-            }
-            return (lastID, entries)
+            try Self.entries(c, stream: stream, after: after, limit: count) { id, fields in entries.append((id, fields)) }
+            let expired = try c.scalar(
+                "SELECT EXISTS (SELECT 1 FROM stream_pending WHERE stream = ? AND grp = ? AND lease_until <= ?)", [.text(stream), .text(group), .int(now.milliseconds)]) == 1
+            return Peek(after: after, entries: entries, expired: expired)
         }
     }
 
-    /// True when `group` holds entries whose lease has run out (read on a reader connection).
-    func hasExpired(stream: String, group: String) async throws -> Bool {
-        let now = clock()
-        return try await db.read { c in
-            try c.scalar("SELECT EXISTS (SELECT 1 FROM stream_pending WHERE stream = ? AND grp = ? AND lease_until <= ?)", [.text(stream), .text(group), .int(now.milliseconds)]) == 1
+    /// The group's position (the last entry it was handed), or NOGROUP.
+    static func position(_ c: Connection, stream: String, group: String) throws -> Int64 {
+        guard let lastID = try c.scalar("SELECT last_id FROM stream_groups WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) else {
+            throw QueueError.noGroup(stream: stream, group: group)
         }
+        return lastID
+    }
+
+    /// Calls `row` with the id and encoded fields of up to `limit` entries after `after`, oldest first.
+    static func entries(_ c: Connection, stream: String, after: Int64, limit: Int, _ row: (Int64, String) -> Void) throws {
+        try c.query("SELECT id, fields FROM stream_entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?", [.text(stream), .int(after), .int(Int64(limit))]) { s in
+            row(s.int(0), s.text(1))
+        }
+    }
+
+    /// True when `stream` has at most one consumer group: an entry that group is done with is needed by nobody.
+    static func hasSoleGroup(_ c: Connection, stream: String) throws -> Bool {
+        try c.scalar("SELECT count(*) FROM stream_groups WHERE stream = ?", [.text(stream)]) ?? 0 <= 1
     }
 
     /// Consumes entries read with `peek` on the writer thread: moves `group` from `after` to `through` (only if
@@ -114,8 +134,7 @@ public struct SQLiteQueue: MessageQueue {
     static func consume(_ c: Connection, stream: String, group: String, after: Int64, through: Int64) throws {
         try c.run("UPDATE stream_groups SET last_id = ? WHERE stream = ? AND grp = ? AND last_id = ?", [.int(through), .text(stream), .text(group), .int(after)])
         guard c.changes == 1 else { throw StaleLogBatch() }
-        let groups = try c.scalar("SELECT count(*) FROM stream_groups WHERE stream = ?", [.text(stream)]) ?? 0
-        if groups <= 1 {
+        if try hasSoleGroup(c, stream: stream) {
             try c.run("DELETE FROM stream_entries WHERE stream = ? AND id > ? AND id <= ?", [.text(stream), .int(after), .int(through)])
         } else {
             try c.run(
@@ -134,9 +153,7 @@ public struct SQLiteQueue: MessageQueue {
         let leaseUntil = now.adding(lease).milliseconds
         // Fields are decoded after the write, off the writer thread.
         return try await db.write { c -> [(String, String, Int)] in
-            guard let lastID = try c.scalar("SELECT last_id FROM stream_groups WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) else {
-                throw QueueError.noGroup(stream: stream, group: group)
-            }
+            let lastID = try Self.position(c, stream: stream, group: group)
             var result: [(id: String, fields: String, deliveries: Int)] = []
             // Entries whose lease ran out: take them over (XAUTOCLAIM).
             var expired: [(Int64, Int64)] = []
@@ -161,10 +178,9 @@ public struct SQLiteQueue: MessageQueue {
             let room = count - result.count
             if includeNew && room > 0 {
                 var newest = lastID
-                try c.query("SELECT id, fields FROM stream_entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?", [.text(stream), .int(lastID), .int(Int64(room))]) { s in
-                    let id = s.int(0)
+                try Self.entries(c, stream: stream, after: lastID, limit: room) { id, fields in
                     newest = max(newest, id)
-                    result.append((String(id), s.text(1), 1))
+                    result.append((String(id), fields, 1))
                 }
                 if newest > lastID {
                     // One set-based insert for the whole range handed out.
@@ -204,8 +220,7 @@ public struct SQLiteQueue: MessageQueue {
 
     static func ack(_ c: Connection, stream: String, group: String, ids: [String]) throws {
         // With one group on the stream (ours always have one), an acknowledged entry is needed by nobody.
-        let groups = try c.scalar("SELECT count(*) FROM stream_groups WHERE stream = ?", [.text(stream)]) ?? 0
-        if groups <= 1 {
+        if try hasSoleGroup(c, stream: stream) {
             // Set-based: two statements for the whole batch.
             let list = "[" + ids.compactMap { Int64($0).map(String.init) }.joined(separator: ",") + "]"
             try c.run("DELETE FROM stream_pending WHERE stream = ? AND grp = ? AND entry_id IN (SELECT value FROM json_each(?))", [.text(stream), .text(group), .text(list)])
