@@ -214,6 +214,7 @@ let package = Package(
             path: "Tests/SwitchboardTestSystem"
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"]),
+        .testTarget(name: "SwitchboardAppTests", dependencies: ["SwitchboardApp", "SwitchboardCore", "SwitchboardSQLite"]),
         .testTarget(
             name: "SwitchboardSMTPTests",
             dependencies: [

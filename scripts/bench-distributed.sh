@@ -31,3 +31,4 @@ drive_end_to_end "$E2E_MESSAGES"
 # The logger catches up on log_stream.
 wait_log_stream_drained
 report_end_to_end "$(date +%s.%N)"
+report_cpu "$SENT"
