@@ -11,7 +11,7 @@ import SwitchboardRedis
 /// |---|---|
 /// | `createGroup` | `XGROUP CREATE <stream> <group> 0 MKSTREAM` (`BUSYGROUP` tolerated), so entries published before the group exists are delivered |
 /// | `publish` | pipelined `XADD <stream> * field value …` (one flush for a batch), no trimming |
-/// | `read` | `XAUTOCLAIM` of entries idle longer than the lease (the crashed holder's entries), with their exact delivery count from `XPENDING <stream> <group> <id> <id> 1`; then `XREADGROUP GROUP <group> <consumer> COUNT n BLOCK ms STREAMS <stream> >` for new ones |
+/// | `read` | `XAUTOCLAIM` of entries idle longer than the lease (the crashed holder's entries), with their exact delivery count from `XPENDING <stream> <group> <id> <id> 1`, at most every `claimInterval` once a scan of the pending list found nothing; then `XREADGROUP GROUP <group> <consumer> COUNT n BLOCK ms STREAMS <stream> >` for new ones |
 /// | `ack` | `XACK` then `XDEL` in one pipeline: an acknowledged entry is deleted, so a stream holds only its backlog |
 /// | `deadLetter` | `MULTI; XADD <stream>:dead …fields, dead_reason, dead_entry_id, dead_deliveries; XACK; XDEL; EXEC` |
 /// | `entries` | `XRANGE <stream> - + COUNT n` |
@@ -39,8 +39,17 @@ public final class RedisStreamQueue: MessageQueue {
     /// How long a read entry stays with its consumer before another may take it over (`XAUTOCLAIM` min-idle-time).
     public let lease: Duration
     let logger: Logger
-    /// `XAUTOCLAIM` cursor per stream and group, so that a long pending list is scanned a slice at a time.
-    private let cursors = Mutex<[String: String]>([:])
+    /// How often a reader looks for expired entries once a scan of the pending list found none: a quarter of
+    /// the lease (at most 1 s), so a crashed consumer's entries are taken over within `lease + claimInterval`.
+    /// Scanning on every read would cost Redis a pending-list scan and a round trip per batch.
+    public var claimInterval: Duration { min(lease / 4, .seconds(1)) }
+    /// Where the `XAUTOCLAIM` scan of each stream and group is (so that a long pending list is scanned a slice
+    /// at a time), and when the last scan that found nothing ended.
+    private struct ClaimScan {
+        var cursor = "0-0"
+        var idleSince: ContinuousClock.Instant?
+    }
+    private let scans = Mutex<[String: ClaimScan]>([:])
 
     /// A queue on an existing client.
     /// - Parameters:
@@ -142,7 +151,7 @@ public final class RedisStreamQueue: MessageQueue {
             // The group vanished (Redis restarted without its data, or was flushed): create it again.
             logger.warning("consumer group missing; creating it again", metadata: ["stream": "\(stream)", "group": "\(group)"])
             try await createGroup(stream: stream, group: group)
-            cursors.withLock { $0[Self.cursorKey(stream, group)] = nil }
+            scans.withLock { $0[Self.cursorKey(stream, group)] = nil }
             return try await readOnce(stream: stream, group: group, consumer: consumer, count: count, block: block)
         } catch RedisError.cancelled where Task.isCancelled {
             return []
@@ -165,13 +174,21 @@ public final class RedisStreamQueue: MessageQueue {
     }
 
     /// Takes over up to `count` entries whose holder kept them longer than the lease (`XAUTOCLAIM`), with
-    /// their delivery counts (`XPENDING` of each id, in one pipeline).
+    /// their delivery counts (`XPENDING` of each id, in one pipeline). Scans again at once while the last scan
+    /// found entries or stopped midway; after a whole scan that found nothing, waits `claimInterval`.
     func claimExpired(stream: String, group: String, consumer: String, count: Int) async throws -> [QueueEntry] {
         let key = Self.cursorKey(stream, group)
-        let start = cursors.withLock { $0[key] } ?? "0-0"
+        let interval = claimInterval
+        let now = ContinuousClock.now
+        guard let start = scans.withLock({ s -> String? in
+            let scan = s[key, default: ClaimScan()]
+            if let idle = scan.idleSince, now - idle < interval { return nil }
+            return scan.cursor
+        }) else { return [] }
         let claim = try await client.xautoclaim(stream, group: group, consumer: consumer, minIdleTime: lease, start: start, count: count)
-        cursors.withLock { $0[key] = claim.nextCursor }
         let claimed = claim.entries.filter { !$0.isDeleted }
+        let finished = claim.nextCursor == "0-0" && claim.entries.isEmpty
+        scans.withLock { $0[key] = ClaimScan(cursor: claim.nextCursor, idleSince: finished ? ContinuousClock.now : nil) }
         guard !claimed.isEmpty else { return [] }
         let pending = try await client.xpending(stream, group: group, ids: claimed.map(\.id))
         // An entry acknowledged or taken by another consumer in between is no longer ours.

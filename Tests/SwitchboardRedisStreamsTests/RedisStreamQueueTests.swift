@@ -83,6 +83,39 @@ struct RedisStreamQueueTests {
         }
     }
 
+    @Test("the pending list is scanned again only after claimInterval once a scan found nothing; an expired entry is still taken over within lease + claimInterval")
+    func claimScansAreSpaced() async throws {
+        try await withQueue(lease: .milliseconds(800)) { q, _ in
+            #expect(q.claimInterval == .milliseconds(200))
+            func scans() async throws -> Int {
+                let stats = try await q.client.info("commandstats")
+                guard let line = stats.split(separator: "\r\n").first(where: { $0.hasPrefix("cmdstat_xautoclaim:") }),
+                      let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first else { return 0 }
+                return Int(calls) ?? 0
+            }
+            try await q.createGroup(stream: "s_stream", group: "g")
+            try await q.publish(stream: "s_stream", entries: [["n": "0"]])
+            let held = try await q.read(stream: "s_stream", group: "g", consumer: "dead", count: 1, block: .zero)
+            #expect(held.count == 1)
+            #expect(try await scans() == 1)
+            // Twenty reads in quick succession: no further scan.
+            for _ in 0..<20 { #expect(try await q.read(stream: "s_stream", group: "g", consumer: "alive", count: 1, block: .zero).isEmpty) }
+            #expect(try await scans() == 1)
+            // The holder died: another consumer, reading now and then, takes the entry over once the lease has run out.
+            let start = ContinuousClock.now
+            var taken: [QueueEntry] = []
+            while taken.isEmpty, ContinuousClock.now - start < .seconds(5) {
+                taken = try await q.read(stream: "s_stream", group: "g", consumer: "alive", count: 1, block: .milliseconds(20))
+            }
+            let waited = ContinuousClock.now - start
+            #expect(taken.map(\.id) == held.map(\.id))
+            #expect(taken.first?.deliveryCount == 2)
+            #expect(waited < .milliseconds(800 + 200 + 300))
+            // About one scan per claimInterval meanwhile, not one per read.
+            #expect(try await scans() <= 2 + 6)
+        }
+    }
+
     @Test("a takeover reports the exact delivery count from XPENDING, and skips entries acknowledged meanwhile")
     func takeoverCounts() async throws {
         try await withQueue(lease: .milliseconds(200)) { q, _ in
