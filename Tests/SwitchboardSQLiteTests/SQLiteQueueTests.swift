@@ -34,7 +34,8 @@ struct SQLiteQueueTests {
         let other = try SQLiteDatabase(options: SQLiteOptions(path: db.options.path, synchronous: .normal))
         let reader = SQLiteQueue(database: other, pollInterval: .milliseconds(20), clock: wallClock)
         try await reader.createGroup(stream: "x", group: "g")
-        async let got = reader.read(stream: "x", group: "g", consumer: "c", count: 5, block: .seconds(3))
+        // Blocks up to 20 s (it returns as soon as the entry is seen): under the full suite the publish itself can take seconds.
+        async let got = reader.read(stream: "x", group: "g", consumer: "c", count: 5, block: .seconds(20))
         try await Task.sleep(for: .milliseconds(100))
         try await writer.publish(stream: "x", entries: [["a": "b"]])
         #expect(try await got.count == 1)
