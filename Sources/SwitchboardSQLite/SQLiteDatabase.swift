@@ -39,7 +39,8 @@ public struct DatabaseClosed: Error, CustomStringConvertible, Sendable {
 /// Group commit: writes submitted while a commit is being synced run in one open transaction, committed
 /// together once the sync is done. A write that throws is rolled back alone (the others are run again
 /// without it). A write's caller is resumed only after the COMMIT that holds it succeeded and, with
-/// `SQLiteSynchronous.full`, was synced to disk (`GroupCommitWriter`).
+/// `SQLiteSynchronous.full`, was synced to disk (`GroupCommitWriter`) — unless it was submitted with
+/// `durable: false` (see `write(durable:_:)`).
 public final class SQLiteDatabase: Sendable {
     public let options: SQLiteOptions
     private let writer: GroupCommitWriter
@@ -75,8 +76,14 @@ public final class SQLiteDatabase: Sendable {
     }
 
     /// Runs `body` in a write transaction (shared with concurrent writes: group commit). Returns after the commit.
-    func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
-        try await writer.submit(body)
+    ///
+    /// - Parameter durable: true (the default): with `SQLiteSynchronous.full`, returns only once the commit is
+    ///   on disk. False: returns once committed (visible to every connection) without waiting for the sync —
+    ///   for writes whose loss in a power cut is harmless because they would be redone (a claim, a
+    ///   `processing` marker, a derived index). Commits are synced in order, so the next durable write's sync
+    ///   covers it; a crash can only lose a suffix of such writes together with everything after them.
+    func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        try await writer.submit(durable: durable, body)
     }
 
     /// Runs `body` on a read connection (a consistent snapshot for its duration).
@@ -105,6 +112,8 @@ public struct WriterStatistics: Sendable {
     public var writes = 0
     /// Pages written by the writer connection (to the write-ahead log at each commit).
     public var pages = 0
+    /// Syncs of the write-ahead log by the sync thread (`SQLiteSynchronous.full`; each covers every commit before it).
+    public var syncs = 0
     /// Wall time spent in transactions.
     public var busy = Duration.zero
     /// CPU time of the writer thread spent in transactions.
@@ -134,16 +143,20 @@ final class Job {
     let run: (Connection) -> Bool
     /// Resumes the caller: with the commit's error, or with what `run` produced.
     let finish: ((any Error)?) -> Void
+    /// A write whose caller waits for the commit's sync (`SQLiteDatabase.write(durable:_:)`).
+    let durable: Bool
 
-    init(run: @escaping (Connection) -> Bool, finish: @escaping ((any Error)?) -> Void) {
+    init(durable: Bool = true, run: @escaping (Connection) -> Bool, finish: @escaping ((any Error)?) -> Void) {
+        self.durable = durable
         self.run = run
         self.finish = finish
     }
 
     /// A job running `body` and resuming `continuation` with its result when finished.
-    static func make<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T, resuming continuation: CheckedContinuation<T, any Error>) -> Job {
+    static func make<T: Sendable>(durable: Bool, _ body: @escaping @Sendable (Connection) throws -> T, resuming continuation: CheckedContinuation<T, any Error>) -> Job {
         var result: Result<T, any Error>?
         return Job(
+            durable: durable,
             run: { connection in
                 do {
                     result = .success(try body(connection))
@@ -185,9 +198,10 @@ class JobThread: @unchecked Sendable {
         thread.start()
     }
 
-    func submit<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+    /// Queues `body`; `durable` matters to the writer only (`SQLiteDatabase.write(durable:_:)`).
+    func submit<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = Job.make(body, resuming: continuation)
+            let job = Job.make(durable: durable, body, resuming: continuation)
             condition.lock()
             if stopping {
                 condition.unlock()
@@ -258,7 +272,8 @@ final class ConnectionThread: JobThread, @unchecked Sendable {
 /// `SQLiteSynchronous.full` the connection itself does not sync (`synchronous=NORMAL`); a second thread
 /// calls fdatasync on the write-ahead log after each COMMIT and only then resumes that group's callers —
 /// the guarantee of `synchronous=FULL` (a write is on disk before its caller goes on), with the sync taken
-/// off the writer's path. A write that throws is rolled back alone: the transaction is rolled back and the
+/// off the writer's path. Writes submitted with `durable: false` are resumed right after their COMMIT; a
+/// commit holding only such writes is not synced (the next durable commit's sync covers it). A write that throws is rolled back alone: the transaction is rolled back and the
 /// other writes are run again without it, so the common case costs no savepoints.
 final class GroupCommitWriter: JobThread, @unchecked Sendable {
     /// Committed, waiting for the sync thread (each inner array one commit).
@@ -370,7 +385,9 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
         }
     }
 
-    /// Commits the open transaction holding `jobs`, then hands them to the sync thread (or resumes them).
+    /// Commits the open transaction holding `jobs`, then hands the durable ones to the sync thread and
+    /// resumes the others (all of them when commits are not synced). A commit with no durable job is not
+    /// synced on its own: the next durable commit's sync covers it.
     private func commit(_ jobs: [Job], on connection: Connection) {
         do {
             try connection.execute("COMMIT")
@@ -383,8 +400,11 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
             for job in jobs { job.finish(nil) }
             return
         }
+        let durable = jobs.filter(\.durable)
+        for job in jobs where !job.durable { job.finish(nil) }
+        guard !durable.isEmpty else { return }
         condition.lock()
-        unsynced.append(jobs)
+        unsynced.append(durable)
         condition.broadcast()
         condition.unlock()
     }
@@ -410,6 +430,9 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
                 let code = errno
                 failure = SQLiteError(code: SQLITE_IOERR, message: "could not sync the write-ahead log: \(String(cString: strerror(code)))")
             }
+            condition.lock()
+            stats.syncs += 1
+            condition.unlock()
             for group in groups { for job in group { job.finish(failure) } }
 
             condition.lock()

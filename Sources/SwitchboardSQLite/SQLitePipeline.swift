@@ -56,7 +56,8 @@ public struct SQLitePipeline: AtomicPipeline {
     public func record(_ transitions: [StatusTransition], settle: [QueueEntry?], group: String) async throws -> [TransitionOutcome] {
         precondition(settle.isEmpty || settle.count == transitions.count, "settle must be empty or match transitions")
         let now = clock()
-        let results = try await db.write { c in
+        // Entries are settled only with a durable commit; `processing` alone need not wait for the sync.
+        let results = try await db.write(durable: !settle.isEmpty || SQLiteStore.needsSync(transitions)) { c in
             var results: [SQLiteStore.ApplyResult] = []
             results.reserveCapacity(transitions.count)
             var acks: [String: [String]] = [:]
@@ -101,7 +102,9 @@ public struct SQLitePipeline: AtomicPipeline {
         let stream = StreamNames.log
         let dead = deadLetters.map { SQLiteQueue.deadFields($0, reason: reason) }
         let now = clock()
-        try await db.write { c in
+        // Not durable: the records and the consumption of their entries are lost or kept together, so a power
+        // cut only makes the logging service index those entries again.
+        try await db.write(durable: false) { c in
             for r in records { try SQLiteSearchIndex.insert(c, r) }
             for fields in dead { try SQLiteQueue.append(c, stream: StreamNames.deadLetter(of: stream), fields: fields, at: now) }
             switch batch.origin {

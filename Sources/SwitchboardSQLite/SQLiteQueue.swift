@@ -151,8 +151,9 @@ public struct SQLiteQueue: MessageQueue {
     func claim(stream: String, group: String, consumer: String, count: Int, includeNew: Bool = true) async throws -> [QueueEntry] {
         let now = clock()
         let leaseUntil = now.adding(lease).milliseconds
-        // Fields are decoded after the write, off the writer thread.
-        return try await db.write { c -> [(String, String, Int)] in
+        // Fields are decoded after the write, off the writer thread. Not durable: a claim lost in a power cut
+        // leaves its entries to be handed out again, as if the claim had not happened.
+        return try await db.write(durable: false) { c -> [(String, String, Int)] in
             let lastID = try Self.position(c, stream: stream, group: group)
             var result: [(id: String, fields: String, deliveries: Int)] = []
             // Entries whose lease ran out: take them over (XAUTOCLAIM).

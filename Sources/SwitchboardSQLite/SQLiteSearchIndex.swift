@@ -72,7 +72,8 @@ public struct SQLiteSearchIndex: SearchIndex {
     /// index (much cheaper than a row at a time in every small transaction). Text queries refresh first, so
     /// they always see every committed row; `SwitchboardSystem` also refreshes in the background.
     public func refresh() async throws {
-        try await db.write { [documents] c in try Self.refresh(c, documents: documents) }
+        // Not durable: the full-text indexes are derived; a refresh lost in a power cut is redone by the next.
+        try await db.write(durable: false) { [documents] c in try Self.refresh(c, documents: documents) }
     }
 
     static func refresh(_ c: Connection, documents: Documents) throws {
@@ -190,7 +191,9 @@ public struct SQLiteSandboxMailbox: SandboxMailbox {
     public init(database: SQLiteDatabase) { db = database }
 
     public func record(_ m: SandboxMessage) async throws {
-        try await db.write { c in
+        // Not durable on its own: the worker's `sent`, committed after it, waits for the sync that covers it;
+        // if that never happens the message is delivered (and recorded) again.
+        try await db.write(durable: false) { c in
             try c.run(
                 "INSERT INTO sandbox_messages (communication_id, channel, sender, recipient, msg, subject, attempt, provider_message_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [.text(m.communicationId), .text(m.channel.rawValue), .text(m.from), .text(m.to), .text(m.msg), m.subject.map(SQLValue.text) ?? .null, .int(Int64(m.attempt)), .text(m.providerMessageID), .int(m.at.milliseconds)])

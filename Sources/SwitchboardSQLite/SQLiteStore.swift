@@ -156,8 +156,16 @@ public struct SQLiteStore: CommunicationStore {
     }
 
     public func apply(_ transitions: [StatusTransition]) async throws -> [TransitionOutcome] {
-        let results = try await db.write { c in try transitions.map { try Self.applyOne(c, $0) } }
+        let results = try await db.write(durable: Self.needsSync(transitions)) { c in try transitions.map { try Self.applyOne(c, $0) } }
         return results.map(Self.outcome)
+    }
+
+    /// Whether the caller must wait for `transitions` to be on disk: not when they are all `processing`. That
+    /// status marks a delivery in flight; lost in a power cut, the message is still `queued` with its stream
+    /// entry unacknowledged, and is delivered again — as it would be after a crash just after a durable
+    /// `processing`. Every other status is waited for.
+    static func needsSync(_ transitions: [StatusTransition]) -> Bool {
+        !transitions.allSatisfy { if case .processing = $0.event { true } else { false } }
     }
 
     /// Applies one transition on the writer thread (compare-and-set through `StatusMachine`).

@@ -255,7 +255,7 @@ public struct DatabaseService: Service {
                 let groups = now.groups - last.groups, writes = now.writes - last.writes, pages = now.pages - last.pages
                 logger.notice("sqlite writer", metadata: [
                     "commits": "\(groups)", "writes": "\(writes)", "writesPerCommit": "\(groups > 0 ? writes / groups : 0)",
-                    "pagesPerCommit": "\(groups > 0 ? pages / groups : 0)",
+                    "pagesPerCommit": "\(groups > 0 ? pages / groups : 0)", "syncs": "\(now.syncs - last.syncs)",
                     "busy": "\(Int((now.busy - last.busy) / every * 100))%", "cpu": "\(Int((now.cpu - last.cpu) / every * 100))%",
                 ])
                 last = now

@@ -94,6 +94,39 @@ struct SQLiteStoreEngineTests {
         #expect(stats.groups >= 1 && stats.groups <= 400)
     }
 
+    @Test("with synchronous=full, writes not marked durable are committed and visible without a sync of their own; the next durable write's sync covers them")
+    func nonDurableWrites() async throws {
+        let db = try temporaryDatabase(synchronous: .full)
+        let queue = SQLiteQueue(database: db, clock: wallClock)
+        try await queue.createGroup(stream: "s", group: "g")
+        let before = db.writerStatistics.syncs
+        // Claims are not durable: a claim lost in a power cut only hands its entries out again.
+        for i in 0..<20 {
+            try await db.write(durable: false) { c in try SQLiteQueue.append(c, stream: "s", fields: "{\"n\":\"\(i)\"}", at: Timestamp(milliseconds: 1)) }
+            #expect(try await queue.read(stream: "s", group: "g", consumer: "c", count: 1, block: .zero).count == 1)
+        }
+        #expect(db.writerStatistics.syncs == before)
+        // Seen by another connection at once.
+        #expect(try await db.read { c in try c.scalar("SELECT count(*) FROM stream_pending WHERE stream = 's'") } == 20)
+        // A durable write waits for a sync, which makes everything before it durable too.
+        try await db.write { c in try SQLiteQueue.append(c, stream: "s", fields: "{}", at: Timestamp(milliseconds: 1)) }
+        #expect(db.writerStatistics.syncs == before + 1)
+        // A store transition: `processing` alone is not waited for; any other status is.
+        let store = SQLiteStore(database: db)
+        let c = try #require(try await store.create([new("d1")]).first.flatMap { if case .created(let c) = $0 { c } else { nil } })
+        let synced = db.writerStatistics.syncs
+        _ = try await store.apply([StatusTransition(id: c.id, event: .queued(dispatchSeq: 1), at: Timestamp(milliseconds: 2), service: "test")])
+        #expect(db.writerStatistics.syncs == synced + 1)
+        _ = try await store.apply([StatusTransition(id: c.id, event: .processing(dispatchSeq: 1, redelivery: false), at: Timestamp(milliseconds: 3), service: "test")])
+        #expect(db.writerStatistics.syncs == synced + 1)
+        #expect(try await store.communication(id: c.id)?.status == .processing)
+        await db.close()
+        // Everything committed is there after a reopen (a clean close checkpoints the log).
+        let reopened = try SQLiteDatabase(options: db.options)
+        #expect(try await reopened.read { c in try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = 's'") } == 21)
+        await reopened.close()
+    }
+
     @Test("closing with writes in flight: each either commits (and is kept) or is refused, none hangs", arguments: SQLiteSynchronous.allCases)
     func closeUnderLoad(synchronous: SQLiteSynchronous) async throws {
         let db = try temporaryDatabase(synchronous: synchronous)
