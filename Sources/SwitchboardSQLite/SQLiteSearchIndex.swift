@@ -68,34 +68,42 @@ public struct SQLiteSearchIndex: SearchIndex {
              l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds)])
     }
 
-    /// Brings the full-text indexes up to date with the rows written since the last refresh, in one set per
-    /// index (much cheaper than a row at a time in every small transaction). Text queries refresh first, so
-    /// they always see every committed row; `SwitchboardSystem` also refreshes in the background.
+    /// Rows added to a full-text index per write: each write then holds the single writer for a few
+    /// milliseconds at most, instead of as long as the backlog needs (a second of messages, or a whole table
+    /// after an upgrade), so accepted requests are not held up behind it.
+    static let refreshChunk: Int64 = 500
+
+    /// Brings the full-text indexes up to date with the rows written since the last refresh, in sets (much
+    /// cheaper than a row at a time in every small transaction) of at most `refreshChunk` rows per index and
+    /// write. Text queries refresh first, so they always see every committed row; `SwitchboardSystem` also
+    /// refreshes in the background.
     public func refresh() async throws {
         // Not durable: the full-text indexes are derived; a refresh lost in a power cut is redone by the next.
-        try await db.write(durable: false) { [documents] c in try Self.refresh(c, documents: documents) }
+        while try await db.write(durable: false, { [documents] c in try Self.refresh(c, documents: documents, chunk: Self.refreshChunk) }) {}
     }
 
-    static func refresh(_ c: Connection, documents: Documents) throws {
+    /// Adds up to `chunk` rows to each full-text index; returns whether rows remain.
+    static func refresh(_ c: Connection, documents: Documents, chunk: Int64) throws -> Bool {
         let (rows, fts, state) = documents.table
-        let pending = try c.scalar(
-            """
-            SELECT (SELECT ifnull(max(rowid), 0) FROM \(rows)) > (SELECT last_rowid FROM search_fts_state WHERE name = '\(state)')
-                OR (SELECT ifnull(max(rowid), 0) FROM search_logs) > (SELECT last_rowid FROM search_fts_state WHERE name = 'logs')
-            """) ?? 0
-        guard pending != 0 else { return }
-        try c.run(
-            """
-            INSERT INTO \(fts)(rowid, msg, sender, recipient)
-            SELECT rowid, msg, sender, recipient FROM \(rows) WHERE rowid > (SELECT last_rowid FROM search_fts_state WHERE name = '\(state)')
-            """)
-        try c.run("UPDATE search_fts_state SET last_rowid = (SELECT ifnull(max(rowid), 0) FROM \(rows)) WHERE name = '\(state)'")
-        try c.run(
-            """
-            INSERT INTO search_logs_fts(rowid, error)
-            SELECT rowid, error FROM search_logs WHERE error IS NOT NULL AND rowid > (SELECT last_rowid FROM search_fts_state WHERE name = 'logs')
-            """)
-        try c.run("UPDATE search_fts_state SET last_rowid = (SELECT ifnull(max(rowid), 0) FROM search_logs) WHERE name = 'logs'")
+        let more = try refresh(c, state: state, rows: rows, chunk: chunk) {
+            "INSERT INTO \(fts)(rowid, msg, sender, recipient) SELECT rowid, msg, sender, recipient FROM \(rows) WHERE rowid > ?1 AND rowid <= ?2"
+        }
+        let moreLogs = try refresh(c, state: "logs", rows: "search_logs", chunk: chunk) {
+            "INSERT INTO search_logs_fts(rowid, error) SELECT rowid, error FROM search_logs WHERE error IS NOT NULL AND rowid > ?1 AND rowid <= ?2"
+        }
+        return more || moreLogs
+    }
+
+    /// Runs `insert` (rows after ?1 up to ?2) for the next `chunk` rowids of `rows` past the index's mark
+    /// in `search_fts_state`, and moves the mark; returns whether rows remain.
+    private static func refresh(_ c: Connection, state: String, rows: String, chunk: Int64, insert: () -> String) throws -> Bool {
+        let last = try c.scalar("SELECT last_rowid FROM search_fts_state WHERE name = ?", [.text(state)]) ?? 0
+        let newest = try c.scalar("SELECT ifnull(max(rowid), 0) FROM \(rows)") ?? 0
+        guard newest > last else { return false }
+        let upTo = min(newest, last + chunk)
+        try c.run(insert(), [.int(last), .int(upTo)])
+        try c.run("UPDATE search_fts_state SET last_rowid = ? WHERE name = ?", [.int(upTo), .text(state)])
+        return upTo < newest
     }
 
     /// Turns user text into an FTS5 query: every word quoted (so operators and punctuation are literal), all required.

@@ -183,6 +183,30 @@ struct SQLiteSearchTests {
         #expect(try await s.search(CommunicationQuery(since: Timestamp(milliseconds: 20_000), until: Timestamp(milliseconds: 22_000), limit: 50)).items.map(\.communicationId) == ["c21", "c20"])
     }
 
+    @Test("the full-text refresh goes in writes of at most refreshChunk rows per index and catches up with every row")
+    func refreshInChunks() async throws {
+        let db = try temporaryDatabase()
+        let s = SQLiteSearchIndex(database: db)
+        try await s.index(communications: (0..<1_250).map { doc("c\($0)", .sms, to: "+15550000", msg: "word\($0) common", at: Int64($0)) })
+        try await s.index(logs: (0..<30).map {
+            LogRecord(communicationId: "c\($0)", service: "sms", status: .failed, type: .sms, from: "+15550000000", to: "+15550000", msg: "m", error: "boom \($0)", attempt: 1, provider: nil, timestamp: Timestamp(milliseconds: Int64($0)))
+        })
+        #expect(SQLiteSearchIndex.refreshChunk == 500)
+        var writes = 1
+        while try await db.write({ c in try SQLiteSearchIndex.refresh(c, documents: .ownTable, chunk: SQLiteSearchIndex.refreshChunk) }) { writes += 1 }
+        #expect(writes == 3)  // 500 + 500 + 250
+        #expect(try await db.read { c in try c.scalar("SELECT count(*) FROM search_communications_fts WHERE search_communications_fts MATCH 'common'") } == 1_250)
+        #expect(try await db.read { c in try c.scalar("SELECT count(*) FROM search_logs_fts WHERE search_logs_fts MATCH 'boom'") } == 30)
+        // Nothing left: a refresh does nothing more, and what was indexed once is not indexed twice.
+        try await s.refresh()
+        #expect(try await db.read { c in try c.scalar("SELECT count(*) FROM search_communications_fts WHERE search_communications_fts MATCH 'common'") } == 1_250)
+        #expect(try await s.search(CommunicationQuery(text: "word1249", limit: 5)).items.map(\.communicationId) == ["c1249"])
+        // Rows written later are found by a text query (which refreshes first), across chunks.
+        try await s.index(communications: (1_250..<2_000).map { doc("c\($0)", .sms, to: "+15550000", msg: "later\($0) common", at: Int64($0)) })
+        #expect(try await s.search(CommunicationQuery(text: "later1999", limit: 5)).items.map(\.communicationId) == ["c1999"])
+        #expect(try await db.read { c in try c.scalar("SELECT count(*) FROM search_communications_fts WHERE search_communications_fts MATCH 'common'") } == 2_000)
+    }
+
     @Test("filters, full text, time range and cursor pagination, newest first")
     func communications() async throws {
         let s = SQLiteSearchIndex(database: try temporaryDatabase())
