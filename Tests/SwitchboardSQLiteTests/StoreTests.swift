@@ -127,6 +127,25 @@ struct SQLiteStoreEngineTests {
         await reopened.close()
     }
 
+    @Test("checkpoints run on their own thread as the log grows, and the log stays bounded under sustained writes")
+    func checkpoints() async throws {
+        let db = try temporaryDatabase(synchronous: .normal)
+        let text = String(repeating: "x", count: 1_000)
+        // ~24 MB of rows in 600 transactions: six times the log's automatic checkpoint size.
+        for i in 0..<600 {
+            try await db.write { c in
+                for j in 0..<40 { try SQLiteQueue.append(c, stream: "big", fields: "{\"n\":\"\(i)-\(j)\",\"t\":\"\(text)\"}", at: Timestamp(milliseconds: 1)) }
+            }
+        }
+        let stats = db.writerStatistics
+        #expect(stats.checkpoints >= 3)
+        let wal = try FileManager.default.attributesOfItem(atPath: db.options.path + "-wal")[.size] as? Int ?? 0
+        // The writer's automatic checkpoint (4,000 pages of 4 KiB) bounds it; a log that is never started over would be ~24 MB.
+        #expect(wal <= (GroupCommitWriter.autocheckpointPages + 1_000) * 4_096)
+        #expect(try await db.read { c in try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = 'big'") } == 24_000)
+        await db.close()
+    }
+
     @Test("closing with writes in flight: each either commits (and is kept) or is refused, none hangs", arguments: SQLiteSynchronous.allCases)
     func closeUnderLoad(synchronous: SQLiteSynchronous) async throws {
         let db = try temporaryDatabase(synchronous: synchronous)
