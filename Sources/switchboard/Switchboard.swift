@@ -58,11 +58,7 @@ struct HTTPOptions: ParsableArguments {
 
 func start(_ settings: Settings, role: Role, name: String) async throws {
     let level = settings.logLevel
-    LoggingSystem.bootstrap { label in
-        var h = StreamLogHandler.standardError(label: label)
-        h.logLevel = level
-        return h
-    }
+    LoggingSystem.bootstrap { label in LogLineHandler(label: label, level: level) }
     let logger = Logger(label: "switchboard.\(name)")
     logger.info("starting \(name)", metadata: Logger.Metadata(uniqueKeysWithValues: settings.summary.map { ($0.0, .string($0.1)) }))
     let system = try SwitchboardSystem(settings: settings, logger: logger)
