@@ -19,12 +19,21 @@ public struct SQLiteOptions: Sendable {
     public var readers: Int
     /// Most writes committed in one group transaction.
     public var maxGroupSize: Int
+    /// Pages written to the write-ahead log between two background checkpoints (`sqlite-checkpt`).
+    public var checkpointPages: Int
+    /// The log's size in pages at which the writer's own COMMIT checkpoints (SQLite's automatic checkpoint).
+    /// It copies only what the background checkpoints have not, and being done by the writer between two
+    /// transactions, it lets the next transaction start the log over from its beginning — which a checkpoint
+    /// running beside a busy writer never can, as the writer keeps adding to the log meanwhile.
+    public var autocheckpointPages: Int
 
-    public init(path: String, synchronous: SQLiteSynchronous = .full, readers: Int = 2, maxGroupSize: Int = 1024) {
+    public init(path: String, synchronous: SQLiteSynchronous = .full, readers: Int = 2, maxGroupSize: Int = 1024, checkpointPages: Int = 1_000, autocheckpointPages: Int = 4_000) {
         self.path = path
         self.synchronous = synchronous
         self.readers = max(1, readers)
         self.maxGroupSize = max(1, maxGroupSize)
+        self.checkpointPages = max(1, checkpointPages)
+        self.autocheckpointPages = max(1, autocheckpointPages)
     }
 }
 
@@ -63,7 +72,7 @@ public final class SQLiteDatabase: Sendable {
         try writeConnection.execute("PRAGMA synchronous=NORMAL")
         try writeConnection.execute("PRAGMA temp_store=MEMORY")
         try writeConnection.execute("PRAGMA cache_size=-65536")
-        try writeConnection.execute("PRAGMA wal_autocheckpoint=\(GroupCommitWriter.autocheckpointPages)")
+        try writeConnection.execute("PRAGMA wal_autocheckpoint=\(options.autocheckpointPages)")
         try Schema.migrate(writeConnection)
         let onDisk = options.path != ":memory:" && !options.path.isEmpty
         // Checkpoints (copying the write-ahead log back into the file) are mostly done by a thread of their own,
@@ -78,7 +87,7 @@ public final class SQLiteDatabase: Sendable {
         self.checkpointer = checkpointer
         writer = GroupCommitWriter(
             connection: writeConnection, maxGroup: options.maxGroupSize, syncing: options.synchronous == .full && onDisk ? options.path : nil,
-            checkpointer: checkpointer)
+            checkpointer: checkpointer, checkpointPages: options.checkpointPages)
         var readers: [ConnectionThread] = []
         for i in 0..<options.readers {
             let c = try Connection(path: options.path, readOnly: true)
@@ -128,7 +137,7 @@ public struct WriterStatistics: Sendable {
     public var pages = 0
     /// Syncs of the write-ahead log by the sync thread (`SQLiteSynchronous.full`; each covers every commit before it).
     public var syncs = 0
-    /// Checkpoints asked of the checkpoint thread (one per `GroupCommitWriter.checkpointPages` pages written).
+    /// Checkpoints asked of the checkpoint thread (one per `SQLiteOptions.checkpointPages` pages written).
     public var checkpoints = 0
     /// Wall time spent in transactions.
     public var busy = Duration.zero
@@ -326,13 +335,8 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
     /// Where checkpoints run (nil in memory), and the pages written since the last one was asked for.
     private let checkpointer: ConnectionThread?
     private var pagesSinceCheckpoint = 0
-    /// Pages written to the log between two background checkpoints.
-    static let checkpointPages = 1_000
-    /// The log's size in pages at which the writer's own COMMIT checkpoints (SQLite's automatic checkpoint).
-    /// It copies only what the background checkpoints have not, and being done by the writer between two
-    /// transactions, it lets the next transaction start the log over from its beginning — which a checkpoint
-    /// running beside a busy writer never can, as the writer keeps adding to the log meanwhile.
-    static let autocheckpointPages = 4_000
+    /// Pages written to the log between two background checkpoints (`SQLiteOptions.checkpointPages`).
+    private let checkpointPages: Int
     private var stats = WriterStatistics()
 
     /// No commit is waiting for or under a sync (always, without a sync thread). Read holding the lock.
@@ -353,8 +357,9 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
 
     /// - Parameter syncing: the database file whose write-ahead log the sync thread makes durable after each
     ///   commit; nil when commits need no sync.
-    init(connection: Connection, maxGroup: Int, syncing path: String?, checkpointer: ConnectionThread?) {
+    init(connection: Connection, maxGroup: Int, syncing path: String?, checkpointer: ConnectionThread?, checkpointPages: Int) {
         self.maxGroup = maxGroup
+        self.checkpointPages = checkpointPages
         walPath = path.map { $0 + "-wal" }
         self.checkpointer = checkpointer
         super.init(connection: connection)
@@ -412,12 +417,12 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
 
     /// Asks the checkpoint thread for a PASSIVE checkpoint once `checkpointPages` pages were written since the
     /// last one, unless one is still queued or running. A passive checkpoint copies what no reader still needs
-    /// and never blocks this writer; the writer's automatic checkpoint (`autocheckpointPages`) then finds
-    /// little left to copy, and the log starts over after it.
+    /// and never blocks this writer; the writer's automatic checkpoint (`SQLiteOptions.autocheckpointPages`)
+    /// then finds little left to copy, and the log starts over after it.
     private func askForCheckpoint(after pages: Int) {
         guard let checkpointer else { return }
         pagesSinceCheckpoint += pages
-        guard pagesSinceCheckpoint >= Self.checkpointPages, checkpointer.backlog == 0 else { return }
+        guard pagesSinceCheckpoint >= checkpointPages, checkpointer.backlog == 0 else { return }
         pagesSinceCheckpoint = 0
         checkpointer.send { c in try c.execute("PRAGMA wal_checkpoint(PASSIVE)") }
         condition.lock()

@@ -27,11 +27,11 @@ public struct LogLineHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get(), !provided.isEmpty { all.merge(provided) { _, new in new } }
-        if let explicit, !explicit.isEmpty { all.merge(explicit) { _, new in new } }
-        write("\(Self.timestamp()) \(level) \(label) :\(Self.format(all)) [\(source)] \(message)\n")
+        if let explicit = event.metadata, !explicit.isEmpty { all.merge(explicit) { _, new in new } }
+        write("\(Self.timestamp()) \(event.level) \(label) :\(Self.format(all)) [\(event.source)] \(event.message)\n")
     }
 
     /// ` key=value key=value` sorted by key, or "" without metadata.
