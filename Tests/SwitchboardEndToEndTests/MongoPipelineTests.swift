@@ -70,7 +70,7 @@ struct MongoPipelineTests {
                 #expect(Set(try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 1000).map(\.communicationId)) == Set(ids))
 
                 let shown = try json(try await client.execute(uri: "/api/v1/communication/\(ids[0])", method: .get))
-                #expect(shown["status"] == .string("sent") && shown["provider"] == .string("sandbox") && shown["attempts"] == .number(1))
+                #expect(shown["status"] == .string("sent") && shown["provider"] == .string("sandbox") && shown["attempts"] == .number(1), "history: \(shown["history"].map { "\($0)" } ?? "none")")
                 guard case .array(let history)? = shown["history"] else { Issue.record("no history"); return }
                 let statuses = history.compactMap { $0["status"]?.stringValue }
                 #expect(statuses.first == "pending" && statuses.last == "sent" && statuses.contains("processing"))

@@ -37,7 +37,7 @@ struct EndToEndProviderTests {
             #expect(saved[0].envelope["rcpt_tos"] as? [String] == ["bob@example.org"])
             #expect(saved[0].envelope["tls"] as? Bool == true)
             #expect(saved[0].envelope["authenticated"] as? Bool == true)
-            let parsed = try smtp.parsed(0)
+            let parsed = try await smtp.parsed(0)
             let headers = (parsed["headers"] as? [[String]] ?? []).reduce(into: [String: String]()) { $0[$1[0].lowercased()] = $1.count > 1 ? $1[1] : "" }
             #expect(headers["message-id"] == messageID)
             #expect(headers["subject"] == "Grüße — 你好")

@@ -606,7 +606,7 @@ struct ConnectionIntegrationTests {
 
     @Test("TLS with a custom CA (rediss://)")
     func tls() async throws {
-        let files = try TLSFiles.generate()
+        let files = try await TLSFiles.generate()
         defer { files.remove() }
         let server: RedisServer
         do {

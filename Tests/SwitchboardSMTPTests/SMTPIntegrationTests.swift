@@ -76,7 +76,7 @@ struct SMTPIntegrationTests {
             let received = try onlyMessage(server)
             #expect(received.envelope.mail_from == "sender@switchboard.test")
             #expect(received.envelope.rcpt_tos == ["bob@example.com"])
-            let parsed = try received.parsed()
+            let parsed = try await received.parsed()
             #expect(parsed.defects.isEmpty, "\(parsed.defects)")
             #expect(parsed.header("Message-ID") == receipt.messageID)
             #expect(parsed.header("MIME-Version") == "1.0")
@@ -123,7 +123,7 @@ struct SMTPIntegrationTests {
             // contains the line-leading dot exactly once.
             #expect(rawText.contains("\r\n.a line starting with a dot"))
             #expect(!rawText.contains("\r\n..a line starting"))
-            let parsed = try received.parsed()
+            let parsed = try await received.parsed()
             #expect(parsed.defects.isEmpty, "\(parsed.defects)")
             #expect(parsed.raw_max_line_octets <= 998)
             #expect(parsed.raw_max_line_octets <= 78, "all lines should even respect the 78-column recommendation")
@@ -170,7 +170,7 @@ struct SMTPIntegrationTests {
             }
             let received = try onlyMessage(server)
             #expect(received.envelope.mail_options.isEmpty)
-            #expect(try received.parsed().header("Subject") == "via HELO")
+            #expect(try await received.parsed().header("Subject") == "via HELO")
         }
     }
 
@@ -201,7 +201,7 @@ struct SMTPIntegrationTests {
             _ = try await withClient(config) { client in try await client.send(simpleMessage(subject: "self-signed")) }
             let received = try onlyMessage(server)
             #expect(received.envelope.tls)
-            #expect(try received.parsed().header("Subject") == "self-signed")
+            #expect(try await received.parsed().header("Subject") == "self-signed")
         }
     }
 
@@ -224,7 +224,7 @@ struct SMTPIntegrationTests {
             let received = try onlyMessage(server)
             #expect(received.envelope.authenticated)
             #expect(received.envelope.auth_mechanism == "PLAIN")
-            #expect(try received.parsed().header("Subject") == "implicit")
+            #expect(try await received.parsed().header("Subject") == "implicit")
         }
     }
 
@@ -367,7 +367,7 @@ struct SMTPIntegrationTests {
             let messages = try server.messages()
             try #require(messages.count == 2)
             #expect(messages[0].envelope.rcpt_tos == ["one@example.com", "two@example.com", "three@example.com", "four@example.com"])
-            #expect(try messages[1].parsed().header("Subject") == "after rejection")
+            #expect(try await messages[1].parsed().header("Subject") == "after rejection")
             #expect(try server.sessionCount() == 1)
         }
     }
@@ -386,7 +386,8 @@ struct SMTPIntegrationTests {
             #expect(messages.count == 3)
             #expect(Set(messages.map(\.envelope.connection_id)).count == 1)
             #expect(try server.sessionCount() == 1)
-            let subjects = try messages.map { try $0.parsed().header("Subject") }
+            var subjects: [String?] = []
+            for m in messages { subjects.append(try await m.parsed().header("Subject")) }
             #expect(subjects == ["reuse 1", "reuse 2", "reuse 3"])
         }
     }

@@ -22,9 +22,24 @@ public func findExecutable(_ name: String) -> String? {
     return nil
 }
 
-/// Runs a program to completion and returns its exit status and combined output.
+/// Runs `body` (blocking work: a child process waited for, a synchronous read) on a thread of its own, never on
+/// one of Swift concurrency's cooperative threads. There are only as many of those as cores (two here), and all
+/// test suites of the run share them: one blocked stalls every test in the process (wake-up bounds of unrelated
+/// tests were missed by 10 s and more in parallel runs while test setups waited for Python and openssl).
+public func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// Runs a program to completion (on a thread of its own: `offCooperativePool`) and returns its exit status and
+/// combined output.
 @discardableResult
-public func runProgram(_ executable: String, _ arguments: [String], in directory: String? = nil) throws -> (Int32, String) {
+public func runProgram(_ executable: String, _ arguments: [String], in directory: String? = nil) async throws -> (Int32, String) {
+    try await offCooperativePool { try runProgramBlocking(executable, arguments, in: directory) }
+}
+
+private func runProgramBlocking(_ executable: String, _ arguments: [String], in directory: String?) throws -> (Int32, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -169,7 +184,7 @@ public struct TLSFiles: Sendable {
     public var serverCertificate: String { "\(self.directory)/server.crt" }
     public var serverKey: String { "\(self.directory)/server.key" }
 
-    public static func generate() throws -> TLSFiles {
+    public static func generate() async throws -> TLSFiles {
         guard let openssl = findExecutable("openssl") else {
             throw TestEnvironmentError(description: "openssl was not found on PATH; install it with scripts/install-test-deps.sh")
         }
@@ -193,7 +208,7 @@ public struct TLSFiles: Sendable {
             ],
         ]
         for step in steps {
-            let (status, output) = try runProgram(openssl, step, in: directory)
+            let (status, output) = try await runProgram(openssl, step, in: directory)
             guard status == 0 else {
                 throw TestEnvironmentError(description: "openssl \(step.joined(separator: " ")) failed:\n\(output)")
             }

@@ -35,12 +35,12 @@ public final class SearchServer: ThrowawayServer {
     }
 
     /// The emulator's binary: `SWITCHBOARD_NOIDA_DB` / `SWITCHBOARD_OSMEM_SERVER`, else found through the pip package.
-    static func executable(_ kind: Kind) throws -> String {
+    static func executable(_ kind: Kind) async throws -> String {
         let (variable, module, relative) = kind == .noida ? ("SWITCHBOARD_NOIDA_DB", "noida_db", "noida-db") : ("SWITCHBOARD_OSMEM_SERVER", "osmem_server", "bin/osmem-server")
         if let path = ProcessInfo.processInfo.environment[variable], access(path, X_OK) == 0 { return path }
         let hint = "install it with scripts/install-test-deps.sh (pip install noida-db==0.2.3 osmem-server==0.1.6) or set \(variable)"
         guard let python = findExecutable("python3") else { throw TestEnvironmentError(description: "python3 not found on PATH, so \(kind) cannot be located; \(hint)") }
-        let (status, output) = try runProgram(python, ["-c", "import \(module), os; print(os.path.dirname(\(module).__file__))"])
+        let (status, output) = try await runProgram(python, ["-c", "import \(module), os; print(os.path.dirname(\(module).__file__))"])
         let path = output.trimmingCharacters(in: .whitespacesAndNewlines) + "/" + relative
         guard status == 0, access(path, X_OK) == 0 else { throw TestEnvironmentError(description: "\(kind) not found (\(module) is not importable or has no \(relative)); \(hint)") }
         return path
@@ -48,7 +48,7 @@ public final class SearchServer: ThrowawayServer {
 
     /// Starts an emulator on a free port.
     public static func start(_ kind: Kind) async throws -> SearchServer {
-        let executable = try executable(kind)
+        let executable = try await executable(kind)
         return try await ServerProcess.startOnFreePort(kind.rawValue, attempts: 3, make: { port, directory in
             SearchServer(kind: kind, executable: executable, port: port, directory: directory)
         }, launch: { try await $0.launch() }, stop: { await $0.stop() })

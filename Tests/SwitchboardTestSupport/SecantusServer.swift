@@ -61,7 +61,59 @@ public final class SecantusServer: ThrowawayServer {
 }
 
 /// Runs `body` with a fresh server and stops the server afterwards, even on failure.
+///
+/// At most `SecantusServer.concurrentServers` run at once in a test run; further callers wait their turn. Each
+/// server is a Python process that takes about a second of CPU to start and most of a core while busy: the ~20
+/// MongoDB tests starting theirs together kept both cores of a 2-core machine saturated (load average 12) for the
+/// first 15 s of a run, and timing bounds of unrelated tests failed.
 @discardableResult
 public func withSecantusServer<T>(_ body: (SecantusServer) async throws -> T) async throws -> T {
-    try await withServer({ try await SecantusServer.start() }, body)
+    try await SecantusServer.turns.withTurn {
+        try await withServer({ try await SecantusServer.start() }, body)
+    }
+}
+
+extension SecantusServer {
+    /// Servers running at once (`SWITCHBOARD_TEST_SECANTUS_SERVERS`, default 2).
+    public static let concurrentServers = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_SECANTUS_SERVERS"].flatMap(Int.init).map { max(1, $0) } ?? 2
+    static let turns = Turns(concurrentServers)
+}
+
+/// A counting semaphore for async code: `withTurn` runs its body once fewer than `limit` bodies are running,
+/// callers waiting in arrival order; it never blocks a thread.
+public final class Turns: Sendable {
+    private struct State {
+        var running = 0
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+    private let limit: Int
+    private let state = NIOLockedValueBox(State())
+
+    public init(_ limit: Int) { self.limit = max(1, limit) }
+
+    public func withTurn<T>(_ body: () async throws -> T) async throws -> T {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLockedValue { s -> Bool in
+                if s.running < limit {
+                    s.running += 1
+                    return true
+                }
+                s.waiting.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+        defer {
+            // Hands the turn to the next caller, if any (the count stays the same), else gives it back.
+            let next = state.withLockedValue { s -> CheckedContinuation<Void, Never>? in
+                if s.waiting.isEmpty {
+                    s.running -= 1
+                    return nil
+                }
+                return s.waiting.removeFirst()
+            }
+            next?.resume()
+        }
+        return try await body()
+    }
 }

@@ -31,9 +31,14 @@ struct TestDependencyError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// Runs a command to completion and returns (exit status, stdout, stderr).
+/// Runs a command to completion and returns (exit status, stdout, stderr). It waits on a thread of its own
+/// (`offCooperativePool`), not on one of the few threads every test of the run shares.
 @discardableResult
-func runCommand(_ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+func runCommand(_ arguments: [String], timeout: TimeInterval = 60) async throws -> (status: Int32, stdout: String, stderr: String) {
+    try await offCooperativePool { try runCommandBlocking(arguments, timeout: timeout) }
+}
+
+private func runCommandBlocking(_ arguments: [String], timeout: TimeInterval) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -68,7 +73,10 @@ func runCommand(_ arguments: [String], timeout: TimeInterval = 60) throws -> (st
 
 /// Checks (once per test run) that Python, aiosmtpd and openssl are available.
 enum TestDependencies {
-    private static let problem: String? = {
+    /// The check, started by the first test that needs it; the others wait for it without blocking a thread.
+    private static let check = Task<String?, Never> { await findProblem() }
+
+    private static func findProblem() async -> String? {
         do {
             guard FileManager.default.fileExists(atPath: TestPaths.serverScript),
                   FileManager.default.fileExists(atPath: TestPaths.parseScript)
@@ -76,13 +84,13 @@ enum TestDependencies {
                 return "Test scripts not found in \(TestPaths.scripts.path); set SWITCHBOARD_SMTP_SCRIPTS to the folder "
                     + "holding smtp_test_server.py and parse_email.py."
             }
-            let python = try runCommand([TestPaths.python, "-c", "import aiosmtpd, email; print(aiosmtpd.__version__)"])
+            let python = try await runCommand([TestPaths.python, "-c", "import aiosmtpd, email; print(aiosmtpd.__version__)"])
             if python.status != 0 {
                 return "Python package aiosmtpd is not importable with \(TestPaths.python) "
                     + "(\(python.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last ?? "")). "
                     + "Run \(TestPaths.installScript) to install the test dependencies."
             }
-            let openssl = try runCommand(["openssl", "version"])
+            let openssl = try await runCommand(["openssl", "version"])
             if openssl.status != 0 {
                 return "The openssl command is missing. Run \(TestPaths.installScript) to install the test dependencies."
             }
@@ -90,11 +98,11 @@ enum TestDependencies {
         } catch {
             return "Cannot run \(TestPaths.python) (\(error)). Install Python 3 and run \(TestPaths.installScript)."
         }
-    }()
+    }
 
     /// Throws a clear error (and records an issue) when a dependency is missing.
-    static func require() throws {
-        if let problem {
+    static func require() async throws {
+        if let problem = await check.value {
             Issue.record(Comment(rawValue: problem))
             throw TestDependencyError(description: problem)
         }
@@ -178,14 +186,14 @@ struct ReceivedMessage: Sendable {
     }
 
     /// The message as parsed by Python's `email` package.
-    func parsed() throws -> ParsedEmail {
-        try parseWithPython(path: emlPath)
+    func parsed() async throws -> ParsedEmail {
+        try await parseWithPython(path: emlPath)
     }
 }
 
 /// Runs `scripts/parse_email.py` on a file.
-func parseWithPython(path: String) throws -> ParsedEmail {
-    let result = try runCommand([TestPaths.python, TestPaths.parseScript, path])
+func parseWithPython(path: String) async throws -> ParsedEmail {
+    let result = try await runCommand([TestPaths.python, TestPaths.parseScript, path])
     guard result.status == 0 else {
         throw TestDependencyError(description: "parse_email.py failed: \(result.stderr)")
     }
@@ -219,7 +227,7 @@ final class TestSMTPServer {
 
     /// Starts the server and waits until it accepts TCP connections.
     static func start(_ options: TestServerOptions = TestServerOptions()) async throws -> TestSMTPServer {
-        try TestDependencies.require()
+        try await TestDependencies.require()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sb-smtp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let port = try await freePort()
@@ -254,7 +262,7 @@ final class TestSMTPServer {
         do {
             try await server.waitUntilAccepting()
         } catch {
-            server.stop()
+            await server.stop()
             throw error
         }
         return server
@@ -282,17 +290,17 @@ final class TestSMTPServer {
     }
 
     /// Stops the server process and removes its files.
-    func stop() {
+    func stop() async {
         if process.isRunning {
             process.terminate()
-            // Poll instead of waitUntilExit(), which spins a run loop on Linux.
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline {
-                Thread.sleep(forTimeInterval: 0.02)
+            // Poll instead of waitUntilExit(), which spins a run loop on Linux; sleep without holding a thread.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while process.isRunning && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
             }
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)
-                while process.isRunning { Thread.sleep(forTimeInterval: 0.02) }
+                while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
             }
         }
         try? FileManager.default.removeItem(at: directory)
@@ -334,11 +342,11 @@ func withTestServer<T>(
     let server = try await TestSMTPServer.start(options)
     do {
         let result = try await body(server)
-        server.stop()
+        await server.stop()
         return result
     } catch {
         Issue.record(Comment(rawValue: "server log:\n\(server.serverLog())"))
-        server.stop()
+        await server.stop()
         throw error
     }
 }
