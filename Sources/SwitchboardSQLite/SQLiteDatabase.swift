@@ -248,15 +248,6 @@ class JobThread: @unchecked Sendable {
         condition.broadcast()
     }
 
-    /// Jobs submitted and not yet finished running. Read by other threads.
-    var backlog: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return queue.count + (running ? 1 : 0)
-    }
-    /// True while a job runs (kept by `ConnectionThread`).
-    var running = false
-
     /// Runs what was submitted, then closes the connection.
     func stop() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -284,11 +275,21 @@ class JobThread: @unchecked Sendable {
     }
 }
 
-/// A read connection owned by one thread that runs submitted jobs one at a time.
+/// A connection owned by one thread that runs submitted jobs one at a time (the readers, the checkpointer).
 final class ConnectionThread: JobThread, @unchecked Sendable {
+    /// True while a job runs. Read and written holding the lock.
+    private var running = false
+
     init(name: String, connection: Connection) {
         super.init(connection: connection)
         start(name) { [self] in loop() }
+    }
+
+    /// Jobs submitted and not yet finished running. Read by other threads.
+    var backlog: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queue.count + (running ? 1 : 0)
     }
 
     private func loop() {
