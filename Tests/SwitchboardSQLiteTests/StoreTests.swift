@@ -130,8 +130,10 @@ struct SQLiteStoreEngineTests {
     @Test("checkpoints run on their own thread as the log grows, and the log stays bounded under sustained writes")
     func checkpoints() async throws {
         // Small thresholds (50 and 200 pages) keep the test's disk traffic small beside the parallel suite.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tests-\(UUID().uuidString)")
-        let db = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("ckpt.sqlite").path, synchronous: .normal, checkpointPages: 50, autocheckpointPages: 200))
+        let db = try temporaryDatabase("ckpt") { o in
+            o.checkpointPages = 50
+            o.autocheckpointPages = 200
+        }
         let text = String(repeating: "x", count: 1_000)
         // ~4 MB of rows in 100 transactions: five times the log's automatic checkpoint size.
         for i in 0..<100 {
@@ -148,7 +150,6 @@ struct SQLiteStoreEngineTests {
         #expect(wal <= 2 * 200 * 4_096)
         #expect(try await db.read { c in try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = 'big'") } == 4_000)
         await db.close()
-        try? FileManager.default.removeItem(at: dir)
     }
 
     @Test("closing with writes in flight: each either commits (and is kept) or is refused, none hangs", arguments: SQLiteSynchronous.allCases)

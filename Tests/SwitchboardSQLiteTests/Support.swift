@@ -2,10 +2,12 @@ import Foundation
 import SwitchboardCore
 @testable import SwitchboardSQLite
 
-/// A fresh database file in a temporary directory.
-func temporaryDatabase(_ name: String = "test", synchronous: SQLiteSynchronous = .normal) throws -> SQLiteDatabase {
+/// A fresh database file in a temporary directory; `configure` may change the other options.
+func temporaryDatabase(_ name: String = "test", synchronous: SQLiteSynchronous = .normal, configure: (inout SQLiteOptions) -> Void = { _ in }) throws -> SQLiteDatabase {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tests-\(UUID().uuidString)")
-    return try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("\(name).sqlite").path, synchronous: synchronous))
+    var options = SQLiteOptions(path: dir.appendingPathComponent("\(name).sqlite").path, synchronous: synchronous)
+    configure(&options)
+    return try SQLiteDatabase(options: options)
 }
 
 @Sendable func wallClock() -> Timestamp {

@@ -33,13 +33,14 @@ public func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () throw
 }
 
 /// Runs a program to completion (on a thread of its own: `offCooperativePool`) and returns its exit status and
-/// combined output.
+/// output: standard output and standard error together, or standard output alone (standard error discarded)
+/// with `standardError: false`.
 @discardableResult
-public func runProgram(_ executable: String, _ arguments: [String], in directory: String? = nil) async throws -> (Int32, String) {
-    try await offCooperativePool { try runProgramBlocking(executable, arguments, in: directory) }
+public func runProgram(_ executable: String, _ arguments: [String], in directory: String? = nil, standardError: Bool = true) async throws -> (Int32, String) {
+    try await offCooperativePool { try runProgramBlocking(executable, arguments, in: directory, standardError: standardError) }
 }
 
-private func runProgramBlocking(_ executable: String, _ arguments: [String], in directory: String?) throws -> (Int32, String) {
+private func runProgramBlocking(_ executable: String, _ arguments: [String], in directory: String?, standardError: Bool) throws -> (Int32, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -48,7 +49,7 @@ private func runProgramBlocking(_ executable: String, _ arguments: [String], in 
     }
     let pipe = Pipe()
     process.standardOutput = pipe
-    process.standardError = pipe
+    process.standardError = standardError ? pipe : FileHandle.nullDevice
     try process.run()
     let output = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()

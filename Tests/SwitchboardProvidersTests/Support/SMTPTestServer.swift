@@ -48,23 +48,12 @@ final class SMTPTestServer: ThrowawayServer {
         }
     }
 
-    /// Parses a saved message with Python's `email` package (`scripts/parse_email.py`), waiting for it on a thread
-    /// of its own (`offCooperativePool`).
+    /// Parses a saved message with Python's `email` package (`scripts/parse_email.py`).
     func parsed(_ index: Int) async throws -> [String: Any] {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: maildir.path)) ?? []).filter { $0.hasPrefix("msg-") && $0.hasSuffix(".eml") }.sorted()
         let arguments = [Self.python, Self.scripts.appendingPathComponent("parse_email.py").path, maildir.appendingPathComponent(names[index]).path]
-        let data = try await offCooperativePool { () throws -> Data in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = arguments
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return data
-        }
-        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        let (_, output) = try await runProgram("/usr/bin/env", arguments, standardError: false)
+        return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its files.
