@@ -26,20 +26,51 @@ public enum JSONParser {
     /// `JSONValue` tree. Nil when `text` is not one JSON object.
     public static func parseStringFields(_ text: String) -> [String: String]? {
         var p = Parser(bytes: Array(text.utf8))
-        var fields: [String: String] = [:]
-        fields.reserveCapacity(12)  // our stream entries have 8 to 11 members: no rehashing while filling
         do throws(Failure) {
             p.skipSpace()
             guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "{") else { return nil }
-            try p.objectMembers { (p: inout Parser, key: String) throws(Failure) in
-                if p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "\"") {
-                    fields[key] = try p.string()
-                } else {
-                    _ = try p.value(depth: 1)
-                }
-            }
+            let fields = try p.stringFields()
             p.skipSpace()
             return p.i == p.bytes.count ? fields : nil
+        } catch {
+            return nil
+        }
+    }
+
+    /// Parses either one JSON object or an array of JSON objects, keeping each object's string members as
+    /// `parseStringFields` does. Nil when `text` is neither, or an element of the array is not an object.
+    public static func parseStringFieldsList(_ text: String) -> [[String: String]]? {
+        var p = Parser(bytes: Array(text.utf8))
+        do throws(Failure) {
+            p.skipSpace()
+            guard p.i < p.bytes.count else { return nil }
+            var list: [[String: String]] = []
+            switch p.bytes[p.i] {
+            case UInt8(ascii: "{"):
+                list.append(try p.stringFields())
+            case UInt8(ascii: "["):
+                p.i += 1
+                p.skipSpace()
+                if p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "]") {
+                    p.i += 1
+                } else {
+                    while true {
+                        p.skipSpace()
+                        guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "{") else { return nil }
+                        list.append(try p.stringFields())
+                        p.skipSpace()
+                        guard p.i < p.bytes.count else { return nil }
+                        if p.bytes[p.i] == UInt8(ascii: ",") { p.i += 1; continue }
+                        guard p.bytes[p.i] == UInt8(ascii: "]") else { return nil }
+                        p.i += 1
+                        break
+                    }
+                }
+            default:
+                return nil
+            }
+            p.skipSpace()
+            return p.i == p.bytes.count ? list : nil
         } catch {
             return nil
         }
@@ -91,6 +122,20 @@ public enum JSONParser {
             case UInt8(ascii: "n"): return try literal("null", .null)
             default: return try number()
             }
+        }
+
+        /// Reads an object whose opening brace is the current byte, keeping its string members.
+        mutating func stringFields() throws(Failure) -> [String: String] {
+            var fields: [String: String] = [:]
+            fields.reserveCapacity(12)  // our stream entries have 8 to 11 members: no rehashing while filling
+            try objectMembers { (p: inout Parser, key: String) throws(Failure) in
+                if p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: "\"") {
+                    fields[key] = try p.string()
+                } else {
+                    _ = try p.value(depth: 1)
+                }
+            }
+            return fields
         }
 
         /// Reads an object whose opening brace is the current byte, calling `member` with each key while the

@@ -32,13 +32,18 @@ public struct SQLitePipeline: AtomicPipeline {
             return Prepared(item: item, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: logs)
         }
         let results = try await db.write { c in
-            try prepared.map { p -> SQLiteStore.CreateResult in
+            var logs: [String] = []
+            logs.reserveCapacity(prepared.count * 2)
+            let results = try prepared.map { p -> SQLiteStore.CreateResult in
                 let r = try SQLiteStore.createOne(c, p.item, dataText: p.dataText, queuedAt: queuedAt)
                 guard case .created = r else { return r }
                 try SQLiteQueue.append(c, stream: p.item.request.channel.stream, fields: p.entry, at: queuedAt)
-                for log in p.logs { try SQLiteQueue.append(c, stream: StreamNames.log, fields: log, at: queuedAt) }
+                logs += p.logs
                 return r
             }
+            // The transaction's log records as one entry (see SQLiteQueue).
+            if !logs.isEmpty { try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.batchText(logs), at: queuedAt) }
+            return results
         }
         for channel in Set(items.map(\.request.channel)) { db.signal.notify(channel.stream) }
         db.signal.notify(StreamNames.log)
@@ -61,13 +66,14 @@ public struct SQLitePipeline: AtomicPipeline {
             var results: [SQLiteStore.ApplyResult] = []
             results.reserveCapacity(transitions.count)
             var acks: [String: [String]] = [:]
+            var logs: [String] = []
             for (i, t) in transitions.enumerated() {
                 let r = try SQLiteStore.applyOne(c, t)
                 results.append(r)
                 var failed: Communication?
                 if case .applied(let loaded, let change) = r {
                     let comm = loaded.communication
-                    try SQLiteQueue.append(c, stream: StreamNames.log, fields: LogRecord(comm, change: change).fieldsText, at: now)
+                    logs.append(LogRecord(comm, change: change).fieldsText)
                     if comm.status == .failed { failed = comm }
                 }
                 guard i < settle.count, let entry = settle[i] else { continue }
@@ -77,6 +83,8 @@ public struct SQLitePipeline: AtomicPipeline {
                 acks[entry.stream, default: []].append(entry.id)
             }
             for (stream, ids) in acks { try SQLiteQueue.ack(c, stream: stream, group: group, ids: ids) }
+            // The transaction's log records as one entry (see SQLiteQueue).
+            if !logs.isEmpty { try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.batchText(logs), at: now) }
             return results
         }
         db.signal.notify(StreamNames.log)
@@ -89,12 +97,13 @@ public struct SQLitePipeline: AtomicPipeline {
         return try await queue.blocking(stream: stream, block: block, empty: LogBatch(entries: [], origin: .claimed)) {
             let peek = try await queue.peek(stream: stream, group: group, count: count)
             if peek.expired {
-                let claimed = try await queue.claim(stream: stream, group: group, consumer: consumer, count: count, includeNew: false)
+                // Claimed entries are few (only a reader outside the pipeline claims log entries), so they are
+                // counted as entries, not as the records they hold.
+                let claimed = try await queue.claim(stream: stream, group: group, consumer: consumer, count: max(1, count / 64), includeNew: false)
                 if !claimed.isEmpty { return LogBatch(entries: claimed, origin: .claimed) }
             }
-            guard let last = peek.entries.last else { return nil }
-            let entries = peek.entries.map { QueueEntry(id: String($0.id), stream: stream, fields: SQLiteQueue.decode($0.fields), deliveryCount: 1) }
-            return LogBatch(entries: entries, origin: .read(after: String(peek.after), through: String(last.id)))
+            guard let through = peek.through else { return nil }
+            return LogBatch(entries: peek.entries, origin: .read(after: String(peek.after), through: String(through)))
         }
     }
 

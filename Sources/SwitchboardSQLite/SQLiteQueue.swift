@@ -18,6 +18,11 @@ public enum QueueError: Error, CustomStringConvertible, Sendable {
 /// Entries live in `stream_entries`; a group remembers the last entry it handed out; handed-out entries sit
 /// in `stream_pending` with a lease and a delivery count until acknowledged. An entry acknowledged by every
 /// group of its stream is deleted (dead-letter streams have no group and keep their entries).
+///
+/// An entry holds one set of fields (a JSON object), or several (a JSON array of objects): `SQLitePipeline`
+/// writes the `log_stream` records of one transaction as one entry, so a message's four log records cost
+/// about one row among many instead of four rows written and deleted. Readers see each set as a `QueueEntry`
+/// of its own with the entry's id; acknowledging that id settles them all.
 public struct SQLiteQueue: MessageQueue {
     let db: SQLiteDatabase
     /// How long a read entry stays with its consumer before another may take it.
@@ -41,6 +46,36 @@ public struct SQLiteQueue: MessageQueue {
     static func decode(_ text: String) -> [String: String] {
         JSONParser.parseStringFields(text) ?? [:]
     }
+
+    /// The entries one stored entry stands for: one per set of fields it holds (see the type's comment), all
+    /// with its id and delivery count; a text that is not JSON fields gives one entry without fields, which
+    /// the consumers move to the dead-letter stream as malformed.
+    static func decodeEntries(id: String, stream: String, text: String, deliveries: Int) -> [QueueEntry] {
+        guard text.utf8.first == UInt8(ascii: "[") else {
+            return [QueueEntry(id: id, stream: stream, fields: decode(text), deliveryCount: deliveries)]
+        }
+        guard let list = JSONParser.parseStringFieldsList(text), !list.isEmpty else {
+            return [QueueEntry(id: id, stream: stream, fields: [:], deliveryCount: deliveries)]
+        }
+        return list.map { QueueEntry(id: id, stream: stream, fields: $0, deliveryCount: deliveries) }
+    }
+
+    /// The text of one entry holding several sets of fields (each the text of a JSON object); a single set
+    /// is stored as it is.
+    static func batchText(_ sets: [String]) -> String {
+        if sets.count == 1 { return sets[0] }
+        var text = "["
+        text.reserveCapacity(sets.reduce(2) { $0 + $1.utf8.count + 1 })
+        for (i, set) in sets.enumerated() {
+            if i > 0 { text += "," }
+            text += set
+        }
+        text += "]"
+        return text
+    }
+
+    /// SQL counting the sets of fields of a stream's entries (see `decodeEntries`).
+    static let countSets = "SELECT coalesce(sum(CASE WHEN substr(fields, 1, 1) = '[' THEN json_array_length(fields) ELSE 1 END), 0) FROM stream_entries WHERE stream = ?"
 
     public func createGroup(stream: String, group: String) async throws {
         try await db.write { c in
@@ -90,22 +125,39 @@ public struct SQLiteQueue: MessageQueue {
     struct Peek {
         /// The group's position: the entries are the ones after it.
         var after: Int64
-        /// New entries (id, encoded fields), oldest first.
-        var entries: [(id: Int64, fields: String)]
+        /// The sets of fields of the new entries read (see the type's comment), oldest first.
+        var entries: [QueueEntry]
+        /// The id of the last entry read; nil when there was none.
+        var through: Int64?
         /// True when the group's pending list holds entries whose lease has run out.
         var expired: Bool
     }
 
-    /// Looks at `group` on a reader connection: its new entries, and whether some of its claims expired.
+    /// Looks at `group` on a reader connection, without claiming anything: its new entries, whole, until
+    /// they hold at least `count` sets of fields (decoded here, off the writer thread), and whether some of
+    /// its claims expired.
     func peek(stream: String, group: String, count: Int) async throws -> Peek {
         let now = clock()
         return try await db.read { c in
             let after = try Self.position(c, stream: stream, group: group)
-            var entries: [(id: Int64, fields: String)] = []
-            try Self.entries(c, stream: stream, after: after, limit: count) { id, fields in entries.append((id, fields)) }
-            let expired = try c.scalar(
+            var peek = Peek(after: after, entries: [], through: nil, expired: false)
+            var rowsRead = 0
+            while peek.entries.count < count {
+                // Entries hold one set or a transaction's worth: ask for about as many rows as still fit.
+                let perRow = rowsRead == 0 ? 64 : max(1, peek.entries.count / rowsRead)
+                let limit = min(256, max(1, (count - peek.entries.count) / perRow))
+                var rows = 0
+                try Self.entries(c, stream: stream, after: peek.through ?? after, limit: limit) { id, text in
+                    rows += 1
+                    peek.entries += Self.decodeEntries(id: String(id), stream: stream, text: text, deliveries: 1)
+                    peek.through = id
+                }
+                rowsRead += rows
+                if rows < limit { break }
+            }
+            peek.expired = try c.scalar(
                 "SELECT EXISTS (SELECT 1 FROM stream_pending WHERE stream = ? AND grp = ? AND lease_until <= ?)", [.text(stream), .text(group), .int(now.milliseconds)]) == 1
-            return Peek(after: after, entries: entries, expired: expired)
+            return peek
         }
     }
 
@@ -195,7 +247,7 @@ public struct SQLiteQueue: MessageQueue {
                 }
             }
             return result
-        }.map { QueueEntry(id: $0.0, stream: stream, fields: Self.decode($0.1), deliveryCount: $0.2) }
+        }.flatMap { Self.decodeEntries(id: $0.0, stream: stream, text: $0.1, deliveries: $0.2) }
     }
 
     /// Appends one entry (encoded fields) on the writer thread; returns its id.
@@ -258,7 +310,7 @@ public struct SQLiteQueue: MessageQueue {
         try await db.read { c in
             var result: [QueueEntry] = []
             try c.query("SELECT id, fields FROM stream_entries WHERE stream = ? ORDER BY id LIMIT ?", [.text(stream), .int(Int64(limit))]) { s in
-                result.append(QueueEntry(id: String(s.int(0)), stream: stream, fields: Self.decode(s.text(1)), deliveryCount: 0))
+                result += Self.decodeEntries(id: String(s.int(0)), stream: stream, text: s.text(1), deliveries: 0)
             }
             return result
         }
@@ -266,7 +318,8 @@ public struct SQLiteQueue: MessageQueue {
 
     public func info(stream: String, group: String) async throws -> StreamInfo {
         try await db.read { c in
-            let length = try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = ?", [.text(stream)]) ?? 0
+            // Sets of fields, not rows: what a consumer will be handed (see the type's comment).
+            let length = try c.scalar(Self.countSets, [.text(stream)]) ?? 0
             let pending = try c.scalar("SELECT count(*) FROM stream_pending WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) ?? 0
             let dead = try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = ?", [.text(StreamNames.deadLetter(of: stream))]) ?? 0
             return StreamInfo(stream: stream, length: Int(length), pending: Int(pending), deadLetters: Int(dead))

@@ -79,4 +79,14 @@ struct EncodingTests {
             #expect(JSONParser.parseStringFields(bad) == nil, "\(bad)")
         }
     }
+
+    @Test("a list of string fields: one object, or an array of objects; anything else is refused")
+    func stringFieldsList() {
+        #expect(JSONParser.parseStringFieldsList(#"{"a":"x","n":1}"#) == [["a": "x"]])
+        #expect(JSONParser.parseStringFieldsList(#" [ {"a":"x"} , {"b":"y","o":{"k":[1]}}, {} ] "#) == [["a": "x"], ["b": "y"], [:]])
+        #expect(JSONParser.parseStringFieldsList("[]") == [])
+        for bad in ["", "\"a\"", "[1]", "[{\"a\":\"x\"},]", "[{\"a\":\"x\"}", "[{\"a\":\"x\"}] y", "[{\"a\":\"x\"} {\"b\":\"y\"}]", "[[]]"] {
+            #expect(JSONParser.parseStringFieldsList(bad) == nil, "\(bad)")
+        }
+    }
 }

@@ -141,6 +141,60 @@ struct LogConsumptionTests {
         #expect(try await f.logCount() == 4)
     }
 
+    @Test("one log_stream entry per transaction: each record is handed out on its own, with the entry's id")
+    func oneEntryPerTransaction() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        try await f.accept(3)
+        try await f.accept(1, from: 4)
+        let rows = try await f.db.read { c in try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = 'log_stream'") }
+        #expect(rows == 2)
+        // Length counts records (what a consumer is handed), not rows.
+        #expect(try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).length == 8)
+        let batch = try await f.read("logger-1")
+        #expect(batch.entries.count == 8)
+        #expect(Set(batch.entries.map(\.id)).count == 2)
+        #expect(f.records(batch).map(\.status) == [.pending, .queued, .pending, .queued, .pending, .queued, .pending, .queued])
+        #expect(f.records(batch).map(\.msg) == ["message 0", "message 0", "message 1", "message 1", "message 2", "message 2", "message 0", "message 0"])
+        try await f.index(batch)
+        #expect(try await f.logCount() == 8)
+        #expect(try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).length == 0)
+    }
+
+    @Test("a read stops at whole entries once it holds the count asked for; the rest is read next")
+    func readStopsAtWholeEntries() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        for i in 0..<10 { try await f.accept(30, from: 1 + 30 * i) }  // ten entries of 60 records
+        let first = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+        #expect(first.entries.count == 120)  // two whole entries: the first holds 60 < 100
+        try await f.index(first)
+        var total = first.entries.count
+        while true {
+            let next = try await f.pipeline.readLogs(group: StreamNames.loggerGroup, consumer: "logger-1", count: 100, block: .zero)
+            if next.entries.isEmpty { break }
+            #expect(next.entries.count <= 120)
+            try await f.index(next)
+            total += next.entries.count
+        }
+        #expect(total == 600)
+        #expect(try await f.logCount() == 600)
+    }
+
+    @Test("a batched entry claimed by a reader outside the pipeline is acknowledged whole")
+    func batchedEntryThroughTheQueue() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        try await f.accept(2)
+        let held = try await f.queue.read(stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: "other", count: 10, block: .zero)
+        #expect(held.count == 4 && Set(held.map(\.id)).count == 1)
+        #expect(held.compactMap { LogRecord(fields: $0.fields) }.count == 4)
+        #expect(try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).pending == 1)
+        try await f.queue.ack(stream: StreamNames.log, group: StreamNames.loggerGroup, ids: [held[0].id])
+        let info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        #expect(info.length == 0 && info.pending == 0)
+    }
+
     @Test("a blocked read wakes when this process writes a log entry")
     func blockingReadWakes() async throws {
         let f = try Fixture()
