@@ -30,23 +30,34 @@ final class Statement {
     let handle: OpaquePointer
     let sql: String
 
+    /// The number of `?` parameters the statement takes.
+    let parameters: Int
+
     init(handle: OpaquePointer, sql: String) {
         self.handle = handle
         self.sql = sql
+        parameters = Int(sqlite3_bind_parameter_count(handle))
     }
 
     deinit { sqlite3_finalize(handle) }
 
     func bind(_ values: [SQLValue]) throws {
         sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
+        // When every parameter gets a value, the previous values are simply replaced: SQLite then reuses their
+        // buffers instead of freeing them here and allocating again below.
+        if values.count < parameters { sqlite3_clear_bindings(handle) }
         for (i, v) in values.enumerated() {
             let index = Int32(i + 1)
             let rc: Int32
             switch v {
             case .null: rc = sqlite3_bind_null(handle, index)
             case .int(let n): rc = sqlite3_bind_int64(handle, index, n)
-            case .text(let s): rc = sqlite3_bind_text(handle, index, s, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+            case .text(var s):
+                // The UTF-8 bytes in place with their length (SQLite copies them): no C string is made first.
+                rc = s.withUTF8 { bytes in
+                    guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, SQLITE_TRANSIENT_DESTRUCTOR) }
+                    return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) { sqlite3_bind_text(handle, index, $0, Int32(bytes.count), SQLITE_TRANSIENT_DESTRUCTOR) }
+                }
             }
             guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "bind failed", sql: sql) }
         }
