@@ -9,7 +9,15 @@ import SwitchboardCore
 /// concurrently, the outcome (`sent`, `retrying` with a backoff, or `failed`) is recorded, and only then are
 /// the entries acknowledged (a `failed` one goes to the dead-letter stream). A crash anywhere before the
 /// acknowledgement leaves the entry pending; another consumer takes it over when its lease runs out.
+///
+/// While a batch is being delivered its leases are renewed every third of the lease (`MessageQueue.renew`),
+/// so a slow provider or store does not get the batch's messages delivered a second time by another
+/// consumer; a crashed worker renews nothing. Renewal stops after `maxLeaseRenewals` (a delivery stuck for
+/// ten leases, five minutes by default): those entries are then taken over like a crashed worker's.
 public struct ChannelWorker: Service {
+    /// The most renewals of one batch's leases: ten leases' worth at one renewal every third of a lease.
+    public static let maxLeaseRenewals = 30
+
     public let channel: Channel
     let engine: Engine
     let recorder: StatusRecorder
@@ -87,7 +95,13 @@ public struct ChannelWorker: Service {
             try await recorder.record(transitions, settling: exhausted.map(\.0), group: StreamNames.workerGroup)
         }
         guard !work.isEmpty else { return }
+        try await engine.queue.keepingLeases(stream: stream, group: StreamNames.workerGroup, consumer: consumer, ids: work.map(\.0.id), maxRenewals: Self.maxLeaseRenewals, logger: logger) {
+            try await deliver(work, concurrency: concurrency)
+        }
+    }
 
+    /// Records `processing`, delivers, records the outcomes and settles the entries of `work`.
+    func deliver(_ work: [(QueueEntry, DispatchEntry)], concurrency: Int) async throws {
         let now = clock()
         let claimed = try await recorder.record(work.map {
             StatusTransition(id: $0.1.communicationId, event: .processing(dispatchSeq: $0.1.dispatchSeq, redelivery: $0.0.deliveryCount > 1), at: now, service: channel.rawValue, watchdog: options.watchdog(from: now))

@@ -68,9 +68,18 @@ public struct LogIndexer: Service {
     }
 
     func index(_ entries: [QueueEntry]) async throws {
-        let (records, good, bad) = sort(entries)
-        // An unavailable search index (Elasticsearch down) is retried here with the batch in hand, not by
-        // letting the leases expire: redelivery would raise the delivery counts and dead-letter the entries.
+        // An unavailable search index (Elasticsearch down) is retried here with the batch in hand, its leases
+        // renewed meanwhile, not by letting them expire: redelivery would raise the delivery counts and
+        // dead-letter the entries.
+        try await engine.queue.keepingLeases(
+            stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: consumer, ids: entries.map(\.id), maxRenewals: .max, logger: logger
+        ) {
+            try await index(sorted: sort(entries))
+        }
+    }
+
+    func index(sorted: (records: [LogRecord], good: [String], bad: [QueueEntry])) async throws {
+        let (records, good, bad) = sorted
         var failures = 0
         while true {
             do {

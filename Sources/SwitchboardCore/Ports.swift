@@ -84,6 +84,12 @@ public protocol MessageQueue: Sendable {
     func read(stream: String, group: String, consumer: String, count: Int, block: Duration) async throws -> [QueueEntry]
     /// Acknowledges entries: they will not be handed out again.
     func ack(stream: String, group: String, ids: [String]) async throws
+    /// How long a read entry stays with its consumer before another may take it over.
+    var lease: Duration { get }
+    /// Starts the lease of entries `consumer` holds again (the delivery count is unchanged), so a consumer still
+    /// working on them when the lease would run out keeps them. Entries another consumer has taken over, or
+    /// that were acknowledged, are left alone. Returns the ids renewed.
+    func renew(stream: String, group: String, consumer: String, ids: [String]) async throws -> [String]
     /// Moves entries to the dead-letter stream `<stream>:dead` with `reason`, and acknowledges them.
     func deadLetter(stream: String, group: String, entries: [QueueEntry], reason: String) async throws
     /// Entries of a stream, oldest first (for dead-letter inspection).

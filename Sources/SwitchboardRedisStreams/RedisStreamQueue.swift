@@ -13,6 +13,7 @@ import SwitchboardRedis
 /// | `publish` | pipelined `XADD <stream> * field value …` (one flush for a batch), no trimming |
 /// | `read` | `XAUTOCLAIM` of entries idle longer than the lease (the crashed holder's entries), with their exact delivery count from `XPENDING <stream> <group> <id> <id> 1`, at most every `claimInterval` once a scan of the pending list found nothing; then `XREADGROUP GROUP <group> <consumer> COUNT n BLOCK ms STREAMS <stream> >` for new ones |
 /// | `ack` | `XACK` then `XDEL` in one pipeline: an acknowledged entry is deleted, so a stream holds only its backlog |
+/// | `renew` | a script (`EVAL`): for each id still pending for the consumer (`XPENDING <stream> <group> <id> <id> 1`), `XCLAIM <stream> <group> <consumer> 0 <id> JUSTID` (idle time back to 0, delivery count unchanged) |
 /// | `deadLetter` | `MULTI; XADD <stream>:dead …fields, dead_reason, dead_entry_id, dead_deliveries; XACK; XDEL; EXEC` |
 /// | `entries` | `XRANGE <stream> - + COUNT n` |
 /// | `info` | `XLEN`, the `XPENDING` summary and `XLEN <stream>:dead`, pipelined |
@@ -197,6 +198,28 @@ public final class RedisStreamQueue: MessageQueue {
         return claimed.compactMap { entry in
             deliveries[entry.id].map { QueueEntry(id: entry.id, stream: stream, fields: Self.fields(entry), deliveryCount: $0) }
         }
+    }
+
+    /// Renews each id still pending for `consumer` with `XCLAIM <stream> <group> <consumer> 0 <id> JUSTID`
+    /// (idle time back to 0, delivery count unchanged), in a script so that checking the holder
+    /// (`XPENDING`) and claiming are one step: an entry another consumer took over is not taken back.
+    static let renewScript = """
+        local renewed = {}
+        for i = 3, #ARGV do
+          local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+          if p[1] and p[1][2] == ARGV[2] then
+            redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+            renewed[#renewed + 1] = ARGV[i]
+          end
+        end
+        return renewed
+        """
+
+    public func renew(stream: String, group: String, consumer: String, ids: [String]) async throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        let reply = try await client.send(command: ["EVAL", Self.renewScript, "1", stream, group, consumer] + ids).throwingIfError()
+        guard let items = reply.array else { throw RedisError.unexpectedReply(command: "EVAL", reply: "\(reply)") }
+        return items.compactMap(\.string)
     }
 
     public func ack(stream: String, group: String, ids: [String]) async throws {

@@ -266,6 +266,21 @@ public struct SQLiteQueue: MessageQueue {
         return encode(fields)
     }
 
+    public func renew(stream: String, group: String, consumer: String, ids: [String]) async throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        let list = "[" + ids.compactMap { Int64($0).map(String.init) }.joined(separator: ",") + "]"
+        let leaseUntil = clock().adding(lease).milliseconds
+        // Not durable: a renewal lost in a power cut only lets the entries be taken over, as without it.
+        return try await db.write(durable: false) { c in
+            var renewed: [String] = []
+            try c.query(
+                "UPDATE stream_pending SET lease_until = ? WHERE stream = ? AND grp = ? AND consumer = ? AND entry_id IN (SELECT value FROM json_each(?)) RETURNING entry_id",
+                [.int(leaseUntil), .text(stream), .text(group), .text(consumer), .text(list)]
+            ) { s in renewed.append(String(s.int(0))) }
+            return renewed
+        }
+    }
+
     public func ack(stream: String, group: String, ids: [String]) async throws {
         guard !ids.isEmpty else { return }
         try await db.write { c in try Self.ack(c, stream: stream, group: group, ids: ids) }

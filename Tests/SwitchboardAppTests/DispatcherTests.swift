@@ -29,6 +29,8 @@ final class CountingQueue: MessageQueue {
         try await base.read(stream: stream, group: group, consumer: consumer, count: count, block: block)
     }
     func ack(stream: String, group: String, ids: [String]) async throws { try await base.ack(stream: stream, group: group, ids: ids) }
+    var lease: Duration { base.lease }
+    func renew(stream: String, group: String, consumer: String, ids: [String]) async throws -> [String] { try await base.renew(stream: stream, group: group, consumer: consumer, ids: ids) }
     func deadLetter(stream: String, group: String, entries: [QueueEntry], reason: String) async throws {
         try await base.deadLetter(stream: stream, group: group, entries: entries, reason: reason)
     }

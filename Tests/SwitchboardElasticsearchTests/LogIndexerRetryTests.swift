@@ -28,12 +28,13 @@ final class FlakySearch: SearchIndex {
 
 @Suite("Logging service with an unavailable search index")
 struct LogIndexerRetryTests {
-    @Test("the batch is kept and retried in process: nothing dead-lettered, acked only after indexing")
+    @Test("the batch is kept and retried in process with its leases renewed: another logger takes nothing over, nothing is dead-lettered, acked only after indexing")
     func retriesInProcess() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-logger-\(UUID().uuidString)")
         let database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("l.sqlite").path, synchronous: .normal))
-        // A short lease and two deliveries: lease redelivery would dead-letter the entries within a second.
-        let queue = SQLiteQueue(database: database, lease: .milliseconds(200), pollInterval: .milliseconds(20), clock: SystemTime.now)
+        // A 1 s lease and two deliveries: without renewal, another logger would take the entries over after a
+        // second, and a further takeover would dead-letter them.
+        let queue = SQLiteQueue(database: database, lease: .seconds(1), pollInterval: .milliseconds(20), clock: SystemTime.now)
         let search = FlakySearch()
         let engine = Engine(store: SQLiteStore(database: database), queue: queue, search: search, mailbox: nil, names: (store: "sqlite", queue: "sqlite", search: "flaky"))
         let records = (0..<5).map { i in
@@ -45,8 +46,13 @@ struct LogIndexerRetryTests {
         let group = ServiceGroup(configuration: .init(services: [.init(service: indexer)], logger: quiet()))
         let task = Task { try await group.run() }
 
-        // Ten leases at least, and three failed attempts (a loaded machine may take longer than 2 s for them).
-        try await Task.sleep(for: .seconds(2))
+        // Three leases at least, and three failed attempts (a loaded machine may take longer for them). Meanwhile
+        // another logging service finds nothing to take over.
+        for _ in 0..<3 {
+            try await Task.sleep(for: .seconds(1))
+            let other = try await queue.read(stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: "logger-other", count: 10, block: .zero)
+            #expect(other.isEmpty, "taken over: \(other.map(\.id))")
+        }
         let deadline = ContinuousClock.now + .seconds(20)
         while search.failures.withLockedValue({ $0 }) < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(search.failures.withLockedValue { $0 } >= 3)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -222,6 +223,47 @@ struct PipelineTests {
         #expect(try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 100).count == 20)
         try await running.stop()
         await system.database.close()
+    }
+
+    /// A provider that takes `delay` to deliver, and counts its calls.
+    final class SlowProvider: DeliveryProvider {
+        let name = "slow"
+        let delay: Duration
+        let calls = Mutex(0)
+        init(delay: Duration) { self.delay = delay }
+        func deliver(_ message: OutboundMessage) async -> DeliveryResult {
+            calls.withLock { $0 += 1 }
+            try? await Task.sleep(for: delay)
+            return .sent(providerMessageID: "slow-\(message.id)")
+        }
+    }
+
+    @Test("a delivery slower than the lease keeps its entry: a second worker does not take it over, the provider is called once")
+    func slowDeliveryKeepsItsLease() async throws {
+        var settings = testSettings()
+        settings.lease = .milliseconds(600)
+        let system = try SwitchboardSystem(settings: settings, logger: quietLogger())
+        let id = try await system.application().test(.router) { client in
+            try await post(client, .sms, to: recipient(.sms, 1), msg: "slow")
+        }
+        let slow = SlowProvider(delay: .seconds(2))
+        let workers = (1...2).map { n in
+            ChannelWorker(channel: .sms, engine: system.engine, providers: [slow], options: system.pipelineOptions, consumer: "slow-\(n)", logger: quietLogger())
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in workers { group.addTask { try await worker.run() } }
+            try await eventually("sent") { try await system.engine.store.communication(id: id)?.status == .sent }
+            // Two more leases: nothing is taken over afterwards either.
+            try await Task.sleep(for: .milliseconds(1200))
+            group.cancelAll()
+        }
+        let c = try #require(try await system.engine.store.communication(id: id))
+        #expect(slow.calls.withLock { $0 } == 1)
+        #expect(c.attempts == 1 && c.provider == "slow")
+        #expect(c.history.filter { $0.status == .processing }.count == 1, "\(c.history)")
+        let info = try await system.engine.queue.info(stream: "sms_stream", group: StreamNames.workerGroup)
+        #expect(info.length == 0 && info.pending == 0)
+        await system.close()
     }
 
     @Test("an entry handed out more than maxDeliveries times without an ack ends failed and dead-lettered")

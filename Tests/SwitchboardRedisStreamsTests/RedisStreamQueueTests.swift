@@ -35,6 +35,9 @@ struct RedisQueueContractTests {
         // A 3 s lease: the check reads twice within it, which a loaded machine (the whole suite in parallel) must manage.
         try await withQueue(lease: .seconds(3)) { q, _ in try await QueueContract.expiredLeaseIsRedelivered(q, lease: .seconds(3)) }
     }
+    @Test func renewedLeaseIsKept() async throws {
+        try await withQueue(lease: .seconds(3)) { q, _ in try await QueueContract.renewedLeaseIsKept(q, lease: .seconds(3)) }
+    }
     @Test func deadLetter() async throws { try await withQueue { q, _ in try await QueueContract.deadLetter(q) } }
     @Test func blockingReadWakesOnPublish() async throws { try await withQueue { q, _ in try await QueueContract.blockingReadWakesOnPublish(q) } }
     @Test func deliveryCountGrowsWithEachTakeover() async throws {

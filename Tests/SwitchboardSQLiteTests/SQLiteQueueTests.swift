@@ -14,6 +14,7 @@ struct SQLiteQueueTests {
     @Test func entriesBeforeGroupAreDelivered() async throws { try await QueueContract.entriesBeforeGroupAreDelivered(try queue()) }
     // A 1 s lease: the check reads twice within it, which a loaded machine must manage.
     @Test func expiredLeaseIsRedelivered() async throws { try await QueueContract.expiredLeaseIsRedelivered(try queue(lease: .seconds(3)), lease: .seconds(3)) }
+    @Test func renewedLeaseIsKept() async throws { try await QueueContract.renewedLeaseIsKept(try queue(lease: .seconds(3)), lease: .seconds(3)) }
     @Test func deadLetter() async throws { try await QueueContract.deadLetter(try queue()) }
     @Test func blockingReadWakesOnPublish() async throws { try await QueueContract.blockingReadWakesOnPublish(try queue()) }
     @Test func deliveryCountGrowsWithEachTakeover() async throws { try await QueueContract.deliveryCountGrowsWithEachTakeover(try queue(lease: .milliseconds(300)), lease: .milliseconds(300)) }

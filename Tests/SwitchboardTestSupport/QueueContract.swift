@@ -51,6 +51,37 @@ public enum QueueContract {
         #expect(try await q.read(stream: "l", group: "g", consumer: "third", count: 1, block: .zero).isEmpty)
     }
 
+    /// A holder that renews its entries keeps them past the lease, with their delivery count unchanged;
+    /// one it stops renewing runs out like any other. Renewing what another consumer holds, or what was
+    /// acknowledged, does nothing. `q` must use `lease`.
+    public static func renewedLeaseIsKept(_ q: any MessageQueue, lease: Duration) async throws {
+        #expect(q.lease == lease)
+        try await q.createGroup(stream: "r", group: "g")
+        try await q.publish(stream: "r", entries: [["x": "1"], ["x": "2"]])
+        let held = try await q.read(stream: "r", group: "g", consumer: "slow", count: 2, block: .zero)
+        try #require(held.count == 2)
+        // The first is renewed twice, across more than a lease; the second is left to run out.
+        try await Task.sleep(for: lease * 0.6)
+        #expect(try await q.renew(stream: "r", group: "g", consumer: "slow", ids: [held[0].id]) == [held[0].id])
+        try await Task.sleep(for: lease * 0.6)
+        #expect(try await q.renew(stream: "r", group: "g", consumer: "slow", ids: [held[0].id]) == [held[0].id])
+        let other = try await q.read(stream: "r", group: "g", consumer: "other", count: 10, block: .zero)
+        #expect(other.map(\.id) == [held[1].id])
+        #expect(other.first?.deliveryCount == 2)
+        // Neither takes the other's entry back by renewing it.
+        #expect(try await q.renew(stream: "r", group: "g", consumer: "slow", ids: [held[1].id]).isEmpty)
+        #expect(try await q.renew(stream: "r", group: "g", consumer: "other", ids: [held[0].id]).isEmpty)
+        try await q.ack(stream: "r", group: "g", ids: other.map(\.id))
+        // Once its holder stops renewing, the first runs out too; renewal did not raise its delivery count.
+        try await Task.sleep(for: lease + .milliseconds(200))
+        let later = try await q.read(stream: "r", group: "g", consumer: "other", count: 10, block: .zero)
+        #expect(later.map(\.id) == [held[0].id])
+        #expect(later.first?.deliveryCount == 2)
+        try await q.ack(stream: "r", group: "g", ids: later.map(\.id))
+        #expect(try await q.renew(stream: "r", group: "g", consumer: "other", ids: held.map(\.id)).isEmpty)
+        #expect(try await q.info(stream: "r", group: "g").pending == 0)
+    }
+
     /// `deadLetter` moves an entry to `<stream>:dead` with `dead_reason`, `dead_entry_id` and `dead_deliveries`,
     /// and acknowledges it.
     public static func deadLetter(_ q: any MessageQueue) async throws {
