@@ -32,9 +32,9 @@ struct LogIndexerRetryTests {
     func retriesInProcess() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-logger-\(UUID().uuidString)")
         let database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("l.sqlite").path, synchronous: .normal))
-        // A 1 s lease and two deliveries: without renewal, another logger would take the entries over after a
-        // second, and a further takeover would dead-letter them.
-        let queue = SQLiteQueue(database: database, lease: .seconds(1), pollInterval: .milliseconds(20), clock: SystemTime.now)
+        // A 2 s lease and two deliveries: without renewal, another logger would take the entries over after two
+        // seconds, and a further takeover would dead-letter them.
+        let queue = SQLiteQueue(database: database, lease: .seconds(2), pollInterval: .milliseconds(20), clock: SystemTime.now)
         let search = FlakySearch()
         let engine = Engine(store: SQLiteStore(database: database), queue: queue, search: search, mailbox: nil, names: (store: "sqlite", queue: "sqlite", search: "flaky"))
         let records = (0..<5).map { i in
@@ -46,10 +46,12 @@ struct LogIndexerRetryTests {
         let group = ServiceGroup(configuration: .init(services: [.init(service: indexer)], logger: quiet()))
         let task = Task { try await group.run() }
 
-        // Three leases at least, and three failed attempts (a loaded machine may take longer for them). Meanwhile
-        // another logging service finds nothing to take over.
+        // Once the logging service holds the batch (its first attempt failed): three leases at least, and three
+        // failed attempts (a loaded machine may take longer for them). Meanwhile another logging service finds
+        // nothing to take over.
+        try await eventually(timeout: .seconds(20), "the first attempt") { search.failures.withLockedValue { $0 } >= 1 }
         for _ in 0..<3 {
-            try await Task.sleep(for: .seconds(1))
+            try await Task.sleep(for: .seconds(2))
             let other = try await queue.read(stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: "logger-other", count: 10, block: .zero)
             #expect(other.isEmpty, "taken over: \(other.map(\.id))")
         }
