@@ -75,7 +75,8 @@ public struct SQLiteQueue: MessageQueue {
     }
 
     /// SQL counting the sets of fields of a stream's entries (see `decodeEntries`).
-    static let countSets = "SELECT coalesce(sum(CASE WHEN substr(fields, 1, 1) = '[' THEN json_array_length(fields) ELSE 1 END), 0) FROM stream_entries WHERE stream = ?"
+    /// A malformed text counts as one, as `decodeEntries` hands it out.
+    static let countSets = "SELECT coalesce(sum(CASE WHEN substr(fields, 1, 1) = '[' AND json_valid(fields) THEN max(1, json_array_length(fields)) ELSE 1 END), 0) FROM stream_entries WHERE stream = ?"
 
     public func createGroup(stream: String, group: String) async throws {
         try await db.write { c in

@@ -181,6 +181,19 @@ struct LogConsumptionTests {
         #expect(try await f.logCount() == 600)
     }
 
+    @Test("a malformed batched entry is handed out once, without fields, and counted once")
+    func malformedBatch() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        try await f.db.write { c in _ = try SQLiteQueue.append(c, stream: StreamNames.log, fields: "[{\"a\":\"b\"},", at: wallClock()) }
+        #expect(try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).length == 1)
+        let batch = try await f.read("logger-1")
+        #expect(batch.entries.map(\.fields) == [[:]])
+        try await f.index(batch, deadLetters: batch.entries, reason: "malformed")
+        let info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        #expect(info.length == 0 && info.deadLetters == 1)
+    }
+
     @Test("a batched entry claimed by a reader outside the pipeline is acknowledged whole")
     func batchedEntryThroughTheQueue() async throws {
         let f = try Fixture()
