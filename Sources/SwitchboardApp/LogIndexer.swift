@@ -74,12 +74,14 @@ public struct LogIndexer: Service {
         try await engine.queue.keepingLeases(
             stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: consumer, ids: entries.map(\.id), maxRenewals: .max, logger: logger
         ) {
-            try await index(sorted: sort(entries))
+            try await indexRetrying(entries)
         }
     }
 
-    func index(sorted: (records: [LogRecord], good: [String], bad: [QueueEntry])) async throws {
-        let (records, good, bad) = sorted
+    /// Indexes the well-formed records, retrying while the search index is unavailable; then acknowledges
+    /// them and moves the others to the dead-letter stream.
+    private func indexRetrying(_ entries: [QueueEntry]) async throws {
+        let (records, good, bad) = sort(entries)
         var failures = 0
         while true {
             do {
