@@ -43,22 +43,22 @@ public struct SQLiteQueue: MessageQueue {
         JSONValue.canonicalText(stringFields: fields)
     }
 
-    static func decode(_ text: String) -> [String: String] {
-        JSONParser.parseStringFields(text) ?? [:]
-    }
 
     /// The entries one stored entry stands for: one per set of fields it holds (see the type's comment), all
-    /// with its id and delivery count; a text that is not JSON fields gives one entry without fields, which
-    /// the consumers move to the dead-letter stream as malformed.
+    /// with its id and delivery count. A text that is not JSON fields gives one entry whose only field,
+    /// `rawField`, is that text: the consumers move it to the dead-letter stream as malformed, text and all.
     static func decodeEntries(id: String, stream: String, text: String, deliveries: Int) -> [QueueEntry] {
-        guard text.utf8.first == UInt8(ascii: "[") else {
-            return [QueueEntry(id: id, stream: stream, fields: decode(text), deliveryCount: deliveries)]
+        let sets: [[String: String]]?
+        if text.utf8.first == UInt8(ascii: "[") {
+            sets = JSONParser.parseStringFieldsList(text).flatMap { $0.isEmpty ? nil : $0 }
+        } else {
+            sets = JSONParser.parseStringFields(text).map { [$0] }
         }
-        guard let list = JSONParser.parseStringFieldsList(text), !list.isEmpty else {
-            return [QueueEntry(id: id, stream: stream, fields: [:], deliveryCount: deliveries)]
-        }
-        return list.map { QueueEntry(id: id, stream: stream, fields: $0, deliveryCount: deliveries) }
+        return (sets ?? [[rawField: text]]).map { QueueEntry(id: id, stream: stream, fields: $0, deliveryCount: deliveries) }
     }
+
+    /// The field holding the stored text of an entry that could not be read as fields.
+    public static let rawField = "_raw"
 
     /// The text of one entry holding several sets of fields (each the text of a JSON object); a single set
     /// is stored as it is.

@@ -181,17 +181,21 @@ struct LogConsumptionTests {
         #expect(try await f.logCount() == 600)
     }
 
-    @Test("a malformed batched entry is handed out once, without fields, and counted once")
+    @Test("an entry that is not JSON fields is handed out once, counted once, and dead-lettered with its text")
     func malformedBatch() async throws {
         let f = try Fixture()
         try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
-        try await f.db.write { c in _ = try SQLiteQueue.append(c, stream: StreamNames.log, fields: "[{\"a\":\"b\"},", at: wallClock()) }
-        #expect(try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).length == 1)
+        let texts = ["[{\"a\":\"b\"},", "not json", "[]"]
+        try await f.db.write { c in for t in texts { _ = try SQLiteQueue.append(c, stream: StreamNames.log, fields: t, at: wallClock()) } }
+        #expect(try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).length == 3)
         let batch = try await f.read("logger-1")
-        #expect(batch.entries.map(\.fields) == [[:]])
+        #expect(batch.entries.map(\.fields) == texts.map { [SQLiteQueue.rawField: $0] })
         try await f.index(batch, deadLetters: batch.entries, reason: "malformed")
         let info = try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
-        #expect(info.length == 0 && info.deadLetters == 1)
+        #expect(info.length == 0 && info.deadLetters == 3)
+        let dead = try await f.queue.entries(stream: StreamNames.deadLetter(of: StreamNames.log), limit: 10)
+        #expect(dead.map { $0.fields[SQLiteQueue.rawField] } == texts)
+        #expect(dead.allSatisfy { $0.fields["dead_reason"] == "malformed" })
     }
 
     @Test("a batched entry claimed by a reader outside the pipeline is acknowledged whole")
