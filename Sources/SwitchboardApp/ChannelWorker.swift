@@ -78,10 +78,10 @@ public struct ChannelWorker: Service {
     /// Processes one batch of entries end to end. Internal for tests.
     func process(_ entries: [QueueEntry], concurrency: Int) async throws {
         var malformed: [QueueEntry] = []
-        var exhausted: [(QueueEntry, DispatchEntry)] = []
-        var work: [(QueueEntry, DispatchEntry)] = []
+        var exhausted: [(QueueEntry, DispatchEntry.Reference)] = []
+        var work: [(QueueEntry, DispatchEntry.Reference)] = []
         for e in entries {
-            guard let d = DispatchEntry(fields: e.fields) else { malformed.append(e); continue }
+            guard let d = DispatchEntry.Reference(fields: e.fields) else { malformed.append(e); continue }
             if e.deliveryCount > options.maxDeliveries { exhausted.append((e, d)) } else { work.append((e, d)) }
         }
         if !malformed.isEmpty {
@@ -101,7 +101,7 @@ public struct ChannelWorker: Service {
     }
 
     /// Records `processing`, delivers, records the outcomes and settles the entries of `work`.
-    func deliver(_ work: [(QueueEntry, DispatchEntry)], concurrency: Int) async throws {
+    func deliver(_ work: [(QueueEntry, DispatchEntry.Reference)], concurrency: Int) async throws {
         let now = clock()
         let claimed = try await recorder.record(work.map {
             StatusTransition(id: $0.1.communicationId, event: .processing(dispatchSeq: $0.1.dispatchSeq, redelivery: $0.0.deliveryCount > 1), at: now, service: channel.rawValue, watchdog: options.watchdog(from: now))

@@ -28,6 +28,20 @@ public struct DispatchEntry: Sendable, Hashable {
     /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
     public var fieldsText: String { SortedStringFieldsWriter.text(of: members, capacity: 256 + request.msg.utf8.count * 2) }
 
+    /// What a worker needs of a channel stream entry: which communication and which dispatch of it. The message
+    /// itself is read from the store (the source of truth) when `processing` is recorded, so the entry's copy of
+    /// the request is not parsed again. Nil without an `_id` or a dispatch number.
+    public struct Reference: Sendable, Hashable {
+        public var communicationId: String
+        public var dispatchSeq: Int
+
+        public init?(fields: [String: String]) {
+            guard let id = fields["_id"], !id.isEmpty, let seq = fields["seq"].flatMap({ Int($0) }), seq >= 1 else { return nil }
+            communicationId = id
+            dispatchSeq = seq
+        }
+    }
+
     /// Reads stream fields back; nil when they are not a dispatch entry of ours.
     public init?(fields: [String: String]) {
         guard let id = fields["_id"], let type = fields["type"], let seqText = fields["seq"], let seq = Int(seqText),

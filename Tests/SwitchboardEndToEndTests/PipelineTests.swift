@@ -266,6 +266,29 @@ struct PipelineTests {
         await system.close()
     }
 
+    @Test("channel entries without _id or dispatch number go to the dead-letter stream; one for an unknown communication is acknowledged; neither sends")
+    func malformedChannelEntries() async throws {
+        let system = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
+        let queue = system.engine.queue
+        try await queue.createGroup(stream: "sms_stream", group: StreamNames.workerGroup)
+        try await queue.publish(stream: "sms_stream", entries: [
+            ["to": "+15550000001", "msg": "no id", "seq": "1"],
+            ["_id": "6b14fae1d219cbfa0300aaaa", "to": "+15550000001", "msg": "no seq"],
+            ["_id": "6b14fae1d219cbfa0300bbbb", "seq": "1", "data": "not json", "type": "sms"],
+        ])
+        let running = Running(system)
+        try await eventually("settled") {
+            let info = try await queue.info(stream: "sms_stream", group: StreamNames.workerGroup)
+            return info.length == 0 && info.pending == 0
+        }
+        let dead = try await queue.entries(stream: "sms_stream:dead", limit: 10)
+        #expect(dead.map { $0.fields["msg"] } == ["no id", "no seq"])
+        #expect(dead.allSatisfy { $0.fields["dead_reason"] == "malformed entry" })
+        #expect(try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 10).isEmpty)
+        try await running.stop()
+        await system.close()
+    }
+
     @Test("an entry handed out more than maxDeliveries times without an ack ends failed and dead-lettered")
     func poisonEntry() async throws {
         var settings = testSettings()
