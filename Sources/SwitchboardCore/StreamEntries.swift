@@ -42,13 +42,13 @@ public struct DispatchEntry: Sendable, Hashable {
         }
     }
 
-    /// Reads stream fields back; nil when they are not a dispatch entry of ours.
+    /// Reads stream fields back, the request included; nil when they are not a dispatch entry of ours.
     public init?(fields: [String: String]) {
-        guard let id = fields["_id"], let type = fields["type"], let seqText = fields["seq"], let seq = Int(seqText),
+        guard let reference = Reference(fields: fields), let type = fields["type"],
             let dataText = fields["data"], let data = try? JSONParser.parse(dataText),
             case .success(let request) = RequestValidator.validate(.object(["type": .string(type), "data": data]))
         else { return nil }
-        self.init(communicationId: id, dispatchSeq: seq, request: request)
+        self.init(communicationId: reference.communicationId, dispatchSeq: reference.dispatchSeq, request: request)
     }
 }
 

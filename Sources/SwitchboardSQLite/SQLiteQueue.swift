@@ -63,15 +63,7 @@ public struct SQLiteQueue: MessageQueue {
     /// The text of one entry holding several sets of fields (each the text of a JSON object); a single set
     /// is stored as it is.
     static func batchText(_ sets: [String]) -> String {
-        if sets.count == 1 { return sets[0] }
-        var text = "["
-        text.reserveCapacity(sets.reduce(2) { $0 + $1.utf8.count + 1 })
-        for (i, set) in sets.enumerated() {
-            if i > 0 { text += "," }
-            text += set
-        }
-        text += "]"
-        return text
+        sets.count == 1 ? sets[0] : "[" + sets.joined(separator: ",") + "]"
     }
 
     /// SQL counting the sets of fields of a stream's entries (see `decodeEntries`).
