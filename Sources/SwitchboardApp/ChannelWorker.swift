@@ -70,7 +70,7 @@ public struct ChannelWorker: Service {
             } catch {
                 failures += 1
                 logger.error("worker pass failed", metadata: ["error": "\(error)", "lane": "\(index)"])
-                try? await Task.sleep(for: failureBackoff(failures))
+                await pause(for: failureBackoff(failures))
             }
         }
     }

@@ -36,7 +36,7 @@ public struct LogIndexer: Service {
             } catch {
                 failures += 1
                 logger.error("log indexing failed; entries stay pending", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: failureBackoff(failures))
+                await pause(for: failureBackoff(failures))
             }
         }
         logger.info("logging service stopped")
@@ -93,7 +93,7 @@ public struct LogIndexer: Service {
                 if failures == 1 || failures % 20 == 0 {
                     logger.warning("could not index log records; retrying the batch", metadata: ["error": "\(error)", "records": "\(records.count)", "failures": "\(failures)"])
                 }
-                try? await Task.sleep(for: failureBackoff(failures))
+                await pause(for: failureBackoff(failures))
             }
         }
         try await engine.queue.ack(stream: StreamNames.log, group: StreamNames.loggerGroup, ids: good)

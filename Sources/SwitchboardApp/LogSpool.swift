@@ -82,7 +82,7 @@ public struct LogSpoolService: Service {
 
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+            await pause(for: interval)
             await drain()
         }
         await drain()

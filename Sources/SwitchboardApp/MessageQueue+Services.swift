@@ -7,6 +7,14 @@ public func failureBackoff(_ failures: Int) -> Duration {
     .milliseconds(min(5000, 100 << min(max(failures, 0), 6)))
 }
 
+/// Waits `duration` in a service loop, or less: returns as soon as the service is asked to stop (graceful
+/// shutdown) or its task is cancelled, so that no loop's pause (a backoff of seconds, a long interval) holds
+/// up a shutdown.
+public func pause(for duration: Duration) async {
+    guard !Task.isShuttingDownGracefully else { return }
+    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+}
+
 extension MessageQueue {
     /// Creates the consumer group, retrying with backoff while the queue is unreachable (a worker started
     /// while Redis is down waits for it instead of exiting). Returns false if the service was asked to stop first.
@@ -20,7 +28,7 @@ extension MessageQueue {
             } catch {
                 failures += 1
                 logger.error("could not create the consumer group; retrying", metadata: ["stream": "\(stream)", "group": "\(group)", "error": "\(error)"])
-                try? await Task.sleep(for: failureBackoff(failures))
+                await pause(for: failureBackoff(failures))
             }
         }
         return false

@@ -30,7 +30,7 @@ public struct OutboxScheduler: Service {
             } catch {
                 logger.warning("outbox pass failed", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: options.schedulerInterval)
+            await pause(for: options.schedulerInterval)
         }
         logger.info("outbox scheduler stopped")
     }

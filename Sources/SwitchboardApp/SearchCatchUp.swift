@@ -48,13 +48,13 @@ public struct SearchCatchUp: Service {
                     if count > 0 { logger.notice("search catch-up done", metadata: ["since": "\(from)", "documents": "\(count)"]) }
                 }
                 failures = 0
-                try? await Task.sleep(for: interval)
+                await pause(for: interval)
             } catch {
                 failures += 1
                 if failures == 1 || failures % 20 == 0 {
                     logger.warning("search catch-up waiting for the index", metadata: ["error": "\(error)", "since": "\(since.map { "\($0)" } ?? "start")"])
                 }
-                try? await Task.sleep(for: min(.seconds(10), interval * (1 << min(failures, 4))))
+                await pause(for: min(.seconds(10), interval * (1 << min(failures, 4))))
             }
         }
         // What is still to do stays with the index for the next start's margin; nothing else to keep.

@@ -250,7 +250,7 @@ public struct DatabaseService: Service {
         if let every = reportEvery {
             var last = database.writerStatistics
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                try? await Task.sleep(for: every)
+                await pause(for: every)
                 let now = database.writerStatistics
                 let groups = now.groups - last.groups, writes = now.writes - last.writes, pages = now.pages - last.pages
                 logger.notice("sqlite writer", metadata: [
@@ -283,7 +283,7 @@ public struct PeriodicTask: Service {
 
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+            await pause(for: interval)
             do { try await body() } catch { logger.warning("\(name) failed", metadata: ["error": "\(error)"]) }
         }
     }

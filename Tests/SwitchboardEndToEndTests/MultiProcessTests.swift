@@ -41,10 +41,52 @@ final class ServiceProcess: @unchecked Sendable {
         while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
         return process.terminationStatus
     }
+
+    /// Sends SIGTERM and waits at most `limit`; returns the exit status and how long it took, or nil (after a
+    /// SIGKILL) when the process was still running.
+    func terminate(within limit: Duration) async -> (status: Int32, took: Duration)? {
+        let start = ContinuousClock.now
+        signal(SIGTERM)
+        while process.isRunning && ContinuousClock.now - start < limit { try? await Task.sleep(for: .milliseconds(20)) }
+        guard !process.isRunning else {
+            signal(SIGKILL)
+            return nil
+        }
+        return (process.terminationStatus, ContinuousClock.now - start)
+    }
 }
 
 @Suite("Separate processes on one SQLite file", .serialized)
 struct MultiProcessTests {
+    @Test("SIGTERM stops serve, router, worker and logger promptly, though their loops pause for minutes between passes")
+    func promptShutdown() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-stop-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A ten-minute pause: the outbox scheduler's interval.
+        let env = [
+            "SWITCHBOARD_DATABASE": dir.appendingPathComponent("stop.sqlite").path, "SWITCHBOARD_LOG_LEVEL": "warning",
+            "SWITCHBOARD_SCHEDULER_INTERVAL_MS": "600000",
+        ]
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = http.shutdown() }
+        for arguments in [["serve"], ["router"], ["worker", "--channel", "sms"], ["logger"]] {
+            let port = try freeLoopbackPortNow()
+            let process = try ServiceProcess(arguments, environment: env.merging(["PORT": "\(port)"]) { $1 }, name: arguments[0])
+            if arguments[0] == "serve" || arguments[0] == "router" {
+                try await eventually(timeout: .seconds(20), "\(arguments[0]) up") {
+                    (try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health/live"), timeout: .seconds(2)))?.status == .ok
+                }
+            }
+            try await Task.sleep(for: .seconds(1))  // every loop is in its pause
+            let stopped = await process.terminate(within: .seconds(10))
+            #expect(stopped != nil, "\(arguments.joined(separator: " ")) still running 10 s after SIGTERM")
+            if let stopped {
+                #expect(stopped.status == 0, "\(arguments[0]) exited with \(stopped.status)")
+                #expect(stopped.took < .seconds(3), "\(arguments[0]) took \(stopped.took) to stop")
+            }
+        }
+    }
+
     @Test("router, two SMS workers, email and WhatsApp workers and the logger as processes; a worker killed with SIGKILL loses nothing")
     func separateProcesses() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-mp-\(UUID().uuidString)")
