@@ -10,6 +10,8 @@ import SwitchboardCore
 public struct API: Sendable {
     /// Largest request body accepted.
     public static let maxBodySize = 1 << 20
+    /// `Retry-After` of a 503 `store_unavailable` (a store error that passes: full disk, lock, unreachable).
+    public static let storeRetryAfterSeconds = 5
 
     let engine: Engine
     let dispatcher: Dispatcher
@@ -314,6 +316,13 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as NIOTooManyBytesError {
             _ = error
             return APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(API.maxBodySize) bytes.").json
+        } catch let error as any TemporaryFailure where error.temporaryReason != nil {
+            logger.warning("request refused: the store cannot take work now", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
+            return APIError(
+                .serviceUnavailable, code: "store_unavailable",
+                message: "The store cannot take the request now: \(error.temporaryReason ?? "unavailable"). Retry after a few seconds; a POST retried with the same Idempotency-Key never creates a second message.",
+                headers: [.retryAfter: "\(API.storeRetryAfterSeconds)"]
+            ).json
         } catch {
             logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
             return APIError(.internalServerError, code: "internal_error", message: "The server could not complete the request. A POST answered with this error was not stored: retry it (with the same Idempotency-Key to be safe).").json

@@ -3,9 +3,10 @@ import CMongoC
 import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
+import SwitchboardCore
 
 /// An error of the MongoDB store, by kind (never only a string).
-public enum MongoError: Error, Sendable, Hashable, CustomStringConvertible {
+public enum MongoError: Error, Sendable, Hashable, CustomStringConvertible, TemporaryFailure {
     /// `MONGODB_URL` could not be parsed. The message never contains the password.
     case invalidURL(String)
     /// No server could be reached or selected, or a connection broke (network, TLS, authentication timeout).
@@ -22,6 +23,16 @@ public enum MongoError: Error, Sendable, Hashable, CustomStringConvertible {
     case contention(id: String)
     /// The store was shut down.
     case closed
+
+    /// Unreachable servers, a shut-down store and lost compare-and-set races pass; the rest does not.
+    public var temporaryReason: String? {
+        switch self {
+        case .connection: "the MongoDB store does not answer"
+        case .closed: "the service is shutting down"
+        case .contention: "the message is being changed by many writers at once"
+        default: nil
+        }
+    }
 
     public var description: String {
         switch self {

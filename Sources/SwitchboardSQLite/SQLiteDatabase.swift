@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import Logging
+import SwitchboardCore
 
 /// How hard SQLite syncs to disk on commit (`PRAGMA synchronous`).
 public enum SQLiteSynchronous: String, Sendable, CaseIterable {
@@ -38,8 +39,9 @@ public struct SQLiteOptions: Sendable {
 }
 
 /// Thrown for work submitted after `close()`.
-public struct DatabaseClosed: Error, CustomStringConvertible, Sendable {
+public struct DatabaseClosed: Error, CustomStringConvertible, Sendable, TemporaryFailure {
     public var description: String { "the database is closed" }
+    public var temporaryReason: String? { "the service is shutting down" }
 }
 
 /// One SQLite file in WAL mode: a single writer thread that group-commits concurrent writes, and a few

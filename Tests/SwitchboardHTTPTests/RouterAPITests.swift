@@ -8,7 +8,7 @@ import Testing
 import SwitchboardApp
 import SwitchboardCore
 @testable import SwitchboardHTTP
-import SwitchboardSQLite
+@testable import SwitchboardSQLite
 
 /// An API over a fresh embedded engine, with no workers running (so messages stay queued).
 struct APIFixture {
@@ -16,12 +16,15 @@ struct APIFixture {
     let engine: Engine
     let app: Application<RouterResponder<BasicRequestContext>>
 
-    init() throws {
+    /// - Parameter atomic: with the embedded engine's one-transaction pipeline (as `serve` runs it), else the
+    ///   router's step-by-step path of separate engines.
+    init(atomic: Bool = false) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-http-\(UUID().uuidString)")
         database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("api.sqlite").path, synchronous: .normal))
+        let queue = SQLiteQueue(database: database, clock: SystemTime.now)
         engine = Engine(
-            store: SQLiteStore(database: database), queue: SQLiteQueue(database: database, clock: SystemTime.now), search: SQLiteSearchIndex(database: database),
-            mailbox: SQLiteSandboxMailbox(database: database), names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
+            store: SQLiteStore(database: database), queue: queue, search: SQLiteSearchIndex(database: database),
+            mailbox: SQLiteSandboxMailbox(database: database), pipeline: atomic ? SQLitePipeline(queue: queue) : nil, names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let api = API(engine: engine, dispatcher: Dispatcher(engine: engine, options: PipelineOptions(), logger: logger), logger: logger)
@@ -50,6 +53,42 @@ struct RouterAPITests {
     }
 
     let seedBody = #"{"type":"sms","data":{"from":"+1234567890","to":"+0987654321","msg":"Hello"}}"#
+
+    @Test("a full disk is a 503 store_unavailable with Retry-After, stores nothing, and passes when space is back", arguments: [false, true])
+    func fullDisk(atomic: Bool) async throws {
+        let f = try APIFixture(atomic: atomic)
+        try await f.app.test(.router) { client in
+            let first = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(seedBody))
+            #expect(first.status == .ok)
+            // A real SQLITE_FULL: the writer's connection may not grow the file beyond its current size.
+            try await f.database.write { c in
+                let pages = try c.scalar("PRAGMA page_count") ?? 0
+                try c.execute("PRAGMA max_page_count = \(pages)")
+            }
+            var accepted = 1
+            var refused: TestResponse?
+            for i in 0..<2000 {
+                let body = #"{"type":"sms","data":{"from":"+1234567890","to":"+0987654321","msg":"filling \#(i) \#(String(repeating: "x", count: 400))"}}"#
+                let r = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(body))
+                guard r.status == .ok else { refused = r; break }
+                accepted += 1
+            }
+            let r = try #require(refused, "the file never filled up")
+            #expect(r.status == .serviceUnavailable)
+            #expect(r.headers[.retryAfter] == "\(API.storeRetryAfterSeconds)")
+            #expect(try errorCode(r) == "store_unavailable")
+            #expect(try json(r)["error"]?["message"]?.stringValue?.contains("disk is full") == true)
+            // What was refused was not stored; what was answered 200 was.
+            let stored = try await f.engine.store.statusCounts().reduce(0) { $0 + $1.count }
+            #expect(stored == accepted)
+            // Reads still work while the disk is full.
+            #expect(try await client.execute(uri: "/api/v1/communication/\(try #require(try json(first)["id"]?.stringValue))", method: .get).status == .ok)
+
+            try await f.database.write { c in try c.execute("PRAGMA max_page_count = 4294967294") }
+            let after = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(seedBody))
+            #expect(after.status == .ok)
+        }
+    }
 
     @Test("the seed's request gets the seed's response, plus an id, and is stored pending or queued")
     func seedContract() async throws {
