@@ -26,6 +26,9 @@ public struct Settings: Sendable {
     public var lease: Duration = .seconds(30)
     public var pollInterval: Duration = .milliseconds(100)
     public var logLevel = Logger.Level.info
+    /// How long an HTTP connection may sit idle (nothing read or written) before the router closes it
+    /// (`SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS`; 0 = never): idle keep-alive connections cannot pile up.
+    public var httpIdleTimeout: Duration? = .seconds(60)
     /// Real providers and failover (all unset: every channel on the sandbox).
     public var providers = ProviderSettings()
     /// The seed's `REDIS_URL`: when set, the four streams live in Redis (the store and search stay SQLite).
@@ -55,6 +58,7 @@ public struct Settings: Sendable {
     public static let variables: [Variable] = [
         Variable(name: "PORT", meaning: "HTTP port of the router", defaultValue: "3001"),
         Variable(name: "SWITCHBOARD_HOST", meaning: "address the router listens on", defaultValue: "127.0.0.1"),
+        Variable(name: "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS", meaning: "an HTTP connection idle this long (nothing read or written) is closed; 0 = never", defaultValue: "60000"),
         Variable(name: "SWITCHBOARD_DATABASE", meaning: "SQLite file of the embedded engine", defaultValue: "./data/switchboard.sqlite"),
         Variable(name: "SWITCHBOARD_SQLITE_SYNCHRONOUS", meaning: "full (fsync each commit) or normal (fsync at checkpoints)", defaultValue: "full"),
         Variable(name: "SWITCHBOARD_RETRY_MAX_ATTEMPTS", meaning: "delivery attempts in all", defaultValue: "5"),
@@ -84,6 +88,7 @@ public struct Settings: Sendable {
 
         if let v = try int("PORT", 0...65535) { s.port = v }
         if let v = value("SWITCHBOARD_HOST") { s.host = v }
+        if let v = try millis("SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS") { s.httpIdleTimeout = v == .zero ? nil : v }
         if let v = value("SWITCHBOARD_DATABASE") { s.databasePath = v }
         if let v = value("SWITCHBOARD_SQLITE_SYNCHRONOUS") {
             guard let sync = SQLiteSynchronous(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_SQLITE_SYNCHRONOUS=\(v): use full or normal") }
@@ -133,7 +138,7 @@ public struct Settings: Sendable {
     /// The effective configuration, one `name=value` per entry, secrets masked.
     public var summary: [(String, String)] {
         [
-            ("listen", "\(host):\(port)"), ("store", mongoURL.map { "mongodb \(Self.mask($0))" } ?? "sqlite \(databasePath)"),
+            ("listen", "\(host):\(port)"), ("httpIdleTimeout", httpIdleTimeout.map { "\($0)" } ?? "off"), ("store", mongoURL.map { "mongodb \(Self.mask($0))" } ?? "sqlite \(databasePath)"),
             ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", elasticsearch.map { "elasticsearch/opensearch \($0.description)" } ?? "sqlite fts5"),
             ("sqlite.synchronous", synchronous.rawValue),
             ("providers", Channel.allCases.map { "\($0.rawValue)=\(providers.order(for: $0).map(\.rawValue).joined(separator: ","))" }.joined(separator: " ")),

@@ -58,6 +58,34 @@ final class ServiceProcess: @unchecked Sendable {
 
 @Suite("Separate processes on one SQLite file", .serialized)
 struct MultiProcessTests {
+    @Test("the router closes a connection idle for SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS, and keeps a busy one")
+    func idleConnectionsAreClosed() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-idle-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = try freeLoopbackPortNow()
+        let router = try ServiceProcess(["router"], environment: [
+            "SWITCHBOARD_DATABASE": dir.appendingPathComponent("idle.sqlite").path, "PORT": "\(port)", "SWITCHBOARD_LOG_LEVEL": "warning",
+            "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS": "400",
+        ], name: "router")
+        defer { router.signal(SIGKILL) }
+        try await eventually(timeout: .seconds(20), "router up") { (try? RawConnection(port: port)) != nil }
+
+        // A connection that never sends anything, and one that makes a request and then goes quiet.
+        let silent = try RawConnection(port: port)
+        let quiet = try RawConnection(port: port)
+        try quiet.send("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try quiet.receive(timeout: .seconds(2)).hasPrefix("HTTP/1.1 200"))
+        // A busy connection: a request every 150 ms for 1.2 s, three idle timeouts.
+        let busy = try RawConnection(port: port)
+        for _ in 0..<8 {
+            try busy.send("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try busy.receive(timeout: .seconds(2)).hasPrefix("HTTP/1.1 200"))
+            try await Task.sleep(for: .milliseconds(150))
+        }
+        #expect(try silent.receive(timeout: .seconds(2)) == "", "the silent connection was not closed")
+        #expect(try quiet.receive(timeout: .seconds(2)) == "", "the quiet connection was not closed")
+    }
+
     @Test("SIGTERM stops serve, router, worker and logger promptly, though their loops pause for minutes between passes")
     func promptShutdown() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-stop-\(UUID().uuidString)")
@@ -152,5 +180,42 @@ struct MultiProcessTests {
             throw error
         }
         try await http.shutdown()
+    }
+}
+
+/// A plain TCP connection to 127.0.0.1, to see what the server does with a connection (no HTTP client's pooling).
+final class RawConnection {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw POSIXError(.EPIPE) }
+    }
+
+    /// What arrives within `timeout` (up to 64 KiB, one read): "" when the server closed the connection.
+    func receive(timeout: Duration) throws -> String {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&poller, 1, Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        guard ready > 0 else { throw POSIXError(.ETIMEDOUT) }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        guard n >= 0 else { return "" }  // a reset is a close too
+        return String(decoding: buffer[..<n], as: UTF8.self)
     }
 }
