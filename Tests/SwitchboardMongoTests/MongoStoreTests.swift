@@ -201,7 +201,11 @@ struct MongoStoreTests {
             Issue.record("create succeeded on a closed port")
         } catch let error as MongoError {
             guard case .connection = error else { Issue.record("not a connection error: \(error)"); return }
+            // It passes: the API answers 503 store_unavailable with Retry-After, not 500.
+            #expect(error.temporaryReason == "the MongoDB store does not answer")
         }
+        #expect(MongoError.duplicateKey("x").temporaryReason == nil)
+        #expect(MongoError.malformedDocument("x").temporaryReason == nil)
         #expect(ContinuousClock.now - started < .seconds(10))
         await store.shutdown()
         await #expect(throws: MongoError.closed) { try await store.ping() }
