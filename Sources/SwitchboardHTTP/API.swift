@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import SwitchboardApp
 import SwitchboardCore
+import Synchronization
 
 /// The HTTP API: the seed's `POST /api/v1/communication` contract, read endpoints, sandbox and health.
 public struct API: Sendable {
@@ -17,6 +18,8 @@ public struct API: Sendable {
     let dispatcher: Dispatcher
     let logger: Logger
     let webhooks: Webhooks
+    /// The last time the store refused a POST for a reason that passes, until a POST is stored again.
+    let writes = StoreWriteHealth()
 
     /// - Parameter webhooks: the provider status webhooks to serve (none by default).
     public init(engine: Engine, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks()) {
@@ -45,7 +48,7 @@ public struct API: Sendable {
     /// Builds the router.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: ErrorMiddleware(logger: logger))
+        router.add(middleware: ErrorMiddleware(logger: logger, writes: writes))
         router.post("/api/v1/communication") { request, context in try await self.create(request, context) }
         router.get("/api/v1/communication/:id") { request, context in try await self.show(request, context) }
         router.get("/api/v1/communications") { request, _ in try await self.list(request) }
@@ -110,6 +113,7 @@ public struct API: Sendable {
         case .conflict(let existing):
             throw APIError(.conflict, code: "idempotency_conflict", message: "Idempotency-Key was already used with a different request (communication \(existing)).", field: "Idempotency-Key")
         case .accepted(let id, let stored, let replayed):
+            writes.stored()
             let body: JSONValue = .object([
                 "status": .string("queued"), "stream": .string(stored.channel.stream), "data": stored.data, "id": .string(id),
             ])
@@ -222,6 +226,11 @@ public struct API: Sendable {
         for (role, name, error) in results {
             deps[role] = .object(["engine": .string(name), "status": .string(error == nil ? "up" : "down"), "error": Render.optional(error)])
         }
+        // A store that answers but refuses writes (its disk is full, say) is degraded: reads work, POSTs get 503.
+        let refusal = results[0].2 == nil ? writes.recentRefusal(within: StoreWriteHealth.memory) : nil
+        if let refusal {
+            deps["store"] = .object(["engine": .string(engine.names.store), "status": .string("degraded"), "error": .string("writes refused \(refusal.age) ago: \(refusal.reason)")])
+        }
         // Only the store is essential: with the queue down the router still accepts (the outbox publishes later),
         // with search down it accepts and delivers (the catch-up indexes later). Taking the instance out of a load
         // balancer then would turn a degraded service into an outage, so those answer 200 "degraded".
@@ -229,7 +238,7 @@ public struct API: Sendable {
         let status: String
         if storeDown {
             status = "unavailable"
-        } else if results.contains(where: { $0.2 != nil }) {
+        } else if refusal != nil || results.contains(where: { $0.2 != nil }) {
             status = "degraded"
         } else {
             status = "ready"
@@ -292,6 +301,7 @@ enum Query {
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let logger: Logger
+    let writes: StoreWriteHealth
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -318,6 +328,7 @@ struct ErrorMiddleware: RouterMiddleware {
             return APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(API.maxBodySize) bytes.").json
         } catch let error as any TemporaryFailure where error.temporaryReason != nil {
             logger.warning("request refused: the store cannot take work now", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
+            if request.method == .post { writes.refused(error.temporaryReason ?? "unavailable") }
             return APIError(
                 .serviceUnavailable, code: "store_unavailable",
                 message: "The store cannot take the request now: \(error.temporaryReason ?? "unavailable"). Retry after a few seconds; a POST retried with the same Idempotency-Key never creates a second message.",
@@ -332,4 +343,35 @@ struct ErrorMiddleware: RouterMiddleware {
 
 extension APIError {
     var json: Response { .json(body, status: status, headers: headers) }
+}
+
+/// Whether the store has lately refused to store a request for a reason that passes (`TemporaryFailure`),
+/// for `/health/ready`: such a store still answers pings, so only its refusals show it.
+final class StoreWriteHealth: Sendable {
+    /// How long a refusal is reported when no POST came after it (none may come while clients back off).
+    static let memory: Duration = .seconds(60)
+
+    private let last = Mutex<(reason: String, at: ContinuousClock.Instant)?>(nil)
+    /// Mirrors `last != nil`, so that the accept path's `stored()` takes no lock while all is well.
+    private let refusing = Atomic<Bool>(false)
+
+    func refused(_ reason: String) {
+        last.withLock { $0 = (reason, .now) }
+        refusing.store(true, ordering: .releasing)
+    }
+
+    func stored() {
+        guard refusing.load(ordering: .acquiring) else { return }
+        last.withLock { $0 = nil }
+        refusing.store(false, ordering: .releasing)
+    }
+
+    /// The last refusal's reason and age, if it is younger than `within` and no request was stored since.
+    func recentRefusal(within: Duration) -> (reason: String, age: Duration)? {
+        last.withLock { last in
+            guard let last else { return nil }
+            let age = ContinuousClock.now - last.at
+            return age < within ? (last.reason, age) : nil
+        }
+    }
 }

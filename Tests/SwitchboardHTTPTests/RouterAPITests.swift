@@ -81,12 +81,18 @@ struct RouterAPITests {
             // What was refused was not stored; what was answered 200 was.
             let stored = try await f.engine.store.statusCounts().reduce(0) { $0 + $1.count }
             #expect(stored == accepted)
-            // Reads still work while the disk is full.
+            // Reads still work while the disk is full; readiness says the store refuses writes.
             #expect(try await client.execute(uri: "/api/v1/communication/\(try #require(try json(first)["id"]?.stringValue))", method: .get).status == .ok)
+            let degraded = try await client.execute(uri: "/health/ready", method: .get)
+            #expect(degraded.status == .ok)
+            #expect(try json(degraded)["status"] == .string("degraded"))
+            #expect(try json(degraded)["dependencies"]?["store"]?["status"] == .string("degraded"))
+            #expect(try json(degraded)["dependencies"]?["store"]?["error"]?.stringValue?.contains("disk is full") == true)
 
             try await f.database.write { c in try c.execute("PRAGMA max_page_count = 4294967294") }
             let after = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(seedBody))
             #expect(after.status == .ok)
+            #expect(try json(try await client.execute(uri: "/health/ready", method: .get))["status"] == .string("ready"))
         }
     }
 
