@@ -229,7 +229,7 @@ public struct API: Sendable {
         // A store that answers but refuses writes (its disk is full, say) is degraded: reads work, POSTs get 503.
         let refusal = results[0].2 == nil ? writes.recentRefusal(within: StoreWriteHealth.memory) : nil
         if let refusal {
-            deps["store"] = .object(["engine": .string(engine.names.store), "status": .string("degraded"), "error": .string("writes refused \(refusal.age) ago: \(refusal.reason)")])
+            deps["store"] = .object(["engine": .string(engine.names.store), "status": .string("degraded"), "error": .string("writes refused \(refusal.age.components.seconds) s ago: \(refusal.reason)")])
         }
         // Only the store is essential: with the queue down the router still accepts (the outbox publishes later),
         // with search down it accepts and delivers (the catch-up indexes later). Taking the instance out of a load
@@ -356,14 +356,18 @@ final class StoreWriteHealth: Sendable {
     private let refusing = Atomic<Bool>(false)
 
     func refused(_ reason: String) {
-        last.withLock { $0 = (reason, .now) }
-        refusing.store(true, ordering: .releasing)
+        last.withLock {
+            $0 = (reason, .now)
+            refusing.store(true, ordering: .releasing)
+        }
     }
 
     func stored() {
         guard refusing.load(ordering: .acquiring) else { return }
-        last.withLock { $0 = nil }
-        refusing.store(false, ordering: .releasing)
+        last.withLock {
+            $0 = nil
+            refusing.store(false, ordering: .releasing)
+        }
     }
 
     /// The last refusal's reason and age, if it is younger than `within` and no request was stored since.
