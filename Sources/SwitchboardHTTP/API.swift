@@ -327,11 +327,12 @@ struct ErrorMiddleware: RouterMiddleware {
             _ = error
             return APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(API.maxBodySize) bytes.").json
         } catch let error as any TemporaryFailure where error.temporaryReason != nil {
+            let reason = error.temporaryReason ?? ""
             logger.warning("request refused: the store cannot take work now", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
-            if request.method == .post { writes.refused(error.temporaryReason ?? "unavailable") }
+            if request.method == .post { writes.refused(reason) }
             return APIError(
                 .serviceUnavailable, code: "store_unavailable",
-                message: "The store cannot take the request now: \(error.temporaryReason ?? "unavailable"). Retry after a few seconds; a POST retried with the same Idempotency-Key never creates a second message.",
+                message: "The store cannot take the request now: \(reason). Retry after a few seconds; a POST retried with the same Idempotency-Key never creates a second message.",
                 headers: [.retryAfter: "\(API.storeRetryAfterSeconds)"]
             ).json
         } catch {

@@ -43,6 +43,11 @@ public struct SQLiteQueue: MessageQueue {
         JSONValue.canonicalText(stringFields: fields)
     }
 
+    /// Entry ids as a JSON array of numbers, for set-based statements (`… IN (SELECT value FROM json_each(?))`);
+    /// ids that are not ours (not numbers) are left out.
+    static func idList(_ ids: [String]) -> String {
+        "[" + ids.compactMap { Int64($0).map(String.init) }.joined(separator: ",") + "]"
+    }
 
     /// The entries one stored entry stands for: one per set of fields it holds (see the type's comment), all
     /// with its id and delivery count. A text that is not JSON fields gives one entry whose only field,
@@ -261,7 +266,7 @@ public struct SQLiteQueue: MessageQueue {
 
     public func renew(stream: String, group: String, consumer: String, ids: [String]) async throws -> [String] {
         guard !ids.isEmpty else { return [] }
-        let list = "[" + ids.compactMap { Int64($0).map(String.init) }.joined(separator: ",") + "]"
+        let list = Self.idList(ids)
         let leaseUntil = clock().adding(lease).milliseconds
         // Not durable: a renewal lost in a power cut only lets the entries be taken over, as without it.
         return try await db.write(durable: false) { c in
@@ -283,7 +288,7 @@ public struct SQLiteQueue: MessageQueue {
         // With one group on the stream (ours always have one), an acknowledged entry is needed by nobody.
         if try hasSoleGroup(c, stream: stream) {
             // Set-based: two statements for the whole batch.
-            let list = "[" + ids.compactMap { Int64($0).map(String.init) }.joined(separator: ",") + "]"
+            let list = idList(ids)
             try c.run("DELETE FROM stream_pending WHERE stream = ? AND grp = ? AND entry_id IN (SELECT value FROM json_each(?))", [.text(stream), .text(group), .text(list)])
             try c.run("DELETE FROM stream_entries WHERE id IN (SELECT value FROM json_each(?)) AND stream = ?", [.text(list), .text(stream)])
             return

@@ -164,7 +164,7 @@ public struct SwitchboardSystem: Sendable {
         let api = API(engine: engine, dispatcher: Dispatcher(engine: engine, options: pipelineOptions, logger: logger, clock: clock), logger: logger, webhooks: webhooks)
         return Application(
             router: api.router(),
-            server: .http1(configuration: .init(idleTimeout: settings.httpIdleTimeout.map { .nanoseconds($0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) })),
+            server: .http1(configuration: .init(idleTimeout: settings.httpIdleTimeout.map { .init($0) })),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
             logger: logger)
     }
