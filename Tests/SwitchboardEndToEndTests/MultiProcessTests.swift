@@ -5,6 +5,7 @@ import SwitchboardTestSystem
 import SwitchboardTestSupport
 import Testing
 import SwitchboardCore
+import Synchronization
 
 /// A `switchboard` child process.
 final class ServiceProcess: @unchecked Sendable {
@@ -117,6 +118,91 @@ struct MultiProcessTests {
         }
     }
 
+    @Test("serve killed with SIGKILL under load: after a restart on the same file every answered message is there and sent")
+    func killedServeLosesNothing() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-kill-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = try freeLoopbackPortNow()
+        let env = [
+            "SWITCHBOARD_DATABASE": dir.appendingPathComponent("kill.sqlite").path, "PORT": "\(port)", "SWITCHBOARD_LOG_LEVEL": "warning",
+            "SWITCHBOARD_SQLITE_SYNCHRONOUS": "full", "SWITCHBOARD_LEASE_MS": "1000", "SWITCHBOARD_OUTBOX_GRACE_MS": "1000",
+            "SWITCHBOARD_SCHEDULER_INTERVAL_MS": "100",
+        ]
+        let base = "http://127.0.0.1:\(port)"
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        var serve = try ServiceProcess(["serve"], environment: env, name: "serve-killed")
+        do {
+            try await eventually(timeout: .seconds(20), "serve up") {
+                (try? await http.execute(HTTPClientRequest(url: base + "/health/live"), timeout: .seconds(2)))?.status == .ok
+            }
+            // 16 clients post until the process dies under them; each keeps the ids it was answered 200 for.
+            let killed = KillFlag()
+            let answered = try await withThrowingTaskGroup(of: [String].self) { group in
+                for client in 0..<16 {
+                    group.addTask {
+                        var ids: [String] = []
+                        var i = 0
+                        while !killed.value.load(ordering: .relaxed) {
+                            let type = Channel.allCases[i % 3]
+                            var request = HTTPClientRequest(url: base + "/api/v1/communication")
+                            request.method = .POST
+                            request.headers.add(name: "Content-Type", value: "application/json")
+                            request.body = .bytes(body(type, to: recipient(type, client * 10_000 + i), msg: "killed \(client)-\(i)"))
+                            i += 1
+                            guard let response = try? await http.execute(request, timeout: .seconds(5)), response.status == .ok,
+                                let answer = try? JSONParser.parse(Array(try await response.body.collect(upTo: 1 << 20).readableBytesView)),
+                                let id = answer["id"]?.stringValue
+                            else { continue }
+                            ids.append(id)
+                        }
+                        return ids
+                    }
+                }
+                // Kill once a few hundred are in, with requests, deliveries and log indexing all under way.
+                try await eventually(timeout: .seconds(30), "300 stored") {
+                    let r = try? await http.execute(HTTPClientRequest(url: base + "/api/v1/stats"), timeout: .seconds(2))
+                    guard let r, let stats = try? JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView)) else { return false }
+                    guard case .number(let total)? = stats["communications"]?["total"] else { return false }
+                    return total >= 300
+                }
+                serve.signal(SIGKILL)
+                while serve.process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+                killed.value.store(true, ordering: .relaxed)
+                group.cancelAll()  // else requests in flight retry the refused connection until their deadline
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(answered.count >= 300)
+
+            serve = try ServiceProcess(["serve"], environment: env, name: "serve-restarted")
+            // Up when it takes a connection (the client's pool backs off after the refusals above).
+            try await eventually(timeout: .seconds(20), "serve restarted") { (try? RawConnection(port: port)) != nil }
+            func get(_ path: String) async throws -> JSONValue {
+                let r = try await http.execute(HTTPClientRequest(url: base + path), timeout: .seconds(10))
+                return try JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 24).readableBytesView))
+            }
+            try await eventually(timeout: .seconds(60), "everything stored is sent", toleratingErrors: true) {
+                let counts = try await get("/api/v1/stats")["communications"]
+                return counts?["total"] == counts?["byStatus"]?["sent"]
+            }
+            var sent = Set<String>()
+            var cursor: String?
+            repeat {
+                let page = try await get("/api/v1/communications?status=sent&limit=1000" + (cursor.map { "&cursor=\($0)" } ?? ""))
+                guard case .array(let items)? = page["items"] else { break }
+                sent.formUnion(items.compactMap { $0["id"]?.stringValue })
+                cursor = page["nextCursor"]?.stringValue
+            } while cursor != nil
+            let lost = answered.filter { !sent.contains($0) }
+            #expect(lost.isEmpty, "\(lost.count) of \(answered.count) answered messages not sent after the restart: \(lost.prefix(5))")
+            #expect(await serve.terminate() == 0)
+        } catch {
+            serve.signal(SIGKILL)
+            try? await http.shutdown()
+            throw error
+        }
+        try await http.shutdown()
+    }
+
     @Test("router, two SMS workers, email and WhatsApp workers and the logger as processes; a worker killed with SIGKILL loses nothing")
     func separateProcesses() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-mp-\(UUID().uuidString)")
@@ -183,6 +269,11 @@ struct MultiProcessTests {
         }
         try await http.shutdown()
     }
+}
+
+/// Set once the process under test was killed: the clients stop posting.
+final class KillFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }
 
 /// A plain TCP connection to 127.0.0.1, to see what the server does with a connection (no HTTP client's pooling).
