@@ -248,4 +248,20 @@ public struct MongoStore: CommunicationStore {
         }
     }
 }
+extension MongoStore: Purging {
+    /// Deletes the communications past dispatch whose last change is before `cutoff`, in one `delete` command
+    /// (the server deletes document by document; the `status_createdAt` index finds them). A message still on
+    /// its way is kept however old.
+    public func purge(before cutoff: Timestamp) async throws -> Int {
+        let filter: BSONDocument = [
+            "status": .document(["$in": .array(CommunicationStatus.allCases.filter(\.isPastDispatch).map { .string($0.rawValue) })]),
+            "createdAt": .document(["$lt": .datetime(cutoff.milliseconds)]),
+            "updatedAt": .document(["$lt": .datetime(cutoff.milliseconds)]),
+        ]
+        return try await withCollection { c throws(MongoError) in
+            let reply = try c.writeCommand(["delete": .string(Self.collectionName), "deletes": .array([.document(["q": .document(filter), "limit": .int32(0)])])])
+            return Int(reply["n"]?.intValue ?? 0)
+        }
+    }
+}
 #endif

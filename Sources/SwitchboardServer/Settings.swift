@@ -44,6 +44,9 @@ public struct Settings: Sendable {
     /// The seed's `MONGODB_URL`: when set, the store is MongoDB (queue and search stay as they are). Needs a
     /// build with the `MongoDB` trait.
     public var mongoURL: String?
+    /// How long finished messages, log records and sandbox messages are kept (`SWITCHBOARD_RETENTION_DAYS`);
+    /// nil (0, the default): kept until deleted by hand.
+    public var retention: Duration?
 
     public init() {}
 
@@ -76,6 +79,7 @@ public struct Settings: Sendable {
         Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
         Variable(name: "SWITCHBOARD_STALL_TIMEOUT_MS", meaning: "with Redis streams: a message queued or processing this long is redispatched (its entry presumed lost); 0 = never", defaultValue: "600000"),
         Variable(name: "MONGODB_URL", meaning: "store in MongoDB: mongodb://[user:password@]host[:port][,host…]/[database][?options] (build with --traits MongoDB; unset: SQLite store)", defaultValue: "unset"),
+        Variable(name: "SWITCHBOARD_RETENTION_DAYS", meaning: "days a message past dispatch (sent, delivered, read, undelivered, failed) is kept after its last change, with its log records and sandbox copy; checked hourly by the router; 0 = kept for ever", defaultValue: "0"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
     ] + elasticsearchVariables + ProviderSettings.variables
 
@@ -121,6 +125,7 @@ public struct Settings: Sendable {
         try s.validateRedisURL()
         s.elasticsearch = try elasticsearchConfiguration(reader)
         if let v = value("MONGODB_URL") { s.mongoURL = v }
+        if let v = try int("SWITCHBOARD_RETENTION_DAYS", 0...36_500) { s.retention = v == 0 ? nil : .seconds(v * 86_400) }
         try s.validateMongoURL()
         return s
     }
@@ -145,6 +150,7 @@ public struct Settings: Sendable {
             ("retry", "attempts=\(pipeline.retry.maxAttempts) base=\(pipeline.retry.baseDelay) max=\(pipeline.retry.maxDelay) jitter=\(pipeline.retry.jitter)"),
             ("lease", "\(lease)"), ("maxDeliveries", "\(pipeline.maxDeliveries)"), ("concurrency", "\(pipeline.concurrency)"), ("batchSize", "\(pipeline.batchSize)"),
             ("outboxGrace", "\(pipeline.outboxGrace)"), ("stallTimeout", redisURL == nil ? "off (embedded streams)" : stallTimeout.map { "\($0)" } ?? "off"), ("schedulerInterval", "\(pipeline.schedulerInterval)"), ("poll", "\(pollInterval)"),
+            ("retention", retention.map { "\(Int($0.components.seconds / 86_400)) days" } ?? "off (kept for ever)"),
         ] + providers.summary
     }
 

@@ -169,6 +169,16 @@ public struct SwitchboardSystem: Sendable {
             logger: logger)
     }
 
+    /// What the retention service purges: the engines that can (`Purging`). Elasticsearch indices are left
+    /// to the cluster's own lifecycle policies (ILM / ISM), as the README says.
+    public var retentionTargets: [RetentionService.Target] {
+        var targets: [RetentionService.Target] = []
+        if let p = engine.store as? any Purging { targets.append(.init(name: "store", purging: p)) }
+        if let p = engine.search as? any Purging { targets.append(.init(name: "search index", purging: p)) }
+        if let p = engine.mailbox as? any Purging { targets.append(.init(name: "sandbox", purging: p)) }
+        return targets
+    }
+
     /// The services of `role`, without the HTTP application.
     public func backgroundServices(role: Role) -> [any Service] {
         var services: [any Service] = []
@@ -185,6 +195,9 @@ public struct SwitchboardSystem: Sendable {
         services.append(LogSpoolService(engine: engine, logger: logger))
         if role == .all || role == .router {
             services.append(OutboxScheduler(engine: engine, options: options, logger: logger, clock: clock))
+            if let period = settings.retention {
+                services.append(RetentionService(period: period, targets: retentionTargets, logger: logger, clock: clock))
+            }
         }
         for channel in Channel.allCases where role == .all || role == .worker(channel) {
             services.append(ChannelWorker(channel: channel, engine: engine, providers: providers(for: channel), options: options, consumer: Self.consumerName(channel.rawValue), logger: logger, clock: clock))

@@ -125,6 +125,51 @@ public enum StoreContract {
         #expect(try await store.statusCounts() == [StatusCount(channel: .sms, status: .failed, count: 1)])
     }
 
+    /// Retention (`Purging`): the communications past dispatch whose last change is before the cutoff are
+    /// deleted, with their idempotency keys; one still on its way is kept however old, and so is one created
+    /// long ago but changed since (a late delivery report). Over a page of rows (`SQLiteRetention.chunk`), so
+    /// that paging is exercised too.
+    public static func purge(_ store: any CommunicationStore) async throws {
+        let purging = try #require(store as? any Purging, "the store does not purge")
+        func t(_ id: String, _ e: StatusEvent, _ at: Int64) -> StatusTransition { StatusTransition(id: id, event: e, at: Timestamp(milliseconds: at), service: "test") }
+        func deliver(_ id: String, _ at: Int64) -> [StatusTransition] {
+            [t(id, .queued(dispatchSeq: 1), at), t(id, .processing(dispatchSeq: 1, redelivery: false), at), t(id, .sent(provider: "sandbox", providerMessageID: "pm-\(id)"), at)]
+        }
+        // 600 old and sent, created before the others so that a page of them comes first.
+        _ = try await store.create((0..<600).map { new("old\($0)", at: 1000) })
+        for start in stride(from: 0, to: 600, by: 100) {
+            _ = try await store.apply((start..<start + 100).flatMap { deliver("old\($0)", 2000) })
+        }
+        _ = try await store.create([
+            new("oldFailed", at: 1000), new("oldKeyed", key: "key-1", at: 1000), new("stuckQueued", at: 1000), new("stuckRetrying", at: 1000),
+            new("lateReport", at: 1000), new("recentSent", at: 50_000), new("recentPending", at: 50_000),
+        ])
+        _ = try await store.apply([
+            t("oldFailed", .processing(dispatchSeq: 1, redelivery: false), 2000), t("oldFailed", .failed(error: ProviderError(message: "no"), provider: "sandbox"), 2000),
+            t("stuckQueued", .queued(dispatchSeq: 1), 2000),
+            t("stuckRetrying", .processing(dispatchSeq: 1, redelivery: false), 2000),
+            t("stuckRetrying", .retrying(error: ProviderError(message: "later"), provider: "sandbox", nextAttemptAt: Timestamp(milliseconds: 3000)), 2000),
+            t("lateReport", .processing(dispatchSeq: 1, redelivery: false), 2000), t("lateReport", .sent(provider: "sandbox", providerMessageID: "pm-late"), 2000),
+            t("lateReport", .reported(status: .delivered, error: nil), 60_000),
+        ] + deliver("oldKeyed", 2000) + deliver("recentSent", 55_000))
+
+        let deleted = try await purging.purge(before: Timestamp(milliseconds: 40_000))
+        #expect(deleted == 602)
+        for gone in ["old0", "old599", "oldFailed", "oldKeyed"] {
+            #expect(try await store.communication(id: gone) == nil, "\(gone) was kept")
+        }
+        for kept in ["stuckQueued", "stuckRetrying", "lateReport", "recentSent", "recentPending"] {
+            #expect(try await store.communication(id: kept) != nil, "\(kept) was deleted")
+        }
+        #expect(try await store.communication(providerMessageID: "pm-old0") == nil)
+        // The idempotency key went with its message.
+        guard case .created? = try await store.create([new("reused", key: "key-1", at: 70_000)]).first else {
+            Issue.record("the idempotency key of a deleted message still answers"); return
+        }
+        #expect(try await store.statusCounts().reduce(0) { $0 + $1.count } == 6)
+        #expect(try await purging.purge(before: Timestamp(milliseconds: 40_000)) == 0, "a second purge found more")
+    }
+
     /// Communications created since a time come in creation order, in pages, without history.
     public static func createdSince(_ store: any CommunicationStore) async throws {
         _ = try await store.create((0..<7).map { new("s\($0)", at: Int64(1000 * $0)) })

@@ -1,0 +1,124 @@
+import SwitchboardCore
+
+// Retention (`Purging`) for the embedded engine: each adapter deletes its old rows in writes of at most
+// `SQLiteRetention.chunk` rows, so accepts and deliveries interleave with a long purge. The writes are not
+// durable on their own: a purge lost in a power cut is done again by the next one.
+//
+// Rows indexed in a full-text table (external content, `SQLiteSearchIndex.refresh`) are removed from it with
+// FTS5's 'delete' command, in the write that deletes the row, while the row's values can still be read.
+
+extension SQLiteStore: Purging {
+    /// Deletes the communications past dispatch whose last change is before `cutoff` (their history and
+    /// idempotency key go with the row); a message still on its way is kept however old.
+    public func purge(before cutoff: Timestamp) async throws -> Int {
+        try await SQLiteRetention.purgeCommunications(db, table: "communications", key: "seq", fts: "communications_fts", state: "store", before: cutoff)
+    }
+}
+
+extension SQLiteSearchIndex: Purging {
+    /// Deletes the log records from before `cutoff` and, when the index keeps copies (`Documents.ownTable`),
+    /// the copies of communications past dispatch last changed before it.
+    public func purge(before cutoff: Timestamp) async throws -> Int {
+        var deleted = 0
+        if documents == .ownTable {
+            deleted += try await SQLiteRetention.purgeCommunications(db, table: "search_communications", key: "rowid", fts: "search_communications_fts", state: "communications", before: cutoff)
+        }
+        // Only records with an error are in the full-text index.
+        deleted += try await SQLiteRetention.purgeOldest(db, table: "search_logs", key: "rowid", time: "timestamp", indexed: ("error", "search_logs_fts", "logs"), before: cutoff)
+        return deleted
+    }
+}
+
+extension SQLiteSandboxMailbox: Purging {
+    /// Deletes the messages recorded before `cutoff`.
+    public func purge(before cutoff: Timestamp) async throws -> Int {
+        try await SQLiteRetention.purgeOldest(db, table: "sandbox_messages", key: "seq", time: "at", indexed: nil, before: cutoff)
+    }
+}
+
+enum SQLiteRetention {
+    /// Rows looked at per write.
+    static let chunk = 500
+
+    static let pastDispatch = CommunicationStatus.allCases.filter(\.isPastDispatch).map { SQLValue.text($0.rawValue) }
+
+    /// Deletes from `table` (rows keyed by `key`, with `created_at`, `updated_at`, `status`, `msg`, `sender`,
+    /// `recipient` and an index on `created_at`) the communications past dispatch last changed before `cutoff`.
+    /// Walks the rows created before `cutoff` through that index, a page per write, so that rows it must keep
+    /// (still on their way) are passed over once, not read again by every write.
+    static func purgeCommunications(_ db: SQLiteDatabase, table: String, key: String, fts: String, state: String, before cutoff: Timestamp) async throws -> Int {
+        let statuses = pastDispatch.indices.map { "?\($0 + 4)" }.joined(separator: ", ")
+        let select = """
+            SELECT \(key), created_at, msg, sender, recipient, status IN (\(statuses)) AND updated_at < ?1 FROM \(table)
+            WHERE created_at < ?1 AND (created_at, \(key)) > (?2, ?3) ORDER BY created_at, \(key) LIMIT \(chunk)
+            """
+        var after: (created: Int64, key: Int64) = (.min, .min)
+        var deleted = 0
+        while true {
+            let (n, last) = try await db.write(durable: false) { [after] c -> (Int, (Int64, Int64)?) in
+                var seen = 0
+                var last: (Int64, Int64)?
+                var doomed: [(key: Int64, msg: String, sender: String, recipient: String)] = []
+                try c.query(select, [.int(cutoff.milliseconds), .int(after.created), .int(after.key)] + pastDispatch) { row in
+                    seen += 1
+                    last = (row.int(1), row.int(0))
+                    if row.int(5) != 0 { doomed.append((row.int(0), row.text(2), row.text(3), row.text(4))) }
+                }
+                if !doomed.isEmpty {
+                    let mark = try c.scalar("SELECT last_rowid FROM search_fts_state WHERE name = ?", [.text(state)]) ?? 0
+                    for d in doomed {
+                        if d.key <= mark {
+                            try c.run("INSERT INTO \(fts)(\(fts), rowid, msg, sender, recipient) VALUES('delete', ?, ?, ?, ?)", [.int(d.key), .text(d.msg), .text(d.sender), .text(d.recipient)])
+                        }
+                        try c.run("DELETE FROM \(table) WHERE \(key) = ?", [.int(d.key)])
+                    }
+                    try lowerMark(c, state: state, table: table)
+                }
+                return (doomed.count, seen == chunk ? last : nil)
+            }
+            deleted += n
+            guard let last else { return deleted }
+            after = last
+        }
+    }
+
+    /// Deletes the oldest rows of `table` (in `key` order, which follows `time` as rows are appended) while
+    /// they are from before `cutoff`: a write reads the first `chunk` rows and deletes those older than
+    /// `cutoff`; the purge ends at the first write that met a newer row. `indexed`: the column of a full-text
+    /// index, that index and its mark, for rows where the column is not null.
+    static func purgeOldest(_ db: SQLiteDatabase, table: String, key: String, time: String, indexed: (column: String, fts: String, state: String)?, before cutoff: Timestamp) async throws -> Int {
+        let select = "SELECT \(key), \(time), \(indexed?.column ?? "NULL") FROM \(table) ORDER BY \(key) LIMIT \(chunk)"
+        var deleted = 0
+        while true {
+            let (n, done) = try await db.write(durable: false) { c -> (Int, Bool) in
+                var seen = 0
+                var reachedNewer = false
+                var doomed: [(key: Int64, text: String?)] = []
+                try c.query(select) { row in
+                    seen += 1
+                    if row.int(1) < cutoff.milliseconds { doomed.append((row.int(0), row.optionalText(2))) } else { reachedNewer = true }
+                }
+                if !doomed.isEmpty {
+                    let mark = try indexed.map { try c.scalar("SELECT last_rowid FROM search_fts_state WHERE name = ?", [.text($0.state)]) ?? 0 } ?? 0
+                    for d in doomed {
+                        if let indexed, let text = d.text, d.key <= mark {
+                            try c.run("INSERT INTO \(indexed.fts)(\(indexed.fts), rowid, \(indexed.column)) VALUES('delete', ?, ?)", [.int(d.key), .text(text)])
+                        }
+                        try c.run("DELETE FROM \(table) WHERE \(key) = ?", [.int(d.key)])
+                    }
+                    if let indexed { try lowerMark(c, state: indexed.state, table: table) }
+                }
+                return (doomed.count, reachedNewer || seen < chunk)
+            }
+            deleted += n
+            if done { return deleted }
+        }
+    }
+
+    /// A table without AUTOINCREMENT gives a new row the largest rowid left plus one: after deleting its newest
+    /// rows, the full-text index's mark must come down with it, or the rows that reuse those rowids would
+    /// never be indexed. (The rows under the mark that were deleted left the index with them.)
+    static func lowerMark(_ c: Connection, state: String, table: String) throws {
+        try c.run("UPDATE search_fts_state SET last_rowid = min(last_rowid, (SELECT ifnull(max(rowid), 0) FROM \(table))) WHERE name = ?", [.text(state)])
+    }
+}
