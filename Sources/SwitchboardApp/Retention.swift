@@ -7,8 +7,8 @@ import SwitchboardCore
 /// routers purging at once only repeat each other's deletes.
 ///
 /// A communication goes only once it is past dispatch and unchanged for the period (a message still on its
-/// way is never deleted); log records and sandbox messages go by their own time. After a purge, a deleted
-/// message's id answers 404 and its idempotency key can be used again.
+/// way is never deleted); log records, dead-letter entries and sandbox messages go by their own time. After a
+/// purge, a deleted message's id answers 404 and its idempotency key can be used again.
 public struct RetentionService: Service {
     /// Something to purge and what to call it in logs ("store", "search index", "sandbox").
     public struct Target: Sendable {

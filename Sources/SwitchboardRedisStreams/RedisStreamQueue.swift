@@ -22,7 +22,8 @@ import SwitchboardRedis
 /// **Retention.** Streams are not trimmed with `MAXLEN`: trimming by length would drop entries nobody has
 /// read yet when the backlog grows past the limit. Instead an entry is deleted when it is acknowledged, which
 /// is right because each stream has a single group. Dead-letter streams keep their entries until an operator
-/// deletes them (`DEL <stream>:dead`). Redis should run with AOF persistence (`appendonly yes`): a Redis that
+/// deletes them (`DEL <stream>:dead`) or the retention period passes (`purge(before:)`: `XTRIM <stream>:dead
+/// MINID <cutoff>`, an entry id being its time in milliseconds). Redis should run with AOF persistence (`appendonly yes`): a Redis that
 /// restarts empty loses the entries in flight (the outbox's stall watchdog redispatches those messages).
 ///
 /// **Consumers.** Each process reads under its own consumer name, so names pile up as processes come and go.
@@ -268,5 +269,15 @@ public final class RedisStreamQueue: MessageQueue {
 
     public func ping() async throws {
         try await client.ping()
+    }
+}
+
+extension RedisStreamQueue: Purging {
+    /// Deletes the dead-letter entries (`<stream>:dead`) added before `cutoff`: `XTRIM … MINID`, exact (an
+    /// entry's id starts with the millisecond it was added at). Live streams are left alone: their entries go
+    /// when acknowledged.
+    public func purge(before cutoff: Timestamp) async throws -> Int {
+        let replies = try await client.pipeline(StreamNames.all.map { ["XTRIM", StreamNames.deadLetter(of: $0), "MINID", "\(cutoff.milliseconds)"] })
+        return try replies.reduce(0) { $0 + Int(try $1.throwingIfError().int ?? 0) }
     }
 }

@@ -36,6 +36,27 @@ extension SQLiteSandboxMailbox: Purging {
     }
 }
 
+extension SQLiteQueue: Purging {
+    /// Deletes the dead-letter entries (`<stream>:dead`) added before `cutoff`. Live streams are left alone:
+    /// their entries go when acknowledged.
+    public func purge(before cutoff: Timestamp) async throws -> Int {
+        var deleted = 0
+        for stream in StreamNames.all.map(StreamNames.deadLetter(of:)) {
+            while true {
+                let n = try await db.write(durable: false) { c -> Int in
+                    try c.run(
+                        "DELETE FROM stream_entries WHERE id IN (SELECT id FROM stream_entries WHERE stream = ? AND created_at < ? ORDER BY id LIMIT \(SQLiteRetention.chunk))",
+                        [.text(stream), .int(cutoff.milliseconds)])
+                    return c.changes
+                }
+                deleted += n
+                if n < SQLiteRetention.chunk { break }
+            }
+        }
+        return deleted
+    }
+}
+
 enum SQLiteRetention {
     /// Rows looked at per write.
     static let chunk = 500

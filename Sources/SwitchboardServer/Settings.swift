@@ -44,7 +44,7 @@ public struct Settings: Sendable {
     /// The seed's `MONGODB_URL`: when set, the store is MongoDB (queue and search stay as they are). Needs a
     /// build with the `MongoDB` trait.
     public var mongoURL: String?
-    /// How long finished messages, log records and sandbox messages are kept (`SWITCHBOARD_RETENTION_DAYS`);
+    /// How long finished messages, log records, dead letters and sandbox messages are kept (`SWITCHBOARD_RETENTION_DAYS`);
     /// nil (0, the default): kept until deleted by hand.
     public var retention: Duration?
 
@@ -79,7 +79,7 @@ public struct Settings: Sendable {
         Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
         Variable(name: "SWITCHBOARD_STALL_TIMEOUT_MS", meaning: "with Redis streams: a message queued or processing this long is redispatched (its entry presumed lost); 0 = never", defaultValue: "600000"),
         Variable(name: "MONGODB_URL", meaning: "store in MongoDB: mongodb://[user:password@]host[:port][,host…]/[database][?options] (build with --traits MongoDB; unset: SQLite store)", defaultValue: "unset"),
-        Variable(name: "SWITCHBOARD_RETENTION_DAYS", meaning: "days a message past dispatch (sent, delivered, read, undelivered, failed) is kept after its last change, with its log records and sandbox copy; checked hourly by the router; 0 = kept for ever", defaultValue: "0"),
+        Variable(name: "SWITCHBOARD_RETENTION_DAYS", meaning: "days a message past dispatch (sent, delivered, read, undelivered, failed) is kept after its last change; log records, dead letters and sandbox copies are kept as long; purged hourly by the router; 0 = kept for ever", defaultValue: "0"),
         Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
     ] + elasticsearchVariables + ProviderSettings.variables
 

@@ -174,6 +174,7 @@ public struct SwitchboardSystem: Sendable {
     public var retentionTargets: [RetentionService.Target] {
         var targets: [RetentionService.Target] = []
         if let p = engine.store as? any Purging { targets.append(.init(name: "store", purging: p)) }
+        if let p = engine.queue as? any Purging { targets.append(.init(name: "dead letters", purging: p)) }
         if let p = engine.search as? any Purging { targets.append(.init(name: "search index", purging: p)) }
         if let p = engine.mailbox as? any Purging { targets.append(.init(name: "sandbox", purging: p)) }
         return targets

@@ -125,7 +125,7 @@ struct PipelineTests {
         await system.database.close()
     }
 
-    @Test("retention: once the period has passed, finished messages, their logs and sandbox copies are gone; search and new messages work on")
+    @Test("retention: once the period has passed, finished messages, their logs, dead letters and sandbox copies are gone; search and new messages work on")
     func retention() async throws {
         #expect(try Settings.fromEnvironment(["SWITCHBOARD_RETENTION_DAYS": "7"]).retention == .seconds(7 * 86_400))
         #expect(try Settings.fromEnvironment(["SWITCHBOARD_RETENTION_DAYS": "0"]).retention == nil)
@@ -136,26 +136,31 @@ struct PipelineTests {
         var settings = testSettings()
         settings.retention = .seconds(86_400)
         let system = try SwitchboardSystem(settings: settings, logger: quietLogger())
-        #expect(system.retentionTargets.map(\.name) == ["store", "search index", "sandbox"])
+        #expect(system.retentionTargets.map(\.name) == ["store", "dead letters", "search index", "sandbox"])
         let running = Running(system)
         try await system.application().test(.router) { client in
             var ids: [String] = []
             for (i, type) in Channel.allCases.enumerated() { ids.append(try await post(client, type, to: recipient(type, i), msg: "kept for a day \(i)")) }
-            try await eventually("3 sent and logged") {
+            // And one that fails for good: a failed message and a dead letter.
+            ids.append(try await post(client, .sms, to: SandboxProvider.MagicRecipient.permanentPhone, msg: "kept for a day too"))
+            try await eventually("3 sent, 1 failed, all logged") {
                 let logs = try json(try await client.execute(uri: "/api/v1/logs?limit=100", method: .get))
-                return try await count(system, .sent) == 3 && logs["count"] == .number(12)
+                let sent = try await count(system, .sent), failed = try await count(system, .failed)
+                return sent == 3 && failed == 1 && logs["count"] == .number(16)
             }
+            try await eventually("the dead letter") { try await !system.engine.queue.entries(stream: "sms_stream:dead", limit: 1).isEmpty }
             // A day later, nothing is old enough yet; a day and a minute later, everything is.
             let now = SystemTime.now()
             let tooEarly = RetentionService(period: .seconds(86_400), targets: system.retentionTargets, logger: quietLogger(), clock: { now.adding(.seconds(86_000)) })
-            #expect(await tooEarly.purgeOnce() == ["store": 0, "search index": 0, "sandbox": 0])
+            #expect(await tooEarly.purgeOnce() == ["store": 0, "dead letters": 0, "search index": 0, "sandbox": 0])
             let later = RetentionService(period: .seconds(86_400), targets: system.retentionTargets, logger: quietLogger(), clock: { now.adding(.seconds(86_460)) })
-            #expect(await later.purgeOnce() == ["store": 3, "search index": 12, "sandbox": 3])
+            #expect(await later.purgeOnce() == ["store": 4, "dead letters": 1, "search index": 16, "sandbox": 3])
 
             #expect(try await client.execute(uri: "/api/v1/communication/\(ids[0])", method: .get).status == .notFound)
             #expect(try json(try await client.execute(uri: "/api/v1/communications?q=kept", method: .get))["count"] == .number(0))
             #expect(try json(try await client.execute(uri: "/api/v1/logs", method: .get))["count"] == .number(0))
             #expect(try json(try await client.execute(uri: "/api/v1/sandbox/messages", method: .get))["count"] == .number(0))
+            #expect(try json(try await client.execute(uri: "/api/v1/dead-letters?stream=sms_stream", method: .get))["count"] == .number(0))
 
             // The system carries on: a new message is delivered, found by text and logged.
             let id = try await post(client, .sms, to: recipient(.sms, 9), msg: "after the purge")

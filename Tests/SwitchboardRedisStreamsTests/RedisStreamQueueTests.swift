@@ -45,6 +45,7 @@ struct RedisQueueContractTests {
     }
     @Test func acknowledgedEntriesAreDeleted() async throws { try await withQueue { q, _ in try await QueueContract.acknowledgedEntriesAreDeleted(q) } }
     @Test func fieldsRoundTrip() async throws { try await withQueue { q, _ in try await QueueContract.fieldsRoundTrip(q) } }
+    @Test func purgeDeadLetters() async throws { try await withQueue { q, _ in try await QueueContract.purgeDeadLetters(q) } }
 }
 
 @Suite("Redis Streams queue: Redis specifics", .timeLimit(.minutes(2)))

@@ -20,6 +20,7 @@ struct SQLiteQueueTests {
     @Test func deliveryCountGrowsWithEachTakeover() async throws { try await QueueContract.deliveryCountGrowsWithEachTakeover(try queue(lease: .milliseconds(300)), lease: .milliseconds(300)) }
     @Test func acknowledgedEntriesAreDeleted() async throws { try await QueueContract.acknowledgedEntriesAreDeleted(try queue()) }
     @Test func fieldsRoundTrip() async throws { try await QueueContract.fieldsRoundTrip(try queue()) }
+    @Test func purgeDeadLetters() async throws { try await QueueContract.purgeDeadLetters(try queue()) }
 
     @Test("reading without a group is a typed NOGROUP error")
     func noGroup() async throws {

@@ -99,6 +99,29 @@ public enum QueueContract {
         #expect(try await q.read(stream: "d", group: "g", consumer: "c", count: 2, block: .zero).isEmpty)
     }
 
+    /// Retention (`Purging`): the dead-letter entries added before the cutoff are deleted; later ones, and the
+    /// live stream's entries, are kept. Uses the seed's stream names (only their dead-letter streams are purged).
+    public static func purgeDeadLetters(_ q: any MessageQueue) async throws {
+        let purging = try #require(q as? any Purging, "the queue does not purge")
+        func now() -> Timestamp { Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)) }
+        let stream = Channel.sms.stream
+        let start = now()
+        try await q.createGroup(stream: stream, group: "g")
+        try await q.publish(stream: stream, entries: (0..<4).map { ["x": "\($0)"] })
+        let got = try await q.read(stream: stream, group: "g", consumer: "c", count: 3, block: .zero)
+        try await q.deadLetter(stream: stream, group: "g", entries: [got[0], got[1]], reason: "old")
+        try await Task.sleep(for: .milliseconds(50))
+        let between = now()
+        try await Task.sleep(for: .milliseconds(50))
+        try await q.deadLetter(stream: stream, group: "g", entries: [got[2]], reason: "new")
+
+        #expect(try await purging.purge(before: start.adding(.milliseconds(-1000))) == 0)
+        #expect(try await purging.purge(before: between) == 2)
+        #expect(try await q.entries(stream: StreamNames.deadLetter(of: stream), limit: 10).map { $0.fields["dead_reason"] } == ["new"])
+        let info = try await q.info(stream: stream, group: "g")
+        #expect(info.length == 1 && info.deadLetters == 1, "\(info)")
+    }
+
     /// A blocked read returns as soon as an entry is published, and an empty read waits the whole `block`.
     public static func blockingReadWakesOnPublish(_ q: any MessageQueue) async throws {
         try await q.createGroup(stream: "b", group: "g")
