@@ -57,6 +57,11 @@ public struct SQLiteSearchIndex: SearchIndex {
         }
     }
 
+    /// A log record's msg up to this many bytes is stored with it; a longer one (a large email) is stored as ''
+    /// and read from its communication's row, so that the four or more records of a message do not each keep
+    /// a copy of its body. (A message's msg is never empty: validation requires it.)
+    static let inlineMessageLimit = 1024
+
     /// Inserts one log record on the writer thread.
     static func insert(_ c: Connection, _ l: LogRecord) throws {
         try c.run(
@@ -64,7 +69,7 @@ public struct SQLiteSearchIndex: SearchIndex {
             INSERT INTO search_logs (communication_id, service, status, type, sender, recipient, msg, error, attempt, provider, timestamp)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            [.text(l.communicationId), .text(l.service), .text(l.status.rawValue), .text(l.type.rawValue), .text(l.from), .text(l.to), .text(l.msg),
+            [.text(l.communicationId), .text(l.service), .text(l.status.rawValue), .text(l.type.rawValue), .text(l.from), .text(l.to), .text(l.msg.utf8.count <= inlineMessageLimit ? l.msg : ""),
              l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds)])
     }
 
@@ -171,8 +176,11 @@ public struct SQLiteSearchIndex: SearchIndex {
         if let after { clauses.append("l.rowid < ?"); values.append(.int(after)) }
         let limit = max(1, min(q.limit, 1000))
         values.append(.int(Int64(limit + 1)))
+        let rows = documents.table.rows
         let sql = """
-            SELECT l.rowid, l.communication_id, l.service, l.status, l.type, l.sender, l.recipient, l.msg, l.error, l.attempt, l.provider, l.timestamp FROM search_logs l
+            SELECT l.rowid, l.communication_id, l.service, l.status, l.type, l.sender, l.recipient,
+                CASE l.msg WHEN '' THEN ifnull((SELECT msg FROM \(rows) WHERE id = l.communication_id), '') ELSE l.msg END,
+                l.error, l.attempt, l.provider, l.timestamp FROM search_logs l
             \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY l.rowid DESC LIMIT ?
             """
         return try await db.read { [values] c in
