@@ -111,6 +111,14 @@ final class Statement {
 final class Connection {
     let handle: OpaquePointer
     private var cache: [String: Statement] = [:]
+    /// Changes to `communication_counts` made by the open transaction's writes, not yet written (see
+    /// `countStatus`).
+    private var statusCountChanges: [StatusKey: Int64] = [:]
+
+    struct StatusKey: Hashable {
+        var type: String
+        var status: String
+    }
 
     /// Process-wide settings applied once, before the first connection opens.
     private static let configured: Void = {
@@ -188,6 +196,28 @@ final class Connection {
         var highwater: Int32 = 0
         sqlite3_db_status(handle, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 1)
         return Int(current)
+    }
+
+    /// Notes that the open transaction added `delta` communications of `type` in `status` (negative: removed
+    /// them). The changes are written once per key and transaction, just before it commits
+    /// (`writeStatusCounts`), rather than once per row: the writer commits dozens of writes at a time.
+    func countStatus(type: String, status: String, _ delta: Int64) {
+        statusCountChanges[StatusKey(type: type, status: status), default: 0] += delta
+    }
+
+    /// Writes the noted count changes into the open transaction (before COMMIT).
+    func writeStatusCounts() throws {
+        defer { statusCountChanges = [:] }
+        for (key, delta) in statusCountChanges where delta != 0 {
+            try run(
+                "INSERT INTO communication_counts (type, status, n) VALUES (?, ?, ?) ON CONFLICT (type, status) DO UPDATE SET n = n + excluded.n",
+                [.text(key.type), .text(key.status), .int(delta)])
+        }
+    }
+
+    /// Forgets the noted count changes (the transaction was rolled back).
+    func discardStatusCounts() {
+        statusCountChanges = [:]
     }
 
     var changes: Int { Int(sqlite3_changes(handle)) }

@@ -451,6 +451,7 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
             }
             guard let failed = toRun.firstIndex(where: { !$0.run(connection) }) else { return held + toRun }
             try? connection.execute("ROLLBACK")
+            connection.discardStatusCounts()
             toRun.remove(at: failed).finish(nil)  // resumes its caller with the job's own error
             toRun = held + toRun
             held = []
@@ -464,6 +465,7 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
     /// synced on its own: the next durable commit's sync covers it.
     private func commit(_ jobs: [Job], on connection: Connection) {
         do {
+            try connection.writeStatusCounts()
             try connection.execute("COMMIT")
         } catch {
             try? connection.execute("ROLLBACK")

@@ -42,7 +42,7 @@ public struct SQLitePipeline: AtomicPipeline {
                 return r
             }
             // The transaction's log records as one entry (see SQLiteQueue).
-            if !logs.isEmpty { try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.batchText(logs), at: queuedAt) }
+            if !logs.isEmpty { try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.batchText(logs), sets: logs.count, at: queuedAt) }
             return results
         }
         for channel in Set(items.map(\.request.channel)) { db.signal.notify(channel.stream) }
@@ -84,7 +84,7 @@ public struct SQLitePipeline: AtomicPipeline {
             }
             for (stream, ids) in acks { try SQLiteQueue.ack(c, stream: stream, group: group, ids: ids) }
             // The transaction's log records as one entry (see SQLiteQueue).
-            if !logs.isEmpty { try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.batchText(logs), at: now) }
+            if !logs.isEmpty { try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.batchText(logs), sets: logs.count, at: now) }
             return results
         }
         db.signal.notify(StreamNames.log)

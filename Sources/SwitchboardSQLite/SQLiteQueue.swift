@@ -71,9 +71,9 @@ public struct SQLiteQueue: MessageQueue {
         sets.count == 1 ? sets[0] : "[" + sets.joined(separator: ",") + "]"
     }
 
-    /// SQL counting the sets of fields of a stream's entries (see `decodeEntries`).
-    /// A malformed text counts as one, as `decodeEntries` hands it out.
-    static let countSets = "SELECT coalesce(sum(CASE WHEN substr(fields, 1, 1) = '[' AND json_valid(fields) THEN max(1, json_array_length(fields)) ELSE 1 END), 0) FROM stream_entries WHERE stream = ?"
+    /// SQL counting the sets of fields of a stream's entries (see `decodeEntries`), from the count each entry
+    /// was written with (`append`'s `sets`; a malformed text counts as one, as `decodeEntries` hands it out).
+    static let countSets = "SELECT coalesce(sum(sets), 0) FROM stream_entries WHERE stream = ?"
 
     public func createGroup(stream: String, group: String) async throws {
         try await db.write { c in
@@ -250,8 +250,9 @@ public struct SQLiteQueue: MessageQueue {
 
     /// Appends one entry (encoded fields) on the writer thread; returns its id.
     @discardableResult
-    static func append(_ c: Connection, stream: String, fields: String, at: Timestamp) throws -> Int64 {
-        try c.run("INSERT INTO stream_entries (stream, fields, created_at) VALUES (?, ?, ?)", [.text(stream), .text(fields), .int(at.milliseconds)])
+    /// `sets`: how many sets of fields `fields` holds (an array's length; 1 for an object).
+    static func append(_ c: Connection, stream: String, fields: String, sets: Int = 1, at: Timestamp) throws -> Int64 {
+        try c.run("INSERT INTO stream_entries (stream, fields, created_at, sets) VALUES (?, ?, ?, ?)", [.text(stream), .text(fields), .int(at.milliseconds), .int(Int64(max(1, sets)))])
         return c.lastInsertRowID
     }
 

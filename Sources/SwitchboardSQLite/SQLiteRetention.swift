@@ -11,7 +11,7 @@ extension SQLiteStore: Purging {
     /// Deletes the communications past dispatch whose last change is before `cutoff` (their history and
     /// idempotency key go with the row); a message still on its way is kept however old.
     public func purge(before cutoff: Timestamp) async throws -> Int {
-        try await SQLiteRetention.purgeCommunications(db, table: "communications", key: "seq", fts: "communications_fts", state: "store", before: cutoff)
+        try await SQLiteRetention.purgeCommunications(db, table: "communications", key: "seq", fts: "communications_fts", state: "store", counted: true, before: cutoff)
     }
 }
 
@@ -21,7 +21,7 @@ extension SQLiteSearchIndex: Purging {
     public func purge(before cutoff: Timestamp) async throws -> Int {
         var deleted = 0
         if documents == .ownTable {
-            deleted += try await SQLiteRetention.purgeCommunications(db, table: "search_communications", key: "rowid", fts: "search_communications_fts", state: "communications", before: cutoff)
+            deleted += try await SQLiteRetention.purgeCommunications(db, table: "search_communications", key: "rowid", fts: "search_communications_fts", state: "communications", counted: false, before: cutoff)
         }
         // Only records with an error are in the full-text index.
         deleted += try await SQLiteRetention.purgeOldest(db, table: "search_logs", key: "rowid", time: "timestamp", indexed: ("error", "search_logs_fts", "logs"), before: cutoff)
@@ -66,11 +66,12 @@ enum SQLiteRetention {
     /// Deletes from `table` (rows keyed by `key`, with `created_at`, `updated_at`, `status`, `msg`, `sender`,
     /// `recipient` and an index on `created_at`) the communications past dispatch last changed before `cutoff`.
     /// Walks the rows created before `cutoff` through that index, a page per write, so that rows it must keep
-    /// (still on their way) are passed over once, not read again by every write.
-    static func purgeCommunications(_ db: SQLiteDatabase, table: String, key: String, fts: String, state: String, before cutoff: Timestamp) async throws -> Int {
+    /// (still on their way) are passed over once, not read again by every write. `counted`: the table's rows
+    /// are counted in `communication_counts` (the store's).
+    static func purgeCommunications(_ db: SQLiteDatabase, table: String, key: String, fts: String, state: String, counted: Bool, before cutoff: Timestamp) async throws -> Int {
         let statuses = pastDispatch.indices.map { "?\($0 + 4)" }.joined(separator: ", ")
         let select = """
-            SELECT \(key), created_at, msg, sender, recipient, status IN (\(statuses)) AND updated_at < ?1 FROM \(table)
+            SELECT \(key), created_at, msg, sender, recipient, status IN (\(statuses)) AND updated_at < ?1, type, status FROM \(table)
             WHERE created_at < ?1 AND (created_at, \(key)) > (?2, ?3) ORDER BY created_at, \(key) LIMIT \(chunk)
             """
         var after: (created: Int64, key: Int64) = (.min, .min)
@@ -79,11 +80,11 @@ enum SQLiteRetention {
             let (n, last) = try await db.write(durable: false) { [after] c -> (Int, (Int64, Int64)?) in
                 var seen = 0
                 var last: (Int64, Int64)?
-                var doomed: [(key: Int64, msg: String, sender: String, recipient: String)] = []
+                var doomed: [(key: Int64, msg: String, sender: String, recipient: String, type: String, status: String)] = []
                 try c.query(select, [.int(cutoff.milliseconds), .int(after.created), .int(after.key)] + pastDispatch) { row in
                     seen += 1
                     last = (row.int(1), row.int(0))
-                    if row.int(5) != 0 { doomed.append((row.int(0), row.text(2), row.text(3), row.text(4))) }
+                    if row.int(5) != 0 { doomed.append((row.int(0), row.text(2), row.text(3), row.text(4), row.text(6), row.text(7))) }
                 }
                 if !doomed.isEmpty {
                     let mark = try c.scalar("SELECT last_rowid FROM search_fts_state WHERE name = ?", [.text(state)]) ?? 0
@@ -92,6 +93,7 @@ enum SQLiteRetention {
                             try c.run("INSERT INTO \(fts)(\(fts), rowid, msg, sender, recipient) VALUES('delete', ?, ?, ?, ?)", [.int(d.key), .text(d.msg), .text(d.sender), .text(d.recipient)])
                         }
                         try c.run("DELETE FROM \(table) WHERE \(key) = ?", [.int(d.key)])
+                        if counted { c.countStatus(type: d.type, status: d.status, -1) }
                     }
                     try lowerMark(c, state: state, table: table)
                 }

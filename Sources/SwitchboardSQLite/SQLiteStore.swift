@@ -120,6 +120,7 @@ public struct SQLiteStore: CommunicationStore {
             guard let key = item.idempotencyKey, let r = try existing(key) else { throw error }
             return r
         }
+        c.countStatus(type: r.channel.rawValue, status: queuedAt == nil ? "pending" : "queued", 1)
         return .created
     }
 
@@ -185,6 +186,10 @@ public struct SQLiteStore: CommunicationStore {
                  next.provider.map(SQLValue.text) ?? .null, next.providerMessageID.map(SQLValue.text) ?? .null,
                  next.lastError?.code.map(SQLValue.text) ?? .null, next.lastError.map { .text($0.message) } ?? .null, .int(next.updatedAt.milliseconds),
                  .text(historyLine(change)), .int(loaded.seq)])
+            if next.status != loaded.communication.status {
+                c.countStatus(type: next.channel.rawValue, status: loaded.communication.status.rawValue, -1)
+                c.countStatus(type: next.channel.rawValue, status: next.status.rawValue, 1)
+            }
             loaded.communication = next
             loaded.communication.history = []
             return .applied(loaded, change)
@@ -234,7 +239,8 @@ public struct SQLiteStore: CommunicationStore {
     public func statusCounts() async throws -> [StatusCount] {
         try await db.read { c in
             var counts: [StatusCount] = []
-            try c.query("SELECT type, status, count(*) FROM communications GROUP BY type, status") { s in
+            // Kept by the writer (`Connection.countStatus`): a few rows, however many messages there are.
+            try c.query("SELECT type, status, n FROM communication_counts WHERE n <> 0 ORDER BY type, status") { s in
                 if let ch = Channel(rawValue: s.text(0)), let st = CommunicationStatus(rawValue: s.text(1)) {
                     counts.append(StatusCount(channel: ch, status: st, count: Int(s.int(2))))
                 }

@@ -122,8 +122,28 @@ enum Schema {
         INSERT INTO search_fts_state VALUES ('store', 0);
         """
 
+    /// Version 3: the count of communications per channel and status, kept by the writer (one change per
+    /// status and transaction, `Connection.countStatus`), so that the statistics read a few rows instead of
+    /// counting the whole table (an upgraded file's counts are taken once, here); and each stream entry's
+    /// number of field sets.
+    static let v3 = """
+        CREATE TABLE communication_counts (
+            type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (type, status)
+        ) WITHOUT ROWID;
+        INSERT INTO communication_counts (type, status, n) SELECT type, status, count(*) FROM communications GROUP BY type, status;
+        -- How many sets of fields an entry holds (see SQLiteQueue), so that a stream's length is a sum over its
+        -- index, not a parse of every entry. (The table holds backlogs and dead letters only: a quick rebuild.)
+        ALTER TABLE stream_entries ADD COLUMN sets INTEGER NOT NULL DEFAULT 1;
+        UPDATE stream_entries SET sets = max(1, json_array_length(fields)) WHERE substr(fields, 1, 1) = '[' AND json_valid(fields);
+        DROP INDEX stream_entries_stream;
+        CREATE INDEX stream_entries_stream ON stream_entries(stream, id, sets);
+        """
+
     /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
-    static let upgrades = [v2]
+    static let upgrades = [v2, v3]
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0

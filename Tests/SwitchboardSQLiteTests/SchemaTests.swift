@@ -17,7 +17,7 @@ struct SchemaTests {
         return path
     }
 
-    @Test("a version 1 file is upgraded at open: its messages are searchable over the store's rows")
+    @Test("a version 1 file is upgraded at open: its messages are searchable over the store's rows and counted")
     func upgradeFromVersionOne() async throws {
         let path = try versionOneFile()
         let c = try Connection(path: path, readOnly: false)
@@ -25,12 +25,17 @@ struct SchemaTests {
             """
             INSERT INTO communications (id, type, sender, recipient, msg, data, status, created_at, updated_at)
             VALUES ('000000000000000000000001', 'sms', '+15550000000', '+15551234567', 'stored before the upgrade', '{}', 'sent', 1, 2);
+            INSERT INTO stream_entries (stream, fields, created_at) VALUES ('log_stream', '[{"a":"1"},{"a":"2"}]', 1), ('log_stream', '{"a":"3"}', 1);
             """)
         let db = try SQLiteDatabase(options: SQLiteOptions(path: path, synchronous: .normal))
         #expect(try await db.read { c in try c.scalar("PRAGMA user_version") } == Schema.version)
         let search = SQLiteSearchIndex(database: db, documents: .storeRows)
         #expect(try await search.search(CommunicationQuery(text: "upgrade", limit: 5)).items.map(\.communicationId) == ["000000000000000000000001"])
         #expect(try await search.search(CommunicationQuery(status: .sent, to: "+15551234567", limit: 5)).items.count == 1)
+        // Version 3 counted the rows already there.
+        #expect(try await SQLiteStore(database: db).statusCounts() == [StatusCount(channel: .sms, status: .sent, count: 1)])
+        // ... and the sets of fields of the stream entries already there.
+        #expect(try await SQLiteQueue(database: db, clock: wallClock).info(stream: "log_stream", group: "logger").length == 3)
         await db.close()
         // Opening again changes nothing.
         let again = try SQLiteDatabase(options: SQLiteOptions(path: path, synchronous: .normal))

@@ -60,6 +60,52 @@ struct SQLiteStoreEngineTests {
         #expect(orphan == 0)
     }
 
+    @Test("the counts kept by the writer match a recount of the table after concurrent creates and transitions, writes rolled back, and a purge")
+    func statusCountsMatchRecount() async throws {
+        let db = try temporaryDatabase()
+        let store = SQLiteStore(database: db)
+        @Sendable func t(_ id: String, _ e: StatusEvent) -> StatusTransition { StatusTransition(id: id, event: e, at: Timestamp(milliseconds: 2000), service: "test") }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<300 {
+                group.addTask {
+                    let channel = Channel.allCases[i % 3]
+                    let id = "c\(i)"
+                    if i % 10 == 3 {
+                        // Creates and moves a message, then fails: none of it may count.
+                        try? await db.write { c in
+                            _ = try SQLiteStore.createOne(c, self.new(id, CommunicationRequest(channel: .sms, from: "+15550000000", to: "+15551234567", msg: "x")), dataText: "{}", queuedAt: nil)
+                            _ = try SQLiteStore.applyOne(c, t(id, .queued(dispatchSeq: 1)))
+                            throw SQLiteError(code: 1, message: "deliberate \(i)")
+                        }
+                        return
+                    }
+                    let request = channel == .email ? CommunicationRequest(channel: .email, from: "a@example.com", to: "b@example.com", msg: "x") : CommunicationRequest(channel: channel, from: "+15550000000", to: "+15551234567", msg: "x")
+                    _ = try await store.create([self.new(id, request)])
+                    if i % 2 == 0 { _ = try await store.apply([t(id, .queued(dispatchSeq: 1)), t(id, .processing(dispatchSeq: 1, redelivery: false))]) }
+                    if i % 4 == 0 { _ = try await store.apply([t(id, .sent(provider: "sandbox", providerMessageID: nil))]) }
+                    if i % 6 == 1 { _ = try await store.apply([t(id, .failed(error: ProviderError(message: "no"), provider: nil))]) }
+                    // An ignored transition (already past it) changes nothing.
+                    _ = try await store.apply([t(id, .queued(dispatchSeq: 1))])
+                }
+            }
+            try await group.waitForAll()
+        }
+        func recount() async throws -> [StatusCount] {
+            try await db.read { c in
+                var counts: [StatusCount] = []
+                try c.query("SELECT type, status, count(*) FROM communications GROUP BY type, status ORDER BY type, status") { s in
+                    counts.append(StatusCount(channel: Channel(rawValue: s.text(0))!, status: CommunicationStatus(rawValue: s.text(1))!, count: Int(s.int(2))))
+                }
+                return counts
+            }
+        }
+        let counted = try await store.statusCounts()
+        #expect(counted == (try await recount()))
+        #expect(counted.reduce(0) { $0 + $1.count } == 270)
+        #expect(try await store.purge(before: Timestamp(milliseconds: 10_000)) > 0)
+        #expect(try await store.statusCounts() == (try await recount()))
+    }
+
     @Test("many concurrent writes, some failing, while commits are synced: each caller gets its own outcome", arguments: SQLiteSynchronous.allCases)
     func concurrentWritesWithFailures(synchronous: SQLiteSynchronous) async throws {
         let db = try temporaryDatabase(synchronous: synchronous)
