@@ -116,8 +116,8 @@ final class Connection {
     private var statusCountChanges: [StatusKey: Int64] = [:]
 
     struct StatusKey: Hashable {
-        var type: String
-        var status: String
+        var channel: Channel
+        var status: CommunicationStatus
     }
 
     /// Process-wide settings applied once, before the first connection opens.
@@ -198,11 +198,11 @@ final class Connection {
         return Int(current)
     }
 
-    /// Notes that the open transaction added `delta` communications of `type` in `status` (negative: removed
-    /// them). The changes are written once per key and transaction, just before it commits
+    /// Notes that the open transaction added `delta` communications of `channel` in `status` (negative:
+    /// removed them). The changes are written once per key and transaction, just before it commits
     /// (`writeStatusCounts`), rather than once per row: the writer commits dozens of writes at a time.
-    func countStatus(type: String, status: String, _ delta: Int64) {
-        statusCountChanges[StatusKey(type: type, status: status), default: 0] += delta
+    func countStatus(_ channel: Channel, _ status: CommunicationStatus, _ delta: Int64) {
+        statusCountChanges[StatusKey(channel: channel, status: status), default: 0] += delta
     }
 
     /// Writes the noted count changes into the open transaction (before COMMIT).
@@ -211,7 +211,7 @@ final class Connection {
         for (key, delta) in statusCountChanges where delta != 0 {
             try run(
                 "INSERT INTO communication_counts (type, status, n) VALUES (?, ?, ?) ON CONFLICT (type, status) DO UPDATE SET n = n + excluded.n",
-                [.text(key.type), .text(key.status), .int(delta)])
+                [.text(key.channel.rawValue), .text(key.status.rawValue), .int(delta)])
         }
     }
 

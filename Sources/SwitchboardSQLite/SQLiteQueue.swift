@@ -248,9 +248,9 @@ public struct SQLiteQueue: MessageQueue {
         }.flatMap { Self.decodeEntries(id: $0.0, stream: stream, text: $0.1, deliveries: $0.2) }
     }
 
-    /// Appends one entry (encoded fields) on the writer thread; returns its id.
+    /// Appends one entry (encoded fields) on the writer thread; returns its id. `sets`: how many sets of fields
+    /// `fields` holds (an array's length; 1 for an object).
     @discardableResult
-    /// `sets`: how many sets of fields `fields` holds (an array's length; 1 for an object).
     static func append(_ c: Connection, stream: String, fields: String, sets: Int = 1, at: Timestamp) throws -> Int64 {
         try c.run("INSERT INTO stream_entries (stream, fields, created_at, sets) VALUES (?, ?, ?, ?)", [.text(stream), .text(fields), .int(at.milliseconds), .int(Int64(max(1, sets)))])
         return c.lastInsertRowID

@@ -11,7 +11,8 @@ extension SQLiteStore: Purging {
     /// Deletes the communications past dispatch whose last change is before `cutoff` (their history and
     /// idempotency key go with the row); a message still on its way is kept however old.
     public func purge(before cutoff: Timestamp) async throws -> Int {
-        try await SQLiteRetention.purgeCommunications(db, table: "communications", key: "seq", fts: "communications_fts", state: "store", counted: true, before: cutoff)
+        try await SQLiteRetention.purgeCommunications(
+            db, table: "communications", key: "seq", fts: .init(name: "communications_fts", columns: ["msg", "sender", "recipient"], state: "store"), counted: true, before: cutoff)
     }
 }
 
@@ -21,10 +22,11 @@ extension SQLiteSearchIndex: Purging {
     public func purge(before cutoff: Timestamp) async throws -> Int {
         var deleted = 0
         if documents == .ownTable {
-            deleted += try await SQLiteRetention.purgeCommunications(db, table: "search_communications", key: "rowid", fts: "search_communications_fts", state: "communications", counted: false, before: cutoff)
+            deleted += try await SQLiteRetention.purgeCommunications(
+                db, table: "search_communications", key: "rowid", fts: .init(name: "search_communications_fts", columns: ["msg", "sender", "recipient"], state: "communications"), counted: false, before: cutoff)
         }
         // Only records with an error are in the full-text index.
-        deleted += try await SQLiteRetention.purgeOldest(db, table: "search_logs", key: "rowid", time: "timestamp", indexed: ("error", "search_logs_fts", "logs"), before: cutoff)
+        deleted += try await SQLiteRetention.purgeOldest(db, table: "search_logs", key: "rowid", time: "timestamp", fts: .init(name: "search_logs_fts", columns: ["error"], state: "logs"), before: cutoff)
         return deleted
     }
 }
@@ -32,7 +34,7 @@ extension SQLiteSearchIndex: Purging {
 extension SQLiteSandboxMailbox: Purging {
     /// Deletes the messages recorded before `cutoff`.
     public func purge(before cutoff: Timestamp) async throws -> Int {
-        try await SQLiteRetention.purgeOldest(db, table: "sandbox_messages", key: "seq", time: "at", indexed: nil, before: cutoff)
+        try await SQLiteRetention.purgeOldest(db, table: "sandbox_messages", key: "seq", time: "at", fts: nil, before: cutoff)
     }
 }
 
@@ -68,7 +70,7 @@ enum SQLiteRetention {
     /// Walks the rows created before `cutoff` through that index, a page per write, so that rows it must keep
     /// (still on their way) are passed over once, not read again by every write. `counted`: the table's rows
     /// are counted in `communication_counts` (the store's).
-    static func purgeCommunications(_ db: SQLiteDatabase, table: String, key: String, fts: String, state: String, counted: Bool, before cutoff: Timestamp) async throws -> Int {
+    static func purgeCommunications(_ db: SQLiteDatabase, table: String, key: String, fts: FullTextIndex, counted: Bool, before cutoff: Timestamp) async throws -> Int {
         let statuses = pastDispatch.indices.map { "?\($0 + 4)" }.joined(separator: ", ")
         let select = """
             SELECT \(key), created_at, msg, sender, recipient, status IN (\(statuses)) AND updated_at < ?1, type, status FROM \(table)
@@ -80,23 +82,19 @@ enum SQLiteRetention {
             let (n, last) = try await db.write(durable: false) { [after] c -> (Int, (Int64, Int64)?) in
                 var seen = 0
                 var last: (Int64, Int64)?
-                var doomed: [(key: Int64, msg: String, sender: String, recipient: String, type: String, status: String)] = []
+                var doomed: [(key: Int64, indexed: [String]?)] = []
+                var uncounted: [(Channel, CommunicationStatus)] = []
                 try c.query(select, [.int(cutoff.milliseconds), .int(after.created), .int(after.key)] + pastDispatch) { row in
                     seen += 1
                     last = (row.int(1), row.int(0))
-                    if row.int(5) != 0 { doomed.append((row.int(0), row.text(2), row.text(3), row.text(4), row.text(6), row.text(7))) }
-                }
-                if !doomed.isEmpty {
-                    let mark = try c.scalar("SELECT last_rowid FROM search_fts_state WHERE name = ?", [.text(state)]) ?? 0
-                    for d in doomed {
-                        if d.key <= mark {
-                            try c.run("INSERT INTO \(fts)(\(fts), rowid, msg, sender, recipient) VALUES('delete', ?, ?, ?, ?)", [.int(d.key), .text(d.msg), .text(d.sender), .text(d.recipient)])
-                        }
-                        try c.run("DELETE FROM \(table) WHERE \(key) = ?", [.int(d.key)])
-                        if counted { c.countStatus(type: d.type, status: d.status, -1) }
+                    guard row.int(5) != 0 else { return }
+                    doomed.append((row.int(0), [row.text(2), row.text(3), row.text(4)]))
+                    if counted, let channel = Channel(rawValue: row.text(6)), let status = CommunicationStatus(rawValue: row.text(7)) {
+                        uncounted.append((channel, status))
                     }
-                    try lowerMark(c, state: state, table: table)
                 }
+                try delete(c, from: table, key: key, doomed, fts: fts)
+                for (channel, status) in uncounted { c.countStatus(channel, status, -1) }
                 return (doomed.count, seen == chunk ? last : nil)
             }
             deleted += n
@@ -107,35 +105,51 @@ enum SQLiteRetention {
 
     /// Deletes the oldest rows of `table` (in `key` order, which follows `time` as rows are appended) while
     /// they are from before `cutoff`: a write reads the first `chunk` rows and deletes those older than
-    /// `cutoff`; the purge ends at the first write that met a newer row. `indexed`: the column of a full-text
-    /// index, that index and its mark, for rows where the column is not null.
-    static func purgeOldest(_ db: SQLiteDatabase, table: String, key: String, time: String, indexed: (column: String, fts: String, state: String)?, before cutoff: Timestamp) async throws -> Int {
-        let select = "SELECT \(key), \(time), \(indexed?.column ?? "NULL") FROM \(table) ORDER BY \(key) LIMIT \(chunk)"
+    /// `cutoff`; the purge ends at the first write that met a newer row. `fts`: a full-text index over one
+    /// column of the table, holding the rows where that column is not null.
+    static func purgeOldest(_ db: SQLiteDatabase, table: String, key: String, time: String, fts: FullTextIndex?, before cutoff: Timestamp) async throws -> Int {
+        let select = "SELECT \(key), \(time), \(fts?.columns.first ?? "NULL") FROM \(table) ORDER BY \(key) LIMIT \(chunk)"
         var deleted = 0
         while true {
             let (n, done) = try await db.write(durable: false) { c -> (Int, Bool) in
                 var seen = 0
                 var reachedNewer = false
-                var doomed: [(key: Int64, text: String?)] = []
+                var doomed: [(key: Int64, indexed: [String]?)] = []
                 try c.query(select) { row in
                     seen += 1
-                    if row.int(1) < cutoff.milliseconds { doomed.append((row.int(0), row.optionalText(2))) } else { reachedNewer = true }
+                    if row.int(1) < cutoff.milliseconds { doomed.append((row.int(0), row.optionalText(2).map { [$0] })) } else { reachedNewer = true }
                 }
-                if !doomed.isEmpty {
-                    let mark = try indexed.map { try c.scalar("SELECT last_rowid FROM search_fts_state WHERE name = ?", [.text($0.state)]) ?? 0 } ?? 0
-                    for d in doomed {
-                        if let indexed, let text = d.text, d.key <= mark {
-                            try c.run("INSERT INTO \(indexed.fts)(\(indexed.fts), rowid, \(indexed.column)) VALUES('delete', ?, ?)", [.int(d.key), .text(text)])
-                        }
-                        try c.run("DELETE FROM \(table) WHERE \(key) = ?", [.int(d.key)])
-                    }
-                    if let indexed { try lowerMark(c, state: indexed.state, table: table) }
-                }
+                try delete(c, from: table, key: key, doomed, fts: fts)
                 return (doomed.count, reachedNewer || seen < chunk)
             }
             deleted += n
             if done { return deleted }
         }
+    }
+
+    /// A full-text index (external content) over `columns` of a table, and its mark in `search_fts_state`.
+    struct FullTextIndex {
+        var name: String
+        var columns: [String]
+        var state: String
+    }
+
+    /// Deletes `rows` of `table` (by `key`). Those `fts` holds (`indexed`: the values it indexed, nil when the
+    /// row is not in it; only rows up to its mark are) are taken out of it first with FTS5's 'delete' command,
+    /// which needs those values; then its mark comes down if need be (`lowerMark`).
+    static func delete(_ c: Connection, from table: String, key: String, _ rows: [(key: Int64, indexed: [String]?)], fts: FullTextIndex?) throws {
+        guard !rows.isEmpty else { return }
+        let mark = try fts.map { try SQLiteSearchIndex.mark(c, $0.state) } ?? 0
+        let unindex = fts.map { f in
+            "INSERT INTO \(f.name)(\(f.name), rowid, \(f.columns.joined(separator: ", "))) VALUES('delete', ?\(String(repeating: ", ?", count: f.columns.count)))"
+        }
+        for row in rows {
+            if let unindex, let values = row.indexed, row.key <= mark {
+                try c.run(unindex, [.int(row.key)] + values.map(SQLValue.text))
+            }
+            try c.run("DELETE FROM \(table) WHERE \(key) = ?", [.int(row.key)])
+        }
+        if let fts { try lowerMark(c, state: fts.state, table: table) }
     }
 
     /// A table without AUTOINCREMENT gives a new row the largest rowid left plus one: after deleting its newest

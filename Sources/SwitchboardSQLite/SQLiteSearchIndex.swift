@@ -102,13 +102,18 @@ public struct SQLiteSearchIndex: SearchIndex {
     /// Runs `insert` (rows after ?1 up to ?2) for the next `chunk` rowids of `rows` past the index's mark
     /// in `search_fts_state`, and moves the mark; returns whether rows remain.
     private static func refresh(_ c: Connection, state: String, rows: String, chunk: Int64, insert: () -> String) throws -> Bool {
-        let last = try c.scalar("SELECT last_rowid FROM search_fts_state WHERE name = ?", [.text(state)]) ?? 0
+        let last = try mark(c, state)
         let newest = try c.scalar("SELECT ifnull(max(rowid), 0) FROM \(rows)") ?? 0
         guard newest > last else { return false }
         let upTo = min(newest, last + chunk)
         try c.run(insert(), [.int(last), .int(upTo)])
         try c.run("UPDATE search_fts_state SET last_rowid = ? WHERE name = ?", [.int(upTo), .text(state)])
         return upTo < newest
+    }
+
+    /// How far the full-text index whose row in `search_fts_state` is `state` has got: the rowids up to this are in it.
+    static func mark(_ c: Connection, _ state: String) throws -> Int64 {
+        try c.scalar("SELECT last_rowid FROM search_fts_state WHERE name = ?", [.text(state)]) ?? 0
     }
 
     /// Turns user text into an FTS5 query: every word quoted (so operators and punctuation are literal), all required.

@@ -120,7 +120,7 @@ public struct SQLiteStore: CommunicationStore {
             guard let key = item.idempotencyKey, let r = try existing(key) else { throw error }
             return r
         }
-        c.countStatus(type: r.channel.rawValue, status: queuedAt == nil ? "pending" : "queued", 1)
+        c.countStatus(r.channel, queuedAt == nil ? .pending : .queued, 1)
         return .created
     }
 
@@ -187,8 +187,8 @@ public struct SQLiteStore: CommunicationStore {
                  next.lastError?.code.map(SQLValue.text) ?? .null, next.lastError.map { .text($0.message) } ?? .null, .int(next.updatedAt.milliseconds),
                  .text(historyLine(change)), .int(loaded.seq)])
             if next.status != loaded.communication.status {
-                c.countStatus(type: next.channel.rawValue, status: loaded.communication.status.rawValue, -1)
-                c.countStatus(type: next.channel.rawValue, status: next.status.rawValue, 1)
+                c.countStatus(next.channel, loaded.communication.status, -1)
+                c.countStatus(next.channel, next.status, 1)
             }
             loaded.communication = next
             loaded.communication.history = []
