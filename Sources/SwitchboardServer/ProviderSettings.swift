@@ -48,37 +48,48 @@ public struct ProviderSettings: Sendable {
     /// No provider configured: every channel on the sandbox.
     public init() {}
 
-    /// The variables read here, for `--help` and the README.
-    public static let variables: [Settings.Variable] = [
-        .init(name: "SWITCHBOARD_PUBLIC_URL", meaning: "public base URL of this server (Twilio StatusCallback and webhook signatures)", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_EMAIL_PROVIDERS", meaning: "failover order for email: smtp, sandbox", defaultValue: "smtp if configured, else sandbox"),
-        .init(name: "SWITCHBOARD_SMS_PROVIDERS", meaning: "failover order for SMS: twilio, sandbox", defaultValue: "twilio if configured, else sandbox"),
-        .init(name: "SWITCHBOARD_WHATSAPP_PROVIDERS", meaning: "failover order for WhatsApp: meta, sandbox", defaultValue: "meta if configured, else sandbox"),
-        .init(name: "SWITCHBOARD_BREAKER_THRESHOLD", meaning: "consecutive retryable failures that open a provider's circuit", defaultValue: "5"),
-        .init(name: "SWITCHBOARD_BREAKER_COOLDOWN_MS", meaning: "how long an open circuit waits before one probe", defaultValue: "30000"),
-        .init(name: "SWITCHBOARD_SMTP_HOST", meaning: "SMTP server; setting it enables email over SMTP", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_SMTP_PORT", meaning: "SMTP port", defaultValue: "587 (starttls), 465 (tls), 25 (none)"),
-        .init(name: "SWITCHBOARD_SMTP_USER", meaning: "SMTP AUTH user", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_SMTP_PASSWORD", meaning: "SMTP AUTH password (secret)", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_SMTP_TLS", meaning: "starttls, tls (implicit) or none", defaultValue: "starttls"),
-        .init(name: "SWITCHBOARD_SMTP_CA_FILE", meaning: "PEM file of CAs to trust instead of the system store", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_SMTP_FROM", meaning: "From address of every email (the request's from becomes Reply-To)", defaultValue: "the request's from"),
-        .init(name: "SWITCHBOARD_SMTP_HELO", meaning: "EHLO name", defaultValue: "localhost"),
-        .init(name: "SWITCHBOARD_SMTP_ALLOW_INSECURE_AUTH", meaning: "true: allow AUTH without TLS (tls=none, trusted networks only)", defaultValue: "false"),
-        .init(name: "SWITCHBOARD_SMTP_RATE", meaning: "emails per second through SMTP", defaultValue: "unlimited"),
-        .init(name: "ACCOUNTSID", meaning: "Twilio account SID; with AUTHTOKEN enables SMS through Twilio", defaultValue: "unset"),
-        .init(name: "AUTHTOKEN", meaning: "Twilio auth token (secret)", defaultValue: "unset"),
-        .init(name: "MSG_ID", meaning: "Twilio messaging service SID (sent as MessagingServiceSid instead of From)", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_TWILIO_BASE_URL", meaning: "Twilio API base URL", defaultValue: "https://api.twilio.com"),
-        .init(name: "SWITCHBOARD_TWILIO_RATE", meaning: "SMS per second through Twilio", defaultValue: "unlimited"),
-        .init(name: "SWITCHBOARD_WHATSAPP_TOKEN", meaning: "Meta access token (secret); with the phone number id enables WhatsApp", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_WHATSAPP_PHONE_NUMBER_ID", meaning: "WhatsApp business phone number id", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_WHATSAPP_API_VERSION", meaning: "Graph API version", defaultValue: "v21.0"),
-        .init(name: "SWITCHBOARD_WHATSAPP_BASE_URL", meaning: "Graph API base URL", defaultValue: "https://graph.facebook.com"),
-        .init(name: "SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", meaning: "webhook verification token (secret)", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_WHATSAPP_APP_SECRET", meaning: "app secret that signs webhook notifications (secret)", defaultValue: "unset"),
-        .init(name: "SWITCHBOARD_WHATSAPP_RATE", meaning: "WhatsApp messages per second", defaultValue: "80"),
+    /// The variables read here, by channel, for `switchboard help config`.
+    public static let variableGroups: [Settings.VariableGroup] = [
+        .init(title: "Providers: every channel", variables: [
+            .init(name: "SWITCHBOARD_PUBLIC_URL", meaning: "public base URL of this server (Twilio StatusCallback and webhook signatures)", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_BREAKER_THRESHOLD", meaning: "consecutive retryable failures that open a provider's circuit", defaultValue: "5"),
+            .init(name: "SWITCHBOARD_BREAKER_COOLDOWN_MS", meaning: "how long an open circuit waits before one probe", defaultValue: "30000"),
+        ]),
+        .init(title: "Providers: email (SMTP)", variables: [
+            .init(name: "SWITCHBOARD_EMAIL_PROVIDERS", meaning: "failover order for email: smtp, sandbox", defaultValue: "smtp if configured, else sandbox"),
+            .init(name: "SWITCHBOARD_SMTP_HOST", meaning: "SMTP server; setting it enables email over SMTP", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_SMTP_PORT", meaning: "SMTP port", defaultValue: "587 (starttls), 465 (tls), 25 (none)"),
+            .init(name: "SWITCHBOARD_SMTP_USER", meaning: "SMTP AUTH user", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_SMTP_PASSWORD", meaning: "SMTP AUTH password (secret)", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_SMTP_TLS", meaning: "starttls, tls (implicit) or none", defaultValue: "starttls"),
+            .init(name: "SWITCHBOARD_SMTP_CA_FILE", meaning: "PEM file of CAs to trust instead of the system store", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_SMTP_FROM", meaning: "From address of every email (the request's from becomes Reply-To)", defaultValue: "the request's from"),
+            .init(name: "SWITCHBOARD_SMTP_HELO", meaning: "EHLO name", defaultValue: "localhost"),
+            .init(name: "SWITCHBOARD_SMTP_ALLOW_INSECURE_AUTH", meaning: "true: allow AUTH without TLS (tls=none, trusted networks only)", defaultValue: "false"),
+            .init(name: "SWITCHBOARD_SMTP_RATE", meaning: "emails per second through SMTP", defaultValue: "unlimited"),
+        ]),
+        .init(title: "Providers: SMS (Twilio)", variables: [
+            .init(name: "SWITCHBOARD_SMS_PROVIDERS", meaning: "failover order for SMS: twilio, sandbox", defaultValue: "twilio if configured, else sandbox"),
+            .init(name: "ACCOUNTSID", meaning: "Twilio account SID; with AUTHTOKEN enables SMS through Twilio", defaultValue: "unset"),
+            .init(name: "AUTHTOKEN", meaning: "Twilio auth token (secret)", defaultValue: "unset"),
+            .init(name: "MSG_ID", meaning: "Twilio messaging service SID (sent as MessagingServiceSid instead of From)", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_TWILIO_BASE_URL", meaning: "Twilio API base URL", defaultValue: "https://api.twilio.com"),
+            .init(name: "SWITCHBOARD_TWILIO_RATE", meaning: "SMS per second through Twilio", defaultValue: "unlimited"),
+        ]),
+        .init(title: "Providers: WhatsApp (Meta Cloud API)", variables: [
+            .init(name: "SWITCHBOARD_WHATSAPP_PROVIDERS", meaning: "failover order for WhatsApp: meta, sandbox", defaultValue: "meta if configured, else sandbox"),
+            .init(name: "SWITCHBOARD_WHATSAPP_TOKEN", meaning: "Meta access token (secret); with the phone number id enables WhatsApp", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_WHATSAPP_PHONE_NUMBER_ID", meaning: "WhatsApp business phone number id", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_WHATSAPP_API_VERSION", meaning: "Graph API version", defaultValue: "v21.0"),
+            .init(name: "SWITCHBOARD_WHATSAPP_BASE_URL", meaning: "Graph API base URL", defaultValue: "https://graph.facebook.com"),
+            .init(name: "SWITCHBOARD_WHATSAPP_VERIFY_TOKEN", meaning: "webhook verification token (secret)", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_WHATSAPP_APP_SECRET", meaning: "app secret that signs webhook notifications (secret)", defaultValue: "unset"),
+            .init(name: "SWITCHBOARD_WHATSAPP_RATE", meaning: "WhatsApp messages per second", defaultValue: "80"),
+        ]),
     ]
+
+    /// The variables read here, in the order of ``variableGroups``.
+    public static var variables: [Settings.Variable] { variableGroups.flatMap(\.variables) }
 
     /// Reads the provider variables.
     public static func fromEnvironment(_ env: [String: String]) throws -> ProviderSettings {

@@ -48,6 +48,10 @@ public struct Settings: Sendable {
     /// nil (0, the default): kept until deleted by hand.
     public var retention: Duration?
 
+    /// With `SWITCHBOARD_SQLITE_STATS` set (to anything), the SQLite writer logs its group-commit statistics at
+    /// this interval; nil (unset, the default): not logged.
+    public var sqliteStatsInterval: Duration?
+
     public init() {}
 
     /// One documented environment variable.
@@ -57,32 +61,138 @@ public struct Settings: Sendable {
         public var defaultValue: String
     }
 
-    /// The variables this version reads, for `--help` and the README.
-    public static let variables: [Variable] = [
-        Variable(name: "PORT", meaning: "HTTP port of the router", defaultValue: "3001"),
-        Variable(name: "SWITCHBOARD_HOST", meaning: "address the router listens on", defaultValue: "127.0.0.1"),
-        Variable(name: "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS", meaning: "an HTTP connection idle this long (nothing read or written) is closed; 0 = never", defaultValue: "60000"),
-        Variable(name: "SWITCHBOARD_DATABASE", meaning: "SQLite file of the embedded engine", defaultValue: "./data/switchboard.sqlite"),
-        Variable(name: "SWITCHBOARD_SQLITE_SYNCHRONOUS", meaning: "full (fsync each commit) or normal (fsync at checkpoints)", defaultValue: "full"),
-        Variable(name: "SWITCHBOARD_RETRY_MAX_ATTEMPTS", meaning: "delivery attempts in all", defaultValue: "5"),
-        Variable(name: "SWITCHBOARD_RETRY_BASE_MS", meaning: "backoff before the 2nd attempt, doubled each time", defaultValue: "1000"),
-        Variable(name: "SWITCHBOARD_RETRY_MAX_MS", meaning: "longest backoff", defaultValue: "300000"),
-        Variable(name: "SWITCHBOARD_RETRY_JITTER", meaning: "random fraction of each backoff (0 to 1)", defaultValue: "0.5"),
-        Variable(name: "SWITCHBOARD_LEASE_MS", meaning: "how long a worker holds a stream entry before another may take it", defaultValue: "30000"),
-        Variable(name: "SWITCHBOARD_MAX_DELIVERIES", meaning: "deliveries of one stream entry before it is dead-lettered", defaultValue: "5"),
-        Variable(name: "SWITCHBOARD_WORKER_CONCURRENCY", meaning: "deliveries in flight per channel worker", defaultValue: "64"),
-        Variable(name: "SWITCHBOARD_BATCH_SIZE", meaning: "stream entries a worker reads at once", defaultValue: "128"),
-        Variable(name: "SWITCHBOARD_OUTBOX_GRACE_MS", meaning: "age at which an unconfirmed publication is redone by the outbox", defaultValue: "10000"),
-        Variable(name: "SWITCHBOARD_SCHEDULER_INTERVAL_MS", meaning: "how often the outbox looks for due messages and retries", defaultValue: "500"),
-        Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
-        Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
-        Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
-        Variable(name: "SWITCHBOARD_STALL_TIMEOUT_MS", meaning: "with Redis streams: a message queued or processing this long is redispatched (its entry presumed lost); 0 = never", defaultValue: "600000"),
-        Variable(name: "MONGODB_URL", meaning: "store in MongoDB: mongodb://[user:password@]host[:port][,host…]/[database][?options] (build with --traits MongoDB; unset: SQLite store)", defaultValue: "unset"),
-        Variable(name: "SWITCHBOARD_RETENTION_DAYS", meaning: "days a message past dispatch (sent, delivered, read, undelivered, failed) is kept after its last change; log records, dead letters and sandbox copies are kept as long; purged hourly by the router; 0 = kept for ever", defaultValue: "0"),
-        Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
-    ] + elasticsearchVariables + ProviderSettings.variables
+    /// The variables of one concern, under a title.
+    public struct VariableGroup: Sendable {
+        public var title: String
+        public var variables: [Variable]
+    }
 
+    /// Every variable this version reads, by concern: what `switchboard help config` prints, and the names an
+    /// unknown `SWITCHBOARD_*` variable is checked against at start (one list, so they cannot drift apart).
+    public static let variableGroups: [VariableGroup] = [
+        VariableGroup(title: "HTTP (the router)", variables: [
+            Variable(name: "PORT", meaning: "HTTP port of the router", defaultValue: "3001"),
+            Variable(name: "SWITCHBOARD_HOST", meaning: "address the router listens on", defaultValue: "127.0.0.1"),
+            Variable(name: "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS", meaning: "an HTTP connection idle this long (nothing read or written) is closed; 0 = never", defaultValue: "60000"),
+        ]),
+        VariableGroup(title: "Engines: the embedded SQLite file (store, streams, search, sandbox mailbox)", variables: [
+            Variable(name: "SWITCHBOARD_DATABASE", meaning: "SQLite file of the embedded engine", defaultValue: "./data/switchboard.sqlite"),
+            Variable(name: "SWITCHBOARD_SQLITE_SYNCHRONOUS", meaning: "full (fsync each commit) or normal (fsync at checkpoints)", defaultValue: "full"),
+            Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
+            Variable(name: "SWITCHBOARD_SQLITE_STATS", meaning: "set (to anything): the writer logs its group-commit statistics every second", defaultValue: "unset"),
+        ]),
+        VariableGroup(title: "Redis (the streams)", variables: [
+            Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
+            Variable(name: "SWITCHBOARD_REDIS_WAIT_MS", meaning: "how long a Redis call waits for an unreachable Redis before failing", defaultValue: "1000"),
+            Variable(name: "SWITCHBOARD_STALL_TIMEOUT_MS", meaning: "with Redis streams: a message queued or processing this long is redispatched (its entry presumed lost); 0 = never", defaultValue: "600000"),
+        ]),
+        VariableGroup(title: "MongoDB (the store)", variables: [
+            Variable(name: "MONGODB_URL", meaning: "store in MongoDB: mongodb://[user:password@]host[:port][,host…]/[database][?options] (build with --traits MongoDB; unset: SQLite store)", defaultValue: "unset"),
+        ]),
+        VariableGroup(title: "Elasticsearch / OpenSearch (search)", variables: elasticsearchVariables),
+    ] + ProviderSettings.variableGroups + [
+        VariableGroup(title: "Pipeline: retries, workers, outbox", variables: [
+            Variable(name: "SWITCHBOARD_RETRY_MAX_ATTEMPTS", meaning: "delivery attempts in all", defaultValue: "5"),
+            Variable(name: "SWITCHBOARD_RETRY_BASE_MS", meaning: "backoff before the 2nd attempt, doubled each time", defaultValue: "1000"),
+            Variable(name: "SWITCHBOARD_RETRY_MAX_MS", meaning: "longest backoff", defaultValue: "300000"),
+            Variable(name: "SWITCHBOARD_RETRY_JITTER", meaning: "random fraction of each backoff (0 to 1)", defaultValue: "0.5"),
+            Variable(name: "SWITCHBOARD_LEASE_MS", meaning: "how long a worker holds a stream entry before another may take it", defaultValue: "30000"),
+            Variable(name: "SWITCHBOARD_MAX_DELIVERIES", meaning: "deliveries of one stream entry before it is dead-lettered", defaultValue: "5"),
+            Variable(name: "SWITCHBOARD_WORKER_CONCURRENCY", meaning: "deliveries in flight per channel worker", defaultValue: "64"),
+            Variable(name: "SWITCHBOARD_BATCH_SIZE", meaning: "stream entries a worker reads at once", defaultValue: "128"),
+            Variable(name: "SWITCHBOARD_OUTBOX_GRACE_MS", meaning: "age at which an unconfirmed publication is redone by the outbox", defaultValue: "10000"),
+            Variable(name: "SWITCHBOARD_SCHEDULER_INTERVAL_MS", meaning: "how often the outbox looks for due messages and retries", defaultValue: "500"),
+        ]),
+        VariableGroup(title: "Retention", variables: [
+            Variable(name: "SWITCHBOARD_RETENTION_DAYS", meaning: "days a message past dispatch (sent, delivered, read, undelivered, failed) is kept after its last change; log records, dead letters and sandbox copies are kept as long; purged hourly by the router; 0 = kept for ever", defaultValue: "0"),
+        ]),
+        VariableGroup(title: "Logging", variables: [
+            Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
+        ]),
+        VariableGroup(title: "Test suite (read by the tests of scripts/test.sh, not by switchboard)", variables: [
+            Variable(name: "SWITCHBOARD_TEST_SECANTUS_SERVERS", meaning: "MongoDB emulators running at once during the tests", defaultValue: "2"),
+            Variable(name: "SWITCHBOARD_SMTP_SCRIPTS", meaning: "folder of the SMTP test scripts", defaultValue: "the package's scripts/"),
+            Variable(name: "SWITCHBOARD_NOIDA_DB", meaning: "the Elasticsearch emulator's executable", defaultValue: "found through its pip package"),
+            Variable(name: "SWITCHBOARD_OSMEM_SERVER", meaning: "the OpenSearch emulator's executable", defaultValue: "found through its pip package"),
+        ]),
+    ]
+
+    /// Every variable, in the order of ``variableGroups``.
+    public static var variables: [Variable] { variableGroups.flatMap(\.variables) }
+
+    /// The variables of `env` named like Switchboard's (`SWITCHBOARD_` and a name) that no version reads — a typo,
+    /// or a setting that was renamed —, in name order, each with the known name it most likely meant, if any.
+    public static func unknownVariables(in env: [String: String]) -> [(name: String, suggestion: String?)] {
+        let known = variables.map(\.name)
+        let unknown = env.keys.filter { $0.hasPrefix("SWITCHBOARD_") && !known.contains($0) }.sorted()
+        return unknown.map { name in (name, nearestName(to: name, among: known)) }
+    }
+
+    /// The name of `names` closest to `name` in edits, if close enough to be what it meant (a fifth of its
+    /// letters, at least two).
+    static func nearestName(to name: String, among names: [String]) -> String? {
+        var best: (name: String, distance: Int)?
+        for candidate in names.sorted() {
+            let distance = editDistance(name, candidate)
+            if best == nil || distance < best!.distance { best = (candidate, distance) }
+        }
+        guard let best, best.distance <= max(2, name.count / 5) else { return nil }
+        return best.name
+    }
+
+    /// Logs a warning for each unknown `SWITCHBOARD_*` variable of `env` (see ``unknownVariables(in:)``).
+    public static func warnAboutUnknownVariables(in env: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) {
+        for (name, suggestion) in unknownVariables(in: env) {
+            logger.warning(
+                "unknown environment variable \(name), ignored\(suggestion.map { " (did you mean \($0)?)" } ?? ""); `switchboard help config` lists the settings")
+        }
+    }
+
+    /// The number of single-character insertions, deletions and substitutions that turn `a` into `b`.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.utf8), b = Array(b.utf8)
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
+    /// The settings page (`switchboard help config`): every variable by concern, its name whole on a line of
+    /// its own, then its meaning and default, wrapped to `width` columns.
+    public static func configurationHelp(width: Int = 78) -> String {
+        var lines = wrap(
+            "Settings are read from the environment at start; the few flags a command has override them. A "
+                + "SWITCHBOARD_* variable that is not listed here is warned about at start (a typo never goes unnoticed).",
+            width: width, indent: "")
+        for group in variableGroups {
+            lines.append("")
+            lines.append(group.title + ":")
+            for variable in group.variables {
+                lines.append("  " + variable.name)
+                lines += wrap("\(variable.meaning) (default: \(variable.defaultValue))", width: width, indent: "      ")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `text` in lines of at most `width` columns (a longer word gets a line of its own), each after `indent`.
+    static func wrap(_ text: String, width: Int, indent: String) -> [String] {
+        var lines: [String] = [], line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty, indent.count + line.count + 1 + word.count > width {
+                lines.append(indent + line)
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty { lines.append(indent + line) }
+        return lines
+    }
 
     /// Reads the environment.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
@@ -127,6 +237,7 @@ public struct Settings: Sendable {
         if let v = value("MONGODB_URL") { s.mongoURL = v }
         if let v = try int("SWITCHBOARD_RETENTION_DAYS", 0...36_500) { s.retention = v == 0 ? nil : .seconds(v * 86_400) }
         try s.validateMongoURL()
+        if env["SWITCHBOARD_SQLITE_STATS"] != nil { s.sqliteStatsInterval = .seconds(1) }
         return s
     }
 

@@ -220,7 +220,7 @@ public struct SwitchboardSystem: Sendable {
     }
 
     func runServices(role: Role) async throws {
-        var services: [any Service] = [DatabaseService(database: database, logger: logger, reportEvery: ProcessInfo.processInfo.environment["SWITCHBOARD_SQLITE_STATS"] != nil ? .seconds(1) : nil)]
+        var services: [any Service] = [DatabaseService(database: database, logger: logger, reportEvery: settings.sqliteStatsInterval)]
         if let search = engine.search as? SQLiteSearchIndex {
             services.append(PeriodicTask(name: "search refresh", interval: .seconds(1), logger: logger) { try await search.refresh() })
         }

@@ -10,12 +10,21 @@ struct Switchboard: AsyncParsableCommand {
         commandName: "switchboard",
         abstract: "Switchboard: one HTTP request in, a message delivered by email, SMS or WhatsApp out.",
         discussion: """
-            Environment (flags override):
-            \(Settings.variables.map { "  \($0.name.padding(toLength: 34, withPad: " ", startingAt: 0)) \($0.meaning) (default \($0.defaultValue))" }.joined(separator: "\n"))
+            Settings come from the environment (PORT, REDIS_URL, MONGODB_URL,
+            ELASTICSEARCH_NODE, the providers' credentials, SWITCHBOARD_*); a
+            command's flags override them. Every setting, grouped, with its default
+            and meaning:
+              switchboard help config
             """,
-        subcommands: [Serve.self, RouterCommand.self, WorkerCommand.self, LoggerCommand.self, KibanaCommand.self],
+        subcommands: [Serve.self, RouterCommand.self, WorkerCommand.self, LoggerCommand.self, KibanaCommand.self, ConfigCommand.self],
         defaultSubcommand: nil)
 }
+
+/// What a service command's help says of the settings.
+let settingsPointer = """
+    Settings come from the environment. Every setting, grouped, with its default and meaning:
+      switchboard help config
+    """
 
 /// Flags every service command takes.
 struct CommonOptions: ParsableArguments {
@@ -60,13 +69,16 @@ func start(_ settings: Settings, role: Role, name: String) async throws {
     let level = settings.logLevel
     LoggingSystem.bootstrap { label in LogLineHandler(label: label, level: level) }
     let logger = Logger(label: "switchboard.\(name)")
+    Settings.warnAboutUnknownVariables(logger: logger)
     logger.info("starting \(name)", metadata: Logger.Metadata(uniqueKeysWithValues: settings.summary.map { ($0.0, .string($0.1)) }))
     let system = try SwitchboardSystem(settings: settings, logger: logger)
     try await system.run(role: role)
 }
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run everything in one process: router, the three channel workers, the logging service and the outbox.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run everything in one process: router, the three channel workers, the logging service and the outbox.",
+        discussion: settingsPointer)
     @OptionGroup var common: CommonOptions
     @OptionGroup var http: HTTPOptions
     @Option(help: "Deliveries in flight per channel worker (SWITCHBOARD_WORKER_CONCURRENCY).")
@@ -81,7 +93,7 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct RouterCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "router", abstract: "Run the router: the HTTP API and the outbox scheduler.")
+    static let configuration = CommandConfiguration(commandName: "router", abstract: "Run the router: the HTTP API and the outbox scheduler.", discussion: settingsPointer)
     @OptionGroup var common: CommonOptions
     @OptionGroup var http: HTTPOptions
 
@@ -93,7 +105,7 @@ struct RouterCommand: AsyncParsableCommand {
 }
 
 struct WorkerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run one channel's worker.")
+    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run one channel's worker.", discussion: settingsPointer)
     @OptionGroup var common: CommonOptions
     @Option(help: "email, sms or whatsapp.")
     var channel: String
@@ -113,10 +125,22 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 struct LoggerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "logger", abstract: "Run the logging service: log_stream into communication-logs.")
+    static let configuration = CommandConfiguration(commandName: "logger", abstract: "Run the logging service: log_stream into communication-logs.", discussion: settingsPointer)
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
         try await start(try common.settings(), role: .logger, name: "logger")
+    }
+}
+
+/// `switchboard config` (and `switchboard help config`): every setting, grouped by concern, with its default.
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "The settings: every environment variable, grouped by concern, with its default and meaning.",
+        discussion: Settings.configurationHelp())
+
+    func run() {
+        print(Settings.configurationHelp())
     }
 }
