@@ -29,36 +29,44 @@ public struct API: Sendable {
         self.webhooks = webhooks
     }
 
-    /// Every route, for 405 answers (a known path with another method).
-    static let routes: [(HTTPRequest.Method, [String])] = [
-        (.post, ["api", "v1", "communication"]),
-        (.get, ["api", "v1", "communication", "*"]),
-        (.get, ["api", "v1", "communications"]),
-        (.get, ["api", "v1", "logs"]),
-        (.get, ["api", "v1", "sandbox", "messages"]),
-        (.get, ["api", "v1", "stats"]),
-        (.get, ["api", "v1", "dead-letters"]),
-        (.get, ["health", "live"]),
-        (.get, ["health", "ready"]),
-        (.post, ["webhooks", "twilio", "status"]),
-        (.get, ["webhooks", "whatsapp"]),
-        (.post, ["webhooks", "whatsapp"]),
-    ]
+    /// One endpoint: its method, its path (Hummingbird's syntax, `:name` for a parameter) and what answers it.
+    struct Route: Sendable {
+        let method: HTTPRequest.Method
+        let path: String
+        let handler: @Sendable (Request, BasicRequestContext) async throws -> Response
+
+        init(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
+            self.method = method
+            self.path = path
+            self.handler = handler
+        }
+
+        /// The path's segments, a parameter as `*`.
+        var segments: [String] { path.split(separator: "/").map { $0.hasPrefix(":") ? "*" : String($0) } }
+    }
+
+    /// Every endpoint, in one list: each is registered with the router, and the list answers 405 (a known
+    /// path with another method) with its `Allow`.
+    func routes() -> [Route] {
+        [
+            Route(.post, "/api/v1/communication") { request, context in try await self.create(request, context) },
+            Route(.get, "/api/v1/communication/:id") { request, context in try await self.show(request, context) },
+            Route(.get, "/api/v1/communications") { request, _ in try await self.list(request) },
+            Route(.get, "/api/v1/logs") { request, _ in try await self.logs(request) },
+            Route(.get, "/api/v1/sandbox/messages") { request, _ in try await self.sandbox(request) },
+            Route(.get, "/api/v1/stats") { _, _ in try await self.stats() },
+            Route(.get, "/api/v1/dead-letters") { request, _ in try await self.deadLetters(request) },
+            Route(.get, "/health/live") { _, _ in Response.json(.object(["status": .string("ok")])) },
+            Route(.get, "/health/ready") { _, _ in await self.ready() },
+        ] + webhookRoutes()
+    }
 
     /// Builds the router.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: ErrorMiddleware(logger: logger, writes: writes))
-        router.post("/api/v1/communication") { request, context in try await self.create(request, context) }
-        router.get("/api/v1/communication/:id") { request, context in try await self.show(request, context) }
-        router.get("/api/v1/communications") { request, _ in try await self.list(request) }
-        router.get("/api/v1/logs") { request, _ in try await self.logs(request) }
-        router.get("/api/v1/sandbox/messages") { request, _ in try await self.sandbox(request) }
-        router.get("/api/v1/stats") { _, _ in try await self.stats() }
-        router.get("/api/v1/dead-letters") { request, _ in try await self.deadLetters(request) }
-        router.get("/health/live") { _, _ in Response.json(.object(["status": .string("ok")])) }
-        router.get("/health/ready") { _, _ in await self.ready() }
-        addWebhookRoutes(to: router)
+        let routes = self.routes()
+        router.add(middleware: ErrorMiddleware(logger: logger, writes: writes, routes: routes.map { ($0.method, $0.segments) }))
+        for route in routes { router.on(RouterPath(route.path), method: route.method, use: route.handler) }
         return router
     }
 
@@ -302,6 +310,8 @@ struct ErrorMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let logger: Logger
     let writes: StoreWriteHealth
+    /// The registered routes (method, path segments with `*` for a parameter), for 405 answers.
+    let routes: [(HTTPRequest.Method, [String])]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -313,7 +323,7 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as HTTPError {
             if error.status == .notFound {
                 let segments = request.uri.path.split(separator: "/").map(String.init)
-                let allowed = API.routes.filter { route in
+                let allowed = routes.filter { route in
                     route.1.count == segments.count && zip(route.1, segments).allSatisfy { $0 == "*" || $0 == $1 }
                 }.map(\.0)
                 if !allowed.isEmpty {

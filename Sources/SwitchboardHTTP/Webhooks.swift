@@ -30,10 +30,13 @@ extension API {
     static let hubSignature = HTTPField.Name("X-Hub-Signature-256")!
     static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
 
-    func addWebhookRoutes(to router: Router<BasicRequestContext>) {
-        router.post("/webhooks/twilio/status") { request, _ in try await self.twilioStatus(request) }
-        router.get("/webhooks/whatsapp") { request, _ in try self.whatsAppVerify(request) }
-        router.post("/webhooks/whatsapp") { request, _ in try await self.whatsAppNotification(request) }
+    /// The provider webhooks' endpoints (part of ``routes()``).
+    func webhookRoutes() -> [Route] {
+        [
+            Route(.post, "/webhooks/twilio/status") { request, _ in try await self.twilioStatus(request) },
+            Route(.get, "/webhooks/whatsapp") { request, _ in try self.whatsAppVerify(request) },
+            Route(.post, "/webhooks/whatsapp") { request, _ in try await self.whatsAppNotification(request) },
+        ]
     }
 
     /// The URL a provider requested, as it saw it.
