@@ -5,6 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 import SwitchboardTestHTTP
+import SwitchboardTestSupport
 import SwitchboardApp
 import SwitchboardCore
 @testable import SwitchboardProviders
@@ -14,11 +15,11 @@ import SwitchboardServer
 struct EndToEndProviderTests {
     @Test("email over SMTP (STARTTLS, AUTH, custom CA) from the environment: arrives; 5xx ends failed with the SMTP error; 4xx once ends sent after a retry")
     func email() async throws {
-        let smtp = try await SMTPTestServer.start(mode: .starttls, auth: ("switchboard", "s3cret!"))
+        let smtp = try await SMTPTestServer.start(.init(mode: .starttls, auth: true, user: "switchboard", password: "s3cret!"))
         defer { Task { await smtp.stop() } }
         let settings = try e2eSettings([
             "SWITCHBOARD_SMTP_HOST": "127.0.0.1", "SWITCHBOARD_SMTP_PORT": "\(smtp.port)", "SWITCHBOARD_SMTP_TLS": "starttls",
-            "SWITCHBOARD_SMTP_CA_FILE": smtp.caFile, "SWITCHBOARD_SMTP_USER": "switchboard", "SWITCHBOARD_SMTP_PASSWORD": "s3cret!",
+            "SWITCHBOARD_SMTP_CA_FILE": smtp.caPath, "SWITCHBOARD_SMTP_USER": "switchboard", "SWITCHBOARD_SMTP_PASSWORD": "s3cret!",
             "SWITCHBOARD_SMTP_FROM": "noreply@switchboard.test",
         ])
         #expect(settings.providers.order(for: .email) == [.smtp])
@@ -34,19 +35,19 @@ struct EndToEndProviderTests {
             #expect(messageID == "<\(ok)@switchboard.test>")
             let saved = try smtp.messages()
             #expect(saved.count == 1)
-            #expect(saved[0].envelope["rcpt_tos"] as? [String] == ["bob@example.org"])
-            #expect(saved[0].envelope["tls"] as? Bool == true)
-            #expect(saved[0].envelope["authenticated"] as? Bool == true)
-            let parsed = try await smtp.parsed(0)
-            let headers = (parsed["headers"] as? [[String]] ?? []).reduce(into: [String: String]()) { $0[$1[0].lowercased()] = $1.count > 1 ? $1[1] : "" }
+            #expect(saved[0].envelope.rcpt_tos == ["bob@example.org"])
+            #expect(saved[0].envelope.tls == true)
+            #expect(saved[0].envelope.authenticated == true)
+            let parsed = try await saved[0].parsed()
+            let headers = parsed.headers.reduce(into: [String: String]()) { $0[$1[0].lowercased()] = $1.count > 1 ? $1[1] : "" }
             #expect(headers["message-id"] == messageID)
             #expect(headers["subject"] == "Grüße — 你好")
             #expect(headers["from"] == "noreply@switchboard.test")
             #expect(headers["reply-to"] == "ada@example.com")
-            #expect(parsed["content_type"] as? String == "multipart/alternative")
-            let parts = parsed["parts"] as? [[String: Any]] ?? []
-            #expect(parts.map { $0["content_type"] as? String } == ["text/plain", "text/html"])
-            #expect((parts.first?["content"] as? String)?.replacingOccurrences(of: "\r\n", with: "\n").hasPrefix("Hello Bob\n.starts with a dot") == true)
+            #expect(parsed.content_type == "multipart/alternative")
+            let parts = parsed.parts
+            #expect(parts.map(\.content_type) == ["text/plain", "text/html"])
+            #expect(parts.first?.content.replacingOccurrences(of: "\r\n", with: "\n").hasPrefix("Hello Bob\n.starts with a dot") == true)
 
             let rejected = try await send(client, .object(["from": .string("ada@example.com"), "to": .string("nosuchuser@example.org"), "msg": .string("x")]), type: "email")
             let failed = try await waitFor(system, rejected, .failed)

@@ -1,6 +1,7 @@
 import Logging
 import Testing
 import SwitchboardTestHTTP
+import SwitchboardTestSupport
 import SwitchboardApp
 import SwitchboardCore
 @testable import SwitchboardProviders

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SwitchboardTestSupport
 import Testing
 @testable import SwitchboardSMTP
 
@@ -19,7 +20,7 @@ struct SMTPIntegrationTests {
     }()
 
     func configuration(
-        _ server: TestSMTPServer,
+        _ server: SMTPTestServer,
         tlsMode: SMTPTLSMode = .none,
         username: String? = nil,
         password: String? = nil,
@@ -55,7 +56,7 @@ struct SMTPIntegrationTests {
         }
     }
 
-    func onlyMessage(_ server: TestSMTPServer) throws -> ReceivedMessage {
+    func onlyMessage(_ server: SMTPTestServer) throws -> ReceivedMessage {
         let messages = try server.messages()
         try #require(messages.count == 1, "expected exactly one received message, got \(messages.count)")
         return messages[0]
@@ -65,7 +66,7 @@ struct SMTPIntegrationTests {
 
     @Test("a plaintext message arrives with the right headers and a text/plain part")
     func plainHeaders() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             let receipt = try await withClient(configuration(server)) { client in
                 try await client.send(EmailMessage(
                     to: [EmailAddress("bob@example.com", name: "Bob Example")], subject: "Plain hello", textBody: "Hi Bob.\nBye.\n"
@@ -96,7 +97,7 @@ struct SMTPIntegrationTests {
 
     @Test("multipart/alternative, non-ASCII text, leading dots and a 2,000-character line arrive intact")
     func richContent() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             let unicode = "Grüße — 你好 ✓"
             let long = String((0..<2000).map { i in Character(UnicodeScalar(UInt8(33 + i % 90))) })
             let text = """
@@ -140,7 +141,7 @@ struct SMTPIntegrationTests {
 
     @Test("SIZE and BODY=8BITMIME are sent when offered; SMTPUTF8 when an address needs it")
     func mailParameters() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             try await withClient(configuration(server)) { client in
                 let ascii = try await client.send(simpleMessage())
                 let unicode = try await client.send(simpleMessage(to: "用户@例子.test"))
@@ -161,7 +162,7 @@ struct SMTPIntegrationTests {
 
     @Test("a server that rejects EHLO is greeted with HELO and gets no ESMTP parameters")
     func heloFallback() async throws {
-        try await withTestServer(TestServerOptions(refuseEHLO: true)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(refuseEHLO: true)) { server in
             try await withClient(configuration(server)) { client in
                 let capabilities = try await client.verifyConnection()
                 #expect(capabilities.isLegacyHELO)
@@ -178,7 +179,7 @@ struct SMTPIntegrationTests {
 
     @Test("STARTTLS with a custom CA, then AUTH PLAIN (preferred when PLAIN and LOGIN are offered)")
     func startTLSAuthPlain() async throws {
-        try await withTestServer(TestServerOptions(mode: .starttls, auth: true)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(mode: .starttls, auth: true)) { server in
             let config = configuration(server, tlsMode: .startTLS, username: "switchboard", password: "s3cret!", caPath: server.caPath)
             let capabilities = try await withClient(config) { client in
                 let capabilities = try await client.verifyConnection()
@@ -196,7 +197,7 @@ struct SMTPIntegrationTests {
 
     @Test("STARTTLS with a self-signed server certificate trusted through caCertificatePath")
     func startTLSSelfSigned() async throws {
-        try await withTestServer(TestServerOptions(mode: .starttls, auth: true, selfSigned: true)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(mode: .starttls, auth: true, selfSigned: true)) { server in
             let config = configuration(server, tlsMode: .startTLS, username: "switchboard", password: "s3cret!", caPath: server.caPath)
             _ = try await withClient(config) { client in try await client.send(simpleMessage(subject: "self-signed")) }
             let received = try onlyMessage(server)
@@ -207,7 +208,7 @@ struct SMTPIntegrationTests {
 
     @Test("AUTH LOGIN is used when it is the only mechanism offered")
     func authLogin() async throws {
-        try await withTestServer(TestServerOptions(mode: .starttls, auth: true, authMechanisms: "LOGIN")) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(mode: .starttls, auth: true, authMechanisms: "LOGIN")) { server in
             let config = configuration(server, tlsMode: .startTLS, username: "switchboard", password: "s3cret!", caPath: server.caPath)
             _ = try await withClient(config) { client in try await client.send(simpleMessage()) }
             let received = try onlyMessage(server).envelope
@@ -218,7 +219,7 @@ struct SMTPIntegrationTests {
 
     @Test("implicit TLS with AUTH works")
     func implicitTLS() async throws {
-        try await withTestServer(TestServerOptions(mode: .tls, auth: true)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(mode: .tls, auth: true)) { server in
             let config = configuration(server, tlsMode: .implicitTLS, username: "switchboard", password: "s3cret!", caPath: server.caPath)
             _ = try await withClient(config) { client in try await client.send(simpleMessage(subject: "implicit")) }
             let received = try onlyMessage(server)
@@ -230,7 +231,7 @@ struct SMTPIntegrationTests {
 
     @Test("a wrong password is a permanent authentication error (535)")
     func wrongPassword() async throws {
-        try await withTestServer(TestServerOptions(mode: .starttls, auth: true)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(mode: .starttls, auth: true)) { server in
             let config = configuration(server, tlsMode: .startTLS, username: "switchboard", password: "wrong", caPath: server.caPath)
             try await withClient(config) { client in
                 let error = await #expect(throws: SMTPError.self) { try await client.send(simpleMessage()) }
@@ -247,7 +248,7 @@ struct SMTPIntegrationTests {
 
     @Test("certificates are verified by default: the test server's private CA is not trusted")
     func certificateVerifiedByDefault() async throws {
-        try await withTestServer(TestServerOptions(mode: .starttls)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(mode: .starttls)) { server in
             try await withClient(configuration(server, tlsMode: .startTLS)) { client in
                 let error = await #expect(throws: SMTPError.self) { try await client.send(simpleMessage()) }
                 guard case .tlsFailed = error else {
@@ -262,7 +263,7 @@ struct SMTPIntegrationTests {
 
     @Test("verification can be disabled for tests")
     func insecureSkipVerification() async throws {
-        try await withTestServer(TestServerOptions(mode: .tls)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(mode: .tls)) { server in
             var config = configuration(server, tlsMode: .implicitTLS)
             config.insecureSkipCertificateVerification = true
             _ = try await withClient(config) { client in try await client.send(simpleMessage()) }
@@ -272,7 +273,7 @@ struct SMTPIntegrationTests {
 
     @Test("STARTTLS mode fails when the server does not offer STARTTLS")
     func startTLSNotOffered() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             try await withClient(configuration(server, tlsMode: .startTLS)) { client in
                 let error = await #expect(throws: SMTPError.self) { try await client.send(simpleMessage()) }
                 #expect(error?.step == .startTLS)
@@ -285,7 +286,7 @@ struct SMTPIntegrationTests {
 
     @Test("a 5xx at RCPT is a permanent error with code 550 and enhanced code 5.1.1")
     func permanentRecipientFailure() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             try await withClient(configuration(server)) { client in
                 let error = await #expect(throws: SMTPError.self) {
                     try await client.send(simpleMessage(to: "nosuchuser@example.com"))
@@ -311,7 +312,7 @@ struct SMTPIntegrationTests {
 
     @Test("a 4xx at RCPT is a transient error; a retry succeeds")
     func transientRecipientFailure() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             try await withClient(configuration(server)) { client in
                 let always = await #expect(throws: SMTPError.self) { try await client.send(simpleMessage(to: "tempfail@example.com")) }
                 guard case .transient(let failure) = always else {
@@ -335,7 +336,7 @@ struct SMTPIntegrationTests {
 
     @Test("one rejected recipient among several aborts the whole transaction")
     func partialRecipientFailure() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             try await withClient(configuration(server)) { client in
                 let message = EmailMessage(
                     to: ["ok@example.com", "nosuchuser@example.com"], cc: ["cc@example.com"], subject: "x", textBody: "y"
@@ -349,7 +350,7 @@ struct SMTPIntegrationTests {
 
     @Test("with PIPELINING, MAIL and all RCPTs are sent together and every reply is checked")
     func pipelining() async throws {
-        try await withTestServer(TestServerOptions(pipelining: true)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(pipelining: true)) { server in
             try await withClient(configuration(server)) { client in
                 let capabilities = try await client.verifyConnection()
                 #expect(capabilities.supportsPipelining)
@@ -376,7 +377,7 @@ struct SMTPIntegrationTests {
 
     @Test("three messages are sent over one connection (RSET between them)")
     func connectionReuse() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             try await withClient(configuration(server)) { client in
                 for index in 1...3 {
                     _ = try await client.send(simpleMessage(subject: "reuse \(index)"))
@@ -394,7 +395,7 @@ struct SMTPIntegrationTests {
 
     @Test("a connection closed by the server while idle is replaced transparently")
     func reconnectAfterServerClose() async throws {
-        try await withTestServer(TestServerOptions(idleTimeout: 0.5)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(idleTimeout: 0.5)) { server in
             try await withClient(configuration(server)) { client in
                 _ = try await client.send(simpleMessage(subject: "before"))
                 try await Task.sleep(for: .milliseconds(1500))
@@ -407,7 +408,7 @@ struct SMTPIntegrationTests {
 
     @Test("concurrent sends use at most maxConnections connections")
     func pool() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             var config = configuration(server)
             config.maxConnections = 2
             try await withClient(config) { client in
@@ -427,7 +428,7 @@ struct SMTPIntegrationTests {
 
     @Test("messages per connection are capped")
     func maxMessagesPerConnection() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             var config = configuration(server)
             config.maxMessagesPerConnection = 2
             try await withClient(config) { client in
@@ -440,7 +441,7 @@ struct SMTPIntegrationTests {
 
     @Test("a server that never greets causes a retryable greeting timeout")
     func greetingTimeout() async throws {
-        try await withTestServer(TestServerOptions(mode: .silent)) { server in
+        try await withSMTPTestServer(SMTPTestServer.Options(mode: .silent)) { server in
             var config = configuration(server)
             config.timeouts.greeting = .milliseconds(500)
             try await withClient(config) { client in
@@ -455,7 +456,7 @@ struct SMTPIntegrationTests {
 
     @Test("a refused connection is a retryable connection failure")
     func connectionRefused() async throws {
-        let port = try await TestSMTPServer.freePort()
+        let port = try await SMTPTestServer.freePort()
         let config = SMTPConfiguration(host: "127.0.0.1", port: port, tlsMode: .none, defaultFrom: Self.sender)
         try await withClient(config) { client in
             let error = await #expect(throws: SMTPError.self) { try await client.send(simpleMessage()) }
@@ -470,7 +471,7 @@ struct SMTPIntegrationTests {
 
     @Test("after shutdown, sends fail with clientShutdown")
     func shutdown() async throws {
-        try await withTestServer { server in
+        try await withSMTPTestServer { server in
             let client = try SMTPClient(configuration: configuration(server))
             _ = try await client.send(simpleMessage())
             await client.shutdown()
