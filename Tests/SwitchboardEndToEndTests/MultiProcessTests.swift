@@ -64,29 +64,36 @@ struct MultiProcessTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-idle-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let port = try freeLoopbackPortNow()
+        let idleMilliseconds = 1500
+        let idleTimeout = Duration.milliseconds(idleMilliseconds)
         let router = try ServiceProcess(["router"], environment: [
             "SWITCHBOARD_DATABASE": dir.appendingPathComponent("idle.sqlite").path, "PORT": "\(port)", "SWITCHBOARD_LOG_LEVEL": "warning",
-            "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS": "1500",
+            "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS": "\(idleMilliseconds)",
         ], name: "router")
         defer { router.signal(SIGKILL) }
-        try await eventually(timeout: .seconds(20), "router up") { (try? RawConnection(port: port)) != nil }
+        try await eventually(timeout: .seconds(60), "router up") { (try? RawConnection(port: port)) != nil }
 
         // A connection that never sends anything, and one that makes a request and then goes quiet.
         let silent = try RawConnection(port: port)
         let quiet = try RawConnection(port: port)
         try quiet.send("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(try quiet.receive(timeout: .seconds(2)).hasPrefix("HTTP/1.1 200"))
-        // A busy connection: a request every 100 ms for over two idle timeouts (the timeout is long enough
-        // for a loaded test machine to keep that pace).
-        let busy = try RawConnection(port: port)
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < .milliseconds(3200) {
-            try busy.send("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-            #expect(try busy.receive(timeout: .seconds(2)).hasPrefix("HTTP/1.1 200"))
-            try await Task.sleep(for: .milliseconds(100))
+        #expect(try await quiet.receive(timeout: .seconds(30)).hasPrefix("HTTP/1.1 200"))
+        // A busy connection: a request every 100 ms for over two idle timeouts, from a thread of its own (a
+        // cooperative pool kept busy by the other tests cannot make it late). It must be kept open only if no two
+        // of its requests were an idle timeout apart: on a machine loaded enough to stall the client that long,
+        // the server was right to close it, and the run shows nothing; then it is repeated, until one run was busy.
+        var busyRuns: [BusyRun] = []
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !(busyRuns.last?.wasBusy(idleTimeout: idleTimeout) ?? false), ContinuousClock.now < deadline {
+            busyRuns.append(try await BusyRun.run(port: port, length: idleTimeout * 2 + .milliseconds(200), pace: .milliseconds(100)))
         }
-        #expect(try silent.receive(timeout: .seconds(5)) == "", "the silent connection was not closed")
-        #expect(try quiet.receive(timeout: .seconds(5)) == "", "the quiet connection was not closed")
+        let shown = try #require(busyRuns.last.flatMap { $0.wasBusy(idleTimeout: idleTimeout) ? $0 : nil },
+            "no run kept the connection busy (longest gaps: \(busyRuns.map(\.longestGap)))")
+        #expect(shown.closedBy == nil, "the busy connection was not kept: \(shown.closedBy ?? "")")
+        // The silent and quiet connections have been idle for over two timeouts now: they are closed (or are
+        // about to be, on a machine slow enough to delay the router's timer).
+        #expect(try await silent.receive(timeout: idleTimeout + .seconds(30)) == "", "the silent connection was not closed")
+        #expect(try await quiet.receive(timeout: idleTimeout + .seconds(30)) == "", "the quiet connection was not closed")
     }
 
     @Test("SIGTERM stops serve, router, worker and logger promptly, though their loops pause for minutes between passes")
@@ -301,14 +308,77 @@ final class RawConnection {
         guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw POSIXError(.EPIPE) }
     }
 
-    /// What arrives within `timeout` (up to 64 KiB, one read): "" when the server closed the connection.
-    func receive(timeout: Duration) throws -> String {
+    /// What arrives within `timeout` (up to 64 KiB, one read): "" when the server closed the connection. Waits
+    /// without blocking a thread of the cooperative pool (other tests need them).
+    func receive(timeout: Duration) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let received = try receive(waitingAtMost: .zero) { return received }
+            guard ContinuousClock.now < deadline else { throw POSIXError(.ETIMEDOUT) }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// What arrives within `limit` (blocking the calling thread): "" when the server closed the connection, nil
+    /// when nothing came.
+    func receive(waitingAtMost limit: Duration) throws -> String? {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&poller, 1, Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
-        guard ready > 0 else { throw POSIXError(.ETIMEDOUT) }
+        let ready = poll(&poller, 1, Int32(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000))
+        guard ready > 0 else { return nil }
         var buffer = [UInt8](repeating: 0, count: 65536)
         let n = recv(fd, &buffer, buffer.count, 0)
         guard n >= 0 else { return "" }  // a reset is a close too
         return String(decoding: buffer[..<n], as: UTF8.self)
+    }
+}
+
+/// One run of a client keeping a connection busy: a request, its answer, a pause, over and over, on a thread of its
+/// own.
+struct BusyRun: Sendable {
+    /// The longest time between two requests (or the connection and the first): the longest the server saw the
+    /// connection idle, at most.
+    var longestGap: Duration = .zero
+    /// How the connection ended early, if it did: a write refused, no answer or the server's close.
+    var closedBy: String?
+
+    /// Whether the connection was never left idle for anything near `idleTimeout` (a margin of a fifth for the
+    /// server's own clock reading): a close would then be wrong.
+    func wasBusy(idleTimeout: Duration) -> Bool { longestGap < idleTimeout * 0.8 }
+
+    static func run(port: Int, length: Duration, pace: Duration) async throws -> BusyRun {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BusyRun, any Error>) in
+            Thread.detachNewThread {
+                do {
+                    let connection = try RawConnection(port: port)
+                    var run = BusyRun()
+                    let start = ContinuousClock.now
+                    var last = start
+                    while ContinuousClock.now - start < length {
+                        let now = ContinuousClock.now
+                        run.longestGap = max(run.longestGap, now - last)
+                        last = now
+                        do {
+                            try connection.send("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                        } catch {
+                            run.closedBy = "a request could not be sent (\(error))"
+                            break
+                        }
+                        // The answer: a generous bound, the router is up and answers every request.
+                        guard let answer = try connection.receive(waitingAtMost: .seconds(30)) else {
+                            run.closedBy = "no answer within 30 s"
+                            break
+                        }
+                        guard answer.hasPrefix("HTTP/1.1 200") else {
+                            run.closedBy = answer.isEmpty ? "closed by the server" : "answered \(answer.prefix(40))"
+                            break
+                        }
+                        Thread.sleep(forTimeInterval: Double(pace.components.attoseconds) / 1e18 + Double(pace.components.seconds))
+                    }
+                    continuation.resume(returning: run)
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
     }
 }
