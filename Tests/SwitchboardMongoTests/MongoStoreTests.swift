@@ -13,7 +13,7 @@ func quietLogger() -> Logger {
 }
 
 /// Runs `body` with a store on a fresh SecantusDB server (its own database), then closes both.
-func withStore(options: String? = nil, _ body: (MongoStore, SecantusServer) async throws -> Void) async throws {
+func withStore(options: String? = SecantusServer.patientOptions, _ body: (MongoStore, SecantusServer) async throws -> Void) async throws {
     try await withSecantusServer { server in
         let store = try MongoStore(url: server.url(database: "switchboard-test", options: options), logger: quietLogger())
         do {
@@ -166,7 +166,7 @@ struct MongoStoreTests {
 
     @Test("the URL is passed through: options are accepted, the path names the database, else the seed's")
     func urlOptions() async throws {
-        try await withStore(options: "appname=switchboard-test&serverSelectionTimeoutMS=5000&connectTimeoutMS=2000&maxPoolSize=4&retryWrites=true&w=majority&journal=true&readPreference=primary") { store, _ in
+        try await withStore(options: "appname=switchboard-test&serverSelectionTimeoutMS=100000&connectTimeoutMS=60000&maxPoolSize=4&retryWrites=true&w=majority&journal=true&readPreference=primary") { store, _ in
             #expect(store.databaseName == "switchboard-test")
             _ = try await store.create([StoreContract.new("u1")])
             try await store.ping()

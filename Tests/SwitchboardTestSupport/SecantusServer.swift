@@ -54,10 +54,18 @@ public final class SecantusServer: ThrowawayServer {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// A `mongodb://` URL of the server, naming `database` when given.
-    public func url(database: String? = nil, options: String? = nil) -> String {
+    /// A `mongodb://` URL of the server, naming `database` when given; `options` default to ``patientOptions``.
+    public func url(database: String? = nil, options: String? = SecantusServer.patientOptions) -> String {
         "mongodb://127.0.0.1:\(port)/\(database ?? "")" + (options.map { "?\($0)" } ?? "")
     }
+}
+
+extension SecantusServer {
+    /// The client's waits on a server of the tests, whose start has been waited for: as long as a test may last
+    /// (two minutes). libmongoc's defaults (10 s to connect and do the handshake, 30 s to select a server) assume a
+    /// quiet machine: the emulator, a Python process sharing two cores with the rest of a parallel test run,
+    /// was seen to miss them (`idempotencyRace`'s eight new connections at once).
+    public static let patientOptions = "connectTimeoutMS=60000&serverSelectionTimeoutMS=100000"
 }
 
 /// Runs `body` with a fresh server and stops the server afterwards, even on failure.
