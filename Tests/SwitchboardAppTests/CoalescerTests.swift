@@ -35,7 +35,7 @@ final class FlushProbe: Sendable {
 
 /// Polls `condition` every 5 ms for up to 10 s.
 func eventually(_ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(10)
+    let deadline = ContinuousClock.now + .seconds(60)  // generous: the condition is what ends the wait
     while try await !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
 }
 

@@ -291,12 +291,14 @@ struct PipelineTests {
     @Test("a delivery slower than the lease keeps its entry: a second worker does not take it over, the provider is called once")
     func slowDeliveryKeepsItsLease() async throws {
         var settings = testSettings()
-        settings.lease = .milliseconds(600)
+        // A lease renewed every third of it: two seconds leave a loaded machine's late wake-ups over a second of
+        // room (at 600 ms, 400 ms of lateness let the second worker in).
+        settings.lease = .seconds(2)
         let system = try SwitchboardSystem(settings: settings, logger: quietLogger())
         let id = try await system.application().test(.router) { client in
             try await post(client, .sms, to: recipient(.sms, 1), msg: "slow")
         }
-        let slow = SlowProvider(delay: .seconds(2))
+        let slow = SlowProvider(delay: .seconds(5))  // over two leases
         let workers = (1...2).map { n in
             ChannelWorker(channel: .sms, engine: system.engine, providers: [slow], options: system.pipelineOptions, consumer: "slow-\(n)", logger: quietLogger())
         }
@@ -304,7 +306,7 @@ struct PipelineTests {
             for worker in workers { group.addTask { try await worker.run() } }
             try await eventually("sent") { try await system.engine.store.communication(id: id)?.status == .sent }
             // Two more leases: nothing is taken over afterwards either.
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: settings.lease * 2)
             group.cancelAll()
         }
         let c = try #require(try await system.engine.store.communication(id: id))
