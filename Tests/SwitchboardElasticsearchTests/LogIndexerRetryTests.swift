@@ -32,9 +32,11 @@ struct LogIndexerRetryTests {
     func retriesInProcess() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-logger-\(UUID().uuidString)")
         let database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("l.sqlite").path, synchronous: .normal))
-        // A 2 s lease and two deliveries: without renewal, another logger would take the entries over after two
-        // seconds, and a further takeover would dead-letter them.
-        let queue = SQLiteQueue(database: database, lease: .seconds(2), pollInterval: .milliseconds(20), clock: SystemTime.now)
+        // A 4 s lease and two deliveries: without renewal, another logger would take the entries over after four
+        // seconds, and a further takeover would dead-letter them. The lease is renewed every third of it: 4 s leave
+        // a loaded machine's late wake-ups over 2.5 s of room (at 2 s, a renewal late by 1.3 s let the other in).
+        let lease = Duration.seconds(4)
+        let queue = SQLiteQueue(database: database, lease: lease, pollInterval: .milliseconds(20), clock: SystemTime.now)
         let search = FlakySearch()
         let engine = Engine(store: SQLiteStore(database: database), queue: queue, search: search, mailbox: nil, names: (store: "sqlite", queue: "sqlite", search: "flaky"))
         let records = (0..<5).map { i in
@@ -49,13 +51,13 @@ struct LogIndexerRetryTests {
         // Once the logging service holds the batch (its first attempt failed): three leases at least, and three
         // failed attempts (a loaded machine may take longer for them). Meanwhile another logging service finds
         // nothing to take over.
-        try await eventually(timeout: .seconds(20), "the first attempt") { search.failures.withLockedValue { $0 } >= 1 }
+        try await eventually("the first attempt") { search.failures.withLockedValue { $0 } >= 1 }
         for _ in 0..<3 {
-            try await Task.sleep(for: .seconds(2))
+            try await Task.sleep(for: lease)
             let other = try await queue.read(stream: StreamNames.log, group: StreamNames.loggerGroup, consumer: "logger-other", count: 10, block: .zero)
             #expect(other.isEmpty, "taken over: \(other.map(\.id))")
         }
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(60)
         while search.failures.withLockedValue({ $0 }) < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(search.failures.withLockedValue { $0 } >= 3)
         var info = try await queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup)
@@ -63,7 +65,7 @@ struct LogIndexerRetryTests {
         #expect(info.deadLetters == 0)
 
         search.down.withLockedValue { $0 = false }
-        try await eventually(timeout: .seconds(15), "indexed and acknowledged") {
+        try await eventually("indexed and acknowledged") {
             try await queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).pending == 0
         }
         #expect(search.logs.withLockedValue { $0 } == records)

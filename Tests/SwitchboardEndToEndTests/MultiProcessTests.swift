@@ -111,7 +111,7 @@ struct MultiProcessTests {
             let port = try freeLoopbackPortNow()
             let process = try ServiceProcess(arguments, environment: env.merging(["PORT": "\(port)"]) { $1 }, name: arguments[0])
             if arguments[0] == "serve" || arguments[0] == "router" {
-                try await eventually(timeout: .seconds(20), "\(arguments[0]) up") {
+                try await eventually("\(arguments[0]) up") {
                     (try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health/live"), timeout: .seconds(2)))?.status == .ok
                 }
             }
@@ -139,7 +139,7 @@ struct MultiProcessTests {
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         var serve = try ServiceProcess(["serve"], environment: env, name: "serve-killed")
         do {
-            try await eventually(timeout: .seconds(20), "serve up") {
+            try await eventually("serve up") {
                 (try? await http.execute(HTTPClientRequest(url: base + "/health/live"), timeout: .seconds(2)))?.status == .ok
             }
             // 16 clients post until the process dies under them; each keeps the ids it was answered 200 for.
@@ -166,7 +166,7 @@ struct MultiProcessTests {
                     }
                 }
                 // Kill once a few hundred are in, with requests, deliveries and log indexing all under way.
-                try await eventually(timeout: .seconds(30), "300 stored") {
+                try await eventually("300 stored") {
                     let r = try? await http.execute(HTTPClientRequest(url: base + "/api/v1/stats"), timeout: .seconds(2))
                     guard let r, let stats = try? JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView)) else { return false }
                     guard case .number(let total)? = stats["communications"]?["total"] else { return false }
@@ -182,7 +182,7 @@ struct MultiProcessTests {
 
             serve = try ServiceProcess(["serve"], environment: env, name: "serve-restarted")
             // Up when it takes a connection (the client's pool backs off after the refusals above).
-            try await eventually(timeout: .seconds(20), "serve restarted") { (try? RawConnection(port: port)) != nil }
+            try await eventually("serve restarted") { (try? RawConnection(port: port)) != nil }
             func get(_ path: String) async throws -> JSONValue {
                 let r = try await http.execute(HTTPClientRequest(url: base + path), timeout: .seconds(10))
                 return try JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 24).readableBytesView))
@@ -230,7 +230,7 @@ struct MultiProcessTests {
                 let r = try await http.execute(HTTPClientRequest(url: base + path), timeout: .seconds(10))
                 return try JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 24).readableBytesView))
             }
-            try await eventually(timeout: .seconds(20), "router up") { (try? await get("/health/ready"))?["status"] == .string("ready") }
+            try await eventually("router up") { (try? await get("/health/ready"))?["status"] == .string("ready") }
             let smsA = try ServiceProcess(["worker", "--channel", "sms", "--concurrency", "8"], environment: env, name: "sms-a")
             let smsB = try ServiceProcess(["worker", "--channel", "sms", "--concurrency", "8"], environment: env, name: "sms-b")
             let email = try ServiceProcess(["worker", "--channel", "email"], environment: env, name: "email")
@@ -260,7 +260,7 @@ struct MultiProcessTests {
             #expect(Set(deliveredIDs) == Set(ids))
             // A message is sent twice only if the killed worker died between the provider call and its commit.
             #expect(deliveredIDs.count - Set(deliveredIDs).count <= 8)
-            try await eventually(timeout: .seconds(20), "logs indexed") {
+            try await eventually("logs indexed") {
                 // `queued` is recorded after the answer and may be overtaken by the worker's `processing`.
                 guard case .array(let logs)? = try await get("/api/v1/logs?communicationId=\(ids[299])")["items"] else { return false }
                 return Set(logs.compactMap { $0["status"]?.stringValue }).isSuperset(of: ["pending", "processing", "sent"])

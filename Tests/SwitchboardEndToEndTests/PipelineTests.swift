@@ -105,7 +105,7 @@ struct PipelineTests {
             #expect(smsDead["count"] == .number(1))
             #expect(smsDead["items"].flatMap { if case .array(let a) = $0 { a.first?["fields"]?["_id"] } else { nil } } == .string(permanent))
             // On the port-by-port path the entry is dead-lettered just after `failed` is committed.
-            try await eventually(timeout: .seconds(10), "dead letter of the transient failure") {
+            try await eventually("dead letter of the transient failure") {
                 try await !system.engine.queue.entries(stream: "email_stream:dead", limit: 10).isEmpty
             }
             let emailDead = try await system.engine.queue.entries(stream: "email_stream:dead", limit: 10)

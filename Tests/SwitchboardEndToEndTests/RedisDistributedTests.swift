@@ -77,7 +77,7 @@ final class Deployment: @unchecked Sendable {
     /// Starts the router and waits until it is ready.
     func startRouter() async throws -> ServiceProcess {
         let router = try start(["router"], name: "router")
-        try await eventually(timeout: .seconds(30), "router ready") { (try? await get("/health/ready"))?["status"] == .string("ready") }
+        try await eventually("router ready") { (try? await get("/health/ready"))?["status"] == .string("ready") }
         return router
     }
 
@@ -184,10 +184,10 @@ struct RedisDistributedTests {
         #expect(consumers.array?.count == 3)
         let info = try await d.get("/api/v1/stats")
         #expect(info["communications"]?["total"] == .number(3000))
-        try await eventually(timeout: .seconds(20), "stream drained") { try await redis.xpending("sms_stream", group: "workers").count == 0 }
+        try await eventually("stream drained") { try await redis.xpending("sms_stream", group: "workers").count == 0 }
         #expect(try await redis.xlen("sms_stream") == 0)
         #expect(try await redis.xinfoGroups("log_stream").map(\.name) == ["logger"])
-        try await eventually(timeout: .seconds(30), "log_stream drained") {
+        try await eventually("log_stream drained") {
             let length = try await redis.xlen("log_stream")
             let pending = try await redis.xpending("log_stream", group: "logger").count
             return length == 0 && pending == 0
@@ -213,7 +213,7 @@ struct RedisDistributedTests {
         let redis = d.redisClient
         let victim = try d.start(["worker", "--channel", "email", "--concurrency", "4"], name: "email-victim")
         // Kill it while it holds entries (read, not acknowledged).
-        try await eventually(timeout: .seconds(30), "victim holds entries") {
+        try await eventually("victim holds entries") {
             // (NOGROUP until the worker has created the group.)
             ((try? await redis.xpending("email_stream", group: "workers"))?.count ?? 0) > 0
         }
@@ -242,7 +242,7 @@ struct RedisDistributedTests {
         // Only an entry the victim delivered but had not yet recorded can be delivered twice.
         #expect(delivered.count - Set(delivered).count <= stranded.count)
         // The stranded entries were taken over and acknowledged.
-        try await eventually(timeout: .seconds(20), "all acknowledged") { try await redis.xpending("email_stream", group: "workers").count == 0 }
+        try await eventually("all acknowledged") { try await redis.xpending("email_stream", group: "workers").count == 0 }
         #expect(try await redis.xlen("email_stream:dead") == 0)
         for id in strandedMessages {
             #expect(try await d.get("/api/v1/communication/\(id)")["status"] == .string("sent"))

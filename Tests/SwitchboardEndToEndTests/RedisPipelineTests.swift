@@ -43,13 +43,13 @@ struct RedisPipelineTests {
             let client = try RedisClient(url: redis.url)
             #expect(try await client.xlen("sms_stream") == 0)
             let running = Running(system)
-            try await eventually(timeout: .seconds(30), "orphan sent") { try await system.engine.store.communication(id: orphan.id)?.status == .sent }
+            try await eventually("orphan sent") { try await system.engine.store.communication(id: orphan.id)?.status == .sent }
             let c = try #require(try await system.engine.store.communication(id: orphan.id))
             // Published by the outbox (its `queued` may be overtaken by the worker, which is then recorded instead).
             #expect(c.history.filter { $0.status == .queued }.allSatisfy { $0.service == "scheduler" })
             #expect(try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 10).map(\.communicationId) == [orphan.id])
             // It went through Redis: the group delivered it and it was acknowledged.
-            try await eventually(timeout: .seconds(20), "acknowledged") { try await client.xinfoGroups("sms_stream").first?.pending == 0 }
+            try await eventually("acknowledged") { try await client.xinfoGroups("sms_stream").first?.pending == 0 }
             let groups = try await client.xinfoGroups("sms_stream")
             #expect(groups.map(\.name) == [StreamNames.workerGroup] && groups.first?.lastDeliveredID != "0-0")
             try await running.stop()
@@ -90,7 +90,7 @@ struct RedisPipelineTests {
                 #expect(try json(down)["dependencies"]?["store"]?["status"] == .string("up"))
 
                 try await redis.launch()
-                try await eventually(timeout: .seconds(30), "all sent after Redis came back") {
+                try await eventually("all sent after Redis came back") {
                     for id in accepted where try await system.engine.store.communication(id: id)?.status != .sent { return false }
                     return true
                 }
@@ -102,7 +102,7 @@ struct RedisPipelineTests {
                 }
                 #expect(try await client.execute(uri: "/health/ready", method: .get).status == .ok)
                 // The router's log entries of the outage waited in the spool: communication-logs has no holes.
-                try await eventually(timeout: .seconds(30), "every status change of the outage in communication-logs") {
+                try await eventually("every status change of the outage in communication-logs") {
                     for id in accepted {
                         let logs = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(id)", method: .get))
                         guard case .array(let items)? = logs["items"] else { return false }
@@ -132,8 +132,8 @@ struct RedisPipelineTests {
                 let id = try await post(client, .whatsapp, to: recipient(.whatsapp, 7), msg: "early")
                 try await Task.sleep(for: .milliseconds(700))
                 try await redis.launch()
-                try await eventually(timeout: .seconds(30), "sent once Redis is up") { try await system.engine.store.communication(id: id)?.status == .sent }
-                try await eventually(timeout: .seconds(30), "logged") {
+                try await eventually("sent once Redis is up") { try await system.engine.store.communication(id: id)?.status == .sent }
+                try await eventually("logged") {
                     let logs = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(id)&status=sent", method: .get))
                     return logs["count"] == .number(1)
                 }
@@ -163,7 +163,7 @@ struct RedisPipelineTests {
             }
             return ids
         }
-        try await eventually(timeout: .seconds(10), "all queued") {
+        try await eventually("all queued") {
             for id in ids where try await system.engine.store.communication(id: id)?.status != .queued { return false }
             return true
         }
@@ -208,7 +208,7 @@ struct RedisPipelineTests {
                 return ids
             }
             // Nobody consumes for a while: the watchdog fires and a second dispatch is published beside the first.
-            try await eventually(timeout: .seconds(20), "redispatched") {
+            try await eventually("redispatched") {
                 for id in ids where (try await system.engine.store.communication(id: id)?.dispatchSeq ?? 0) < 2 { return false }
                 return true
             }
@@ -216,11 +216,11 @@ struct RedisPipelineTests {
             let client = try RedisClient(url: redis.url)
             #expect(try await client.xlen("sms_stream") >= 24)
             let worker = Running(system, role: .worker(.sms))
-            try await eventually(timeout: .seconds(30), "all sent") {
+            try await eventually("all sent") {
                 for id in ids where try await system.engine.store.communication(id: id)?.status != .sent { return false }
                 return true
             }
-            try await eventually(timeout: .seconds(20), "every entry settled") { try await client.xinfoGroups("sms_stream").first?.pending == 0 }
+            try await eventually("every entry settled") { try await client.xinfoGroups("sms_stream").first?.pending == 0 }
             let delivered = try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 100)
             #expect(delivered.count == 12 && Set(delivered.map(\.communicationId)) == Set(ids))
             try await worker.stop()

@@ -140,7 +140,7 @@ public final class RedisServer: ThrowawayServer {
 
     /// Starts the process and waits until it accepts connections.
     public func launch() async throws {
-        try await server.launch(timeout: .seconds(15)) { $0.contains("Ready to accept connections") }
+        try await server.launch(timeout: .seconds(60)) { $0.contains("Ready to accept connections") }
     }
 
     /// Kills the process and waits for it to exit.

@@ -57,7 +57,7 @@ public final class SearchServer: ThrowawayServer {
     /// Starts the process (again, with the same port and data directory) and waits until it accepts connections.
     public func launch() async throws {
         let port = port
-        try await server.launch(timeout: .seconds(20)) { _ in await acceptsConnections(port: port) }
+        try await server.launch(timeout: .seconds(60)) { _ in await acceptsConnections(port: port) }
     }
 
     /// Stops the process: SIGTERM (the emulators save their data then), SIGKILL if it is still there after 5 s;

@@ -55,7 +55,7 @@ func send(_ client: any TestClientProtocol, _ data: JSONValue, type: String) asy
 
 /// Polls until the communication reaches `status` (or a final status), and returns it.
 @discardableResult
-func waitFor(_ system: SwitchboardSystem, _ id: String, _ status: CommunicationStatus, timeout: Duration = .seconds(20)) async throws -> Communication {
+func waitFor(_ system: SwitchboardSystem, _ id: String, _ status: CommunicationStatus, timeout: Duration = .seconds(60)) async throws -> Communication {
     let deadline = ContinuousClock.now + timeout
     var last: Communication?
     while ContinuousClock.now < deadline {
@@ -69,7 +69,7 @@ func waitFor(_ system: SwitchboardSystem, _ id: String, _ status: CommunicationS
 
 /// The log records `GET <uri>` returns once there are any (the logging service indexes a moment after the
 /// status is committed); empty after `timeout`.
-func logItems(_ client: some TestClientProtocol, _ uri: String, timeout: Duration = .seconds(20)) async throws -> [JSONValue] {
+func logItems(_ client: some TestClientProtocol, _ uri: String, timeout: Duration = .seconds(60)) async throws -> [JSONValue] {
     let deadline = ContinuousClock.now + timeout
     while true {
         var items: [JSONValue] = []
