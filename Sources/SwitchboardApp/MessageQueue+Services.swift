@@ -1,19 +1,7 @@
 import Logging
 import ServiceLifecycle
+import SwitchboardLifecycle
 import SwitchboardCore
-
-/// How long a service loop waits after `failures` consecutive failures: 200 ms, doubling up to 5 s.
-public func failureBackoff(_ failures: Int) -> Duration {
-    .milliseconds(min(5000, 100 << min(max(failures, 0), 6)))
-}
-
-/// Waits `duration` in a service loop, or less: returns as soon as the service is asked to stop (graceful
-/// shutdown) or its task is cancelled, so that no loop's pause (a backoff of seconds, a long interval) holds
-/// up a shutdown.
-public func pause(for duration: Duration) async {
-    guard !Task.isShuttingDownGracefully else { return }
-    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
-}
 
 extension MessageQueue {
     /// Creates the consumer group, retrying with backoff while the queue is unreachable (a worker started
@@ -28,7 +16,7 @@ extension MessageQueue {
             } catch {
                 failures += 1
                 logger.error("could not create the consumer group; retrying", metadata: ["stream": "\(stream)", "group": "\(group)", "error": "\(error)"])
-                await pause(for: failureBackoff(failures))
+                await pause(for: Backoff.serviceLoop.delay(afterFailures: failures))
             }
         }
         return false
