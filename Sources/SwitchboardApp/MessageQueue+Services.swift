@@ -7,19 +7,12 @@ extension MessageQueue {
     /// Creates the consumer group, retrying with backoff while the queue is unreachable (a worker started
     /// while Redis is down waits for it instead of exiting). Returns false if the service was asked to stop first.
     func createGroupWhenReachable(stream: String, group: String, logger: Logger) async -> Bool {
-        var failures = 0
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                try await createGroup(stream: stream, group: group)
-                if failures > 0 { logger.notice("queue reachable; consumer group ready", metadata: ["stream": "\(stream)", "group": "\(group)"]) }
-                return true
-            } catch {
-                failures += 1
-                logger.error("could not create the consumer group; retrying", metadata: ["stream": "\(stream)", "group": "\(group)", "error": "\(error)"])
-                await pause(for: Backoff.serviceLoop.delay(afterFailures: failures))
-            }
+        do {
+            try await ServiceLoop.retrying("create the consumer group \(group) of \(stream)", logger: logger) { try await createGroup(stream: stream, group: group) }
+            return true
+        } catch {
+            return false
         }
-        return false
     }
 
     /// Runs `body` while renewing the leases of entries `ids`, held by `consumer`, every third of the lease
