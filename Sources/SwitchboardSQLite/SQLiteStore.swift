@@ -104,8 +104,11 @@ public struct SQLiteStore: CommunicationStore {
         }
         if let key = item.idempotencyKey, let r = try existing(key) { return r }
         let r = item.request
-        var history = historyLine(StatusChange(status: .pending, at: item.createdAt, attempt: 0, service: "router"))
-        if let queuedAt { history += historyLine(StatusChange(status: .queued, at: queuedAt, attempt: 0, service: "router")) }
+        // What the item says (`pending`, or already `queued` through the state machine); with `queuedAt`, queued
+        // then and not due (its entry is written in this transaction).
+        var record = item.communication
+        if let queuedAt, record.status == .pending { record = record.queued(at: queuedAt, service: item.service, due: nil) }
+        let history = record.history.map(historyLine).joined()
         do {
             try c.run(
                 """
@@ -113,14 +116,14 @@ public struct SQLiteStore: CommunicationStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, ?, ?, ?)
                 """,
                 [.text(item.id), .text(r.channel.rawValue), .text(r.from), .text(r.to), .text(r.msg), .text(dataText),
-                 .text(queuedAt == nil ? "pending" : "queued"), queuedAt == nil ? .int(item.dispatchAt.milliseconds) : .null,
-                 item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int((queuedAt ?? item.createdAt).milliseconds), .text(history)])
+                 .text(record.status.rawValue), record.dispatchAt.map { .int($0.milliseconds) } ?? .null,
+                 item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int(record.updatedAt.milliseconds), .text(history)])
         } catch let error as SQLiteError where error.isConstraint {
             // Another process stored the same idempotency key first.
             guard let key = item.idempotencyKey, let r = try existing(key) else { throw error }
             return r
         }
-        c.countStatus(r.channel, queuedAt == nil ? .pending : .queued, 1)
+        c.countStatus(r.channel, record.status, 1)
         return .created
     }
 
@@ -201,6 +204,18 @@ public struct SQLiteStore: CommunicationStore {
         case .applied(let loaded, let change): .applied(loaded.finished, change)
         case .ignored(let loaded, let reason): .ignored(loaded.finished, reason: reason)
         case .notFound(let id): .notFound(id: id)
+        }
+    }
+
+    /// The condition is `StatusMachine.publicationConfirmed`'s, in SQL. Not durable: a confirmation lost in a
+    /// power cut only leaves the message due, and the outbox redispatches it.
+    public func confirmPublished(_ publications: [Publication], due: Timestamp?) async throws {
+        guard !publications.isEmpty else { return }
+        let dueValue: SQLValue = due.map { .int($0.milliseconds) } ?? .null
+        try await db.write(durable: false) { c in
+            for p in publications {
+                try c.run("UPDATE communications SET dispatch_at = ? WHERE id = ? AND status = 'queued' AND dispatch_seq = ?", [dueValue, .text(p.id), .int(Int64(p.dispatchSeq))])
+            }
         }
     }
 
