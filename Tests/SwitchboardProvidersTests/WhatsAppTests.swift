@@ -22,7 +22,7 @@ func metaError(status: Int, code: Int, message: String, details: String? = nil, 
 
 @Suite("WhatsApp Cloud API provider against a local HTTP server")
 struct WhatsAppProviderTests {
-    func provider(_ server: MockHTTPServer, timeout: Duration = .seconds(5)) -> WhatsAppProvider {
+    func provider(_ server: MockHTTPServer, timeout: Duration = .seconds(60)) -> WhatsAppProvider {
         WhatsAppProvider(configuration: WhatsAppConfiguration(accessToken: "EAAG-test-token", phoneNumberID: "106540352242922", apiVersion: "v21.0", baseURL: server.baseURL, timeout: timeout))
     }
 
