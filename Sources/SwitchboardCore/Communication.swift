@@ -89,18 +89,32 @@ public struct NewCommunication: Sendable, Hashable {
     public var createdAt: Timestamp
     /// When the outbox should publish it if the router does not confirm the publication first.
     public var dispatchAt: Timestamp
+    /// The service creating it, named in its first history entry.
+    public var service: String
 
-    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp) {
+    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp, service: String = "router") {
         self.id = id
         self.request = request
         self.idempotencyKey = idempotencyKey
         self.createdAt = createdAt
         self.dispatchAt = dispatchAt
+        self.service = service
     }
 
     /// The stored record: `pending`, dispatch 1, with its first history entry.
     public var communication: Communication {
-        Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: "router")])
+        Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: service)])
+    }
+
+    /// The stored record already published as `queued` by `service` at `at` (pipelines that store and
+    /// publish in one step): `communication` moved by `StatusMachine` like any other transition, with both
+    /// history entries.
+    public func queued(at: Timestamp, service: String) -> (Communication, StatusChange) {
+        let c = communication
+        guard case .apply(let effect) = StatusMachine.decide(c.dispatchState, .queued(dispatchSeq: c.dispatchSeq)) else {
+            preconditionFailure("a new communication (pending, dispatch 1) can always be queued")
+        }
+        return c.applying(effect, at: at, service: service)
     }
 }
 

@@ -89,38 +89,39 @@ public struct SQLiteStore: CommunicationStore {
 
     public func create(_ items: [NewCommunication]) async throws -> [CreateOutcome] {
         // Encode off the writer thread.
-        let rows = items.map { ($0, $0.request.data.canonicalText) }
-        let results = try await db.write { c in try rows.map { try Self.createOne(c, $0.0, dataText: $0.1, queuedAt: nil) } }
+        let rows = items.map { ($0, $0.communication, $0.request.data.canonicalText) }
+        let results = try await db.write { c in try rows.map { try Self.createOne(c, $0.0, as: $0.1, dataText: $0.2) } }
         return zip(items, results).map { Self.outcome($0, $1) }
     }
 
-    /// Inserts one new communication on the writer thread, honouring its idempotency key. With `queuedAt`,
-    /// it is stored already `queued` (pending and queued both in its history) and not due in the outbox:
-    /// the caller publishes it in the same transaction.
-    static func createOne(_ c: Connection, _ item: NewCommunication, dataText: String, queuedAt: Timestamp?) throws -> CreateResult {
+    /// Inserts one new communication on the writer thread, honouring its idempotency key: `item` stored as
+    /// `record`, the caller's record of it — `item.communication` (`pending`, due in the outbox), or that one
+    /// already moved to `queued` by the caller (`NewCommunication.queued(at:service:)`: not due, as the caller
+    /// publishes it in the same transaction). Status, due time and history (with its services) are the record's.
+    static func createOne(_ c: Connection, _ item: NewCommunication, as record: Communication, dataText: String) throws -> CreateResult {
         func existing(_ key: String) throws -> CreateResult? {
             guard let found = try load(c, where: "idempotency_key = ?", [.text(key)]) else { return nil }
             return found.communication.channel == item.request.channel && found.dataText == dataText ? .existing(found) : .conflict(found.communication.id)
         }
         if let key = item.idempotencyKey, let r = try existing(key) { return r }
         let r = item.request
-        var history = historyLine(StatusChange(status: .pending, at: item.createdAt, attempt: 0, service: "router"))
-        if let queuedAt { history += historyLine(StatusChange(status: .queued, at: queuedAt, attempt: 0, service: "router")) }
+        var history = ""
+        for change in record.history { history += historyLine(change) }
         do {
             try c.run(
                 """
                 INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at, history)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [.text(item.id), .text(r.channel.rawValue), .text(r.from), .text(r.to), .text(r.msg), .text(dataText),
-                 .text(queuedAt == nil ? "pending" : "queued"), queuedAt == nil ? .int(item.dispatchAt.milliseconds) : .null,
-                 item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int((queuedAt ?? item.createdAt).milliseconds), .text(history)])
+                 .text(record.status.rawValue), .int(Int64(record.attempts)), .int(Int64(record.dispatchSeq)), record.dispatchAt.map { .int($0.milliseconds) } ?? .null,
+                 item.idempotencyKey.map(SQLValue.text) ?? .null, .int(record.createdAt.milliseconds), .int(record.updatedAt.milliseconds), .text(history)])
         } catch let error as SQLiteError where error.isConstraint {
             // Another process stored the same idempotency key first.
             guard let key = item.idempotencyKey, let r = try existing(key) else { throw error }
             return r
         }
-        c.countStatus(r.channel, queuedAt == nil ? .pending : .queued, 1)
+        c.countStatus(r.channel, record.status, 1)
         return .created
     }
 
