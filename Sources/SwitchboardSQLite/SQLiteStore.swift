@@ -15,16 +15,12 @@ public struct SQLiteStore: CommunicationStore {
         var communication: Communication
         var dataText: String
 
-        /// The communication with its request fully parsed from `data`.
+        /// The communication with its request read from `data` (`CommunicationRequest(stored:data:)`; from the
+        /// row's sender, recipient and msg columns should `data` not parse).
         var finished: Communication {
             var c = communication
-            if let data = try? JSONParser.parse(dataText),
-                case .success(let r) = RequestValidator.validate(.object(["type": .string(c.channel.rawValue), "data": data]))
-            {
-                c.request = r
-            } else {
-                c.request = CommunicationRequest(channel: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg)
-            }
+            let data = (try? JSONParser.parse(dataText)) ?? .object(["from": .string(c.request.from), "to": .string(c.request.to), "msg": .string(c.request.msg)])
+            c.request = CommunicationRequest(stored: c.channel, data: data)
             return c
         }
     }
