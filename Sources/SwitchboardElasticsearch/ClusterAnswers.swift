@@ -223,3 +223,54 @@ struct LogSource: Decodable {
         timestamp = c.lenient(SourceDate.self, .timestamp)?.timestamp
     }
 }
+
+/// A `mappings` object: its fields (`properties`) and each one's `type`.
+struct MappingsAnswer: Decodable {
+    struct Field: Decodable {
+        var type: String?
+
+        enum CodingKeys: String, CodingKey { case type }
+
+        init(from decoder: any Decoder) throws {
+            type = (try? decoder.container(keyedBy: CodingKeys.self))?.lenient(.type)
+        }
+    }
+
+    var properties: [String: Field]?
+
+    enum CodingKeys: String, CodingKey { case properties }
+
+    init(from decoder: any Decoder) throws {
+        properties = (try? decoder.container(keyedBy: CodingKeys.self))?.lenient(.properties)
+    }
+}
+
+/// `GET /_index_template/<name>`: the first template's `template.mappings`.
+struct IndexTemplatesAnswer: Decodable {
+    var mappings: MappingsAnswer?
+
+    enum CodingKeys: String, CodingKey {
+        case indexTemplates = "index_templates"
+        case indexTemplate = "index_template"
+        case template, mappings
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try? decoder.container(keyedBy: CodingKeys.self)
+        var list = try? c?.nestedUnkeyedContainer(forKey: .indexTemplates)
+        let first = try? list?.nestedContainer(keyedBy: CodingKeys.self)
+        let template = try? first?.nestedContainer(keyedBy: CodingKeys.self, forKey: .indexTemplate).nestedContainer(keyedBy: CodingKeys.self, forKey: .template)
+        mappings = template?.lenient(.mappings)
+    }
+}
+
+/// `GET /<index>/_mapping`: each index's `mappings`.
+struct IndexMappingAnswer: Decodable {
+    var mappings: MappingsAnswer?
+
+    enum CodingKeys: String, CodingKey { case mappings }
+
+    init(from decoder: any Decoder) throws {
+        mappings = (try? decoder.container(keyedBy: CodingKeys.self))?.lenient(.mappings)
+    }
+}
