@@ -25,13 +25,26 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
     ],
     targets: [
-        // The domain and the ports. Imports nothing but the standard library: no I/O.
-        .target(name: "SwitchboardCore"),
+        // Exponential backoff: the one rule every wait after a failure follows. Pure, imports nothing.
+        .target(name: "SwitchboardBackoff"),
+        // The one way a service loops (pass, pause, backoff, prompt stop on graceful shutdown), for the App
+        // services and the adapters' own services alike.
+        .target(
+            name: "SwitchboardLifecycle",
+            dependencies: [
+                "SwitchboardBackoff",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The domain and the ports. Imports nothing but the standard library (and the pure backoff): no I/O.
+        .target(name: "SwitchboardCore", dependencies: ["SwitchboardBackoff"]),
         // Application services (router pipeline, workers, logger, outbox scheduler) written against the ports.
         .target(
             name: "SwitchboardApp",
             dependencies: [
                 "SwitchboardCore",
+                "SwitchboardLifecycle",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -54,14 +67,17 @@ let package = Package(
             name: "SwitchboardSQLite",
             dependencies: [
                 "SwitchboardCore",
+                "SwitchboardLifecycle",
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Redis client on SwiftNIO: RESP2/3, pipelining, pool, AUTH, TLS, reconnect, typed stream commands.
         .target(
             name: "SwitchboardRedis",
             dependencies: [
+                "SwitchboardBackoff",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -84,7 +100,9 @@ let package = Package(
             dependencies: [
                 "SwitchboardCore",
                 "SwitchboardRedis",
+                "SwitchboardLifecycle",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Search adapter: the SearchIndex port on Elasticsearch 8 or OpenSearch (ELASTICSEARCH_NODE), bulk indexer.
@@ -92,6 +110,8 @@ let package = Package(
             name: "SwitchboardElasticsearch",
             dependencies: [
                 "SwitchboardCore",
+                "SwitchboardLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -106,6 +126,8 @@ let package = Package(
             name: "SwitchboardMongo",
             dependencies: [
                 "SwitchboardCore",
+                "SwitchboardLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .target(name: "CMongoC", condition: .when(traits: ["MongoDB"])),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

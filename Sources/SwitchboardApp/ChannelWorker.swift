@@ -1,6 +1,7 @@
 import Logging
 import ServiceLifecycle
 import SwitchboardCore
+import SwitchboardLifecycle
 
 /// Consumes one channel's stream and delivers each message through the channel's providers.
 ///
@@ -19,8 +20,7 @@ public struct ChannelWorker: Service {
     public static let maxLeaseRenewals = 30
 
     public let channel: Channel
-    let engine: Engine
-    let recorder: StatusRecorder
+    let adapters: Adapters
     let providers: [any DeliveryProvider]
     let options: PipelineOptions
     let consumer: String
@@ -30,11 +30,10 @@ public struct ChannelWorker: Service {
     /// - Parameters:
     ///   - providers: tried in order; the next one is used after a retryable failure.
     ///   - consumer: this process's consumer name in the group (unique per process).
-    public init(channel: Channel, engine: Engine, providers: [any DeliveryProvider], options: PipelineOptions, consumer: String, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
+    public init(channel: Channel, adapters: Adapters, providers: [any DeliveryProvider], options: PipelineOptions, consumer: String, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
         precondition(!providers.isEmpty, "a channel needs at least one provider")
         self.channel = channel
-        self.engine = engine
-        self.recorder = StatusRecorder(engine: engine, logger: logger)
+        self.adapters = adapters
         self.providers = providers
         self.options = options
         self.consumer = consumer
@@ -47,7 +46,7 @@ public struct ChannelWorker: Service {
     var stream: String { channel.stream }
 
     public func run() async throws {
-        guard await engine.queue.createGroupWhenReachable(stream: stream, group: StreamNames.workerGroup, logger: logger) else { return }
+        guard await adapters.queue.createGroupWhenReachable(stream: stream, group: StreamNames.workerGroup, logger: logger) else { return }
         logger.info("worker started", metadata: ["consumer": "\(consumer)", "concurrency": "\(options.concurrency)", "providers": "\(providers.map(\.name).joined(separator: ","))"])
         // Two lanes, so one lane's store round trips overlap with the other's deliveries.
         let lanes = options.concurrency >= 2 ? 2 : 1
@@ -61,17 +60,10 @@ public struct ChannelWorker: Service {
     }
 
     func lane(_ index: Int, concurrency: Int) async {
-        var failures = 0
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let entries = try await engine.queue.read(stream: stream, group: StreamNames.workerGroup, consumer: consumer, count: min(options.batchSize, concurrency * 2), block: options.readBlock)
-                failures = 0
-                if !entries.isEmpty { try await process(entries, concurrency: concurrency) }
-            } catch {
-                failures += 1
-                logger.error("worker pass failed", metadata: ["error": "\(error)", "lane": "\(index)"])
-                await pause(for: failureBackoff(failures))
-            }
+        await ServiceLoop.run("worker pass", logger: logger, metadata: ["lane": "\(index)"]) {
+            let entries = try await adapters.queue.read(stream: stream, group: StreamNames.workerGroup, consumer: consumer, count: min(options.batchSize, concurrency * 2), block: options.readBlock)
+            if !entries.isEmpty { try await process(entries, concurrency: concurrency) }
+            return .zero
         }
     }
 
@@ -86,16 +78,16 @@ public struct ChannelWorker: Service {
         }
         if !malformed.isEmpty {
             logger.error("malformed stream entries moved to the dead-letter stream", metadata: ["count": "\(malformed.count)"])
-            try await engine.queue.deadLetter(stream: stream, group: StreamNames.workerGroup, entries: malformed, reason: "malformed entry")
+            try await adapters.queue.deadLetter(stream: stream, group: StreamNames.workerGroup, entries: malformed, reason: "malformed entry")
         }
         if !exhausted.isEmpty {
             let reason = "delivered \(options.maxDeliveries) times without being acknowledged"
             let transitions = exhausted.map { StatusTransition(id: $0.1.communicationId, event: .failed(error: ProviderError(code: "max_deliveries", message: reason), provider: nil), at: clock(), service: channel.rawValue) }
             // Failed ones go to the dead-letter stream; an entry whose message was already past dispatch is acknowledged.
-            try await recorder.record(transitions, settling: exhausted.map(\.0), group: StreamNames.workerGroup)
+            try await adapters.pipeline.record(transitions, settle: exhausted.map(\.0), group: StreamNames.workerGroup)
         }
         guard !work.isEmpty else { return }
-        try await engine.queue.keepingLeases(stream: stream, group: StreamNames.workerGroup, consumer: consumer, ids: work.map(\.0.id), maxRenewals: Self.maxLeaseRenewals, logger: logger) {
+        try await adapters.queue.keepingLeases(stream: stream, group: StreamNames.workerGroup, consumer: consumer, ids: work.map(\.0.id), maxRenewals: Self.maxLeaseRenewals, logger: logger) {
             try await deliver(work, concurrency: concurrency)
         }
     }
@@ -103,9 +95,9 @@ public struct ChannelWorker: Service {
     /// Records `processing`, delivers, records the outcomes and settles the entries of `work`.
     func deliver(_ work: [(QueueEntry, DispatchEntry.Reference)], concurrency: Int) async throws {
         let now = clock()
-        let claimed = try await recorder.record(work.map {
+        let claimed = try await adapters.pipeline.record(work.map {
             StatusTransition(id: $0.1.communicationId, event: .processing(dispatchSeq: $0.1.dispatchSeq, redelivery: $0.0.deliveryCount > 1), at: now, service: channel.rawValue, watchdog: options.watchdog(from: now))
-        })
+        }, settle: [], group: StreamNames.workerGroup)
         var skip: [String] = []
         var deliveries: [(QueueEntry, Communication)] = []
         for (outcome, (entry, _)) in zip(claimed, work) {
@@ -119,7 +111,7 @@ public struct ChannelWorker: Service {
                 skip.append(entry.id)
             }
         }
-        try await engine.queue.ack(stream: stream, group: StreamNames.workerGroup, ids: skip)
+        try await adapters.queue.ack(stream: stream, group: StreamNames.workerGroup, ids: skip)
         guard !deliveries.isEmpty else { return }
 
         let results = await deliverAll(deliveries.map(\.1), concurrency: concurrency)
@@ -142,7 +134,7 @@ public struct ChannelWorker: Service {
             }
             transitions.append(StatusTransition(id: c.id, event: event, at: now, service: channel.rawValue))
         }
-        try await recorder.record(transitions, settling: deliveries.map(\.0), group: StreamNames.workerGroup)
+        try await adapters.pipeline.record(transitions, settle: deliveries.map(\.0), group: StreamNames.workerGroup)
     }
 
     /// Delivers each message, at most `concurrency` at a time; returns (provider name, result) in order.

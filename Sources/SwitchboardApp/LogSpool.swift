@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import SwitchboardLifecycle
 import SwitchboardCore
 
 /// `log_stream` entries that could not be written (the queue was unreachable), kept in memory and written
@@ -68,31 +69,32 @@ public actor LogSpool {
     }
 }
 
-/// Writes the entries of the engine's `LogSpool` once the queue answers again; on shutdown, one last attempt.
+/// Writes the entries of the adapters' `LogSpool` once the queue answers again; on shutdown, one last attempt.
 public struct LogSpoolService: Service {
-    let engine: Engine
+    let adapters: Adapters
     let interval: Duration
     let logger: Logger
 
-    public init(engine: Engine, interval: Duration = .seconds(1), logger: Logger) {
-        self.engine = engine
+    public init(adapters: Adapters, interval: Duration = .seconds(1), logger: Logger) {
+        self.adapters = adapters
         self.interval = interval
         self.logger = logger
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        await ServiceLoop.run("log spool", logger: logger) {
             await pause(for: interval)
             await drain()
+            return .zero
         }
         await drain()
     }
 
     func drain() async {
-        let spool = engine.logSpool
+        let spool = adapters.logSpool
         guard await spool.count > 0 else { return }
         do {
-            let n = try await spool.drain(to: engine.queue)
+            let n = try await spool.drain(to: adapters.queue)
             logger.info("spooled log entries written to log_stream", metadata: ["count": "\(n)"])
         } catch {
             let waiting = await spool.count

@@ -1,37 +1,18 @@
 import Logging
 import ServiceLifecycle
+import SwitchboardLifecycle
 import SwitchboardCore
-
-/// How long a service loop waits after `failures` consecutive failures: 200 ms, doubling up to 5 s.
-public func failureBackoff(_ failures: Int) -> Duration {
-    .milliseconds(min(5000, 100 << min(max(failures, 0), 6)))
-}
-
-/// Waits `duration` in a service loop, or less: returns as soon as the service is asked to stop (graceful
-/// shutdown) or its task is cancelled, so that no loop's pause (a backoff of seconds, a long interval) holds
-/// up a shutdown.
-public func pause(for duration: Duration) async {
-    guard !Task.isShuttingDownGracefully else { return }
-    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
-}
 
 extension MessageQueue {
     /// Creates the consumer group, retrying with backoff while the queue is unreachable (a worker started
     /// while Redis is down waits for it instead of exiting). Returns false if the service was asked to stop first.
     func createGroupWhenReachable(stream: String, group: String, logger: Logger) async -> Bool {
-        var failures = 0
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                try await createGroup(stream: stream, group: group)
-                if failures > 0 { logger.notice("queue reachable; consumer group ready", metadata: ["stream": "\(stream)", "group": "\(group)"]) }
-                return true
-            } catch {
-                failures += 1
-                logger.error("could not create the consumer group; retrying", metadata: ["stream": "\(stream)", "group": "\(group)", "error": "\(error)"])
-                await pause(for: failureBackoff(failures))
-            }
+        do {
+            try await ServiceLoop.retrying("create the consumer group \(group) of \(stream)", logger: logger) { try await createGroup(stream: stream, group: group) }
+            return true
+        } catch {
+            return false
         }
-        return false
     }
 
     /// Runs `body` while renewing the leases of entries `ids`, held by `consumer`, every third of the lease

@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import SwitchboardLifecycle
 import SwitchboardCore
 
 /// Deletes what is older than the retention period (`SWITCHBOARD_RETENTION_DAYS`) from every adapter that
@@ -37,9 +38,9 @@ public struct RetentionService: Service {
 
     public func run() async throws {
         logger.info("retention started", metadata: ["period": "\(period)", "purges": "\(targets.map(\.name).joined(separator: ", "))"])
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        await ServiceLoop.run("retention", logger: logger) {
             await purgeOnce()
-            await pause(for: interval)
+            return interval
         }
     }
 

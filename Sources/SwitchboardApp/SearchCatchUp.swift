@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import SwitchboardLifecycle
 import SwitchboardCore
 
 /// Re-indexes from the store what a background search index missed.
@@ -32,30 +33,20 @@ public struct SearchCatchUp: Service {
     public func run() async throws {
         var since: Timestamp?
         var startDone = false
-        var failures = 0
         let startedAt = clock()
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                if !startDone {
-                    let newest = try await index.newestCreatedAt(before: startedAt)
-                    since = newest.map { Timestamp(milliseconds: $0.milliseconds - Int64(margin.components.seconds) * 1000) } ?? Timestamp(milliseconds: 0)
-                    startDone = true
-                }
-                if let dirty = await index.takeDirtySince() { since = min(since ?? dirty, dirty) }
-                if let from = since {
-                    let count = try await catchUp(from: from)
-                    since = nil
-                    if count > 0 { logger.notice("search catch-up done", metadata: ["since": "\(from)", "documents": "\(count)"]) }
-                }
-                failures = 0
-                await pause(for: interval)
-            } catch {
-                failures += 1
-                if failures == 1 || failures % 20 == 0 {
-                    logger.warning("search catch-up waiting for the index", metadata: ["error": "\(error)", "since": "\(since.map { "\($0)" } ?? "start")"])
-                }
-                await pause(for: min(.seconds(10), interval * (1 << min(failures, 4))))
+        await ServiceLoop.run("search catch-up (waiting for the index)", logger: logger, backoff: Backoff(initial: interval * 2, maximum: .seconds(10)), level: .warning) {
+            if !startDone {
+                let newest = try await index.newestCreatedAt(before: startedAt)
+                since = newest.map { Timestamp(milliseconds: $0.milliseconds - Int64(margin.components.seconds) * 1000) } ?? Timestamp(milliseconds: 0)
+                startDone = true
             }
+            if let dirty = await index.takeDirtySince() { since = min(since ?? dirty, dirty) }
+            if let from = since {
+                let count = try await catchUp(from: from)
+                since = nil
+                if count > 0 { logger.notice("search catch-up done", metadata: ["since": "\(from)", "documents": "\(count)"]) }
+            }
+            return interval
         }
         // What is still to do stays with the index for the next start's margin; nothing else to keep.
         if let since { await index.markDirty(since: since) }

@@ -4,15 +4,13 @@ import SwitchboardCore
 /// Applies provider status reports: finds the communication by the provider's message id and records a
 /// `reported` event through the state machine (monotonic: late and duplicate reports change nothing).
 public struct StatusReportIngest: Sendable {
-    let engine: Engine
-    let recorder: StatusRecorder
+    let adapters: Adapters
     let clock: @Sendable () -> Timestamp
     let logger: Logger
 
     /// - Parameter clock: the time recorded on each transition.
-    public init(engine: Engine, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
-        self.engine = engine
-        self.recorder = StatusRecorder(engine: engine, logger: logger)
+    public init(adapters: Adapters, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
+        self.adapters = adapters
         self.clock = clock
         self.logger = logger
     }
@@ -31,12 +29,12 @@ public struct StatusReportIngest: Sendable {
         var outcomes: [Outcome] = []
         for report in reports {
             guard let status = report.status else { outcomes.append(.untracked(rawStatus: report.rawStatus)); continue }
-            guard let c = try await engine.store.communication(providerMessageID: report.providerMessageID) else {
+            guard let c = try await adapters.store.communication(providerMessageID: report.providerMessageID) else {
                 logger.notice("status report for an unknown message", metadata: ["providerMessageId": "\(report.providerMessageID)", "status": "\(report.rawStatus)"])
                 outcomes.append(.unknownMessage(providerMessageID: report.providerMessageID))
                 continue
             }
-            let result = try await recorder.record([StatusTransition(id: c.id, event: .reported(status: status, error: report.error), at: clock(), service: service)])
+            let result = try await adapters.pipeline.record([StatusTransition(id: c.id, event: .reported(status: status, error: report.error), at: clock(), service: service)], settle: [], group: "")
             switch result.first {
             case .applied(let c, _)?: outcomes.append(.applied(id: c.id, status: c.status))
             case .ignored(let c, let reason)?: outcomes.append(.ignored(id: c.id, reason: reason))

@@ -87,34 +87,39 @@ public struct NewCommunication: Sendable, Hashable {
     public var request: CommunicationRequest
     public var idempotencyKey: String?
     public var createdAt: Timestamp
-    /// When the outbox should publish it if the router does not confirm the publication first.
+    /// When the outbox should publish it if its publication is not confirmed first.
     public var dispatchAt: Timestamp
-    /// The service creating it, named in its first history entry.
+    /// The service that accepts it (named by its first history entries).
     public var service: String
+    /// Stored already `queued` (dispatch 1, still due at `dispatchAt` until the publication is confirmed),
+    /// as the port-by-port pipeline accepts it; else stored `pending`.
+    public var queued: Bool
 
-    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp, service: String = "router") {
+    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp, service: String = "router", queued: Bool = false) {
         self.id = id
         self.request = request
         self.idempotencyKey = idempotencyKey
         self.createdAt = createdAt
         self.dispatchAt = dispatchAt
         self.service = service
+        self.queued = queued
     }
 
-    /// The stored record: `pending`, dispatch 1, with its first history entry.
+    /// The stored record: `pending`, dispatch 1, with its first history entry; with `queued`, then `queued`
+    /// at the same time (through `StatusMachine`, still due at `dispatchAt`).
     public var communication: Communication {
-        Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: service)])
+        let pending = Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: service)])
+        return queued ? pending.queued(at: createdAt, service: service, due: dispatchAt) : pending
     }
+}
 
-    /// The stored record already published as `queued` by `service` at `at` (pipelines that store and
-    /// publish in one step): `communication` moved by `StatusMachine` like any other transition, with both
-    /// history entries.
-    public func queued(at: Timestamp, service: String) -> (Communication, StatusChange) {
-        let c = communication
-        guard case .apply(let effect) = StatusMachine.decide(c.dispatchState, .queued(dispatchSeq: c.dispatchSeq)) else {
-            preconditionFailure("a new communication (pending, dispatch 1) can always be queued")
-        }
-        return c.applying(effect, at: at, service: service)
+extension Communication {
+    /// This `pending` communication after `queued` for its current dispatch, decided by `StatusMachine`, with
+    /// `due` as its outbox due time (nil: none, its stream entry is written with it). Unchanged when the
+    /// machine refuses (it is not pending).
+    public func queued(at: Timestamp, service: String, due: Timestamp?) -> Communication {
+        guard case .apply(let effect) = StatusMachine.decide(dispatchState, .queued(dispatchSeq: dispatchSeq), watchdog: due) else { return self }
+        return applying(effect, at: at, service: service).0
     }
 }
 

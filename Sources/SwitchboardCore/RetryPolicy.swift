@@ -1,3 +1,5 @@
+import SwitchboardBackoff
+
 /// Exponential backoff with jitter, bounded attempts.
 public struct RetryPolicy: Sendable, Hashable {
     /// Attempts in all, the first included.
@@ -16,16 +18,13 @@ public struct RetryPolicy: Sendable, Hashable {
         self.jitter = min(1, max(0, jitter))
     }
 
+    /// The backoff this policy follows between attempts.
+    public var backoff: Backoff { Backoff(initial: baseDelay, maximum: maxDelay, jitter: jitter) }
+
     /// The delay after failed attempt number `attempt` (1-based): base × 2^(attempt−1), capped, with
     /// `jitter` of it drawn at random from `generator`.
     public func delay(afterAttempt attempt: Int, using generator: inout some RandomNumberGenerator) -> Duration {
-        let base = Double(baseDelay.components.seconds) + Double(baseDelay.components.attoseconds) / 1e18
-        let cap = Double(maxDelay.components.seconds) + Double(maxDelay.components.attoseconds) / 1e18
-        let exponent = Double(max(0, min(attempt - 1, 62)))
-        let full = min(cap, base * pow2(exponent))
-        let fixed = full * (1 - jitter)
-        let random = jitter > 0 ? Double.random(in: 0...(full * jitter), using: &generator) : 0
-        return .milliseconds(Int64(((fixed + random) * 1000).rounded()))
+        backoff.delay(afterFailures: attempt, using: &generator)
     }
 
     /// What to do after attempt number `attempt` ended with `result`.
@@ -36,13 +35,6 @@ public struct RetryPolicy: Sendable, Hashable {
         case .retryable:
             attempt >= maxAttempts ? .giveUp : .retry(after: delay(afterAttempt: attempt, using: &generator))
         }
-    }
-
-    private func pow2(_ e: Double) -> Double {
-        var r = 1.0
-        var i = 0.0
-        while i < e { r *= 2; i += 1 }
-        return r
     }
 }
 

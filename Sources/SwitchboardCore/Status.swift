@@ -155,6 +155,13 @@ public enum TransitionDecision: Sendable, Hashable {
 /// dispatch phase the order is (dispatchSeq, pending < queued < processing < retrying); after it, the order
 /// of provider reports (sent < delivered | undelivered | failed < read).
 public enum StatusMachine {
+    /// Whether a confirmed publication of dispatch `dispatchSeq` moves the outbox due time of a communication in
+    /// `state`: only while it is still `queued` in that dispatch (a worker that already took it set its own).
+    /// Not a status change: no history entry is written.
+    public static func publicationConfirmed(_ state: DispatchState, dispatchSeq: Int) -> Bool {
+        state.status == .queued && state.dispatchSeq == dispatchSeq
+    }
+
     /// Decides what `event` does to a communication in `state`. `watchdog`, when given, becomes the outbox due
     /// time of a message entering `queued` or `processing`: if it is still there then, the outbox redispatches
     /// it (engines whose streams can lose entries independently of the store set it; nil clears the due time).

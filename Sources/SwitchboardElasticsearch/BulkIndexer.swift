@@ -277,7 +277,7 @@ public actor BulkIndexer {
             }
             statistics.retries += 1
             logger.debug("retrying elasticsearch bulk request", metadata: ["actions": "\(pending.count)", "attempt": "\(failures + 1)", "error": "\(lastError.map { "\($0)" } ?? "?")"])
-            try? await Task.sleep(for: options.backoff(failures))
+            try? await Task.sleep(for: options.backoff.delay(afterFailures: failures))
         }
         return Delivery()
     }

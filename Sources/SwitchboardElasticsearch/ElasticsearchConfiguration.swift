@@ -1,3 +1,4 @@
+import SwitchboardBackoff
 import Foundation
 
 /// How to reach an Elasticsearch 8 or OpenSearch cluster, and how the bulk indexer batches and retries.
@@ -90,9 +91,6 @@ public struct BulkOptions: Sendable {
     /// The defaults: 1000 actions or 5 MiB per request, 500 ms, 50 000 buffered, 6 tries from 100 ms to 5 s.
     public init() {}
 
-    /// The backoff after `failures` failed tries (1 → `baseBackoff`).
-    public func backoff(_ failures: Int) -> Duration {
-        let factor = 1 << min(max(failures - 1, 0), 20)
-        return min(maxBackoff, baseBackoff * factor)
-    }
+    /// The backoff between tries: from `baseBackoff`, doubling up to `maxBackoff`.
+    public var backoff: Backoff { Backoff(initial: baseBackoff, maximum: maxBackoff) }
 }

@@ -14,7 +14,7 @@ public struct API: Sendable {
     /// `Retry-After` of a 503 `store_unavailable` (a store error that passes: full disk, lock, unreachable).
     public static let storeRetryAfterSeconds = 5
 
-    let engine: Engine
+    let adapters: Adapters
     let dispatcher: Dispatcher
     let logger: Logger
     let webhooks: Webhooks
@@ -22,8 +22,8 @@ public struct API: Sendable {
     let writes = StoreWriteHealth()
 
     /// - Parameter webhooks: the provider status webhooks to serve (none by default).
-    public init(engine: Engine, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks()) {
-        self.engine = engine
+    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks()) {
+        self.adapters = adapters
         self.dispatcher = dispatcher
         self.logger = logger
         self.webhooks = webhooks
@@ -125,7 +125,7 @@ public struct API: Sendable {
 
     func show(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = context.parameters.get("id") ?? ""
-        guard let c = try await engine.store.communication(id: id) else {
+        guard let c = try await adapters.store.communication(id: id) else {
             throw APIError(.notFound, code: "not_found", message: "No communication has id \"\(id.prefix(64))\".", field: "id")
         }
         return .json(Render.communication(c))
@@ -138,7 +138,7 @@ public struct API: Sendable {
             type: try Query.enumeration(q, "type", Channel.self), status: try Query.enumeration(q, "status", CommunicationStatus.self),
             to: Query.string(q, "to"), text: Query.string(q, "q"), since: try Query.time(q, "since"), until: try Query.time(q, "until"),
             limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
-        return .json(Render.page(try await searching { try await engine.search.search(query) }, Render.document))
+        return .json(Render.page(try await searching { try await adapters.search.search(query) }, Render.document))
     }
 
     /// Runs a search; a search index that does not answer (Elasticsearch down) is a 503 `search_unavailable`,
@@ -160,13 +160,13 @@ public struct API: Sendable {
         let query = LogQuery(
             communicationId: Query.string(q, "communicationId"), service: Query.string(q, "service"), status: try Query.enumeration(q, "status", CommunicationStatus.self),
             text: Query.string(q, "q"), limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
-        return .json(Render.page(try await searching { try await engine.search.search(query) }, Render.log))
+        return .json(Render.page(try await searching { try await adapters.search.search(query) }, Render.log))
     }
 
     func sandbox(_ request: Request) async throws -> Response {
         let q = request.uri.queryParameters
         try Query.allow(q, ["type", "to", "limit"])
-        guard let mailbox = engine.mailbox else {
+        guard let mailbox = adapters.mailbox else {
             throw APIError(.notFound, code: "sandbox_disabled", message: "The sandbox provider is not in use in this process.")
         }
         let items = try await mailbox.messages(channel: try Query.enumeration(q, "type", Channel.self), to: Query.string(q, "to"), limit: try Query.limit(q))
@@ -174,7 +174,7 @@ public struct API: Sendable {
     }
 
     func stats() async throws -> Response {
-        let counts = try await engine.store.statusCounts()
+        let counts = try await adapters.store.statusCounts()
         var byChannel: [String: JSONValue] = [:]
         var totals: [String: Int] = [:]
         for channel in Channel.allCases {
@@ -188,7 +188,7 @@ public struct API: Sendable {
         var streams: [JSONValue] = []
         for stream in StreamNames.all {
             let group = stream == StreamNames.log ? StreamNames.loggerGroup : StreamNames.workerGroup
-            let info = try await engine.queue.info(stream: stream, group: group)
+            let info = try await adapters.queue.info(stream: stream, group: group)
             streams.append(.object([
                 "stream": .string(stream), "group": .string(group), "length": .number(Double(info.length)),
                 "pending": .number(Double(info.pending)), "deadLetters": .number(Double(info.deadLetters)),
@@ -206,7 +206,7 @@ public struct API: Sendable {
         guard let stream = Query.string(q, "stream"), StreamNames.all.contains(stream) else {
             throw APIError(.badRequest, code: "invalid_parameter", message: "stream is required: one of \(StreamNames.all.joined(separator: ", ")).", field: "stream")
         }
-        let entries = try await engine.queue.entries(stream: StreamNames.deadLetter(of: stream), limit: try Query.limit(q))
+        let entries = try await adapters.queue.entries(stream: StreamNames.deadLetter(of: stream), limit: try Query.limit(q))
         return .json(.object([
             "stream": .string(StreamNames.deadLetter(of: stream)),
             "items": .array(entries.map { e -> JSONValue in .object(["id": .string(e.id), "fields": .object(e.fields.mapValues { JSONValue.string($0) })]) }),
@@ -218,10 +218,10 @@ public struct API: Sendable {
 
     /// `GET /health/ready`: each dependency up or down; 503 only when the store is down.
     func ready() async -> Response {
-        async let store: String? = check { try await engine.store.ping() }
-        async let queue: String? = check { try await engine.queue.ping() }
-        async let search: String? = check { try await engine.search.ping() }
-        let results = await [("store", engine.names.store, store), ("queue", engine.names.queue, queue), ("search", engine.names.search, search)]
+        async let store: String? = check { try await adapters.store.ping() }
+        async let queue: String? = check { try await adapters.queue.ping() }
+        async let search: String? = check { try await adapters.search.ping() }
+        let results = await [("store", adapters.names.store, store), ("queue", adapters.names.queue, queue), ("search", adapters.names.search, search)]
         var deps: [String: JSONValue] = [:]
         for (role, name, error) in results {
             deps[role] = .object(["engine": .string(name), "status": .string(error == nil ? "up" : "down"), "error": Render.optional(error)])
@@ -229,7 +229,7 @@ public struct API: Sendable {
         // A store that answers but refuses writes (its disk is full, say) is degraded: reads work, POSTs get 503.
         let refusal = results[0].2 == nil ? writes.recentRefusal(within: StoreWriteHealth.memory) : nil
         if let refusal {
-            deps["store"] = .object(["engine": .string(engine.names.store), "status": .string("degraded"), "error": .string("writes refused \(refusal.age.components.seconds) s ago: \(refusal.reason)")])
+            deps["store"] = .object(["engine": .string(adapters.names.store), "status": .string("degraded"), "error": .string("writes refused \(refusal.age.components.seconds) s ago: \(refusal.reason)")])
         }
         // Only the store is essential: with the queue down the router still accepts (the outbox publishes later),
         // with search down it accepts and delivers (the catch-up indexes later). Taking the instance out of a load

@@ -65,7 +65,7 @@ extension API {
     }
 
     func ingest(_ reports: [ProviderStatusReport], service: String) async throws -> Response {
-        let outcomes = try await StatusReportIngest(engine: engine, logger: logger).ingest(reports, service: service)
+        let outcomes = try await StatusReportIngest(adapters: adapters, logger: logger).ingest(reports, service: service)
         let applied = outcomes.filter { if case .applied = $0 { true } else { false } }.count
         return .json(.object(["received": .number(Double(reports.count)), "applied": .number(Double(applied))]))
     }

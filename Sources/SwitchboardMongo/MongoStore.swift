@@ -228,6 +228,19 @@ public struct MongoStore: CommunicationStore {
         throw .contention(id: t.id)
     }
 
+    /// One conditional `updateOne` per publication (the condition is `StatusMachine.publicationConfirmed`'s);
+    /// the revision moves, so that a status change decided on the old `dispatchAt` decides again.
+    public func confirmPublished(_ publications: [Publication], due: Timestamp?) async throws {
+        guard !publications.isEmpty else { return }
+        try await withCollection { c throws(MongoError) in
+            for p in publications {
+                _ = try c.updateOne(
+                    ["_id": .string(p.id), "status": .string(CommunicationStatus.queued.rawValue), "dispatchSeq": .int64(Int64(p.dispatchSeq))],
+                    ["$set": .document(["dispatchAt": due.map { .datetime($0.milliseconds) } ?? .null]), "$inc": .document(["revision": .int64(1)])])
+            }
+        }
+    }
+
     public func claimDue(now: Timestamp, lease: Duration, limit: Int) async throws -> [Communication] {
         guard limit > 0 else { return [] }
         let until = now.adding(lease)

@@ -1,11 +1,11 @@
 import SwitchboardCore
 
-/// `AtomicPipeline` for the embedded engine: store, streams and search live in one SQLite file, so each
+/// The `Pipeline` port for the embedded engine: store, streams and search live in one SQLite file, so each
 /// step of the pipeline is one transaction (and, with group commit, shares its COMMIT with others).
 ///
 /// It goes with a `SQLiteSearchIndex` over the store's rows (`.storeRows`): a communication's search document
 /// is its `communications` row, so there is no document to write here.
-public struct SQLitePipeline: AtomicPipeline {
+public struct SQLitePipeline: Pipeline {
     /// The embedded queue: its database, clock, lease and poll interval are the pipeline's.
     let queue: SQLiteQueue
     var db: SQLiteDatabase { queue.db }
@@ -26,7 +26,8 @@ public struct SQLitePipeline: AtomicPipeline {
             var logs: [String]
         }
         let prepared = items.map { item -> Prepared in
-            let (queued, _) = item.queued(at: queuedAt, service: service)
+            // `pending` → `queued` through `StatusMachine`, not due: its stream entry is written with it.
+            let queued = item.communication.queued(at: queuedAt, service: service, due: nil)
             let logs = queued.history.map { LogRecord(queued, change: $0).fieldsText }
             return Prepared(item: item, queued: queued, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: logs)
         }

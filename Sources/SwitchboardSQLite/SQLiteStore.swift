@@ -91,9 +91,10 @@ public struct SQLiteStore: CommunicationStore {
     }
 
     /// Inserts one new communication on the writer thread, honouring its idempotency key: `item` stored as
-    /// `record`, the caller's record of it — `item.communication` (`pending`, due in the outbox), or that one
-    /// already moved to `queued` by the caller (`NewCommunication.queued(at:service:)`: not due, as the caller
-    /// publishes it in the same transaction). Status, due time and history (with its services) are the record's.
+    /// `record`, the caller's record of it — `item.communication` (`pending`, or `queued` and still due for the
+    /// port-by-port pipeline), or that one moved to `queued` by the caller (`Communication.queued(at:service:due:)`
+    /// with no due time, as the embedded pipeline publishes it in the same transaction). Status, due time and
+    /// history (with their services) are the record's.
     static func createOne(_ c: Connection, _ item: NewCommunication, as record: Communication, dataText: String) throws -> CreateResult {
         func existing(_ key: String) throws -> CreateResult? {
             guard let found = try load(c, where: "idempotency_key = ?", [.text(key)]) else { return nil }
@@ -101,8 +102,7 @@ public struct SQLiteStore: CommunicationStore {
         }
         if let key = item.idempotencyKey, let r = try existing(key) { return r }
         let r = item.request
-        var history = ""
-        for change in record.history { history += historyLine(change) }
+        let history = record.history.map(historyLine).joined()
         do {
             try c.run(
                 """
@@ -198,6 +198,18 @@ public struct SQLiteStore: CommunicationStore {
         case .applied(let loaded, let change): .applied(loaded.finished, change)
         case .ignored(let loaded, let reason): .ignored(loaded.finished, reason: reason)
         case .notFound(let id): .notFound(id: id)
+        }
+    }
+
+    /// The condition is `StatusMachine.publicationConfirmed`'s, in SQL. Not durable: a confirmation lost in a
+    /// power cut only leaves the message due, and the outbox redispatches it.
+    public func confirmPublished(_ publications: [Publication], due: Timestamp?) async throws {
+        guard !publications.isEmpty else { return }
+        let dueValue: SQLValue = due.map { .int($0.milliseconds) } ?? .null
+        try await db.write(durable: false) { c in
+            for p in publications {
+                try c.run("UPDATE communications SET dispatch_at = ? WHERE id = ? AND status = 'queued' AND dispatch_seq = ?", [dueValue, .text(p.id), .int(Int64(p.dispatchSeq))])
+            }
         }
     }
 

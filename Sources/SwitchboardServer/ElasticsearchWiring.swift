@@ -1,6 +1,4 @@
 import Logging
-import ServiceLifecycle
-import SwitchboardApp
 import SwitchboardCore
 import SwitchboardElasticsearch
 
@@ -43,43 +41,5 @@ extension Settings {
         if let v = try reader.int("SWITCHBOARD_ELASTICSEARCH_BUFFER", 1...10_000_000) { c.bulk.maxBuffered = v }
         if let v = try reader.millis("SWITCHBOARD_ELASTICSEARCH_CATCHUP_MARGIN_MS") { c.catchUpMargin = v }
         return c
-    }
-}
-
-/// Runs the Elasticsearch bulk indexer's flusher; at start prepares the cluster (dialect, templates, indices)
-/// in the background, retrying while it is down; on graceful shutdown sends what is buffered and closes the
-/// connections. Listed before the pipeline services, so that it stops after them.
-public struct ElasticsearchService: Service {
-    let index: ElasticsearchSearchIndex
-    let logger: Logger
-
-    public init(index: ElasticsearchSearchIndex, logger: Logger) {
-        self.index = index
-        self.logger = logger
-    }
-
-    public func run() async throws {
-        let index = self.index, logger = self.logger
-        let flusher = Task { await index.bulk.run() }
-        let preparation = Task {
-            var failures = 0
-            while !Task.isCancelled {
-                do {
-                    try await index.bulk.prepareIfNeeded()  // logs the dialect the first time
-                    return
-                } catch {
-                    failures += 1
-                    if failures == 1 { logger.warning("elasticsearch unavailable at start; retrying in the background", metadata: ["error": "\(error)"]) }
-                    try? await Task.sleep(for: failureBackoff(failures))
-                }
-            }
-        }
-        try? await gracefulShutdown()
-        preparation.cancel()
-        await index.bulk.stop()
-        await flusher.value
-        let stats = await index.bulk.statistics
-        logger.info("elasticsearch indexer stopped", metadata: ["indexed": "\(stats.indexed)", "failed": "\(stats.failed)", "dropped": "\(stats.dropped)"])
-        await index.shutdown()
     }
 }

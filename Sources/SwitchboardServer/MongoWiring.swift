@@ -1,5 +1,4 @@
 import Logging
-import ServiceLifecycle
 #if MongoDB
 import SwitchboardMongo
 #endif
@@ -29,30 +28,3 @@ extension Settings {
         #endif
     }
 }
-
-#if MongoDB
-/// Creates the MongoDB indexes at start and closes the client pool after the services that use it stopped
-/// (listed right after `DatabaseService`, it shuts down after every pipeline service).
-public struct MongoService: Service {
-    let store: MongoStore
-    let logger: Logger
-
-    public init(store: MongoStore, logger: Logger) {
-        self.store = store
-        self.logger = logger
-    }
-
-    public func run() async throws {
-        do throws(MongoError) {
-            try await store.prepare()
-            logger.info("mongodb reachable", metadata: ["database": "\(store.databaseName)"])
-        } catch .connection(let message) {
-            // Not fatal: the API reports the store down and every operation retries the connection (and the indexes).
-            logger.warning("mongodb unreachable at start; retrying on use", metadata: ["error": "\(message)"])
-        }
-        try? await gracefulShutdown()
-        await store.shutdown()
-        logger.info("mongodb connections closed")
-    }
-}
-#endif

@@ -47,6 +47,8 @@ public struct Settings: Sendable {
     /// How long finished messages, log records, dead letters and sandbox messages are kept (`SWITCHBOARD_RETENTION_DAYS`);
     /// nil (0, the default): kept until deleted by hand.
     public var retention: Duration?
+    /// When set, the SQLite writer's group-commit statistics are logged at this interval (`SWITCHBOARD_SQLITE_STATS`).
+    public var sqliteStatsInterval: Duration?
 
     public init() {}
 
@@ -126,6 +128,7 @@ public struct Settings: Sendable {
         s.elasticsearch = try elasticsearchConfiguration(reader)
         if let v = value("MONGODB_URL") { s.mongoURL = v }
         if let v = try int("SWITCHBOARD_RETENTION_DAYS", 0...36_500) { s.retention = v == 0 ? nil : .seconds(v * 86_400) }
+        if value("SWITCHBOARD_SQLITE_STATS") != nil { s.sqliteStatsInterval = .seconds(1) }
         try s.validateMongoURL()
         return s
     }

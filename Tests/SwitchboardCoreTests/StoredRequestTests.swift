@@ -36,10 +36,10 @@ struct StoredRequestTests {
     func queuedInOneStep() {
         let req = CommunicationRequest(channel: .sms, from: "+15550000000", to: "+15551112222", msg: "x")
         let new = NewCommunication(id: "a", request: req, idempotencyKey: nil, createdAt: Timestamp(milliseconds: 1), dispatchAt: Timestamp(milliseconds: 2), service: "api")
-        let (c, change) = new.queued(at: Timestamp(milliseconds: 3), service: "pipeline")
+        let c = new.communication.queued(at: Timestamp(milliseconds: 3), service: "pipeline", due: nil)
         #expect(c.status == .queued && c.dispatchSeq == 1 && c.attempts == 0 && c.dispatchAt == nil && c.updatedAt == Timestamp(milliseconds: 3))
         #expect(c.history.map(\.status) == [.pending, .queued])
         #expect(c.history.map(\.service) == ["api", "pipeline"])
-        #expect(change == StatusChange(status: .queued, at: Timestamp(milliseconds: 3), attempt: 0, service: "pipeline"))
+        #expect(c.history.last == StatusChange(status: .queued, at: Timestamp(milliseconds: 3), attempt: 0, service: "pipeline"))
     }
 }

@@ -53,7 +53,7 @@ func post(_ client: some TestClientProtocol, _ type: Channel, to: String, msg: S
 }
 
 func sentCount(_ system: SwitchboardSystem) async throws -> Int {
-    try await system.engine.store.statusCounts().filter { $0.status == .sent }.reduce(0) { $0 + $1.count }
+    try await system.adapters.store.statusCounts().filter { $0.status == .sent }.reduce(0) { $0 + $1.count }
 }
 
 @Suite("End to end: SQLite store + Elasticsearch search (noida-db)", .serialized)
@@ -62,8 +62,8 @@ struct ElasticsearchEndToEndTests {
     func endToEnd() async throws {
         try await withSearchServer(.noida) { server in
             let system = try SwitchboardSystem(settings: try esSettings(node: server.url), logger: quiet())
-            #expect(system.engine.pipeline == nil)
-            #expect(system.engine.names.search == "elasticsearch")
+            #expect(system.adapters.pipeline is PortByPortPipeline)
+            #expect(system.adapters.names.search == "elasticsearch")
             let es = try #require(system.elasticsearch)
             let running = Running(system)
             try await system.application().test(.router) { client in
@@ -122,7 +122,7 @@ struct ElasticsearchEndToEndTests {
                     return Set(items(r).compactMap { $0["status"]?.stringValue }).isSuperset(of: ["pending", "processing", "sent"])
                 }
                 // No log entry was dead-lettered because search was down.
-                #expect(try await system.engine.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).deadLetters == 0)
+                #expect(try await system.adapters.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).deadLetters == 0)
             }
             try await running.stop()
             await system.close()
@@ -136,7 +136,7 @@ struct ElasticsearchServiceTests {
     func flushOnShutdown() async throws {
         try await withSearchServer(.noida) { server in
             let index = try await preparedIndex(server) { $0.bulk.flushInterval = .seconds(600) }
-            let group = ServiceGroup(configuration: .init(services: [.init(service: ElasticsearchService(index: index, logger: quiet()))], logger: quiet()))
+            let group = ServiceGroup(configuration: .init(services: [.init(service: index)], logger: quiet()))
             let task = Task { try await group.run() }
             try await index.index(communications: Array(SearchContract.documents().prefix(7)))
             try await Task.sleep(for: .milliseconds(200))

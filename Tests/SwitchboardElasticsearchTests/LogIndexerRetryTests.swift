@@ -36,13 +36,13 @@ struct LogIndexerRetryTests {
         // seconds, and a further takeover would dead-letter them.
         let queue = SQLiteQueue(database: database, lease: .seconds(2), pollInterval: .milliseconds(20), clock: SystemTime.now)
         let search = FlakySearch()
-        let engine = Engine(store: SQLiteStore(database: database), queue: queue, search: search, mailbox: nil, names: (store: "sqlite", queue: "sqlite", search: "flaky"))
+        let (adapters, _) = Adapters.portByPort(store: SQLiteStore(database: database), queue: queue, search: search, mailbox: nil, options: PipelineOptions(), names: (store: "sqlite", queue: "sqlite", search: "flaky"), logger: quiet())
         let records = (0..<5).map { i in
             LogRecord(communicationId: "c\(i)", service: "router", status: .pending, type: .sms, from: "+15550000000", to: "+15550000001", msg: "m\(i)", error: nil, attempt: 0, provider: nil, timestamp: Timestamp(milliseconds: 1000 + Int64(i)))
         }
         try await queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
         try await queue.publish(stream: StreamNames.log, entries: records.map(\.fields))
-        let indexer = LogIndexer(engine: engine, options: PipelineOptions(maxDeliveries: 2, readBlock: .milliseconds(50)), consumer: "logger-test", logger: quiet())
+        let indexer = LogIndexer(adapters: adapters, options: PipelineOptions(maxDeliveries: 2, readBlock: .milliseconds(50)), consumer: "logger-test", logger: quiet())
         let group = ServiceGroup(configuration: .init(services: [.init(service: indexer)], logger: quiet()))
         let task = Task { try await group.run() }
 

@@ -27,11 +27,11 @@ func quietLogger() -> Logger {
 }
 
 func count(_ system: SwitchboardSystem, _ status: CommunicationStatus) async throws -> Int {
-    try await system.engine.store.statusCounts().filter { $0.status == status }.reduce(0) { $0 + $1.count }
+    try await system.adapters.store.statusCounts().filter { $0.status == status }.reduce(0) { $0 + $1.count }
 }
 
 func total(_ system: SwitchboardSystem) async throws -> Int {
-    try await system.engine.store.statusCounts().reduce(0) { $0 + $1.count }
+    try await system.adapters.store.statusCounts().reduce(0) { $0 + $1.count }
 }
 
 let jsonHeaders: HTTPFields = [.contentType: "application/json"]

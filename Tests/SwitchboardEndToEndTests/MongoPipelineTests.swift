@@ -52,8 +52,8 @@ struct MongoPipelineTests {
             var settings = fastSettings(name: "e2e-mongo", lease: .seconds(30))
             settings.mongoURL = mongo.url(database: "switchboard-e2e")
             let system = try SwitchboardSystem(settings: settings, logger: quietLogger())
-            #expect(system.engine.names.store == "mongodb" && system.engine.names.queue == "sqlite")
-            #expect(system.engine.pipeline == nil)
+            #expect(system.adapters.names.store == "mongodb" && system.adapters.names.queue == "sqlite")
+            #expect(system.adapters.pipeline is PortByPortPipeline)
             #expect(system.mongoStore != nil)
             let running = Running(system)
             try await system.application().test(.router) { client in
@@ -68,9 +68,9 @@ struct MongoPipelineTests {
                 }
                 let doomed = try await post(client, .sms, to: SandboxProvider.MagicRecipient.permanentPhone, msg: "never arrives")
                 try await eventually("150 sent") { try await count(system, .sent) == 150 }
-                try await eventually("the magic recipient failed") { try await system.engine.store.communication(id: doomed)?.status == .failed }
+                try await eventually("the magic recipient failed") { try await system.adapters.store.communication(id: doomed)?.status == .failed }
                 #expect(try await total(system) == 151)
-                #expect(Set(try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 1000).map(\.communicationId)) == Set(ids))
+                #expect(Set(try await system.adapters.mailbox!.messages(channel: nil, to: nil, limit: 1000).map(\.communicationId)) == Set(ids))
 
                 let shown = try json(try await client.execute(uri: "/api/v1/communication/\(ids[0])", method: .get))
                 #expect(shown["status"] == .string("sent") && shown["provider"] == .string("sandbox") && shown["attempts"] == .number(1), "history: \(shown["history"].map { "\($0)" } ?? "none")")

@@ -20,7 +20,7 @@ struct PipelineTests {
         var settings = testSettings()
         settings.synchronous = synchronous
         var configured = try SwitchboardSystem(settings: settings, logger: quietLogger())
-        if !atomic { configured.engine.pipeline = nil }  // the port-by-port path other engines use
+        if !atomic { configured.usePortByPortPipeline() }  // the port-by-port path other engines use
         let system = configured
         let running = Running(system)
         try await system.application().test(.router) { client in
@@ -39,10 +39,10 @@ struct PipelineTests {
             // Every message went through the sandbox exactly once (the guarantee is at least once: an entry
             // whose lease runs out while its batch is still being delivered is taken over and delivered again;
             // the history then says so).
-            let delivered = try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 1000)
+            let delivered = try await system.adapters.mailbox!.messages(channel: nil, to: nil, limit: 1000)
             #expect(delivered.count == 300)
             if let twice = Dictionary(grouping: delivered, by: \.communicationId).first(where: { $0.value.count > 1 })?.key,
-               let c = try await system.engine.store.communication(id: twice) {
+               let c = try await system.adapters.store.communication(id: twice) {
                 Issue.record("delivered more than once: \(twice), history \(c.history.map { "\($0.status.rawValue)@\($0.at.milliseconds) \($0.detail ?? "")" })")
             }
             #expect(Set(delivered.map(\.communicationId)) == Set(ids))
@@ -78,7 +78,7 @@ struct PipelineTests {
     @Test("magic recipients: permanent and exhausted retries end failed with the error and a dead letter; flaky ends sent", arguments: [true, false])
     func failures(atomic: Bool) async throws {
         var configured = try SwitchboardSystem(settings: testSettings(maxAttempts: 3), logger: quietLogger())
-        if !atomic { configured.engine.pipeline = nil }
+        if !atomic { configured.usePortByPortPipeline() }
         let system = configured
         let running = Running(system)
         try await system.application().test(.router) { client in
@@ -91,14 +91,14 @@ struct PipelineTests {
                 return failed == 2 && sent == 1
             }
 
-            let p = try #require(try await system.engine.store.communication(id: permanent))
+            let p = try #require(try await system.adapters.store.communication(id: permanent))
             #expect(p.status == .failed && p.attempts == 1 && p.lastError?.code == "SANDBOX_REJECTED")
-            let t = try #require(try await system.engine.store.communication(id: transient))
+            let t = try #require(try await system.adapters.store.communication(id: transient))
             #expect(t.status == .failed && t.attempts == 3 && t.lastError?.code == "SANDBOX_UNAVAILABLE")
             // A retry's `queued` may be overtaken by the worker that takes the republished entry: it is then skipped.
             let statuses = t.history.map(\.status).filter { $0 != .queued }
             #expect(statuses == [.pending, .processing, .retrying, .processing, .retrying, .processing, .failed])
-            let f = try #require(try await system.engine.store.communication(id: flaky))
+            let f = try #require(try await system.adapters.store.communication(id: flaky))
             #expect(f.status == .sent && f.attempts == 3 && f.lastError?.code == "SANDBOX_FLAKY")
 
             let smsDead = try json(try await client.execute(uri: "/api/v1/dead-letters?stream=sms_stream", method: .get))
@@ -106,12 +106,12 @@ struct PipelineTests {
             #expect(smsDead["items"].flatMap { if case .array(let a) = $0 { a.first?["fields"]?["_id"] } else { nil } } == .string(permanent))
             // On the port-by-port path the entry is dead-lettered just after `failed` is committed.
             try await eventually(timeout: .seconds(10), "dead letter of the transient failure") {
-                try await !system.engine.queue.entries(stream: "email_stream:dead", limit: 10).isEmpty
+                try await !system.adapters.queue.entries(stream: "email_stream:dead", limit: 10).isEmpty
             }
-            let emailDead = try await system.engine.queue.entries(stream: "email_stream:dead", limit: 10)
+            let emailDead = try await system.adapters.queue.entries(stream: "email_stream:dead", limit: 10)
             #expect(emailDead.map { $0.fields["_id"] } == [transient])
             #expect(emailDead.first?.fields["dead_reason"]?.contains("SANDBOX_UNAVAILABLE") == true)
-            #expect(try await system.engine.queue.entries(stream: "whatsapp_stream:dead", limit: 10).isEmpty)
+            #expect(try await system.adapters.queue.entries(stream: "whatsapp_stream:dead", limit: 10).isEmpty)
 
             let shown = try json(try await client.execute(uri: "/api/v1/communication/\(transient)", method: .get))
             #expect(shown["status"] == .string("failed"))
@@ -148,7 +148,7 @@ struct PipelineTests {
                 let sent = try await count(system, .sent), failed = try await count(system, .failed)
                 return sent == 3 && failed == 1 && logs["count"] == .number(16)
             }
-            try await eventually("the dead letter") { try await !system.engine.queue.entries(stream: "sms_stream:dead", limit: 1).isEmpty }
+            try await eventually("the dead letter") { try await !system.adapters.queue.entries(stream: "sms_stream:dead", limit: 1).isEmpty }
             // A day later, nothing is old enough yet; a day and a minute later, everything is.
             let now = SystemTime.now()
             let tooEarly = RetentionService(period: .seconds(86_400), targets: system.retentionTargets, logger: quietLogger(), clock: { now.adding(.seconds(86_000)) })
@@ -204,11 +204,11 @@ struct PipelineTests {
         running = Running(system)
         try await eventually("all sent after restart") { try await count(system, .sent) == 300 }
         try await running.stop()
-        let delivered = try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 1000)
+        let delivered = try await system.adapters.mailbox!.messages(channel: nil, to: nil, limit: 1000)
         #expect(delivered.count == 300)
         #expect(Set(delivered.map(\.communicationId)) == Set(ids))
         for type in Channel.allCases {
-            let info = try await system.engine.queue.info(stream: type.stream, group: StreamNames.workerGroup)
+            let info = try await system.adapters.queue.info(stream: type.stream, group: StreamNames.workerGroup)
             #expect(info.pending == 0 && info.deadLetters == 0)
         }
         await system.database.close()
@@ -226,7 +226,7 @@ struct PipelineTests {
             #expect(a == b)
             try await eventually("sent") { try await count(system, .sent) == 1 }
             try await Task.sleep(for: .milliseconds(300))
-            #expect(try await system.engine.mailbox!.messages(channel: .email, to: nil, limit: 10).count == 1)
+            #expect(try await system.adapters.mailbox!.messages(channel: .email, to: nil, limit: 10).count == 1)
         }
         try await running.stop()
         await system.database.close()
@@ -237,11 +237,11 @@ struct PipelineTests {
         let system = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
         let now = SystemTime.now()
         let orphan = NewCommunication(id: "0000000000000000000000aa", request: CommunicationRequest(channel: .sms, from: "+15550000000", to: "+15551112222", msg: "orphan"), idempotencyKey: nil, createdAt: now, dispatchAt: now.adding(.milliseconds(300)))
-        _ = try await system.engine.store.create([orphan])
-        #expect(try await system.engine.queue.info(stream: "sms_stream", group: StreamNames.workerGroup).length == 0)
+        _ = try await system.adapters.store.create([orphan])
+        #expect(try await system.adapters.queue.info(stream: "sms_stream", group: StreamNames.workerGroup).length == 0)
         let running = Running(system)
-        try await eventually("orphan sent") { try await system.engine.store.communication(id: orphan.id)?.status == .sent }
-        let c = try #require(try await system.engine.store.communication(id: orphan.id))
+        try await eventually("orphan sent") { try await system.adapters.store.communication(id: orphan.id)?.status == .sent }
+        let c = try #require(try await system.adapters.store.communication(id: orphan.id))
         // The scheduler published it; its `queued` record may be overtaken by the worker (then not recorded).
         let queued = c.history.filter { $0.status == .queued }
         #expect(queued.allSatisfy { $0.service == "scheduler" })
@@ -259,18 +259,18 @@ struct PipelineTests {
             return ids
         }
         // A "worker" that reads everything, marks it processing, and dies without acknowledging.
-        let queue = system.engine.queue
+        let queue = system.adapters.queue
         try await queue.createGroup(stream: "sms_stream", group: StreamNames.workerGroup)
         let held = try await queue.read(stream: "sms_stream", group: StreamNames.workerGroup, consumer: "crashed", count: 100, block: .zero)
         #expect(held.count == 20)
-        _ = try await system.engine.store.apply(held.compactMap { DispatchEntry(fields: $0.fields) }.map { StatusTransition(id: $0.communicationId, event: .processing(dispatchSeq: $0.dispatchSeq, redelivery: false), at: SystemTime.now(), service: "sms") })
+        _ = try await system.adapters.store.apply(held.compactMap { DispatchEntry(fields: $0.fields) }.map { StatusTransition(id: $0.communicationId, event: .processing(dispatchSeq: $0.dispatchSeq, redelivery: false), at: SystemTime.now(), service: "sms") })
         let running = Running(system)
         try await eventually("taken over") { try await count(system, .sent) == 20 }
         for id in ids {
-            let c = try #require(try await system.engine.store.communication(id: id))
+            let c = try #require(try await system.adapters.store.communication(id: id))
             #expect(c.attempts == 2)  // the crashed attempt and the takeover
         }
-        #expect(try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 100).count == 20)
+        #expect(try await system.adapters.mailbox!.messages(channel: .sms, to: nil, limit: 100).count == 20)
         try await running.stop()
         await system.database.close()
     }
@@ -298,20 +298,20 @@ struct PipelineTests {
         }
         let slow = SlowProvider(delay: .seconds(2))
         let workers = (1...2).map { n in
-            ChannelWorker(channel: .sms, engine: system.engine, providers: [slow], options: system.pipelineOptions, consumer: "slow-\(n)", logger: quietLogger())
+            ChannelWorker(channel: .sms, adapters: system.adapters, providers: [slow], options: system.pipelineOptions, consumer: "slow-\(n)", logger: quietLogger())
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in workers { group.addTask { try await worker.run() } }
-            try await eventually("sent") { try await system.engine.store.communication(id: id)?.status == .sent }
+            try await eventually("sent") { try await system.adapters.store.communication(id: id)?.status == .sent }
             // Two more leases: nothing is taken over afterwards either.
             try await Task.sleep(for: .milliseconds(1200))
             group.cancelAll()
         }
-        let c = try #require(try await system.engine.store.communication(id: id))
+        let c = try #require(try await system.adapters.store.communication(id: id))
         #expect(slow.calls.withLock { $0 } == 1)
         #expect(c.attempts == 1 && c.provider == "slow")
         #expect(c.history.filter { $0.status == .processing }.count == 1, "\(c.history)")
-        let info = try await system.engine.queue.info(stream: "sms_stream", group: StreamNames.workerGroup)
+        let info = try await system.adapters.queue.info(stream: "sms_stream", group: StreamNames.workerGroup)
         #expect(info.length == 0 && info.pending == 0)
         await system.close()
     }
@@ -319,7 +319,7 @@ struct PipelineTests {
     @Test("channel entries without _id or dispatch number go to the dead-letter stream; one for an unknown communication is acknowledged; neither sends")
     func malformedChannelEntries() async throws {
         let system = try SwitchboardSystem(settings: testSettings(), logger: quietLogger())
-        let queue = system.engine.queue
+        let queue = system.adapters.queue
         try await queue.createGroup(stream: "sms_stream", group: StreamNames.workerGroup)
         try await queue.publish(stream: "sms_stream", entries: [
             ["to": "+15550000001", "msg": "no id", "seq": "1"],
@@ -334,7 +334,7 @@ struct PipelineTests {
         let dead = try await queue.entries(stream: "sms_stream:dead", limit: 10)
         #expect(dead.map { $0.fields["msg"] } == ["no id", "no seq"])
         #expect(dead.allSatisfy { $0.fields["dead_reason"] == "malformed entry" })
-        #expect(try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 10).isEmpty)
+        #expect(try await system.adapters.mailbox!.messages(channel: nil, to: nil, limit: 10).isEmpty)
         try await running.stop()
         await system.close()
     }
@@ -349,7 +349,7 @@ struct PipelineTests {
             try await post(client, .sms, to: recipient(.sms, 1), msg: "poison")
         }
         // Two consumers take the entry and die without acknowledging it.
-        let queue = system.engine.queue
+        let queue = system.adapters.queue
         try await queue.createGroup(stream: "sms_stream", group: StreamNames.workerGroup)
         for consumer in ["crash-1", "crash-2"] {
             let got = try await queue.read(stream: "sms_stream", group: StreamNames.workerGroup, consumer: consumer, count: 10, block: .seconds(2))
@@ -357,13 +357,13 @@ struct PipelineTests {
             try await Task.sleep(for: .milliseconds(400))
         }
         let running = Running(system)
-        try await eventually("failed") { try await system.engine.store.communication(id: id)?.status == .failed }
-        let c = try #require(try await system.engine.store.communication(id: id))
+        try await eventually("failed") { try await system.adapters.store.communication(id: id)?.status == .failed }
+        let c = try #require(try await system.adapters.store.communication(id: id))
         #expect(c.lastError?.code == "max_deliveries")
         let dead = try await queue.entries(stream: "sms_stream:dead", limit: 10)
         #expect(dead.map { $0.fields["_id"] } == [id])
         #expect(dead.first?.fields["dead_deliveries"] == "3")
-        #expect(try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 10).isEmpty)
+        #expect(try await system.adapters.mailbox!.messages(channel: .sms, to: nil, limit: 10).isEmpty)
         try await running.stop()
         await system.database.close()
     }

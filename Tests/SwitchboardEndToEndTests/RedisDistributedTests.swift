@@ -23,6 +23,14 @@ final class Counter: Sendable {
     func next() -> Int { value.withLock { n in defer { n += 1 }; return n } }
 }
 
+/// Ids collected by concurrent tasks.
+final class IDList: Sendable {
+    private let ids = Mutex<[String]>([])
+    /// Appends `id`; returns how many there are now.
+    func append(_ id: String) -> Int { ids.withLock { $0.append(id); return $0.count } }
+    var all: [String] { ids.withLock { $0 } }
+}
+
 /// `switchboard` processes sharing one redis-server (the streams) and one SQLite file (store, search, sandbox).
 final class Deployment: @unchecked Sendable {
     let redis: RedisServer
@@ -277,6 +285,63 @@ struct RedisDistributedTests {
         let ready = try await d.get("/health/ready")
         #expect(ready["dependencies"]?["queue"]?["engine"] == .string("redis"))
         #expect(ready["status"] == .string("ready"))
+        await d.stopGracefully(workers + [logger, router])
+    }
+
+    @Test("router killed with SIGKILL right after answering, four times: every answered message has pending and queued in its history and in communication-logs, and is sent once")
+    func killedRouter() async throws {
+        try await Deployment.run(extra: ["SWITCHBOARD_LEASE_MS": "15000"]) { d in try await killedRouter(d) }
+    }
+
+    func killedRouter(_ d: Deployment) async throws {
+        let workers = try Channel.allCases.map { try d.start(["worker", "--channel", $0.rawValue], name: "worker-\($0.rawValue)") }
+        let logger = try d.start(["logger"], name: "logger")
+        var answered: [String] = []
+        for round in 0..<4 {
+            let router = try await d.startRouter()
+            let ids = IDList()
+            let killAt = 100 + round * 50
+            // 16 clients post until the router is gone; the one whose answer is number `killAt` kills it at once.
+            await withTaskGroup(of: Void.self) { group in
+                for client in 0..<16 {
+                    group.addTask {
+                        var i = client
+                        while true {
+                            let t = Channel.allCases[i % 3]
+                            guard let (status, id) = try? await d.post(t, to: recipient(t, i), msg: "round \(round) message \(i)"), status == 200, let id else { return }
+                            let n = ids.append(id)
+                            if n == killAt { router.signal(SIGKILL) }
+                            i += 16
+                        }
+                    }
+                }
+            }
+            while router.process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+            answered += ids.all
+        }
+        #expect(answered.count >= 100 + 150 + 200 + 250)
+        let router = try await d.startRouter()
+        try await eventually(timeout: .seconds(120), "every answered message sent") { try await d.statusCount("sent") >= answered.count }
+        let delivered = try await d.deliveries()
+        #expect(Set(delivered).isSuperset(of: Set(answered)))
+        #expect(delivered.count == Set(delivered).count, "\(delivered.count - Set(delivered).count) sent twice")
+        try await eventually(timeout: .seconds(60), "log_stream drained") {
+            let length = try await d.redisClient.xlen("log_stream")
+            let pending = try await d.redisClient.xpending("log_stream", group: "logger").count
+            return length == 0 && pending == 0
+        }
+        var missing: [String] = []
+        for id in answered {
+            let c = try await d.get("/api/v1/communication/\(id)")
+            guard case .array(let history)? = c["history"] else { missing.append("\(id): no history"); continue }
+            let statuses = history.compactMap { $0["status"]?.stringValue }
+            if Array(statuses.prefix(2)) != ["pending", "queued"] || statuses.last != "sent" { missing.append("\(id) history \(statuses)") }
+            guard case .array(let logs)? = try await d.get("/api/v1/logs?communicationId=\(id)&limit=100")["items"] else { missing.append("\(id): no logs"); continue }
+            let logged = Set(logs.compactMap { $0["status"]?.stringValue })
+            let expected = Set(statuses)
+            if !logged.isSuperset(of: expected) { missing.append("\(id) logs \(logged.sorted()) of \(expected.sorted())") }
+        }
+        #expect(missing.isEmpty, "\(missing.count) of \(answered.count): \(missing.prefix(5))")
         await d.stopGracefully(workers + [logger, router])
     }
 }

@@ -36,18 +36,18 @@ struct RedisPipelineTests {
     func outbox() async throws {
         try await withPersistentRedis { redis in
             let system = try SwitchboardSystem(settings: redisSettings(redis), logger: quietLogger())
-            #expect(system.engine.names.queue == "redis")
+            #expect(system.adapters.names.queue == "redis")
             let now = SystemTime.now()
             let orphan = NewCommunication(id: "0000000000000000000000bb", request: CommunicationRequest(channel: .sms, from: "+15550000000", to: "+15551112222", msg: "orphan"), idempotencyKey: nil, createdAt: now, dispatchAt: now.adding(.milliseconds(300)))
-            _ = try await system.engine.store.create([orphan])
+            _ = try await system.adapters.store.create([orphan])
             let client = try RedisClient(url: redis.url)
             #expect(try await client.xlen("sms_stream") == 0)
             let running = Running(system)
-            try await eventually(timeout: .seconds(30), "orphan sent") { try await system.engine.store.communication(id: orphan.id)?.status == .sent }
-            let c = try #require(try await system.engine.store.communication(id: orphan.id))
+            try await eventually(timeout: .seconds(30), "orphan sent") { try await system.adapters.store.communication(id: orphan.id)?.status == .sent }
+            let c = try #require(try await system.adapters.store.communication(id: orphan.id))
             // Published by the outbox (its `queued` may be overtaken by the worker, which is then recorded instead).
             #expect(c.history.filter { $0.status == .queued }.allSatisfy { $0.service == "scheduler" })
-            #expect(try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 10).map(\.communicationId) == [orphan.id])
+            #expect(try await system.adapters.mailbox!.messages(channel: .sms, to: nil, limit: 10).map(\.communicationId) == [orphan.id])
             // It went through Redis: the group delivered it and it was acknowledged.
             try await eventually(timeout: .seconds(20), "acknowledged") { try await client.xinfoGroups("sms_stream").first?.pending == 0 }
             let groups = try await client.xinfoGroups("sms_stream")
@@ -58,7 +58,7 @@ struct RedisPipelineTests {
         }
     }
 
-    @Test("while Redis is down the API answers 200 at once and keeps the message in the outbox; once Redis is back it is sent")
+    @Test("while Redis is down the API answers 200 at once and keeps the message, queued as answered, in the outbox; once Redis is back it is sent")
     func redisDown() async throws {
         try await withPersistentRedis { redis in
             // The outage makes every service log errors: keep the test output readable.
@@ -68,7 +68,7 @@ struct RedisPipelineTests {
             let running = Running(system)
             try await system.application().test(.router) { client in
                 let first = try await post(client, .sms, to: recipient(.sms, 0), msg: "before")
-                try await eventually("first sent") { try await system.engine.store.communication(id: first)?.status == .sent }
+                try await eventually("first sent") { try await system.adapters.store.communication(id: first)?.status == .sent }
                 let ready = try json(try await client.execute(uri: "/health/ready", method: .get))
                 #expect(ready["dependencies"]?["queue"] == .object(["engine": .string("redis"), "status": .string("up"), "error": .null]))
 
@@ -80,8 +80,10 @@ struct RedisPipelineTests {
                     accepted.append(try await post(client, type, to: recipient(type, i), msg: "while down \(i)"))
                     #expect(ContinuousClock.now - started < .seconds(3), "request \(i) waited \(ContinuousClock.now - started)")
                 }
+                // Stored as answered: `queued` (pending, then queued, by the router), still due in the outbox.
                 for id in accepted {
-                    #expect(try await system.engine.store.communication(id: id)?.status == .pending)
+                    let c = try await system.adapters.store.communication(id: id)
+                    #expect(c?.status == .queued && c?.history.map(\.status) == [.pending, .queued] && c?.dispatchAt != nil)
                 }
                 let down = try await client.execute(uri: "/health/ready", method: .get)
                 #expect(down.status == .ok)  // degraded, not unavailable: the router still accepts
@@ -91,14 +93,16 @@ struct RedisPipelineTests {
 
                 try await redis.launch()
                 try await eventually(timeout: .seconds(30), "all sent after Redis came back") {
-                    for id in accepted where try await system.engine.store.communication(id: id)?.status != .sent { return false }
+                    for id in accepted where try await system.adapters.store.communication(id: id)?.status != .sent { return false }
                     return true
                 }
-                let delivered = try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 100)
+                let delivered = try await system.adapters.mailbox!.messages(channel: nil, to: nil, limit: 100)
                 #expect(delivered.count == 21 && Set(delivered.map(\.communicationId)) == Set(accepted + [first]))
                 for id in accepted {
-                    let c = try #require(try await system.engine.store.communication(id: id))
-                    #expect(c.history.filter { $0.status == .queued }.allSatisfy { $0.service == "scheduler" })
+                    let c = try #require(try await system.adapters.store.communication(id: id))
+                    // The router's accept, then the outbox's new dispatch once Redis answered again.
+                    #expect(Array(c.history.prefix(4).map(\.status)) == [.pending, .queued, .pending, .queued])
+                    #expect(c.history.dropFirst(2).prefix(2).allSatisfy { $0.service == "scheduler" } && c.dispatchSeq == 2)
                 }
                 #expect(try await client.execute(uri: "/health/ready", method: .get).status == .ok)
                 // The router's log entries of the outage waited in the spool: communication-logs has no holes.
@@ -108,12 +112,12 @@ struct RedisPipelineTests {
                         guard case .array(let items)? = logs["items"] else { return false }
                         let statuses = items.compactMap { $0["status"]?.stringValue }.sorted()
                         // Exactly the history in the store (the scheduler's `queued` may have been overtaken).
-                        let history = try #require(try await system.engine.store.communication(id: id)).history.map(\.status.rawValue).sorted()
+                        let history = try #require(try await system.adapters.store.communication(id: id)).history.map(\.status.rawValue).sorted()
                         if statuses != history { return false }
                     }
                     return true
                 }
-                #expect(await system.engine.logSpool.count == 0)
+                #expect(await system.adapters.logSpool.count == 0)
             }
             try await running.stop()
             await system.close()
@@ -132,7 +136,7 @@ struct RedisPipelineTests {
                 let id = try await post(client, .whatsapp, to: recipient(.whatsapp, 7), msg: "early")
                 try await Task.sleep(for: .milliseconds(700))
                 try await redis.launch()
-                try await eventually(timeout: .seconds(30), "sent once Redis is up") { try await system.engine.store.communication(id: id)?.status == .sent }
+                try await eventually(timeout: .seconds(30), "sent once Redis is up") { try await system.adapters.store.communication(id: id)?.status == .sent }
                 try await eventually(timeout: .seconds(30), "logged") {
                     let logs = try json(try await client.execute(uri: "/api/v1/logs?communicationId=\(id)&status=sent", method: .get))
                     return logs["count"] == .number(1)
@@ -164,7 +168,7 @@ struct RedisPipelineTests {
             return ids
         }
         try await eventually(timeout: .seconds(10), "all queued") {
-            for id in ids where try await system.engine.store.communication(id: id)?.status != .queued { return false }
+            for id in ids where try await system.adapters.store.communication(id: id)?.status != .queued { return false }
             return true
         }
         let client = try RedisClient(url: redis.url)
@@ -180,12 +184,12 @@ struct RedisPipelineTests {
         await check.shutdown()
         let workers = Channel.allCases.map { Running(system, role: .worker($0)) }
         try await eventually(timeout: .seconds(40), "all sent after the watchdog fired") {
-            for id in ids where try await system.engine.store.communication(id: id)?.status != .sent { return false }
+            for id in ids where try await system.adapters.store.communication(id: id)?.status != .sent { return false }
             return true
         }
-        let delivered = try await system.engine.mailbox!.messages(channel: nil, to: nil, limit: 100)
+        let delivered = try await system.adapters.mailbox!.messages(channel: nil, to: nil, limit: 100)
         #expect(delivered.count == 30 && Set(delivered.map(\.communicationId)) == Set(ids))
-        let c = try #require(try await system.engine.store.communication(id: ids[0]))
+        let c = try #require(try await system.adapters.store.communication(id: ids[0]))
         #expect(c.dispatchSeq >= 2 && c.attempts == 1)
         // pending, queued, then the scheduler's redispatch to pending, (queued, possibly overtaken), processing, sent.
         #expect(Array(c.history.map(\.status).prefix(3)) == [.pending, .queued, .pending] && c.history.last?.status == .sent)
@@ -209,7 +213,7 @@ struct RedisPipelineTests {
             }
             // Nobody consumes for a while: the watchdog fires and a second dispatch is published beside the first.
             try await eventually(timeout: .seconds(20), "redispatched") {
-                for id in ids where (try await system.engine.store.communication(id: id)?.dispatchSeq ?? 0) < 2 { return false }
+                for id in ids where (try await system.adapters.store.communication(id: id)?.dispatchSeq ?? 0) < 2 { return false }
                 return true
             }
             try await router.stop()
@@ -217,11 +221,11 @@ struct RedisPipelineTests {
             #expect(try await client.xlen("sms_stream") >= 24)
             let worker = Running(system, role: .worker(.sms))
             try await eventually(timeout: .seconds(30), "all sent") {
-                for id in ids where try await system.engine.store.communication(id: id)?.status != .sent { return false }
+                for id in ids where try await system.adapters.store.communication(id: id)?.status != .sent { return false }
                 return true
             }
             try await eventually(timeout: .seconds(20), "every entry settled") { try await client.xinfoGroups("sms_stream").first?.pending == 0 }
-            let delivered = try await system.engine.mailbox!.messages(channel: .sms, to: nil, limit: 100)
+            let delivered = try await system.adapters.mailbox!.messages(channel: .sms, to: nil, limit: 100)
             #expect(delivered.count == 12 && Set(delivered.map(\.communicationId)) == Set(ids))
             try await worker.stop()
             await client.shutdown()

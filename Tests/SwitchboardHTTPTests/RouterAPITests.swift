@@ -13,7 +13,7 @@ import SwitchboardCore
 /// An API over a fresh embedded engine, with no workers running (so messages stay queued).
 struct APIFixture {
     let database: SQLiteDatabase
-    let engine: Engine
+    let adapters: Adapters
     let app: Application<RouterResponder<BasicRequestContext>>
 
     /// - Parameter atomic: with the embedded engine's one-transaction pipeline (as `serve` runs it), else the
@@ -22,12 +22,14 @@ struct APIFixture {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-http-\(UUID().uuidString)")
         database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("api.sqlite").path, synchronous: .normal))
         let queue = SQLiteQueue(database: database, clock: SystemTime.now)
-        engine = Engine(
-            store: SQLiteStore(database: database), queue: queue, search: SQLiteSearchIndex(database: database),
-            mailbox: SQLiteSandboxMailbox(database: database), pipeline: atomic ? SQLitePipeline(queue: queue) : nil, names: (store: "sqlite", queue: "sqlite", search: "sqlite"))
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let api = API(engine: engine, dispatcher: Dispatcher(engine: engine, options: PipelineOptions(), logger: logger), logger: logger)
+        let (store, search, mailbox) = (SQLiteStore(database: database), SQLiteSearchIndex(database: database), SQLiteSandboxMailbox(database: database))
+        let names = (store: "sqlite", queue: "sqlite", search: "sqlite")
+        adapters = atomic
+            ? Adapters(store: store, queue: queue, search: search, mailbox: mailbox, pipeline: SQLitePipeline(queue: queue), logSpool: LogSpool(), names: names)
+            : Adapters.portByPort(store: store, queue: queue, search: search, mailbox: mailbox, options: PipelineOptions(), names: names, logger: logger).0
+        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: PipelineOptions()), logger: logger)
         app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
     }
 }
@@ -79,7 +81,7 @@ struct RouterAPITests {
             #expect(try errorCode(r) == "store_unavailable")
             #expect(try json(r)["error"]?["message"]?.stringValue?.contains("disk is full") == true)
             // What was refused was not stored; what was answered 200 was.
-            let stored = try await f.engine.store.statusCounts().reduce(0) { $0 + $1.count }
+            let stored = try await f.adapters.store.statusCounts().reduce(0) { $0 + $1.count }
             #expect(stored == accepted)
             // Reads still work while the disk is full; readiness says the store refuses writes.
             #expect(try await client.execute(uri: "/api/v1/communication/\(try #require(try json(first)["id"]?.stringValue))", method: .get).status == .ok)
@@ -121,7 +123,7 @@ struct RouterAPITests {
             #expect(c["type"] == .string("sms") && c["to"] == .string("+0987654321") && c["attempts"] == .number(0))
             #expect(c["history"] == nil ? false : true)
             if case .array(let h)? = c["history"] { #expect(h.compactMap { $0["status"]?.stringValue } == ["pending", "queued"]) }
-            let info = try await f.engine.queue.info(stream: "sms_stream", group: "workers")
+            let info = try await f.adapters.queue.info(stream: "sms_stream", group: "workers")
             #expect(info.length == 1)
         }
     }
@@ -146,8 +148,8 @@ struct RouterAPITests {
             #expect(e?["field"]?.stringValue == field)
             #expect(e?["message"]?.stringValue?.isEmpty == false)
         }
-        #expect(try await f.engine.store.statusCounts().isEmpty)
-        #expect(try await f.engine.queue.info(stream: "sms_stream", group: "workers").length == 0)
+        #expect(try await f.adapters.store.statusCounts().isEmpty)
+        #expect(try await f.adapters.queue.info(stream: "sms_stream", group: "workers").length == 0)
     }
 
     @Test("malformed JSON 400, wrong content type 415, body over 1 MiB 413")
@@ -169,7 +171,7 @@ struct RouterAPITests {
             #expect(tooLarge.status == .contentTooLarge)
             #expect(try errorCode(tooLarge) == "body_too_large")
         }
-        #expect(try await f.engine.store.statusCounts().map(\.count) == [1])
+        #expect(try await f.adapters.store.statusCounts().map(\.count) == [1])
     }
 
     @Test("unknown route 404, wrong method 405 with Allow, unknown id 404 — all JSON")
@@ -207,8 +209,8 @@ struct RouterAPITests {
             let bad = try await client.execute(uri: "/api/v1/communication", method: .post, headers: [.contentType: "application/json", HTTPField.Name("Idempotency-Key")!: String(repeating: "k", count: 300)], body: buffer(seedBody))
             #expect(bad.status == .badRequest)
         }
-        #expect(try await f.engine.store.statusCounts().map(\.count) == [1])
-        #expect(try await f.engine.queue.info(stream: "sms_stream", group: "workers").length == 1)
+        #expect(try await f.adapters.store.statusCounts().map(\.count) == [1])
+        #expect(try await f.adapters.queue.info(stream: "sms_stream", group: "workers").length == 1)
     }
 
     @Test("list and search communications with filters and cursor")
@@ -249,7 +251,7 @@ struct RouterAPITests {
     @Test("logs endpoint reads communication-logs")
     func logs() async throws {
         let f = try APIFixture()
-        try await f.engine.search.index(logs: [LogRecord(communicationId: "x1", service: "sms", status: .failed, type: .sms, from: "+1", to: "+2", msg: "m", error: "21211: invalid To", attempt: 1, provider: "twilio", timestamp: Timestamp(milliseconds: 1))])
+        try await f.adapters.search.index(logs: [LogRecord(communicationId: "x1", service: "sms", status: .failed, type: .sms, from: "+1", to: "+2", msg: "m", error: "21211: invalid To", attempt: 1, provider: "twilio", timestamp: Timestamp(milliseconds: 1))])
         try await f.app.test(.router) { client in
             let r = try json(try await client.execute(uri: "/api/v1/logs?communicationId=x1&service=sms&status=failed&q=invalid", method: .get))
             guard case .array(let items)? = r["items"], let first = items.first else { Issue.record("no logs"); return }

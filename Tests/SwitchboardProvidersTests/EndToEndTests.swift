@@ -95,14 +95,14 @@ struct EndToEndProviderTests {
             let forged = try await callback("delivered", signedWith: "wrong")
             #expect(forged.status == .forbidden)
             #expect(try json(forged)["error"]?["code"]?.stringValue == "invalid_signature")
-            #expect(try await system.engine.store.communication(id: id)?.status == .sent)
+            #expect(try await system.adapters.store.communication(id: id)?.status == .sent)
 
             #expect(try await callback("sent").status == .ok)
             #expect(try await callback("delivered").status == .ok)
-            #expect(try await system.engine.store.communication(id: id)?.status == .delivered)
+            #expect(try await system.adapters.store.communication(id: id)?.status == .delivered)
             // A late failure report does not move a delivered message.
             #expect(try await callback("undelivered", extra: [("ErrorCode", "30003")]).status == .ok)
-            let after = try #require(try await system.engine.store.communication(id: id))
+            let after = try #require(try await system.adapters.store.communication(id: id))
             #expect(after.status == .delivered)
             #expect(after.history.filter { $0.status == .delivered }.count == 1)
         }
@@ -181,11 +181,11 @@ struct EndToEndProviderTests {
                     body: ByteBuffer(bytes: body))
             }
             #expect(try await notify("read", secret: "wrong").status == .forbidden)
-            #expect(try await system.engine.store.communication(id: id)?.status == .sent)
+            #expect(try await system.adapters.store.communication(id: id)?.status == .sent)
             #expect(try await notify("read").status == .ok)
-            #expect(try await system.engine.store.communication(id: id)?.status == .read)
+            #expect(try await system.adapters.store.communication(id: id)?.status == .read)
             #expect(try await notify("delivered").status == .ok)
-            #expect(try await system.engine.store.communication(id: id)?.status == .read)
+            #expect(try await system.adapters.store.communication(id: id)?.status == .read)
         }
     }
 

@@ -37,6 +37,33 @@ public enum StoreContract {
         #expect(try await store.communication(id: "id2")?.request == whatsapp)
     }
 
+    /// A message accepted `queued` (as the port-by-port pipeline stores it) reads back with both statuses in its
+    /// history, due at its outbox time; a confirmed publication moves that time to the watchdog, only while it
+    /// is still `queued` in that dispatch (a confirmation that comes after the worker changes nothing).
+    public static func acceptedQueuedAndConfirmed(_ store: any CommunicationStore) async throws {
+        var item = new("q1")
+        item.queued = true
+        item.service = "router"
+        guard case .created(let created) = try await store.create([item]).first else { Issue.record("not created"); return }
+        #expect(created.status == .queued && created.history.map(\.status) == [.pending, .queued])
+        var c = try #require(try await store.communication(id: "q1"))
+        #expect(c.status == .queued && c.dispatchSeq == 1 && c.dispatchAt == Timestamp(milliseconds: 11_000))
+        #expect(c.history.map(\.status) == [.pending, .queued] && c.history.allSatisfy { $0.service == "router" })
+        #expect(try await store.statusCounts() == [StatusCount(channel: .sms, status: .queued, count: 1)])
+        // A confirmation of another dispatch changes nothing; the right one sets the watchdog.
+        try await store.confirmPublished([Publication(id: "q1", dispatchSeq: 2)], due: Timestamp(milliseconds: 600_000))
+        #expect(try await store.communication(id: "q1")?.dispatchAt == Timestamp(milliseconds: 11_000))
+        try await store.confirmPublished([Publication(id: "q1", dispatchSeq: 1), Publication(id: "missing", dispatchSeq: 1)], due: Timestamp(milliseconds: 600_000))
+        c = try #require(try await store.communication(id: "q1"))
+        #expect(c.dispatchAt == Timestamp(milliseconds: 600_000) && c.history.count == 2)
+        // A worker took it: a late confirmation leaves the worker's due time alone.
+        _ = try await store.apply([StatusTransition(id: "q1", event: .processing(dispatchSeq: 1, redelivery: false), at: Timestamp(milliseconds: 2000), service: "sms", watchdog: Timestamp(milliseconds: 900_000))])
+        try await store.confirmPublished([Publication(id: "q1", dispatchSeq: 1)], due: nil)
+        c = try #require(try await store.communication(id: "q1"))
+        #expect(c.status == .processing && c.dispatchAt == Timestamp(milliseconds: 900_000))
+        #expect(c.history.map(\.status) == [.pending, .queued, .processing])
+    }
+
     /// Two messages to one recipient are two communications (a recipient is not a key).
     public static func sameRecipientTwice(_ store: any CommunicationStore) async throws {
         let out = try await store.create([new("r1", sms("+15557654321", msg: "one")), new("r2", sms("+15557654321", msg: "two"))])

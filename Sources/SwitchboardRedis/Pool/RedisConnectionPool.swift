@@ -1,11 +1,12 @@
 import Logging
+import SwitchboardBackoff
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
 /// How a pool retries when it cannot open a connection.
 ///
-/// Failed attempts are spaced by an exponentially growing delay (with jitter), shared
+/// Failed attempts are spaced by an exponentially growing delay (``Backoff``, with jitter), shared
 /// by all callers of the pool so that a down server is not hammered. A caller that
 /// needs a new connection keeps trying for at most ``maximumWait`` and then fails
 /// with ``RedisError/connectionFailed(_:)``.
@@ -43,25 +44,14 @@ public struct RedisReconnectPolicy: Sendable, Hashable {
         self.maximumWait = maximumWait
     }
 
+    /// The backoff between attempts (jitter included).
+    public var backoff: Backoff { Backoff(initial: initialDelay, maximum: maximumDelay, multiplier: multiplier, jitter: jitter) }
+
     /// The delay before the next attempt after `failures` consecutive failures (1 or more).
     /// - Parameter failures: The number of consecutive failures so far.
     /// - Returns: The delay, jitter excluded.
     public func delay(afterFailures failures: Int) -> Duration {
-        let exponent = Double(max(0, failures - 1))
-        let initial = Double(self.initialDelay.wholeMilliseconds)
-        let maximum = Double(self.maximumDelay.wholeMilliseconds)
-        let milliseconds = min(maximum, initial * Self.power(self.multiplier, exponent))
-        return .milliseconds(Int64(milliseconds))
-    }
-
-    private static func power(_ base: Double, _ exponent: Double) -> Double {
-        var result = 1.0
-        var remaining = Int(min(exponent, 64))
-        while remaining > 0 {
-            result *= base
-            remaining -= 1
-        }
-        return result
+        backoff.delay(afterFailures: failures)
     }
 }
 
@@ -428,11 +418,7 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
         self.state.withLockedValue { state in
             state.consecutiveFailures += 1
             state.lastFailure = error
-            var delay = policy.delay(afterFailures: state.consecutiveFailures)
-            if policy.jitter > 0 {
-                let factor = 1 + Double.random(in: -policy.jitter...policy.jitter)
-                delay = .milliseconds(Int64(Double(delay.wholeMilliseconds) * factor))
-            }
+            let delay = policy.backoff.randomizedDelay(afterFailures: state.consecutiveFailures)
             let candidate = NIODeadline.now() + delay.timeAmount
             if candidate > state.nextAttempt {
                 state.nextAttempt = candidate

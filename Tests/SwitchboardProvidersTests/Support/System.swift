@@ -59,7 +59,7 @@ func waitFor(_ system: SwitchboardSystem, _ id: String, _ status: CommunicationS
     let deadline = ContinuousClock.now + timeout
     var last: Communication?
     while ContinuousClock.now < deadline {
-        last = try await system.engine.store.communication(id: id)
+        last = try await system.adapters.store.communication(id: id)
         if last?.status == status { return last! }
         try await Task.sleep(for: .milliseconds(25))
     }

@@ -1,0 +1,230 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import SwitchboardCore
+import SwitchboardLifecycle
+
+/// The `Pipeline` port on separate engines (a Redis queue, a MongoDB store, Elasticsearch): the store, the
+/// queue and the search index are written one after the other, each step batched across the callers in
+/// flight (`Coalescer`, group-commit style: a lone caller goes at once, under load one round trip serves many).
+///
+/// **Accept.** One store write stores each message already `queued` (history `pending`, `queued`) and due in
+/// the outbox at `dispatchAt` (now + the outbox grace). Then, concurrently: its entry is appended to its
+/// channel stream, its two log entries to `log_stream`, and its search document is indexed; the caller is
+/// answered once these are done (or failed). Last, without making the caller wait, the store learns which
+/// publications happened (`confirmPublished`: their due time becomes the stall watchdog). The store is thus
+/// written twice per message: the outbox guarantee needs it to know whether a publication to another engine
+/// happened, else it could not tell a lost publication from a slow backlog. A message whose publication or log
+/// entries failed (the queue is down), or whose confirmation a crash lost, stays due: the outbox redispatches
+/// it, and writes its accept's log entries again where they may be missing.
+///
+/// **Record.** `store.apply` (compare-and-set through `StatusMachine`), then each applied change's log entry
+/// (kept in the `LogSpool` while the queue is unreachable) and search document, then the stream entries are
+/// acknowledged or dead-lettered.
+///
+/// The confirmations are written by `run()`: add the pipeline to the service group.
+public final class PortByPortPipeline: Pipeline, Service {
+    let store: any CommunicationStore
+    let queue: any MessageQueue
+    let search: any SearchIndex
+    let spool: LogSpool
+    let options: PipelineOptions
+    let clock: @Sendable () -> Timestamp
+    let logger: Logger
+    private let creations: Coalescer<NewCommunication, Result<CreateOutcome, any Error>>
+    private let publications: Coalescer<Communication, Bool>
+    private let confirmations = ConfirmationBuffer()
+
+    public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, spool: LogSpool, options: PipelineOptions, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
+        self.store = store
+        self.queue = queue
+        self.search = search
+        self.spool = spool
+        self.options = options
+        self.clock = clock
+        self.logger = logger
+        creations = Coalescer { items in
+            do {
+                let outcomes = try await store.create(items)
+                guard outcomes.count == items.count else {
+                    throw StoreContractViolation(message: "create returned \(outcomes.count) outcomes for \(items.count) messages")
+                }
+                return outcomes.map { .success($0) }
+            } catch {
+                return items.map { _ in .failure(error) }
+            }
+        }
+        publications = Coalescer { messages in
+            await Self.publish(messages, queue: queue, search: search, spool: spool, logger: logger)
+        }
+    }
+
+    // MARK: accept
+
+    public func accept(_ items: [NewCommunication], queuedAt: Timestamp, service: String) async throws -> [CreateOutcome] {
+        var outcomes: [CreateOutcome] = []
+        outcomes.reserveCapacity(items.count)
+        for var item in items {
+            item.queued = true
+            item.service = service
+            item.createdAt = queuedAt
+            let outcome = try await creations.submit(item).get()
+            if case .created(let c) = outcome, await publications.submit(c) {
+                confirmations.append(Publication(id: c.id, dispatchSeq: c.dispatchSeq))
+            }
+            outcomes.append(outcome)
+        }
+        return outcomes
+    }
+
+    /// Appends the entries of stored messages to their streams (one pipelined write per stream), writes their
+    /// history's log entries and indexes their documents, concurrently. Returns, per message, whether its
+    /// entry and its log entries were written; failures are logged, not thrown (the message stays due).
+    static func publish(_ messages: [Communication], queue: any MessageQueue, search: any SearchIndex, spool: LogSpool, logger: Logger) async -> [Bool] {
+        async let indexed: Void = index(messages.map(CommunicationDocument.init), search: search, logger: logger)
+        async let logged = writeLogs(messages.flatMap { c in c.history.map { LogRecord(c, change: $0).fields } }, queue: queue, spool: spool, logger: logger)
+        var published = [Bool](repeating: true, count: messages.count)
+        var byStream: [String: [Int]] = [:]
+        for (i, c) in messages.enumerated() { byStream[c.channel.stream, default: []].append(i) }
+        for (stream, indices) in byStream {
+            do {
+                _ = try await queue.publish(stream: stream, entries: indices.map { DispatchEntry(messages[$0]).fields })
+            } catch {
+                for i in indices { published[i] = false }
+                logger.warning("publication deferred to the outbox", metadata: ["stream": "\(stream)", "messages": "\(indices.count)", "first": "\(messages[indices[0]].id)", "error": "\(error)"])
+            }
+        }
+        await indexed
+        guard await logged else { return messages.map { _ in false } }
+        return published
+    }
+
+    // MARK: record
+
+    public func record(_ transitions: [StatusTransition], settle: [QueueEntry?], group: String) async throws -> [TransitionOutcome] {
+        precondition(settle.isEmpty || settle.count == transitions.count, "settle must be empty or match transitions")
+        guard !transitions.isEmpty else { return [] }
+        let outcomes = try await store.apply(transitions)
+        var logs: [[String: String]] = []
+        var documents: [CommunicationDocument] = []
+        for case .applied(let c, let change) in outcomes {
+            logs.append(LogRecord(c, change: change).fields)
+            // `processing` is logged, not indexed: it lasts milliseconds; the index shows the status before and after.
+            if c.status != .processing { documents.append(CommunicationDocument(c)) }
+        }
+        async let indexed: Void = Self.index(documents, search: search, logger: logger)
+        _ = await Self.writeLogs(logs, queue: queue, spool: spool, logger: logger)
+        await indexed
+        var acks: [String: [String]] = [:]
+        for (outcome, entry) in zip(outcomes, settle) {
+            guard let entry else { continue }
+            if case .applied(let c, _) = outcome, c.status == .failed {
+                try await queue.deadLetter(stream: entry.stream, group: group, entries: [entry], reason: c.lastError?.description ?? "failed")
+            } else {
+                acks[entry.stream, default: []].append(entry.id)
+            }
+        }
+        for (stream, ids) in acks { try await queue.ack(stream: stream, group: group, ids: ids) }
+        return outcomes
+    }
+
+    /// Writes entries to `log_stream`; entries the queue refused wait in the `LogSpool` for `LogSpoolService`.
+    /// Returns whether they were written.
+    static func writeLogs(_ logs: [[String: String]], queue: any MessageQueue, spool: LogSpool, logger: Logger) async -> Bool {
+        guard !logs.isEmpty else { return true }
+        do {
+            try await queue.publish(stream: StreamNames.log, entries: logs)
+            return true
+        } catch {
+            let dropped = await spool.keep(logs)
+            logger.warning("could not write to log_stream; entries kept for a later attempt", metadata: ["error": "\(error)", "entries": "\(logs.count)", "dropped": "\(dropped)"])
+            return false
+        }
+    }
+
+    /// Indexes documents; a failure is logged (the search catch-up, where there is one, re-indexes from the store).
+    static func index(_ documents: [CommunicationDocument], search: any SearchIndex, logger: Logger) async {
+        guard !documents.isEmpty else { return }
+        do { try await search.index(communications: documents) } catch {
+            logger.warning("could not index communications", metadata: ["error": "\(error)", "documents": "\(documents.count)"])
+        }
+    }
+
+    // MARK: logging service
+
+    public func readLogs(group: String, consumer: String, count: Int, block: Duration) async throws -> LogBatch {
+        let entries = try await queue.read(stream: StreamNames.log, group: group, consumer: consumer, count: count, block: block)
+        return LogBatch(entries: entries, origin: .claimed, consumer: consumer)
+    }
+
+    /// Indexes the records, retrying while the search index is unavailable (Elasticsearch down) with the batch in
+    /// hand and its leases renewed meanwhile — not by letting them expire, which would raise the delivery counts
+    /// and dead-letter the entries —; then acknowledges the batch and dead-letters `deadLetters`.
+    public func indexLogs(_ records: [LogRecord], consuming batch: LogBatch, deadLetters: [QueueEntry], reason: String, group: String) async throws {
+        let stream = StreamNames.log
+        try await queue.keepingLeases(stream: stream, group: group, consumer: batch.consumer, ids: batch.entries.map(\.id), maxRenewals: .max, logger: logger) {
+            try await ServiceLoop.retrying("index log records", logger: logger) { try await search.index(logs: records) }
+        }
+        let dead = Set(deadLetters.map(\.id))
+        try await queue.ack(stream: stream, group: group, ids: batch.entries.map(\.id).filter { !dead.contains($0) })
+        if !deadLetters.isEmpty {
+            try await queue.deadLetter(stream: stream, group: group, entries: deadLetters, reason: reason)
+        }
+    }
+
+    // MARK: confirmations
+
+    /// Writes the confirmations of publications (`confirmPublished`), batched, every `confirmInterval` until
+    /// graceful shutdown, then the last ones. (A confirmation only moves an outbox due time, so it need not be
+    /// prompt; a lost one costs a redispatch.)
+    public func run() async throws {
+        await ServiceLoop.run("publication confirmations", logger: logger) {
+            await confirmWaiting()
+            return Self.confirmInterval
+        }
+        await confirmWaiting()
+    }
+
+    static let confirmInterval: Duration = .milliseconds(20)
+
+    /// Publications answered to their callers and not yet confirmed to the store.
+    public var unconfirmedCount: Int { confirmations.count }
+
+    private func confirmWaiting() async {
+        while true {
+            let batch = confirmations.take(1024)
+            guard !batch.isEmpty else { return }
+            do {
+                try await store.confirmPublished(batch, due: options.watchdog(from: clock()))
+            } catch {
+                // Harmless: the messages stay due and the outbox redispatches them (a worker skips the stale entry).
+                logger.warning("could not confirm publications; the outbox will redispatch them", metadata: ["messages": "\(batch.count)", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Publications waiting to be confirmed to the store.
+final class ConfirmationBuffer: Sendable {
+    private let waiting = Mutex<[Publication]>([])
+
+    var count: Int { waiting.withLock { $0.count } }
+
+    func append(_ p: Publication) {
+        waiting.withLock { $0.append(p) }
+    }
+
+    func take(_ limit: Int) -> [Publication] {
+        waiting.withLock { w in
+            let n = min(limit, w.count)
+            defer { w.removeFirst(n) }
+            return Array(w.prefix(n))
+        }
+    }
+}
+
+/// A store answered in a way its contract forbids.
+public struct StoreContractViolation: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { "store contract violation: \(message)" }
+}

@@ -1,0 +1,65 @@
+/// Streams with consumer groups (`SQLiteQueue` embedded, `RedisStreamQueue` with `REDIS_URL`).
+///
+/// Semantics are those of Redis Streams consumer groups: an entry read by a consumer stays pending under
+/// a lease until acknowledged; an entry whose lease has run out is handed out again with its delivery count
+/// raised.
+public protocol MessageQueue: Sendable {
+    /// Creates the consumer group (and stream) if missing.
+    func createGroup(stream: String, group: String) async throws
+    /// Appends entries; returns their ids.
+    @discardableResult
+    func publish(stream: String, entries: [[String: String]]) async throws -> [String]
+    /// Reads up to `count` entries for `consumer`: expired leases first, then new entries. Waits up to
+    /// `block` for something to arrive.
+    func read(stream: String, group: String, consumer: String, count: Int, block: Duration) async throws -> [QueueEntry]
+    /// Acknowledges entries: they will not be handed out again.
+    func ack(stream: String, group: String, ids: [String]) async throws
+    /// How long a read entry stays with its consumer before another may take it over.
+    var lease: Duration { get }
+    /// Starts the lease of entries `consumer` holds again (the delivery count is unchanged), so a consumer still
+    /// working on them when the lease would run out keeps them. Entries another consumer has taken over, or
+    /// that were acknowledged, are left alone. Returns the ids renewed.
+    func renew(stream: String, group: String, consumer: String, ids: [String]) async throws -> [String]
+    /// Moves entries to the dead-letter stream `<stream>:dead` with `reason`, and acknowledges them.
+    func deadLetter(stream: String, group: String, entries: [QueueEntry], reason: String) async throws
+    /// Entries of a stream, oldest first (for dead-letter inspection).
+    func entries(stream: String, limit: Int) async throws -> [QueueEntry]
+    /// Length, pending count and dead-letter count.
+    func info(stream: String, group: String) async throws -> StreamInfo
+    /// Checks that the queue answers.
+    func ping() async throws
+}
+
+/// One entry read from a stream through a consumer group.
+public struct QueueEntry: Sendable, Hashable {
+    public var id: String
+    public var stream: String
+    public var fields: [String: String]
+    /// How many times the entry was handed to a consumer, this time included.
+    public var deliveryCount: Int
+
+    public init(id: String, stream: String, fields: [String: String], deliveryCount: Int) {
+        self.id = id
+        self.stream = stream
+        self.fields = fields
+        self.deliveryCount = deliveryCount
+    }
+}
+
+/// Length and backlog of one stream and group.
+public struct StreamInfo: Sendable, Hashable {
+    public var stream: String
+    /// Entries in the stream.
+    public var length: Int
+    /// Entries handed out and not yet acknowledged.
+    public var pending: Int
+    /// Entries in the dead-letter stream.
+    public var deadLetters: Int
+
+    public init(stream: String, length: Int, pending: Int, deadLetters: Int) {
+        self.stream = stream
+        self.length = length
+        self.pending = pending
+        self.deadLetters = deadLetters
+    }
+}
