@@ -61,7 +61,7 @@ public struct OutboxScheduler: Service {
         for c in due {
             var seq = c.dispatchSeq
             if inFlight(c) {
-                transitions.append(StatusTransition(id: c.id, event: .redispatch(dispatchSeq: seq, reason: reason), at: now, service: "scheduler"))
+                transitions.append(StatusTransition(id: c.id, event: .redispatch(dispatchSeq: seq, reason: reason, seen: c.status), at: now, service: "scheduler"))
                 seq += 1
             }
             transitions.append(StatusTransition(id: c.id, event: .queued(dispatchSeq: seq), at: now, service: "scheduler", watchdog: now.adding(claimLease)))
