@@ -45,42 +45,51 @@ public struct OutboxScheduler: Service {
             logger.warning("outbox waits for the queue", metadata: ["error": "\(error)"])
             return 0
         }
-        var due = try await adapters.store.claimDue(now: clock(), lease: claimLease, limit: 500)
+        let due = try await adapters.store.claimDue(now: clock(), lease: claimLease, limit: 500)
         guard !due.isEmpty else { return 0 }
-        let claimedCount = due.count
         // Due while queued or processing: the router's publication was never confirmed (it died, or the queue
         // was down), or the watchdog fired (the stream entry is presumed lost). A new dispatch makes any
-        // surviving entry of the old one stale (skipped by the worker), then goes out below.
+        // surviving entry of the old one stale (skipped by the worker).
         let inFlight: (Communication) -> Bool = { $0.status == .queued || $0.status == .processing }
         let stalled = due.filter(inFlight)
-        if !stalled.isEmpty {
-            due.removeAll(where: inFlight)
-            let reason = "still \(stalled.count == 1 ? stalled[0].status.rawValue : "in flight") at its outbox time (publication unconfirmed, or no progress for \(options.stallTimeout.map { "\($0)" } ?? "?")): redispatched"
-            // A message accepted by a process that is gone (a router that crashed) and never taken by a worker may
-            // have lost its accept's log entries with that process's spool (the queue was down): write them again.
-            // (Elasticsearch keeps one record per log id; the embedded index may then show them twice.) Messages
-            // accepted by this process had theirs written or kept in this process's spool.
-            let acceptLogs = stalled.filter { $0.status == .queued && $0.dispatchSeq == 1 && $0.attempts == 0 && $0.createdAt < startedAt }.flatMap(Self.acceptLogs)
-            let outcomes = try await adapters.pipeline.record(stalled.map { StatusTransition(id: $0.id, event: .redispatch(dispatchSeq: $0.dispatchSeq, reason: reason), at: clock(), service: "scheduler") }, settle: [], group: "")
-            if !acceptLogs.isEmpty { _ = await PortByPortPipeline.writeLogs(acceptLogs, queue: adapters.queue, spool: adapters.logSpool, logger: logger) }
-            for case .applied(let c, _) in outcomes { due.append(c) }
-            logger.warning("redispatched messages still in flight at their outbox time", metadata: ["count": "\(stalled.count)"])
+        let now = clock()
+        let reason = "still \(stalled.count == 1 ? stalled[0].status.rawValue : "in flight") at its outbox time (publication unconfirmed, or no progress for \(options.stallTimeout.map { "\($0)" } ?? "?")): redispatched"
+        // `queued` is recorded before publishing, as the router does, so that a worker's `processing` can never
+        // come first: each message then reads pending → queued → processing. It stays due for the claim lease
+        // until its publication is confirmed below (a failed publication is tried again then).
+        var transitions: [StatusTransition] = []
+        for c in due {
+            var seq = c.dispatchSeq
+            if inFlight(c) {
+                transitions.append(StatusTransition(id: c.id, event: .redispatch(dispatchSeq: seq, reason: reason, seen: c.status), at: now, service: "scheduler"))
+                seq += 1
+            }
+            transitions.append(StatusTransition(id: c.id, event: .queued(dispatchSeq: seq), at: now, service: "scheduler", watchdog: now.adding(claimLease)))
         }
-        var published: [StatusTransition] = []
+        // A message accepted by a process that is gone (a router that crashed) and never taken by a worker may
+        // have lost its accept's log entries with that process's spool (the queue was down): write them again.
+        // (Elasticsearch keeps one record per log id; the embedded index may then show them twice.) Messages
+        // accepted by this process had theirs written or kept in this process's spool.
+        let acceptLogs = stalled.filter { $0.status == .queued && $0.dispatchSeq == 1 && $0.attempts == 0 && $0.createdAt < startedAt }.flatMap(Self.acceptLogs)
+        if !acceptLogs.isEmpty { _ = await PortByPortPipeline.writeLogs(acceptLogs, queue: adapters.queue, spool: adapters.logSpool, logger: logger) }
+        let outcomes = try await adapters.pipeline.record(transitions, settle: [], group: "")
+        if !stalled.isEmpty { logger.warning("redispatched messages still in flight at their outbox time", metadata: ["count": "\(stalled.count)"]) }
+        var queued: [Communication] = []
+        for case .applied(let c, _) in outcomes where c.status == .queued { queued.append(c) }
+        var published: [Publication] = []
         for channel in Channel.allCases {
-            let items = due.filter { $0.channel == channel }
+            let items = queued.filter { $0.channel == channel }
             guard !items.isEmpty else { continue }
             do {
                 try await adapters.queue.publish(stream: channel.stream, entries: items.map { DispatchEntry($0).fields })
-                let at = clock()
-                published += items.map { StatusTransition(id: $0.id, event: .queued(dispatchSeq: $0.dispatchSeq), at: at, service: "scheduler", watchdog: options.watchdog(from: at)) }
+                published += items.map { Publication(id: $0.id, dispatchSeq: $0.dispatchSeq) }
             } catch {
-                logger.warning("outbox could not publish", metadata: ["stream": "\(channel.stream)", "count": "\(items.count)", "error": "\(error)"])
+                logger.warning("outbox could not publish; tried again after the claim lease", metadata: ["stream": "\(channel.stream)", "count": "\(items.count)", "error": "\(error)"])
             }
         }
-        try await adapters.pipeline.record(published, settle: [], group: "")
+        try await adapters.store.confirmPublished(published, due: options.watchdog(from: clock()))
         if !published.isEmpty { logger.debug("outbox published", metadata: ["count": "\(published.count)"]) }
-        return claimedCount
+        return due.count
     }
 
     /// The log entries of a message's accept (`pending`, then `queued`, both at its creation), as the pipeline wrote them.

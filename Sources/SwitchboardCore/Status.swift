@@ -87,7 +87,10 @@ public enum StatusEvent: Sendable, Hashable {
     /// Dispatch `dispatchSeq` made no progress (queued or processing past its watchdog, e.g. its stream entry
     /// was lost with a Redis that restarted empty): back to `pending` as a new dispatch, for the outbox to
     /// publish again. Entries of the old dispatch are then stale and acknowledged without sending.
-    case redispatch(dispatchSeq: Int, reason: String)
+    /// `seen`, when given, is the status the outbox claimed it in: if it has moved on since (a worker took it
+    /// between the claim and this event), nothing changes — a message being delivered is never redispatched
+    /// because of a claim that came a moment before.
+    case redispatch(dispatchSeq: Int, reason: String, seen: CommunicationStatus? = nil)
 
     /// The status this event asks for.
     public var targetStatus: CommunicationStatus {
@@ -225,8 +228,9 @@ public enum StatusMachine {
             e.lastError = error
             return .apply(e)
 
-        case .redispatch(let seq, let reason):
+        case .redispatch(let seq, let reason, let seen):
             guard seq == state.dispatchSeq else { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
+            if let seen, seen != s { return .ignore(reason: "\(s.rawValue) since the outbox claimed it \(seen.rawValue)") }
             guard s == .queued || s == .processing else { return .ignore(reason: "not in flight (\(s.rawValue))") }
             // The outbox holds the message under its claim lease (`keep`) and publishes the new dispatch at once.
             var e = effect(.pending)

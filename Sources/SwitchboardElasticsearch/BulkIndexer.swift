@@ -287,23 +287,21 @@ public actor BulkIndexer {
         var body: [UInt8] = []
         body.reserveCapacity(actions.reduce(0) { $0 + $1.size })
         for a in actions { body.append(contentsOf: a.ndjson.utf8) }
-        let json = try await client.send(.POST, "/_bulk", json: body, contentType: "application/x-ndjson").json()
-        guard json["errors"] == .bool(true) else {
+        let answer = try await client.send(.POST, "/_bulk", json: body, contentType: "application/x-ndjson").decode(BulkAnswer.self)
+        guard answer.errors else {
             statistics.indexed += actions.count
             return []
         }
-        guard case .array(let items)? = json["items"], items.count == actions.count else {
-            throw ElasticsearchError.invalidResponse("_bulk answered errors=true with \(json["items"] == nil ? "no" : "a different number of") items")
+        guard let items = answer.items, items.count == actions.count else {
+            throw ElasticsearchError.invalidResponse("_bulk answered errors=true with \(answer.items == nil ? "no" : "a different number of") items")
         }
         var retry: [BulkAction] = []
         for (a, item) in zip(actions, items) {
-            let result = item["index"] ?? item["create"] ?? item["update"] ?? .null
-            let status: Int
-            if case .number(let n)? = result["status"] { status = Int(n) } else { status = 0 }
-            let error = result["error"]
+            let status = item.result.status
+            let error = item.result.error
             if (200..<300).contains(status) && error == nil {
                 statistics.indexed += 1
-            } else if status == 409, error?["type"]?.stringValue == "version_conflict_engine_exception" {
+            } else if status == 409, error?.type == "version_conflict_engine_exception" {
                 statistics.superseded += 1  // the cluster holds a newer version: nothing to do
             } else if status == 429 || status >= 500 {
                 retry.append(a)
@@ -311,7 +309,7 @@ public actor BulkIndexer {
                 statistics.failed += 1
                 logger.error("elasticsearch rejected a document", metadata: [
                     "index": "\(a.index)", "id": "\(a.id)", "status": "\(status)",
-                    "type": "\(error?["type"]?.stringValue ?? "?")", "reason": "\(error?["reason"]?.stringValue ?? "?")",
+                    "type": "\(error?.type ?? "?")", "reason": "\(error?.reason ?? "?")",
                 ])
             }
         }

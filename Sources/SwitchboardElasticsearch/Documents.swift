@@ -13,12 +13,11 @@ enum Documents {
         ])
     }
 
-    static func communication(_ s: JSONValue) -> CommunicationDocument? {
-        guard let id = s["communicationId"]?.stringValue, let type = s["type"]?.stringValue.flatMap(Channel.init(rawValue:)),
-            let status = s["status"]?.stringValue.flatMap(CommunicationStatus.init(rawValue:)),
-            let created = date(s["createdAt"]), let timestamp = date(s["timestamp"])
+    static func communication(_ s: CommunicationSource) -> CommunicationDocument? {
+        guard let id = s.communicationId, let type = s.type.flatMap(Channel.init(rawValue:)), let status = s.status.flatMap(CommunicationStatus.init(rawValue:)),
+            let created = s.createdAt, let timestamp = s.timestamp
         else { return nil }
-        return CommunicationDocument(communicationId: id, type: type, from: s["from"]?.stringValue ?? "", to: s["to"]?.stringValue ?? "", msg: s["msg"]?.stringValue ?? "", status: status, createdAt: created, timestamp: timestamp)
+        return CommunicationDocument(communicationId: id, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", status: status, createdAt: created, timestamp: timestamp)
     }
 
     /// The deterministic id of a log record: a redelivered `log_stream` entry overwrites its own document.
@@ -39,22 +38,11 @@ enum Documents {
         return .object(o)
     }
 
-    static func log(_ s: JSONValue) -> LogRecord? {
-        guard let id = s["communicationId"]?.stringValue, let service = s["service"]?.stringValue,
-            let status = s["status"]?.stringValue.flatMap(CommunicationStatus.init(rawValue:)),
-            let type = s["type"]?.stringValue.flatMap(Channel.init(rawValue:)), let timestamp = date(s["timestamp"])
+    static func log(_ s: LogSource) -> LogRecord? {
+        guard let id = s.communicationId, let service = s.service, let status = s.status.flatMap(CommunicationStatus.init(rawValue:)),
+            let type = s.type.flatMap(Channel.init(rawValue:)), let timestamp = s.timestamp
         else { return nil }
-        var attempt = 0
-        if case .number(let n)? = s["attempt"] { attempt = Int(n) }
-        return LogRecord(communicationId: id, service: service, status: status, type: type, from: s["from"]?.stringValue ?? "", to: s["to"]?.stringValue ?? "", msg: s["msg"]?.stringValue ?? "", error: s["error"]?.stringValue, attempt: attempt, provider: s["provider"]?.stringValue, timestamp: timestamp)
-    }
-
-    static func date(_ v: JSONValue?) -> Timestamp? {
-        switch v {
-        case .string(let s)?: Timestamp(parsing: s)
-        case .number(let n)?: Timestamp(milliseconds: Int64(n))
-        default: nil
-        }
+        return LogRecord(communicationId: id, service: service, status: status, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", error: s.error, attempt: s.attempt.map { Int($0) } ?? 0, provider: s.provider, timestamp: timestamp)
     }
 }
 

@@ -117,17 +117,16 @@ public final class ElasticsearchClient: Sendable {
             throw ElasticsearchError.connection("\(method) \(Self.pathOnly(path)) on \(configuration.node): \(error)")
         }
         if (200..<300).contains(response.status) || accept.contains(response.status) { return response }
-        let error = (try? JSONParser.parse(response.body))?["error"]
-        let type = error?["type"]?.stringValue
-        let reason = error?["reason"]?.stringValue ?? error?.stringValue ?? (error == nil ? String(decoding: response.body.prefix(300), as: UTF8.self) : nil)
-        throw ElasticsearchError.http(status: response.status, type: type, reason: reason)
+        let error = (try? response.decode(ErrorAnswer.self))?.error
+        // Without an `error` member (or JSON), the start of the body says what went wrong.
+        let reason: String? = if let error { error.reason } else { String(decoding: response.body.prefix(300), as: UTF8.self) }
+        throw ElasticsearchError.http(status: response.status, type: error?.type, reason: reason)
     }
 
     /// The dialect and version at the node (`GET /`).
     public func info() async throws -> (dialect: SearchDialect, version: String) {
-        let j = try await send(.GET, "/").json()
-        let version = j["version"]?["number"]?.stringValue ?? "?"
-        return (j["version"]?["distribution"]?.stringValue == "opensearch" ? .opensearch : .elasticsearch, version)
+        let version = try await send(.GET, "/").decode(NodeInfo.self).version
+        return (version?.distribution == "opensearch" ? .opensearch : .elasticsearch, version?.number ?? "?")
     }
 
     static func pathOnly(_ path: String) -> String {

@@ -92,8 +92,8 @@ public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
     public func newestCreatedAt(before: Timestamp) async throws -> Timestamp? {
         let range: JSONValue = .object(["range": .object(["createdAt": .object(["lt": .string(before.iso8601)])])])
         let body: JSONValue = .object(["size": .number(1), "_source": .array([.string("createdAt")]), "sort": .array([.object(["createdAt": .string("desc")])]), "query": range])
-        guard let hits = try await hits(IndexMappings.communicationsIndex, body) else { return nil }
-        return hits.first.flatMap { Documents.date($0["_source"]?["createdAt"]) }
+        guard let hits = try await hits(IndexMappings.communicationsIndex, body, CommunicationSource.self) else { return nil }
+        return hits.first?.source?.createdAt
     }
 
     /// Makes every confirmed write visible to searches (`_refresh`); the cluster does it by itself within a second.
@@ -133,19 +133,19 @@ public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
     }
 
     /// The hits of a search, or nil when the index does not exist yet.
-    func hits(_ index: String, _ body: JSONValue) async throws -> [JSONValue]? {
+    func hits<Source: Decodable>(_ index: String, _ body: JSONValue, _ source: Source.Type) async throws -> [SearchAnswer<Source>.Hit]? {
         let r = try await client.send(.POST, "/\(index)/_search", json: Array(body.canonicalText.utf8), accept: [404])
-        let json = try r.json()
         if r.status == 404 {
-            if json["error"]?["type"]?.stringValue == "index_not_found_exception" { return nil }
-            throw ElasticsearchError.http(status: 404, type: json["error"]?["type"]?.stringValue, reason: json["error"]?["reason"]?.stringValue)
+            let error = try r.decode(ErrorAnswer.self).error
+            if error?.type == "index_not_found_exception" { return nil }
+            throw ElasticsearchError.http(status: 404, type: error?.type, reason: error?.reason)
         }
-        guard case .array(let hits)? = json["hits"]?["hits"] else { throw ElasticsearchError.invalidResponse("search answer without hits") }
+        guard let hits = try r.decode(SearchAnswer<Source>.self).hits else { throw ElasticsearchError.invalidResponse("search answer without hits") }
         return hits
     }
 
-    static func cursor(_ hit: JSONValue) -> String? {
-        guard case .array(let sort)? = hit["sort"], sort.count == 2, let id = sort[1].stringValue else { return nil }
+    static func cursor(_ sort: [JSONValue]?) -> String? {
+        guard let sort, sort.count == 2, let id = sort[1].stringValue else { return nil }
         let millis: Int64?
         switch sort[0] {
         case .number(let n): millis = Int64(n)
@@ -155,11 +155,11 @@ public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
         return millis.map { SearchCursor.encode(millis: $0, id: id) }
     }
 
-    func page<T: Sendable>(_ index: String, _ body: JSONValue, limit: Int, _ decode: (JSONValue) -> T?) async throws -> Page<T> {
-        guard let hits = try await hits(index, body) else { return Page(items: [], nextCursor: nil) }
+    func page<Source: Decodable, T: Sendable>(_ index: String, _ body: JSONValue, limit: Int, _ decode: (Source) -> T?) async throws -> Page<T> {
+        guard let hits = try await hits(index, body, Source.self) else { return Page(items: [], nextCursor: nil) }
         let shown = Array(hits.prefix(limit))
-        let items = shown.compactMap { $0["_source"].flatMap(decode) }
-        return Page(items: items, nextCursor: hits.count > limit ? shown.last.flatMap(Self.cursor) : nil)
+        let items = shown.compactMap { $0.source.flatMap(decode) }
+        return Page(items: items, nextCursor: hits.count > limit ? shown.last.flatMap { Self.cursor($0.sort) } : nil)
     }
 
     public func search(_ q: CommunicationQuery) async throws -> Page<CommunicationDocument> {

@@ -30,10 +30,8 @@ public enum IndexTemplates {
             let want = properties(index)
             let current = try await client.send(.GET, "/_index_template/\(index)", accept: [404])
             var have: [String: String] = [:]
-            if current.status == 200, case .array(let list)? = try current.json()["index_templates"], let first = list.first,
-                case .object(let props)? = first["index_template"]?["template"]?["mappings"]?["properties"]
-            {
-                for (k, v) in props { if let t = v["type"]?.stringValue { have[k] = t } }
+            if current.status == 200, let props = try current.decode(IndexTemplatesAnswer.self).mappings?.properties {
+                have = props.compactMapValues(\.type)
             }
             if have != want {
                 _ = try await client.send(.PUT, "/_index_template/\(index)", json: Array(template(for: index).canonicalText.utf8))
@@ -46,9 +44,8 @@ public enum IndexTemplates {
                     // Created meanwhile by another process.
                 }
             } else {
-                let mapping = try await client.send(.GET, "/\(index)/_mapping").json()
-                var present: Set<String> = []
-                if case .object(let props)? = mapping[index]?["mappings"]?["properties"] { present = Set(props.keys) }
+                let mapping = try await client.send(.GET, "/\(index)/_mapping").decode([String: IndexMappingAnswer].self)
+                let present = Set(mapping[index]?.mappings?.properties.map { Array($0.keys) } ?? [])
                 let missing = want.filter { !present.contains($0.key) }
                 if !missing.isEmpty {
                     let body: JSONValue = .object(["properties": .object(missing.mapValues { .object(["type": .string($0)]) })])

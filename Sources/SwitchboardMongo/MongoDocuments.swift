@@ -50,12 +50,7 @@ enum MongoDocuments {
         guard let status = d["status"]?.stringValue.flatMap(CommunicationStatus.init(rawValue:)) else { throw bad("unknown status") }
         guard case .datetime(let created)? = d["createdAt"], case .datetime(let updated)? = d["updatedAt"] else { throw bad("createdAt or updatedAt is not a date") }
         let data = d["data"].map(json) ?? .object([:])
-        let request: CommunicationRequest
-        if case .success(let r) = RequestValidator.validate(.object(["type": .string(channel.rawValue), "data": data])) {
-            request = r
-        } else {
-            request = CommunicationRequest(channel: channel, from: data["from"]?.stringValue ?? "", to: data["to"]?.stringValue ?? "", msg: data["msg"]?.stringValue ?? "", data: data)
-        }
+        let request = CommunicationRequest(stored: channel, data: data)
         var dispatchAt: Timestamp?
         if case .datetime(let ms)? = d["dispatchAt"] { dispatchAt = Timestamp(milliseconds: ms) }
         var lastError: ProviderError?

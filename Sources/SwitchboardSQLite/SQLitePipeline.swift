@@ -19,23 +19,23 @@ public struct SQLitePipeline: Pipeline {
         // Everything that can be encoded is encoded before the write, off the writer thread.
         struct Prepared: Sendable {
             var item: NewCommunication
+            /// The record as stored: already `queued`, moved there by `StatusMachine`.
+            var queued: Communication
             var dataText: String
             var entry: String
             var logs: [String]
         }
         let prepared = items.map { item -> Prepared in
-            var queued = item.communication
-            let change = StatusChange(status: .queued, at: queuedAt, attempt: 0, service: service)
-            queued.status = .queued
-            queued.updatedAt = queuedAt
-            let logs = [LogRecord(queued, change: queued.history[0]), LogRecord(queued, change: change)].map(\.fieldsText)
-            return Prepared(item: item, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: logs)
+            // `pending` → `queued` through `StatusMachine`, not due: its stream entry is written with it.
+            let queued = item.communication.queued(at: queuedAt, service: service, due: nil)
+            let logs = queued.history.map { LogRecord(queued, change: $0).fieldsText }
+            return Prepared(item: item, queued: queued, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: logs)
         }
         let results = try await db.write { c in
             var logs: [String] = []
             logs.reserveCapacity(prepared.count * 2)
             let results = try prepared.map { p -> SQLiteStore.CreateResult in
-                let r = try SQLiteStore.createOne(c, p.item, dataText: p.dataText, queuedAt: queuedAt)
+                let r = try SQLiteStore.createOne(c, p.item, as: p.queued, dataText: p.dataText)
                 guard case .created = r else { return r }
                 try SQLiteQueue.append(c, stream: p.item.request.channel.stream, fields: p.entry, at: queuedAt)
                 logs += p.logs
@@ -49,12 +49,7 @@ public struct SQLitePipeline: Pipeline {
         db.signal.notify(StreamNames.log)
         return zip(prepared, results).map { p, r in
             guard case .created = r else { return SQLiteStore.outcome(p.item, r) }
-            var c = p.item.communication
-            c.status = .queued
-            c.dispatchAt = nil
-            c.updatedAt = queuedAt
-            c.history.append(StatusChange(status: .queued, at: queuedAt, attempt: 0, service: service))
-            return .created(c)
+            return .created(p.queued)
         }
     }
 

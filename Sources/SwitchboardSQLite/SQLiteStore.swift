@@ -15,16 +15,12 @@ public struct SQLiteStore: CommunicationStore {
         var communication: Communication
         var dataText: String
 
-        /// The communication with its request fully parsed from `data`.
+        /// The communication with its request read from `data` (`CommunicationRequest(stored:data:)`; from the
+        /// row's sender, recipient and msg columns should `data` not parse).
         var finished: Communication {
             var c = communication
-            if let data = try? JSONParser.parse(dataText),
-                case .success(let r) = RequestValidator.validate(.object(["type": .string(c.channel.rawValue), "data": data]))
-            {
-                c.request = r
-            } else {
-                c.request = CommunicationRequest(channel: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg)
-            }
+            let data = (try? JSONParser.parse(dataText)) ?? .object(["from": .string(c.request.from), "to": .string(c.request.to), "msg": .string(c.request.msg)])
+            c.request = CommunicationRequest(stored: c.channel, data: data)
             return c
         }
     }
@@ -89,35 +85,33 @@ public struct SQLiteStore: CommunicationStore {
 
     public func create(_ items: [NewCommunication]) async throws -> [CreateOutcome] {
         // Encode off the writer thread.
-        let rows = items.map { ($0, $0.request.data.canonicalText) }
-        let results = try await db.write { c in try rows.map { try Self.createOne(c, $0.0, dataText: $0.1, queuedAt: nil) } }
+        let rows = items.map { ($0, $0.communication, $0.request.data.canonicalText) }
+        let results = try await db.write { c in try rows.map { try Self.createOne(c, $0.0, as: $0.1, dataText: $0.2) } }
         return zip(items, results).map { Self.outcome($0, $1) }
     }
 
-    /// Inserts one new communication on the writer thread, honouring its idempotency key. With `queuedAt`,
-    /// it is stored already `queued` (pending and queued both in its history) and not due in the outbox:
-    /// the caller publishes it in the same transaction.
-    static func createOne(_ c: Connection, _ item: NewCommunication, dataText: String, queuedAt: Timestamp?) throws -> CreateResult {
+    /// Inserts one new communication on the writer thread, honouring its idempotency key: `item` stored as
+    /// `record`, the caller's record of it — `item.communication` (`pending`, or `queued` and still due for the
+    /// port-by-port pipeline), or that one moved to `queued` by the caller (`Communication.queued(at:service:due:)`
+    /// with no due time, as the embedded pipeline publishes it in the same transaction). Status, due time and
+    /// history (with their services) are the record's.
+    static func createOne(_ c: Connection, _ item: NewCommunication, as record: Communication, dataText: String) throws -> CreateResult {
         func existing(_ key: String) throws -> CreateResult? {
             guard let found = try load(c, where: "idempotency_key = ?", [.text(key)]) else { return nil }
             return found.communication.channel == item.request.channel && found.dataText == dataText ? .existing(found) : .conflict(found.communication.id)
         }
         if let key = item.idempotencyKey, let r = try existing(key) { return r }
         let r = item.request
-        // What the item says (`pending`, or already `queued` through the state machine); with `queuedAt`, queued
-        // then and not due (its entry is written in this transaction).
-        var record = item.communication
-        if let queuedAt, record.status == .pending { record = record.queued(at: queuedAt, service: item.service, due: nil) }
         let history = record.history.map(historyLine).joined()
         do {
             try c.run(
                 """
                 INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at, history)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [.text(item.id), .text(r.channel.rawValue), .text(r.from), .text(r.to), .text(r.msg), .text(dataText),
-                 .text(record.status.rawValue), record.dispatchAt.map { .int($0.milliseconds) } ?? .null,
-                 item.idempotencyKey.map(SQLValue.text) ?? .null, .int(item.createdAt.milliseconds), .int(record.updatedAt.milliseconds), .text(history)])
+                 .text(record.status.rawValue), .int(Int64(record.attempts)), .int(Int64(record.dispatchSeq)), record.dispatchAt.map { .int($0.milliseconds) } ?? .null,
+                 item.idempotencyKey.map(SQLValue.text) ?? .null, .int(record.createdAt.milliseconds), .int(record.updatedAt.milliseconds), .text(history)])
         } catch let error as SQLiteError where error.isConstraint {
             // Another process stored the same idempotency key first.
             guard let key = item.idempotencyKey, let r = try existing(key) else { throw error }

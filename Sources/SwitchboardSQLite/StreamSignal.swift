@@ -1,4 +1,4 @@
-import Foundation
+import Synchronization
 
 /// Wakes readers blocked on a stream when this process publishes to it. Readers in other processes
 /// sharing the file fall back to polling.
@@ -9,7 +9,7 @@ final class StreamSignal: Sendable {
         var nextID: UInt64 = 0
     }
 
-    private let state = NSLockedValue(State())
+    private let state = Mutex(State())
 
     /// The current generation of `stream`; pass it to `wait` to not miss a publication in between.
     func generation(_ stream: String) -> UInt64 { state.withLock { $0.generation[stream, default: 0] } }

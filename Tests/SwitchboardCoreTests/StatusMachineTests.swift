@@ -108,6 +108,9 @@ struct StatusMachineTests {
             let e = try #require(applied(StatusMachine.decide(state(s, seq: 2, attempts: 1), .redispatch(dispatchSeq: 2, reason: "lost"))))
             #expect(e.status == .pending && e.dispatchSeq == 3 && e.attempts == 1 && e.dispatchAt == .keep && e.detail == "lost")
         }
+        // Claimed while queued, taken by a worker since: not redispatched.
+        #expect(applied(StatusMachine.decide(state(.processing), .redispatch(dispatchSeq: 1, reason: "x", seen: .queued))) == nil)
+        #expect(applied(StatusMachine.decide(state(.queued), .redispatch(dispatchSeq: 1, reason: "x", seen: .queued))) != nil)
         #expect(StatusMachine.decide(state(.queued, seq: 3), .redispatch(dispatchSeq: 2, reason: "x")) == .ignore(reason: "stale dispatch 2, current is 3"))
         for s in [CommunicationStatus.pending, .retrying, .sent, .failed, .delivered] {
             #expect(applied(StatusMachine.decide(state(s), .redispatch(dispatchSeq: 1, reason: "x"))) == nil, "\(s)")

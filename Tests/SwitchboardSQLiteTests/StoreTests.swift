@@ -74,7 +74,8 @@ struct SQLiteStoreEngineTests {
                     if i % 10 == 3 {
                         // Creates and moves a message, then fails: none of it may count.
                         try? await db.write { c in
-                            _ = try SQLiteStore.createOne(c, self.new(id, CommunicationRequest(channel: .sms, from: "+15550000000", to: "+15551234567", msg: "x")), dataText: "{}", queuedAt: nil)
+                            let item = self.new(id, CommunicationRequest(channel: .sms, from: "+15550000000", to: "+15551234567", msg: "x"))
+                            _ = try SQLiteStore.createOne(c, item, as: item.communication, dataText: "{}")
                             _ = try SQLiteStore.applyOne(c, t(id, .queued(dispatchSeq: 1)))
                             throw SQLiteError(code: 1, message: "deliberate \(i)")
                         }

@@ -21,6 +21,7 @@ public protocol Pipeline: Sendable {
     /// each applied one, and settles stream entries: `settle[i]`, when present, is acknowledged — or moved to
     /// the dead-letter stream when transition `i` left its communication `failed` — once transition `i` is
     /// committed (nothing is settled if the store fails). `settle` is empty or has one element per transition.
+    @discardableResult
     func record(_ transitions: [StatusTransition], settle: [QueueEntry?], group: String) async throws -> [TransitionOutcome]
 
     /// The logging service's read of `log_stream` for `group`, blocking up to `block` when there is nothing.

@@ -8,8 +8,6 @@ import SwitchboardCore
 struct HTTPAnswer: Sendable {
     var status: Int
     var body: [UInt8]
-    /// The body as JSON, or nil when it is not JSON.
-    var json: JSONValue? { try? JSONParser.parse(body) }
     var text: String { String(decoding: body.prefix(2000), as: UTF8.self) }
 }
 
@@ -66,14 +64,6 @@ extension JSONValue {
         switch self {
         case .number(let d): d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
         case .string(let s): s
-        default: nil
-        }
-    }
-
-    var intValue: Int? {
-        switch self {
-        case .number(let d): d == d.rounded() && abs(d) < 1e15 ? Int(d) : nil
-        case .string(let s): Int(s)
         default: nil
         }
     }

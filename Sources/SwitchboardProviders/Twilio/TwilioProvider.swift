@@ -82,16 +82,16 @@ public struct TwilioProvider: DeliveryProvider {
     }
 
     static func result(_ a: HTTPAnswer) -> DeliveryResult {
-        let json = a.json
+        let answer = a.decode(TwilioAnswer.self)
         if (200..<300).contains(a.status) {
-            guard let sid = json?["sid"]?.stringValue else {
+            guard let sid = answer?.sid else {
                 return .retryable(ProviderError(code: "invalid_response", message: "Twilio answered \(a.status) without a sid: \(a.text)"))
             }
             return .sent(providerMessageID: sid)
         }
-        let code = json?["code"]?.codeText
-        var message = json?["message"]?.stringValue ?? "HTTP \(a.status): \(a.text)"
-        if let more = json?["more_info"]?.stringValue { message += " (\(more))" }
+        let code = answer?.code?.text
+        var message = answer?.message ?? "HTTP \(a.status): \(a.text)"
+        if let more = answer?.moreInfo { message += " (\(more))" }
         let error = ProviderError(code: code ?? "http_\(a.status)", message: message)
         if a.status == 429 || code == "20429" || a.status >= 500 { return .retryable(error) }
         return .permanent(error)

@@ -93,20 +93,20 @@ public struct WhatsAppProvider: DeliveryProvider {
     }
 
     static func result(_ a: HTTPAnswer) -> DeliveryResult {
-        let json = a.json
+        let answer = a.decode(MetaAnswer.self)
         if (200..<300).contains(a.status) {
-            guard let id = json?["messages"]?.arrayValue?.first?["id"]?.stringValue else {
+            guard let id = answer?.messages?.first?.id else {
                 return .retryable(ProviderError(code: "invalid_response", message: "Meta answered \(a.status) without messages[0].id: \(a.text)"))
             }
             return .sent(providerMessageID: id)
         }
-        let e = json?["error"]
-        let code = e?["code"]?.intValue
-        var message = e?["message"]?.stringValue ?? "HTTP \(a.status): \(a.text)"
-        if let details = e?["error_data"]?["details"]?.stringValue, !details.isEmpty { message += " — \(details)" }
+        let e = answer?.error
+        let code = e?.code?.integer
+        var message = e?.message ?? "HTTP \(a.status): \(a.text)"
+        if let details = e?.details, !details.isEmpty { message += " — \(details)" }
         var codeText = code.map(String.init) ?? "http_\(a.status)"
-        if let sub = e?["error_subcode"]?.intValue { codeText += "/\(sub)" }
-        if let trace = e?["fbtrace_id"]?.stringValue { message += " (fbtrace_id \(trace))" }
+        if let sub = e?.subcode?.integer { codeText += "/\(sub)" }
+        if let trace = e?.traceID { message += " (fbtrace_id \(trace))" }
         let error = ProviderError(code: codeText, message: message)
         if a.status == 429 || a.status >= 500 || code.map(retryableCodes.contains) == true { return .retryable(error) }
         return .permanent(error)
