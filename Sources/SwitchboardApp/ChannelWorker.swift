@@ -19,7 +19,7 @@ public struct ChannelWorker: Service {
     /// The most renewals of one batch's leases: ten leases' worth at one renewal every third of a lease.
     public static let maxLeaseRenewals = 30
 
-    public let channel: Channel
+    public let channel: MessageChannel
     let adapters: Adapters
     let providers: [any DeliveryProvider]
     let options: PipelineOptions
@@ -30,7 +30,7 @@ public struct ChannelWorker: Service {
     /// - Parameters:
     ///   - providers: tried in order; the next one is used after a retryable failure.
     ///   - consumer: this process's consumer name in the group (unique per process).
-    public init(channel: Channel, adapters: Adapters, providers: [any DeliveryProvider], options: PipelineOptions, consumer: String, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
+    public init(channel: MessageChannel, adapters: Adapters, providers: [any DeliveryProvider], options: PipelineOptions, consumer: String, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
         precondition(!providers.isEmpty, "a channel needs at least one provider")
         self.channel = channel
         self.adapters = adapters

@@ -77,7 +77,7 @@ public struct OutboxScheduler: Service {
         var queued: [Communication] = []
         for case .applied(let c, _) in outcomes where c.status == .queued { queued.append(c) }
         var published: [Publication] = []
-        for channel in Channel.allCases {
+        for channel in MessageChannel.allCases {
             let items = queued.filter { $0.channel == channel }
             guard !items.isEmpty else { continue }
             do {

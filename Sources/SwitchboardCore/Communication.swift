@@ -55,7 +55,7 @@ public struct Communication: Sendable, Hashable {
         self.history = history
     }
 
-    public var channel: Channel { request.channel }
+    public var channel: MessageChannel { request.channel }
 
     /// The state the status machine reads.
     public var dispatchState: DispatchState { DispatchState(status: status, dispatchSeq: dispatchSeq, attempts: attempts) }

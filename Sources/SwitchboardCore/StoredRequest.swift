@@ -3,7 +3,7 @@ extension CommunicationRequest {
     /// had accepted them, read without validating again (a store read is not a client's input). The same on
     /// every store: what is missing or of another type in `data` reads as empty (`from`, `to`, `msg`) or
     /// absent (`subject`, `html`, `template`), and `data` itself is kept as stored.
-    public init(stored channel: Channel, data: JSONValue) {
+    public init(stored channel: MessageChannel, data: JSONValue) {
         func string(_ key: String) -> String? {
             if case .string(let s)? = data[key] { s } else { nil }
         }

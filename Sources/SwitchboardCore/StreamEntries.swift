@@ -73,7 +73,7 @@ extension LogRecord {
     /// Reads `log_stream` fields back; nil when required fields are missing.
     public init?(fields f: [String: String]) {
         guard let id = f["communicationId"], let service = f["service"], let status = f["status"].flatMap(CommunicationStatus.init(rawValue:)),
-            let type = f["type"].flatMap(Channel.init(rawValue:)), let ts = f["timestamp"].flatMap(Timestamp.init(parsing:))
+            let type = f["type"].flatMap(MessageChannel.init(rawValue:)), let ts = f["timestamp"].flatMap(Timestamp.init(parsing:))
         else { return nil }
         self.init(communicationId: id, service: service, status: status, type: type, from: f["from"] ?? "", to: f["to"] ?? "", msg: f["msg"] ?? "", error: f["error"], attempt: f["attempt"].flatMap(Int.init) ?? 0, provider: f["provider"], timestamp: ts)
     }

@@ -34,7 +34,7 @@ public struct WhatsAppTemplate: Sendable, Hashable, Codable {
 
 /// A validated request to send one communication.
 public struct CommunicationRequest: Sendable, Hashable {
-    public var channel: Channel
+    public var channel: MessageChannel
     public var from: String
     public var to: String
     public var msg: String
@@ -47,7 +47,7 @@ public struct CommunicationRequest: Sendable, Hashable {
     /// `data` exactly as the client sent it, echoed in the response and kept with the message.
     public var data: JSONValue
 
-    public init(channel: Channel, from: String, to: String, msg: String, subject: String? = nil, html: String? = nil, template: WhatsAppTemplate? = nil, data: JSONValue? = nil) {
+    public init(channel: MessageChannel, from: String, to: String, msg: String, subject: String? = nil, html: String? = nil, template: WhatsAppTemplate? = nil, data: JSONValue? = nil) {
         self.channel = channel
         self.from = from
         self.to = to
@@ -87,7 +87,7 @@ public enum RequestValidator {
         guard case .string(let typeText) = typeValue else {
             return .failure(RequestError(code: "invalid_field_type", message: "\"type\" must be a string, not \(typeValue.typeName).", field: "type"))
         }
-        guard let channel = Channel(rawValue: typeText) else {
+        guard let channel = MessageChannel(rawValue: typeText) else {
             return .failure(RequestError(code: "invalid_type", message: "\"type\" must be one of email, sms, whatsapp; got \"\(typeText.prefix(64))\".", field: "type"))
         }
         guard let dataValue = top["data"] else {

@@ -14,7 +14,7 @@ enum Documents {
     }
 
     static func communication(_ s: CommunicationSource) -> CommunicationDocument? {
-        guard let id = s.communicationId, let type = s.type.flatMap(Channel.init(rawValue:)), let status = s.status.flatMap(CommunicationStatus.init(rawValue:)),
+        guard let id = s.communicationId, let type = s.type.flatMap(MessageChannel.init(rawValue:)), let status = s.status.flatMap(CommunicationStatus.init(rawValue:)),
             let created = s.createdAt, let timestamp = s.timestamp
         else { return nil }
         return CommunicationDocument(communicationId: id, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", status: status, createdAt: created, timestamp: timestamp)
@@ -40,7 +40,7 @@ enum Documents {
 
     static func log(_ s: LogSource) -> LogRecord? {
         guard let id = s.communicationId, let service = s.service, let status = s.status.flatMap(CommunicationStatus.init(rawValue:)),
-            let type = s.type.flatMap(Channel.init(rawValue:)), let timestamp = s.timestamp
+            let type = s.type.flatMap(MessageChannel.init(rawValue:)), let timestamp = s.timestamp
         else { return nil }
         return LogRecord(communicationId: id, service: service, status: status, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", error: s.error, attempt: s.attempt.map { Int($0) } ?? 0, provider: s.provider, timestamp: timestamp)
     }

@@ -143,7 +143,7 @@ public struct API: Sendable {
         let q = request.uri.queryParameters
         try Query.allow(q, ["type", "status", "to", "q", "since", "until", "limit", "cursor"])
         let query = CommunicationQuery(
-            type: try Query.enumeration(q, "type", Channel.self), status: try Query.enumeration(q, "status", CommunicationStatus.self),
+            type: try Query.enumeration(q, "type", MessageChannel.self), status: try Query.enumeration(q, "status", CommunicationStatus.self),
             to: Query.string(q, "to"), text: Query.string(q, "q"), since: try Query.time(q, "since"), until: try Query.time(q, "until"),
             limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
         return .json(Render.page(try await searching { try await adapters.search.search(query) }, Render.document))
@@ -177,7 +177,7 @@ public struct API: Sendable {
         guard let mailbox = adapters.mailbox else {
             throw APIError(.notFound, code: "sandbox_disabled", message: "The sandbox provider is not in use in this process.")
         }
-        let items = try await mailbox.messages(channel: try Query.enumeration(q, "type", Channel.self), to: Query.string(q, "to"), limit: try Query.limit(q))
+        let items = try await mailbox.messages(channel: try Query.enumeration(q, "type", MessageChannel.self), to: Query.string(q, "to"), limit: try Query.limit(q))
         return .json(.object(["items": .array(items.map(Render.sandbox)), "count": .number(Double(items.count))]))
     }
 
@@ -185,7 +185,7 @@ public struct API: Sendable {
         let counts = try await adapters.store.statusCounts()
         var byChannel: [String: JSONValue] = [:]
         var totals: [String: Int] = [:]
-        for channel in Channel.allCases {
+        for channel in MessageChannel.allCases {
             var statuses: [String: JSONValue] = [:]
             for c in counts where c.channel == channel {
                 statuses[c.status.rawValue] = .number(Double(c.count))

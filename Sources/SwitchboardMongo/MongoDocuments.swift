@@ -46,7 +46,7 @@ enum MongoDocuments {
         let id = d["_id"]?.stringValue ?? "?"
         func bad(_ what: String) -> MongoError { .malformedDocument("communication \(id): \(what)") }
         guard d["_id"]?.stringValue != nil else { throw bad("_id is not a string") }
-        guard let channel = d["type"]?.stringValue.flatMap(Channel.init(rawValue:)) else { throw bad("unknown type") }
+        guard let channel = d["type"]?.stringValue.flatMap(MessageChannel.init(rawValue:)) else { throw bad("unknown type") }
         guard let status = d["status"]?.stringValue.flatMap(CommunicationStatus.init(rawValue:)) else { throw bad("unknown status") }
         guard case .datetime(let created)? = d["createdAt"], case .datetime(let updated)? = d["updatedAt"] else { throw bad("createdAt or updatedAt is not a date") }
         let data = d["data"].map(json) ?? .object([:])

@@ -172,7 +172,7 @@ public struct MongoStore: CommunicationStore {
                 ])]),
             ])
             return groups.compactMap { g in
-                guard let key = g["_id"]?.documentValue, let channel = key["type"]?.stringValue.flatMap(Channel.init(rawValue:)),
+                guard let key = g["_id"]?.documentValue, let channel = key["type"]?.stringValue.flatMap(MessageChannel.init(rawValue:)),
                     let status = key["status"]?.stringValue.flatMap(CommunicationStatus.init(rawValue:)), let n = g["count"]?.intValue
                 else { return nil }
                 return StatusCount(channel: channel, status: status, count: Int(n))

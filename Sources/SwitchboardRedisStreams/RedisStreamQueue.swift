@@ -257,14 +257,14 @@ public final class RedisStreamQueue: MessageQueue {
         return try await client.xrange(stream, count: limit).map { QueueEntry(id: $0.id, stream: stream, fields: Self.fields($0), deliveryCount: 0) }
     }
 
-    public func info(stream: String, group: String) async throws -> SwitchboardCore.StreamInfo {
+    public func info(stream: String, group: String) async throws -> SwitchboardCore.StreamBacklog {
         let replies = try await client.pipeline([["XLEN", stream], ["XPENDING", stream, group], ["XLEN", StreamNames.deadLetter(of: stream)]])
         guard replies.count == 3 else { throw RedisError.unexpectedReply(command: "XLEN/XPENDING", reply: "\(replies.count) replies") }
         let length = try replies[0].throwingIfError().int ?? 0
         // No group yet (NOGROUP): nothing is pending.
         let pending = replies[1].errorMessage == nil ? replies[1].array?.first?.int ?? 0 : 0
         let dead = try replies[2].throwingIfError().int ?? 0
-        return SwitchboardCore.StreamInfo(stream: stream, length: length, pending: pending, deadLetters: dead)
+        return SwitchboardCore.StreamBacklog(stream: stream, length: length, pending: pending, deadLetters: dead)
     }
 
     public func ping() async throws {

@@ -330,13 +330,13 @@ public struct SQLiteQueue: MessageQueue {
         }
     }
 
-    public func info(stream: String, group: String) async throws -> StreamInfo {
+    public func info(stream: String, group: String) async throws -> StreamBacklog {
         try await db.read { c in
             // Sets of fields, not rows: what a consumer will be handed (see the type's comment).
             let length = try c.scalar(Self.countSets, [.text(stream)]) ?? 0
             let pending = try c.scalar("SELECT count(*) FROM stream_pending WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) ?? 0
             let dead = try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = ?", [.text(StreamNames.deadLetter(of: stream))]) ?? 0
-            return StreamInfo(stream: stream, length: Int(length), pending: Int(pending), deadLetters: Int(dead))
+            return StreamBacklog(stream: stream, length: Int(length), pending: Int(pending), deadLetters: Int(dead))
         }
     }
 

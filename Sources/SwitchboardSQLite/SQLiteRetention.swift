@@ -83,13 +83,13 @@ enum SQLiteRetention {
                 var seen = 0
                 var last: (Int64, Int64)?
                 var doomed: [(key: Int64, indexed: [String]?)] = []
-                var uncounted: [(Channel, CommunicationStatus)] = []
+                var uncounted: [(MessageChannel, CommunicationStatus)] = []
                 try c.query(select, [.int(cutoff.milliseconds), .int(after.created), .int(after.key)] + pastDispatch) { row in
                     seen += 1
                     last = (row.int(1), row.int(0))
                     guard row.int(5) != 0 else { return }
                     doomed.append((row.int(0), [row.text(2), row.text(3), row.text(4)]))
-                    if counted, let channel = Channel(rawValue: row.text(6)), let status = CommunicationStatus(rawValue: row.text(7)) {
+                    if counted, let channel = MessageChannel(rawValue: row.text(6)), let status = CommunicationStatus(rawValue: row.text(7)) {
                         uncounted.append((channel, status))
                     }
                 }

@@ -16,7 +16,7 @@ public struct SQLiteSandboxMailbox: SandboxMailbox {
         }
     }
 
-    public func messages(channel: Channel?, to: String?, limit: Int) async throws -> [SandboxMessage] {
+    public func messages(channel: MessageChannel?, to: String?, limit: Int) async throws -> [SandboxMessage] {
         var clauses: [String] = []
         var values: [SQLValue] = []
         if let channel { clauses.append("channel = ?"); values.append(.text(channel.rawValue)) }
@@ -26,7 +26,7 @@ public struct SQLiteSandboxMailbox: SandboxMailbox {
         return try await db.read { [values] c in
             var result: [SandboxMessage] = []
             try c.query(sql, values) { s in
-                guard let ch = Channel(rawValue: s.text(1)) else { return }
+                guard let ch = MessageChannel(rawValue: s.text(1)) else { return }
                 result.append(SandboxMessage(communicationId: s.text(0), channel: ch, from: s.text(2), to: s.text(3), msg: s.text(4), subject: s.optionalText(5), attempt: Int(s.int(6)), providerMessageID: s.text(7), at: Timestamp(milliseconds: s.int(8))))
             }
             return result

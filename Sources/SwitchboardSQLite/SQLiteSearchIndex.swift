@@ -153,7 +153,7 @@ public struct SQLiteSearchIndex: SearchIndex {
         return try await db.read { [values] c in
             var rows: [(Int64, CommunicationDocument)] = []
             try c.query(sql, values) { s in
-                guard let type = Channel(rawValue: s.text(2)), let status = CommunicationStatus(rawValue: s.text(6)) else { return }
+                guard let type = MessageChannel(rawValue: s.text(2)), let status = CommunicationStatus(rawValue: s.text(6)) else { return }
                 rows.append((s.int(0), CommunicationDocument(communicationId: s.text(1), type: type, from: s.text(3), to: s.text(4), msg: s.text(5), status: status, createdAt: Timestamp(milliseconds: s.int(7)), timestamp: Timestamp(milliseconds: s.int(8)))))
             }
             let more = rows.count > limit
@@ -191,7 +191,7 @@ public struct SQLiteSearchIndex: SearchIndex {
         return try await db.read { [values] c in
             var rows: [(Int64, LogRecord)] = []
             try c.query(sql, values) { s in
-                guard let status = CommunicationStatus(rawValue: s.text(3)), let type = Channel(rawValue: s.text(4)) else { return }
+                guard let status = CommunicationStatus(rawValue: s.text(3)), let type = MessageChannel(rawValue: s.text(4)) else { return }
                 rows.append((s.int(0), LogRecord(communicationId: s.text(1), service: s.text(2), status: status, type: type, from: s.text(5), to: s.text(6), msg: s.text(7), error: s.optionalText(8), attempt: Int(s.int(9)), provider: s.optionalText(10), timestamp: Timestamp(milliseconds: s.int(11)))))
             }
             let more = rows.count > limit

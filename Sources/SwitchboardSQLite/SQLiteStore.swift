@@ -27,7 +27,7 @@ public struct SQLiteStore: CommunicationStore {
 
     /// Reads a row selected with `columns`.
     static func communication(_ s: Statement) -> Loaded? {
-        guard let channel = Channel(rawValue: s.text(2)), let status = CommunicationStatus(rawValue: s.text(7)) else { return nil }
+        guard let channel = MessageChannel(rawValue: s.text(2)), let status = CommunicationStatus(rawValue: s.text(7)) else { return nil }
         let request = CommunicationRequest(channel: channel, from: s.text(3), to: s.text(4), msg: s.text(5), data: .null)
         let error: ProviderError? = s.optionalText(14).map { ProviderError(code: s.optionalText(13), message: $0) }
         let c = Communication(
@@ -250,7 +250,7 @@ public struct SQLiteStore: CommunicationStore {
             var counts: [StatusCount] = []
             // Kept by the writer (`Connection.countStatus`): a few rows, however many messages there are.
             try c.query("SELECT type, status, n FROM communication_counts WHERE n <> 0 ORDER BY type, status") { s in
-                if let ch = Channel(rawValue: s.text(0)), let st = CommunicationStatus(rawValue: s.text(1)) {
+                if let ch = MessageChannel(rawValue: s.text(0)), let st = CommunicationStatus(rawValue: s.text(1)) {
                     counts.append(StatusCount(channel: ch, status: st, count: Int(s.int(2))))
                 }
             }

@@ -6,14 +6,14 @@ import SwitchboardCore
 /// dozens of writes at a time). A hook on the write connection (`SQLiteDatabase` attaches it at open).
 final class StatusCounter: TransactionHook {
     struct Key: Hashable {
-        var channel: Channel
+        var channel: MessageChannel
         var status: CommunicationStatus
     }
 
     /// Changes noted by the open transaction's writes, not yet written.
     private var changes: [Key: Int64] = [:]
 
-    func count(_ channel: Channel, _ status: CommunicationStatus, _ delta: Int64) {
+    func count(_ channel: MessageChannel, _ status: CommunicationStatus, _ delta: Int64) {
         changes[Key(channel: channel, status: status), default: 0] += delta
     }
 
@@ -34,7 +34,7 @@ final class StatusCounter: TransactionHook {
 extension Connection {
     /// Notes that the open transaction added `delta` communications of `channel` in `status` (negative:
     /// removed them); written with the transaction's COMMIT (`StatusCounter`). Only on the write connection.
-    func countStatus(_ channel: Channel, _ status: CommunicationStatus, _ delta: Int64) {
+    func countStatus(_ channel: MessageChannel, _ status: CommunicationStatus, _ delta: Int64) {
         guard let counter = transactionHook(StatusCounter.self) else {
             preconditionFailure("status counted on a connection without the StatusCounter hook (not the database's write connection)")
         }

@@ -12,9 +12,9 @@ public enum ProviderKind: String, Sendable, CaseIterable, Hashable {
     case meta
 
     /// The channels this provider serves.
-    public var channels: Set<Channel> {
+    public var channels: Set<MessageChannel> {
         switch self {
-        case .sandbox: Set(Channel.allCases)
+        case .sandbox: Set(MessageChannel.allCases)
         case .smtp: [.email]
         case .twilio: [.sms]
         case .meta: [.whatsapp]
@@ -39,7 +39,7 @@ public struct ProviderSettings: Sendable {
     public var publicURL: String?
     /// Explicit failover order per channel (`SWITCHBOARD_<CHANNEL>_PROVIDERS`); missing: the configured
     /// real provider, else the sandbox.
-    public var explicitOrder: [Channel: [ProviderKind]] = [:]
+    public var explicitOrder: [MessageChannel: [ProviderKind]] = [:]
     /// Circuit breaker of every provider (`SWITCHBOARD_BREAKER_THRESHOLD`, `SWITCHBOARD_BREAKER_COOLDOWN_MS`).
     public var breaker = CircuitBreakerStateMachine.Configuration(failureThreshold: 5, coolDown: .seconds(30))
     /// Messages per second per provider (`SWITCHBOARD_<PROVIDER>_RATE`); WhatsApp defaults to 80.
@@ -170,7 +170,7 @@ public struct ProviderSettings: Sendable {
         p.whatsAppAppSecret = value("SWITCHBOARD_WHATSAPP_APP_SECRET")
 
         // Failover order, breaker, rates
-        for channel in Channel.allCases {
+        for channel in MessageChannel.allCases {
             let name = "SWITCHBOARD_\(channel.rawValue.uppercased())_PROVIDERS"
             guard let list = value(name) else { continue }
             var kinds: [ProviderKind] = []
@@ -208,7 +208,7 @@ public struct ProviderSettings: Sendable {
     }
 
     /// The failover order of `channel`.
-    public func order(for channel: Channel) -> [ProviderKind] {
+    public func order(for channel: MessageChannel) -> [ProviderKind] {
         if let explicit = explicitOrder[channel] { return explicit }
         let real = ProviderKind.allCases.first { $0 != .sandbox && $0.channels.contains(channel) && isConfigured($0) }
         return [real ?? .sandbox]

@@ -22,7 +22,7 @@ public enum Role: Sendable, Hashable {
     /// The HTTP API and the outbox scheduler.
     case router
     /// One channel's worker.
-    case worker(Channel)
+    case worker(MessageChannel)
     /// The logging service.
     case logger
 }
@@ -119,7 +119,7 @@ public struct SwitchboardSystem: Sendable {
 
     /// The providers of `channel`, in failover order (`SWITCHBOARD_<CHANNEL>_PROVIDERS`, else the configured
     /// real provider, else the sandbox), each real one behind its circuit breaker and rate limit.
-    public func providers(for channel: Channel) -> [any DeliveryProvider] {
+    public func providers(for channel: MessageChannel) -> [any DeliveryProvider] {
         settings.providers.order(for: channel).compactMap { providerInstances[$0] }
     }
 
@@ -181,7 +181,7 @@ public struct SwitchboardSystem: Sendable {
                 services.append(RetentionService(period: period, targets: retentionTargets, logger: logger, clock: clock))
             }
         }
-        for channel in Channel.allCases where role == .all || role == .worker(channel) {
+        for channel in MessageChannel.allCases where role == .all || role == .worker(channel) {
             services.append(ChannelWorker(channel: channel, adapters: adapters, providers: providers(for: channel), options: options, consumer: Self.consumerName(channel.rawValue), logger: logger, clock: clock))
         }
         if role == .all || role == .logger {

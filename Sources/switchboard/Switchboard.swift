@@ -113,14 +113,14 @@ struct WorkerCommand: AsyncParsableCommand {
     var concurrency: Int?
 
     func validate() throws {
-        guard Channel(rawValue: channel) != nil else { throw ValidationError("--channel \(channel): use email, sms or whatsapp") }
+        guard MessageChannel(rawValue: channel) != nil else { throw ValidationError("--channel \(channel): use email, sms or whatsapp") }
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
     }
 
     func run() async throws {
         var s = try common.settings()
         if let concurrency { s.pipeline.concurrency = concurrency }
-        try await start(s, role: .worker(Channel(rawValue: channel)!), name: "worker-\(channel)")
+        try await start(s, role: .worker(MessageChannel(rawValue: channel)!), name: "worker-\(channel)")
     }
 }
 

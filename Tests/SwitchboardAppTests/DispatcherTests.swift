@@ -35,7 +35,7 @@ final class CountingQueue: MessageQueue {
         try await base.deadLetter(stream: stream, group: group, entries: entries, reason: reason)
     }
     func entries(stream: String, limit: Int) async throws -> [QueueEntry] { try await base.entries(stream: stream, limit: limit) }
-    func info(stream: String, group: String) async throws -> StreamInfo { try await base.info(stream: stream, group: group) }
+    func info(stream: String, group: String) async throws -> StreamBacklog { try await base.info(stream: stream, group: group) }
     func ping() async throws { try await base.ping() }
 
     struct QueueDown: Error {}
@@ -94,12 +94,12 @@ struct DispatcherTests {
         let ids = try await f.acceptConcurrently(300)
         #expect(Set(ids).count == 300)
         var published: [String] = []
-        for channel in Channel.allCases {
+        for channel in MessageChannel.allCases {
             published += try await f.queue.entries(stream: channel.stream, limit: 1_000).compactMap { DispatchEntry(fields: $0.fields)?.communicationId }
         }
         #expect(published.sorted() == ids.sorted())
         let calls = f.queue.calls.withLock { $0 }
-        let channelCalls = Channel.allCases.map { calls[$0.stream] ?? 0 }.reduce(0, +)
+        let channelCalls = MessageChannel.allCases.map { calls[$0.stream] ?? 0 }.reduce(0, +)
         #expect(channelCalls < 300)
         // `queued` and the log entries are written after the answers, without the client waiting.
         try await eventually { try await !f.statuses(ids).contains(.pending) }
@@ -119,7 +119,7 @@ struct DispatcherTests {
         let f = try Fixture(failing: true)
         let ids = try await f.acceptConcurrently(60)
         #expect(try await f.statuses(ids).allSatisfy { $0 == .queued })
-        for channel in Channel.allCases { #expect(try await f.queue.entries(stream: channel.stream, limit: 100).isEmpty) }
+        for channel in MessageChannel.allCases { #expect(try await f.queue.entries(stream: channel.stream, limit: 100).isEmpty) }
         // Due once the grace has passed: the outbox scheduler claims them all.
         let due = try await f.store.claimDue(now: SystemTime.now().adding(.seconds(11)), lease: .seconds(30), limit: 1_000)
         #expect(Set(due.map(\.id)) == Set(ids))

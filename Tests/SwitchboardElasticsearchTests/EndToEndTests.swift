@@ -14,7 +14,6 @@ import SwitchboardServer
 import SwitchboardTestSystem
 import SwitchboardTestSupport
 
-typealias Channel = SwitchboardCore.Channel
 
 /// Settings for a fast run: SQLite store and streams, search on `node`.
 func esSettings(node: String) throws -> Settings {
@@ -44,7 +43,7 @@ func items(_ v: JSONValue) -> [JSONValue] {
 }
 
 @discardableResult
-func post(_ client: some TestClientProtocol, _ type: Channel, to: String, msg: String) async throws -> String {
+func post(_ client: some TestClientProtocol, _ type: MessageChannel, to: String, msg: String) async throws -> String {
     let sender = type == .email ? "noreply@example.com" : "+15550000000"
     let body = JSONValue.object(["type": .string(type.rawValue), "data": .object(["from": .string(sender), "to": .string(to), "msg": .string(msg)])]).canonicalText
     let r = try await client.execute(uri: "/api/v1/communication", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
@@ -70,7 +69,7 @@ struct ElasticsearchEndToEndTests {
                 // Phase 1: Elasticsearch up.
                 var before: [String] = []
                 for i in 0..<30 {
-                    let type = Channel.allCases[i % 3]
+                    let type = MessageChannel.allCases[i % 3]
                     before.append(try await post(client, type, to: type == .email ? "user\(i)@example.com" : "+1555100\(String(format: "%04d", i))", msg: "before outage number \(i)"))
                 }
                 try await eventually("30 sent") { try await sentCount(system) == 30 }
@@ -91,7 +90,7 @@ struct ElasticsearchEndToEndTests {
                 await server.terminate()
                 var during: [String] = []
                 for i in 0..<20 {
-                    let type = Channel.allCases[i % 3]
+                    let type = MessageChannel.allCases[i % 3]
                     during.append(try await post(client, type, to: type == .email ? "down\(i)@example.com" : "+1555200\(String(format: "%04d", i))", msg: "during outage item \(i)"))
                 }
                 try await eventually("50 sent while search is down") { try await sentCount(system) == 50 }

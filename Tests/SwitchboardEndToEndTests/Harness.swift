@@ -11,8 +11,6 @@ import SwitchboardCore
 import SwitchboardServer
 import SwitchboardTestSystem
 
-/// NIO has a `Channel` too; in these tests the word means ours.
-typealias Channel = SwitchboardCore.Channel
 
 /// Settings for fast end-to-end runs. The lease is long enough that a batch slowed down by a loaded machine (the
 /// whole suite runs in parallel) is not taken over and delivered twice; tests of takeover set a short one.
@@ -36,12 +34,12 @@ func total(_ system: SwitchboardSystem) async throws -> Int {
 
 let jsonHeaders: HTTPFields = [.contentType: "application/json"]
 
-func body(_ type: Channel, to: String, msg: String, from: String? = nil) -> ByteBuffer {
+func body(_ type: MessageChannel, to: String, msg: String, from: String? = nil) -> ByteBuffer {
     let sender = from ?? (type == .email ? "noreply@example.com" : "+15550000000")
     return ByteBuffer(string: JSONValue.object(["type": .string(type.rawValue), "data": .object(["from": .string(sender), "to": .string(to), "msg": .string(msg)])]).canonicalText)
 }
 
-func recipient(_ type: Channel, _ i: Int) -> String {
+func recipient(_ type: MessageChannel, _ i: Int) -> String {
     type == .email ? "user\(i)@example.com" : "+1555\(String(format: "%07d", i))"
 }
 
@@ -49,7 +47,7 @@ func json(_ r: TestResponse) throws -> JSONValue { try JSONParser.parse(Array(r.
 
 /// Sends one message through the API and returns its id.
 @discardableResult
-func post(_ client: some TestClientProtocol, _ type: Channel, to: String, msg: String, headers: HTTPFields = jsonHeaders) async throws -> String {
+func post(_ client: some TestClientProtocol, _ type: MessageChannel, to: String, msg: String, headers: HTTPFields = jsonHeaders) async throws -> String {
     let r = try await client.execute(uri: "/api/v1/communication", method: .post, headers: headers, body: body(type, to: to, msg: msg))
     #expect(r.status == .ok)
     return try #require(try json(r)["id"]?.stringValue)

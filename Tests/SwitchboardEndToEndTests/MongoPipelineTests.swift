@@ -59,7 +59,7 @@ struct MongoPipelineTests {
             try await system.application().test(.router) { client in
                 var ids: [String] = []
                 try await withThrowingTaskGroup(of: String.self) { group in
-                    for type in Channel.allCases {
+                    for type in MessageChannel.allCases {
                         for i in 0..<50 {
                             group.addTask { try await post(client, type, to: recipient(type, i), msg: "mongo \(type.rawValue) number \(i)") }
                         }

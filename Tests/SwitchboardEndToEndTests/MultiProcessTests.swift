@@ -150,7 +150,7 @@ struct MultiProcessTests {
                         var ids: [String] = []
                         var i = 0
                         while !killed.value.load(ordering: .relaxed) {
-                            let type = Channel.allCases[i % 3]
+                            let type = MessageChannel.allCases[i % 3]
                             var request = HTTPClientRequest(url: base + "/api/v1/communication")
                             request.method = .POST
                             request.headers.add(name: "Content-Type", value: "application/json")
@@ -240,7 +240,7 @@ struct MultiProcessTests {
 
             var ids: [String] = []
             for i in 0..<300 {
-                let type = Channel.allCases[i % 3]
+                let type = MessageChannel.allCases[i % 3]
                 var request = HTTPClientRequest(url: base + "/api/v1/communication")
                 request.method = .POST
                 request.headers.add(name: "Content-Type", value: "application/json")

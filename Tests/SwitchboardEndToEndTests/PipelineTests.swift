@@ -26,7 +26,7 @@ struct PipelineTests {
         try await system.application().test(.router) { client in
             var ids: [String] = []
             try await withThrowingTaskGroup(of: String.self) { group in
-                for type in Channel.allCases {
+                for type in MessageChannel.allCases {
                     for i in 0..<100 {
                         group.addTask { try await post(client, type, to: recipient(type, i), msg: "e2e \(type.rawValue) number \(i)") }
                     }
@@ -140,7 +140,7 @@ struct PipelineTests {
         let running = Running(system)
         try await system.application().test(.router) { client in
             var ids: [String] = []
-            for (i, type) in Channel.allCases.enumerated() { ids.append(try await post(client, type, to: recipient(type, i), msg: "kept for a day \(i)")) }
+            for (i, type) in MessageChannel.allCases.enumerated() { ids.append(try await post(client, type, to: recipient(type, i), msg: "kept for a day \(i)")) }
             // And one that fails for good: a failed message and a dead letter.
             ids.append(try await post(client, .sms, to: SandboxProvider.MagicRecipient.permanentPhone, msg: "kept for a day too"))
             try await eventually("3 sent, 1 failed, all logged") {
@@ -182,7 +182,7 @@ struct PipelineTests {
         let ids = try await system.application().test(.router) { client in
             var ids: [String] = []
             for i in 0..<300 {
-                let type = Channel.allCases[i % 3]
+                let type = MessageChannel.allCases[i % 3]
                 // Every tenth is flaky, so some are waiting for a retry when we stop.
                 let to = i % 10 == 0 ? (type == .email ? SandboxProvider.MagicRecipient.flakyEmail : SandboxProvider.MagicRecipient.flakyPhone) : recipient(type, i)
                 ids.append(try await post(client, type, to: to, msg: "restart \(i)"))
@@ -207,7 +207,7 @@ struct PipelineTests {
         let delivered = try await system.adapters.mailbox!.messages(channel: nil, to: nil, limit: 1000)
         #expect(delivered.count == 300)
         #expect(Set(delivered.map(\.communicationId)) == Set(ids))
-        for type in Channel.allCases {
+        for type in MessageChannel.allCases {
             let info = try await system.adapters.queue.info(stream: type.stream, group: StreamNames.workerGroup)
             #expect(info.pending == 0 && info.deadLetters == 0)
         }

@@ -95,7 +95,7 @@ final class Deployment: @unchecked Sendable {
     }
 
     /// Posts one message; returns the HTTP status and the id.
-    func post(_ type: Channel, to: String, msg: String) async throws -> (UInt, String?) {
+    func post(_ type: MessageChannel, to: String, msg: String) async throws -> (UInt, String?) {
         var request = HTTPClientRequest(url: base + "/api/v1/communication")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -106,7 +106,7 @@ final class Deployment: @unchecked Sendable {
     }
 
     /// Posts `count` messages with `parallel` requests in flight; returns the ids (every answer must be 200).
-    func postMany(_ count: Int, parallel: Int = 16, type: @escaping @Sendable (Int) -> Channel, during: (@Sendable (Int) async -> Void)? = nil) async throws -> [String] {
+    func postMany(_ count: Int, parallel: Int = 16, type: @escaping @Sendable (Int) -> MessageChannel, during: (@Sendable (Int) async -> Void)? = nil) async throws -> [String] {
         let counter = Counter()
         return try await withThrowingTaskGroup(of: [String].self) { group in
             for _ in 0..<parallel {
@@ -265,11 +265,11 @@ struct RedisDistributedTests {
 
     func redisRestart(_ d: Deployment) async throws {
         let router = try await d.startRouter()
-        let workers = try Channel.allCases.map { try d.start(["worker", "--channel", $0.rawValue], name: "worker-\($0.rawValue)") }
+        let workers = try MessageChannel.allCases.map { try d.start(["worker", "--channel", $0.rawValue], name: "worker-\($0.rawValue)") }
         let logger = try d.start(["logger"], name: "logger")
         let restarts = Counter()
         let redis = d.redis
-        let ids = try await d.postMany(1500, parallel: 8, type: { Channel.allCases[$0 % 3] }, during: { i in
+        let ids = try await d.postMany(1500, parallel: 8, type: { MessageChannel.allCases[$0 % 3] }, during: { i in
             // One request takes Redis down for a second, mid-run; the others keep posting meanwhile.
             guard i == 600, restarts.next() == 0 else { return }
             await redis.terminate()
@@ -294,7 +294,7 @@ struct RedisDistributedTests {
     }
 
     func killedRouter(_ d: Deployment) async throws {
-        let workers = try Channel.allCases.map { try d.start(["worker", "--channel", $0.rawValue], name: "worker-\($0.rawValue)") }
+        let workers = try MessageChannel.allCases.map { try d.start(["worker", "--channel", $0.rawValue], name: "worker-\($0.rawValue)") }
         let logger = try d.start(["logger"], name: "logger")
         var answered: [String] = []
         for round in 0..<4 {
@@ -307,7 +307,7 @@ struct RedisDistributedTests {
                     group.addTask {
                         var i = client
                         while true {
-                            let t = Channel.allCases[i % 3]
+                            let t = MessageChannel.allCases[i % 3]
                             guard let (status, id) = try? await d.post(t, to: recipient(t, i), msg: "round \(round) message \(i)"), status == 200, let id else { return }
                             let n = ids.append(id)
                             if n == killAt { router.signal(SIGKILL) }

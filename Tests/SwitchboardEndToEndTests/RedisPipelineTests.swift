@@ -75,7 +75,7 @@ struct RedisPipelineTests {
                 await redis.terminate()
                 var accepted: [String] = []
                 for i in 1...20 {
-                    let type = Channel.allCases[i % 3]
+                    let type = MessageChannel.allCases[i % 3]
                     let started = ContinuousClock.now
                     accepted.append(try await post(client, type, to: recipient(type, i), msg: "while down \(i)"))
                     #expect(ContinuousClock.now - started < .seconds(3), "request \(i) waited \(ContinuousClock.now - started)")
@@ -162,7 +162,7 @@ struct RedisPipelineTests {
         let ids = try await system.application().test(.router) { client in
             var ids: [String] = []
             for i in 0..<30 {
-                let type = Channel.allCases[i % 3]
+                let type = MessageChannel.allCases[i % 3]
                 ids.append(try await post(client, type, to: recipient(type, i), msg: "lost \(i)"))
             }
             return ids
@@ -182,7 +182,7 @@ struct RedisPipelineTests {
         let check = try RedisClient(url: redis.url)
         #expect(try await check.send("EXISTS", "restart-marker").int == 0)
         await check.shutdown()
-        let workers = Channel.allCases.map { Running(system, role: .worker($0)) }
+        let workers = MessageChannel.allCases.map { Running(system, role: .worker($0)) }
         try await eventually(timeout: .seconds(40), "all sent after the watchdog fired") {
             for id in ids where try await system.adapters.store.communication(id: id)?.status != .sent { return false }
             return true

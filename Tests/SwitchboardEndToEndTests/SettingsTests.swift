@@ -66,7 +66,7 @@ struct SettingsTests {
             }
         }
         #expect(read.contains("SWITCHBOARD_SQLITE_STATS") && read.count > 40, "\(read.count) names found in the sources")
-        for channel in Channel.allCases { read.insert("SWITCHBOARD_\(channel.rawValue.uppercased())_PROVIDERS") }
+        for channel in MessageChannel.allCases { read.insert("SWITCHBOARD_\(channel.rawValue.uppercased())_PROVIDERS") }
         read.formUnion(["SWITCHBOARD_SMTP_RATE", "SWITCHBOARD_TWILIO_RATE", "SWITCHBOARD_WHATSAPP_RATE"])
         #expect(read.subtracting(known).isEmpty, "read but not listed: \(read.subtracting(known).sorted())")
     }

@@ -235,7 +235,7 @@ struct SavedObjectsTests {
                         #expect(["router", "email", "sms", "whatsapp", "scheduler", "webhook"].contains(service), "\(lens.whereabouts) \(context): no service \(service)")
                     }
                     for type in kqlValues(query, field: "type") {
-                        #expect(Channel(rawValue: type) != nil, "\(lens.whereabouts) \(context): no type \(type)")
+                        #expect(MessageChannel(rawValue: type) != nil, "\(lens.whereabouts) \(context): no type \(type)")
                     }
                 }
             }

@@ -208,7 +208,7 @@ struct ProviderSettingsTests {
     @Test("no credentials: every channel on the sandbox; the seed's Twilio variables are accepted")
     func defaults() throws {
         let none = try Settings.fromEnvironment([:])
-        for c in Channel.allCases { #expect(none.providers.order(for: c) == [.sandbox]) }
+        for c in MessageChannel.allCases { #expect(none.providers.order(for: c) == [.sandbox]) }
         let twilio = try Settings.fromEnvironment(["ACCOUNTSID": "AC1", "AUTHTOKEN": "tok", "MSG_ID": "MG1"])
         #expect(twilio.providers.order(for: .sms) == [.twilio])
         #expect(twilio.providers.twilio?.messagingServiceSID == "MG1")

@@ -177,12 +177,12 @@ struct RedisStreamQueueTests {
     func info() async throws {
         try await withQueue { q, _ in
             let empty = try await q.info(stream: "nothing", group: "g")
-            #expect(empty == SwitchboardCore.StreamInfo(stream: "nothing", length: 0, pending: 0, deadLetters: 0))
+            #expect(empty == SwitchboardCore.StreamBacklog(stream: "nothing", length: 0, pending: 0, deadLetters: 0))
             try await q.createGroup(stream: "i_stream", group: "g")
             try await q.publish(stream: "i_stream", entries: (0..<3).map { ["n": "\($0)"] })
             let got = try await q.read(stream: "i_stream", group: "g", consumer: "c", count: 2, block: .zero)
             try await q.deadLetter(stream: "i_stream", group: "g", entries: [got[0]], reason: "why")
-            #expect(try await q.info(stream: "i_stream", group: "g") == SwitchboardCore.StreamInfo(stream: "i_stream", length: 2, pending: 1, deadLetters: 1))
+            #expect(try await q.info(stream: "i_stream", group: "g") == SwitchboardCore.StreamBacklog(stream: "i_stream", length: 2, pending: 1, deadLetters: 1))
         }
     }
 }

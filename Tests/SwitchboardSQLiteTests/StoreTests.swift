@@ -69,7 +69,7 @@ struct SQLiteStoreEngineTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<300 {
                 group.addTask {
-                    let channel = Channel.allCases[i % 3]
+                    let channel = MessageChannel.allCases[i % 3]
                     let id = "c\(i)"
                     if i % 10 == 3 {
                         // Creates and moves a message, then fails: none of it may count.
@@ -96,7 +96,7 @@ struct SQLiteStoreEngineTests {
             try await db.read { c in
                 var counts: [StatusCount] = []
                 try c.query("SELECT type, status, count(*) FROM communications GROUP BY type, status ORDER BY type, status") { s in
-                    counts.append(StatusCount(channel: Channel(rawValue: s.text(0))!, status: CommunicationStatus(rawValue: s.text(1))!, count: Int(s.int(2))))
+                    counts.append(StatusCount(channel: MessageChannel(rawValue: s.text(0))!, status: CommunicationStatus(rawValue: s.text(1))!, count: Int(s.int(2))))
                 }
                 return counts
             }
@@ -251,7 +251,7 @@ struct SQLiteStoreEngineTests {
 
 @Suite("SQLite search")
 struct SQLiteSearchTests {
-    func doc(_ id: String, _ type: Channel, to: String, msg: String, status: CommunicationStatus = .queued, at: Int64) -> CommunicationDocument {
+    func doc(_ id: String, _ type: MessageChannel, to: String, msg: String, status: CommunicationStatus = .queued, at: Int64) -> CommunicationDocument {
         CommunicationDocument(communicationId: id, type: type, from: "+15550000000", to: to, msg: msg, status: status, createdAt: Timestamp(milliseconds: at), timestamp: Timestamp(milliseconds: at))
     }
 
@@ -303,7 +303,7 @@ struct SQLiteSearchTests {
         let s = SQLiteSearchIndex(database: try temporaryDatabase())
         var docs: [CommunicationDocument] = []
         for i in 0..<25 {
-            let type: Channel = i % 2 == 0 ? .sms : .email
+            let type: MessageChannel = i % 2 == 0 ? .sms : .email
             let msg = i % 5 == 0 ? "Your parcel is arriving" : "Code \(i)"
             docs.append(doc("c\(i)", type, to: "+1555000\(i % 3)", msg: msg, at: Int64(i) * 1000))
         }

@@ -115,7 +115,7 @@ public enum QueueContract {
     public static func purgeDeadLetters(_ q: any MessageQueue) async throws {
         let purging = try #require(q as? any Purging, "the queue does not purge")
         func now() -> Timestamp { Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)) }
-        let stream = Channel.sms.stream
+        let stream = MessageChannel.sms.stream
         let start = now()
         try await q.createGroup(stream: stream, group: "g")
         try await q.publish(stream: stream, entries: (0..<4).map { ["x": "\($0)"] })

@@ -8,7 +8,7 @@ import SwitchboardCore
 public enum SearchContract {
     /// 2026-01-01T00:00:00Z.
     public static let base: Int64 = 1_767_225_600_000
-    static let channels: [Channel] = [.email, .sms, .whatsapp]
+    static let channels: [MessageChannel] = [.email, .sms, .whatsapp]
 
     static func recipient(_ i: Int) -> String {
         let c = channels[i % 3]

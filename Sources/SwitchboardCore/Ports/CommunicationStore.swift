@@ -27,11 +27,11 @@ public protocol CommunicationStore: Sendable {
 
 /// How many communications of one channel are in one status.
 public struct StatusCount: Sendable, Hashable {
-    public var channel: Channel
+    public var channel: MessageChannel
     public var status: CommunicationStatus
     public var count: Int
 
-    public init(channel: Channel, status: CommunicationStatus, count: Int) {
+    public init(channel: MessageChannel, status: CommunicationStatus, count: Int) {
         self.channel = channel
         self.status = status
         self.count = count

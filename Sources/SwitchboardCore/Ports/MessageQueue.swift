@@ -25,7 +25,7 @@ public protocol MessageQueue: Sendable {
     /// Entries of a stream, oldest first (for dead-letter inspection).
     func entries(stream: String, limit: Int) async throws -> [QueueEntry]
     /// Length, pending count and dead-letter count.
-    func info(stream: String, group: String) async throws -> StreamInfo
+    func info(stream: String, group: String) async throws -> StreamBacklog
     /// Checks that the queue answers.
     func ping() async throws
 }
@@ -47,7 +47,7 @@ public struct QueueEntry: Sendable, Hashable {
 }
 
 /// Length and backlog of one stream and group.
-public struct StreamInfo: Sendable, Hashable {
+public struct StreamBacklog: Sendable, Hashable {
     public var stream: String
     /// Entries in the stream.
     public var length: Int

@@ -2,13 +2,13 @@
 public protocol SandboxMailbox: Sendable {
     func record(_ message: SandboxMessage) async throws
     /// Newest first.
-    func messages(channel: Channel?, to: String?, limit: Int) async throws -> [SandboxMessage]
+    func messages(channel: MessageChannel?, to: String?, limit: Int) async throws -> [SandboxMessage]
 }
 
 /// A message the sandbox provider "delivered".
 public struct SandboxMessage: Sendable, Hashable {
     public var communicationId: String
-    public var channel: Channel
+    public var channel: MessageChannel
     public var from: String
     public var to: String
     public var msg: String
@@ -17,7 +17,7 @@ public struct SandboxMessage: Sendable, Hashable {
     public var providerMessageID: String
     public var at: Timestamp
 
-    public init(communicationId: String, channel: Channel, from: String, to: String, msg: String, subject: String?, attempt: Int, providerMessageID: String, at: Timestamp) {
+    public init(communicationId: String, channel: MessageChannel, from: String, to: String, msg: String, subject: String?, attempt: Int, providerMessageID: String, at: Timestamp) {
         self.communicationId = communicationId
         self.channel = channel
         self.from = from

@@ -15,7 +15,7 @@ public protocol SearchIndex: Sendable {
 /// A communication as the search index holds it (the seed's `communications` index).
 public struct CommunicationDocument: Sendable, Hashable {
     public var communicationId: String
-    public var type: Channel
+    public var type: MessageChannel
     public var from: String
     public var to: String
     public var msg: String
@@ -26,7 +26,7 @@ public struct CommunicationDocument: Sendable, Hashable {
 
     public var stream: String { type.stream }
 
-    public init(communicationId: String, type: Channel, from: String, to: String, msg: String, status: CommunicationStatus, createdAt: Timestamp, timestamp: Timestamp) {
+    public init(communicationId: String, type: MessageChannel, from: String, to: String, msg: String, status: CommunicationStatus, createdAt: Timestamp, timestamp: Timestamp) {
         self.communicationId = communicationId
         self.type = type
         self.from = from
@@ -48,7 +48,7 @@ public struct LogRecord: Sendable, Hashable {
     /// The service that wrote it: `router`, `email`, `sms`, `whatsapp`, `scheduler`, `webhook`.
     public var service: String
     public var status: CommunicationStatus
-    public var type: Channel
+    public var type: MessageChannel
     public var from: String
     public var to: String
     public var msg: String
@@ -57,7 +57,7 @@ public struct LogRecord: Sendable, Hashable {
     public var provider: String?
     public var timestamp: Timestamp
 
-    public init(communicationId: String, service: String, status: CommunicationStatus, type: Channel, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp) {
+    public init(communicationId: String, service: String, status: CommunicationStatus, type: MessageChannel, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp) {
         self.communicationId = communicationId
         self.service = service
         self.status = status
@@ -74,7 +74,7 @@ public struct LogRecord: Sendable, Hashable {
 
 /// Filters of `GET /api/v1/communications`.
 public struct CommunicationQuery: Sendable, Hashable {
-    public var type: Channel?
+    public var type: MessageChannel?
     public var status: CommunicationStatus?
     public var to: String?
     /// Full text over msg, from and to.
@@ -85,7 +85,7 @@ public struct CommunicationQuery: Sendable, Hashable {
     /// Opaque cursor from a previous page.
     public var cursor: String?
 
-    public init(type: Channel? = nil, status: CommunicationStatus? = nil, to: String? = nil, text: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil, limit: Int = 50, cursor: String? = nil) {
+    public init(type: MessageChannel? = nil, status: CommunicationStatus? = nil, to: String? = nil, text: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil, limit: Int = 50, cursor: String? = nil) {
         self.type = type
         self.status = status
         self.to = to

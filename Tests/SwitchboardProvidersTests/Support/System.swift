@@ -11,8 +11,6 @@ import SwitchboardCore
 import SwitchboardServer
 import SwitchboardTestSystem
 
-/// NIO has a `Channel` too; in these tests the word means ours.
-typealias Channel = SwitchboardCore.Channel
 
 /// Settings for fast end-to-end runs over a temporary database, with the provider variables of `env`.
 func e2eSettings(_ env: [String: String], maxAttempts: Int = 3) throws -> Settings {

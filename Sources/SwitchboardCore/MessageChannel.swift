@@ -1,5 +1,5 @@
 /// A delivery channel. The raw value is the seed's `type` field.
-public enum Channel: String, Sendable, CaseIterable, Codable, Hashable {
+public enum MessageChannel: String, Sendable, CaseIterable, Codable, Hashable {
     case email
     case sms
     case whatsapp
@@ -28,5 +28,5 @@ public enum StreamNames {
     /// The dead-letter stream of `stream`.
     public static func deadLetter(of stream: String) -> String { "\(stream):dead" }
     /// Every stream of the seed.
-    public static var all: [String] { Channel.allCases.map(\.stream) + [log] }
+    public static var all: [String] { MessageChannel.allCases.map(\.stream) + [log] }
 }
