@@ -153,8 +153,13 @@ public struct ChannelWorker: Service {
                 next += 1
                 group.addTask {
                     let message = OutboundMessage(id: c.id, request: c.request, attempt: c.attempts)
-                    let (p, r) = c.test ? await self.deliverTest(message) : await self.deliver(message)
-                    return (i, p, r)
+                    let result: (String, DeliveryResult)
+                    if c.test {
+                        result = await self.deliverTest(message)
+                    } else {
+                        result = await self.deliver(message)
+                    }
+                    return (i, result.0, result.1)
                 }
             }
             while next < messages.count && next < concurrency { start() }

@@ -11,7 +11,7 @@ public struct SQLiteKeyStore: KeyStore {
 
     static func record(_ s: Statement) -> APIKeyRecord {
         let scopes = Set(s.text(2).split(separator: ",").compactMap { APIKeyScope(rawValue: String($0)) })
-        let rate: Double? = s.optionalText(3).flatMap(Double.init)
+        let rate: Double? = s.optionalText(3).flatMap { Double($0) }
         return APIKeyRecord(
             id: s.text(0), name: s.text(1), scopes: scopes, rate: rate, burst: s.optionalInt(4).map { Int($0) }, test: s.int(5) != 0,
             secretHash: s.text(6), createdAt: Timestamp(milliseconds: s.int(7)), lastUsedAt: s.optionalInt(8).map(Timestamp.init(milliseconds:)),

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdAuth
@@ -17,11 +18,20 @@ public struct AccessControl: Sendable {
     public var keys: KeyCache?
     /// The per-key rate limiter, when there is one (see the call site in `KeyAuthenticator.handle`).
     public var rateLimiter: (any RateLimiter)?
+    /// The limit of a key that sets none (`SWITCHBOARD_KEY_RATE`, `SWITCHBOARD_KEY_BURST`); nil: unlimited.
+    public var defaultLimit: RateLimit?
 
-    public init(mode: Mode, keys: KeyCache?, rateLimiter: (any RateLimiter)? = nil) {
+    public init(mode: Mode, keys: KeyCache?, rateLimiter: (any RateLimiter)? = nil, defaultLimit: RateLimit? = nil) {
         self.mode = mode
         self.keys = keys
         self.rateLimiter = rateLimiter
+        self.defaultLimit = defaultLimit
+    }
+
+    /// The rate limit of `key`: its own rate and burst, else the deployment's default; nil: unlimited.
+    public func limit(for key: APIKeyRecord) -> RateLimit? {
+        guard let rate = key.rate ?? defaultLimit?.rate else { return nil }
+        return RateLimit(rate: rate, burst: key.burst ?? defaultLimit?.burst ?? max(1, Int(rate.rounded(.up))))
     }
 
     /// No key ever required (tests of other parts of the API, embedders).
@@ -102,14 +112,25 @@ public struct KeyAuthenticator: AuthenticatorMiddleware {
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
+        // By segments, as the router matches them (`//api/v1/…` is under /api too).
+        guard request.uri.path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true).first == "api" else {
+            return try await next(request, context)
+        }
         var context = context
         let required = try await keysRequired()
         do {
             if let key = try await authenticate(request: request, context: context) {
                 context.identity = key
-                // Per-key rate limit: `access.rateLimiter` takes a token from the key's bucket here (429 and the
-                // RateLimit-* fields are added around `next`). Left to the rate-limiting work of issue 16.
+                // MARK: the per-key rate limit (issue 16, point 5). One token from the key's bucket; the
+                // rate-limiting work adds the RateLimit-* fields to the answer around `next`.
+                if let limiter = access.rateLimiter, let limit = access.limit(for: key) {
+                    let decision = try await limiter.take("key:\(key.id)", limit: limit)
+                    if !decision.allowed {
+                        throw APIError(
+                            .tooManyRequests, code: "rate_limited", message: "The API key \(key.id) is over its limit of \(limit.rate) requests per second (burst \(limit.burst)).",
+                            headers: [.retryAfter: "\(max(1, decision.retryAfterSeconds ?? 1))"])
+                    }
+                }
             } else if required {
                 throw Self.unauthorized("An API key is required: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
             } else {

@@ -16,7 +16,7 @@ import Synchronization
 /// periodic refresh writes the queue (`KeyStore.markUsed`) before reading the list.
 public final class KeyCache: Sendable {
     public static let refreshInterval: Duration = .seconds(2)
-    public static let maxAge: Duration = .seconds(4)
+    public static let maxAge: Duration = .seconds(3)
     public static let missRefresh: Duration = .milliseconds(500)
     /// A key's "last used" is written at most this often.
     public static let usageResolution: Duration = .seconds(60)
