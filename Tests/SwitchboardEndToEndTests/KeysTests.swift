@@ -5,6 +5,7 @@ import SwitchboardTestSystem
 import SwitchboardTestSupport
 import Testing
 import SwitchboardCore
+import SwitchboardHTTP
 import SwitchboardServer
 
 /// Runs `switchboard <arguments>` to completion with `environment` (the `SWITCHBOARD_*` variables of this
@@ -104,6 +105,22 @@ struct KeysTests {
         try await eventually(timeout: .seconds(20), "last use recorded") {
             let again = try await runSwitchboard(["keys", "list", "--json", "--database", database], environment: env)
             return (try? JSONParser.parse(String(again.out.split(separator: "\n").first ?? "")))?["lastUsedAt"]?.stringValue != nil
+        }
+    }
+
+    @Test("SWITCHBOARD_AUTH is on or off; SWITCHBOARD_ADMIN_KEY must look like a key and is never shown")
+    func settings() throws {
+        #expect(try Settings.fromEnvironment([:]).auth == .on)
+        #expect(try Settings.fromEnvironment(["SWITCHBOARD_AUTH": "OFF"]).auth == .off)
+        #expect(throws: SettingsError.self) { try Settings.fromEnvironment(["SWITCHBOARD_AUTH": "maybe"]) }
+        let key = KeyAdministration.generateSecret()
+        let s = try Settings.fromEnvironment(["SWITCHBOARD_ADMIN_KEY": key])
+        let summary = s.summary.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+        #expect(s.adminKey == key && !summary.contains(String(key.dropFirst(8).prefix(12))) && summary.contains("bootstrap admin key set"))
+        #expect {
+            try Settings.fromEnvironment(["SWITCHBOARD_ADMIN_KEY": "sb_live_guessable"])
+        } throws: { error in
+            "\(error)".contains("SWITCHBOARD_ADMIN_KEY") && !"\(error)".contains("guessable")
         }
     }
 
