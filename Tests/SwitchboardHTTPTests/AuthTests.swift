@@ -91,7 +91,7 @@ struct AuthTests {
             try expectUnauthorized(try await client.execute(uri: "/api/v1/stats", method: .get, headers: [.authorization: "Basic YWRtaW46YWRtaW4="]), "Bearer")
             // Revoked: the key stops working at once on the router that revoked it.
             let revoked = try await client.execute(uri: "/api/v1/keys/\(sendID)", method: .delete, headers: bearer(admin))
-            #expect(revoked.status == .ok && (try json(revoked)["revokedAt"]?.stringValue) != nil)
+            #expect(try revoked.status == .ok && json(revoked)["revokedAt"]?.stringValue != nil)
             var headers = bearer(send)
             headers[.contentType] = "application/json"
             try expectUnauthorized(try await client.execute(uri: "/api/v1/communication", method: .post, headers: headers, body: buffer(seedBody)), "revoked")
@@ -158,11 +158,11 @@ struct AuthTests {
             #expect(try await client.execute(uri: "/api/v1/keys", method: .post, headers: bearer(admin, json: true), body: buffer("{")).status == .badRequest)
             #expect(try await client.execute(uri: "/api/v1/keys", method: .post, headers: bearer(admin), body: buffer(#"{"name":"x"}"#)).status == .unsupportedMediaType)
             let missing = try await client.execute(uri: "/api/v1/keys/key_doesnotexist", method: .delete, headers: bearer(admin))
-            #expect(missing.status == .notFound && (try errorCode(missing)) == "not_found")
+            #expect(try missing.status == .notFound && errorCode(missing) == "not_found")
             #expect(try await client.execute(uri: "/api/v1/keys/\(testID)", method: .delete, headers: bearer(admin)).status == .ok)
             // Revoking again answers the same record (the first revocation time).
             let again = try await client.execute(uri: "/api/v1/keys/\(testID)", method: .delete, headers: bearer(admin))
-            #expect(again.status == .ok && (try json(again)["revokedAt"]) != .null)
+            #expect(try again.status == .ok && json(again)["revokedAt"] != .null)
             let wrongMethod = try await client.execute(uri: "/api/v1/keys/\(testID)", method: .get, headers: bearer(admin))
             #expect(wrongMethod.status == .methodNotAllowed && wrongMethod.headers[.allow] == "DELETE")
         }
@@ -195,7 +195,7 @@ struct AuthTests {
             #expect(try await listed("?key=\(bID)&type=sms") == ["b1"])
             #expect(try await listed("?key=key_nobody").isEmpty)
             let bad = try await client.execute(uri: "/api/v1/communications?key=sb_live_secret", method: .get, headers: bearer(admin))
-            #expect(bad.status == .badRequest && (try json(bad)["error"]?["field"]) == .string("key"))
+            #expect(try bad.status == .badRequest && json(bad)["error"]?["field"] == .string("key"))
             // The log entries of the test message say so (the logging service, not running here, indexes them).
             let entries = try await f.adapters.queue.entries(stream: StreamNames.log, limit: 100)
             let testEntries = entries.filter { $0.fields["communicationId"] == ids["b1"] }
@@ -244,7 +244,7 @@ struct AuthTests {
             let (_, made) = try await createKey(client, admin: adminKey, #"{"name":"made by bootstrap","scopes":["read"]}"#)
             #expect(try await client.execute(uri: "/api/v1/stats", method: .get, headers: bearer(made)).status == .ok)
             let r = try await client.execute(uri: "/api/v1/keys/key_bootstrap", method: .delete, headers: bearer(adminKey))
-            #expect(r.status == .conflict && (try errorCode(r)) == "bootstrap_key")
+            #expect(try r.status == .conflict && errorCode(r) == "bootstrap_key")
             // It is not stored: the store holds the one key made with it.
             #expect(try await SQLiteKeyStore(database: f.database).keys().map(\.name) == ["made by bootstrap"])
         }
