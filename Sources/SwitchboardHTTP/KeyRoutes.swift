@@ -98,7 +98,7 @@ extension API {
         let spec = try Self.keySpec(body)
         let (secret, record) = try await KeyIssuer(store: keys.store).create(spec)
         // This router requires keys from now on; the others within seconds (their caches read the store).
-        try? await keys.refresh()
+        _ = try? await keys.refresh()
         logger.info("API key created", metadata: ["keyId": "\(record.id)", "name": "\(record.name)", "scopes": "\(record.scopes.sorted().map(\.rawValue).joined(separator: ","))"])
         guard case .object(var o) = Self.render(record) else { throw APIError(.internalServerError, code: "internal_error", message: "rendering failed") }
         o["key"] = .string(secret)
@@ -119,7 +119,7 @@ extension API {
         guard APIKeySecret.isWellFormedID(id), let record = try await keys.store.revoke(id: id, at: SystemTime.now()) else {
             throw APIError(.notFound, code: "not_found", message: "No API key has id \"\(id.prefix(64))\".", field: "id")
         }
-        try? await keys.refresh()
+        _ = try? await keys.refresh()
         logger.info("API key revoked", metadata: ["keyId": "\(record.id)", "name": "\(record.name)"])
         return .json(Self.render(record))
     }
