@@ -20,6 +20,9 @@ import SwitchboardMongo
 ///   search are all in the SQLite file; else the port-by-port one (`PortByPortPipeline`).
 /// - The stall watchdog (`SWITCHBOARD_STALL_TIMEOUT_MS`) is on exactly when the pipeline is port-by-port: only
 ///   then can a stream entry be lost on its own.
+/// - The API keys' rate limiter is Redis's (`RedisRateLimiter`, on the stream queue's client, one bucket per key
+///   shared by every router) exactly when `REDIS_URL` is set, with the process's own `LocalRateLimiter` as its
+///   fallback while Redis does not answer; else the local one alone (per process).
 struct Composition {
     var database: SQLiteDatabase
     var redisQueue: RedisStreamQueue?
@@ -28,6 +31,8 @@ struct Composition {
     var mongoStore: MongoStore?
     #endif
     var adapters: Adapters
+    /// The API keys' rate limiter, and its engine's name (`redis` or `local`).
+    var rateLimiter: Picked<any RateLimiter>
     /// Services that keep an engine open: started first, stopped last (the database last of all).
     var engineServices: [any Service] = []
     /// Services the adapters run beside the role's services.
@@ -58,6 +63,7 @@ struct Composition {
         #if MongoDB
         mongoStore = store.adapter as? MongoStore
         #endif
+        rateLimiter = Self.rateLimiter(queue: redisQueue, logger: logger)
         let names = (store: store.name, queue: queue.name, search: search.name)
         let mailbox = SQLiteSandboxMailbox(database: database)
         engineServices = [SQLiteDatabaseService(database: database, logger: logger, reportEvery: settings.sqliteStatsInterval)]
@@ -93,6 +99,13 @@ struct Composition {
             return Picked(adapter: redis, name: "redis", engineServices: [redis])
         }
         return Picked(adapter: SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock), name: "sqlite")
+    }
+
+    /// Redis's limiter on the stream queue's client when the queue is Redis (`REDIS_URL`), else the local one.
+    static func rateLimiter(queue: RedisStreamQueue?, logger: Logger) -> Picked<any RateLimiter> {
+        let local = LocalRateLimiter()
+        guard let queue else { return Picked(adapter: local, name: "local") }
+        return Picked(adapter: RedisRateLimiter(client: queue.client, fallback: local, logger: logger), name: "redis")
     }
 
     static func search(_ settings: Settings, database: SQLiteDatabase, storeIsSQLite: Bool, logger: Logger) -> Picked<any SearchIndex> {

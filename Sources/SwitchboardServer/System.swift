@@ -41,6 +41,15 @@ public struct SwitchboardSystem: Sendable {
     #endif
     /// The adapters and the write path over them.
     public private(set) var adapters: Adapters
+    /// The API keys' rate limiter: one bucket per key in Redis (shared by every router) when `REDIS_URL` is
+    /// set, else per process (`Composition.rateLimiter`).
+    public let rateLimiter: any RateLimiter
+    /// `redis` or `local`.
+    public let rateLimiterName: String
+    /// Failed authentication per client address (per process).
+    public let authFailures: AuthFailureLimiter
+    /// The audit trail (process log and logs index, service `auth`); its service runs with the router.
+    public let auditLog: AuditLog
     /// The services the adapters bring: those that keep an engine open (started first, stopped last), and
     /// those that work beside the role's services (the Elasticsearch indexer, the port-by-port pipeline's
     /// confirmations, the search refresh).
@@ -77,6 +86,10 @@ public struct SwitchboardSystem: Sendable {
         mongoStore = picked.mongoStore
         #endif
         adapters = picked.adapters
+        rateLimiter = picked.rateLimiter.adapter
+        rateLimiterName = picked.rateLimiter.name
+        authFailures = AuthFailureLimiter()
+        auditLog = AuditLog(index: picked.adapters.search, logger: logger, clock: clock)
         engineServices = picked.engineServices
         adapterServices = picked.adapterServices
         // The sandbox is never wrapped: its failures are simulated per recipient, not an outage.
@@ -176,6 +189,8 @@ public struct SwitchboardSystem: Sendable {
         // Before the pipeline services, so it stops after them: its final attempt writes what they spooled.
         services.append(LogSpoolService(adapters: adapters, logger: logger))
         if role == .all || role == .router {
+            // After the adapter services, so it stops before them: its last failures reach the search index.
+            services.append(auditLog)
             services.append(OutboxScheduler(adapters: adapters, options: options, logger: logger, clock: clock))
             if let period = settings.retention {
                 services.append(RetentionService(period: period, targets: retentionTargets, logger: logger, clock: clock))
