@@ -84,17 +84,17 @@ public final class AuditLog: Service, Sendable {
     // MARK: Events
 
     /// A key was created (`by`: who created it — an admin key's id, `cli`, `bootstrap`).
-    public func keyCreated(id: String, name: String, scopes: Set<APIKeyScope>, rate: Double? = nil, burst: Int? = nil, test: Bool = false, by actor: String) async {
+    public func keyCreated(id: String, name: String, scopes: Set<APIKeyScope>, rate: Double? = nil, burst: Int? = nil, test: Bool = false, by principal: String) async {
         var details = "key created: name=\(Self.clean(name)) scopes=\(scopes.sorted().map(\.rawValue).joined(separator: ","))"
         if let rate { details += " rate=\(rate)" }
         if let burst { details += " burst=\(burst)" }
         if test { details += " test" }
-        await write(.keyCreated, subject: id, actor: actor, to: id, details: details, metadata: ["key": "\(id)", "name": "\(Self.clean(name))", "by": "\(Self.clean(actor))"])
+        await write(.keyCreated, subject: id, actor: principal, to: id, details: details, metadata: ["key": "\(id)", "name": "\(Self.clean(name))", "by": "\(Self.clean(principal))"])
     }
 
     /// A key was revoked.
-    public func keyRevoked(id: String, by actor: String) async {
-        await write(.keyRevoked, subject: id, actor: actor, to: id, details: "key revoked", metadata: ["key": "\(id)", "by": "\(Self.clean(actor))"])
+    public func keyRevoked(id: String, by principal: String) async {
+        await write(.keyRevoked, subject: id, actor: principal, to: id, details: "key revoked", metadata: ["key": "\(id)", "by": "\(Self.clean(principal))"])
     }
 
     /// A key was used for the first time (the middleware calls this when the stored key has no `lastUsedAt`);
@@ -164,11 +164,11 @@ public final class AuditLog: Service, Sendable {
         return LogRecord(communicationId: address, service: service, status: nil, type: nil, from: address, to: "", msg: Event.authFailures.rawValue, error: details, attempt: count, provider: nil, timestamp: at)
     }
 
-    func write(_ event: Event, subject: String, actor: String, to: String, details: String, metadata: Logger.Metadata) async {
+    func write(_ event: Event, subject: String, actor who: String, to: String, details: String, metadata: Logger.Metadata) async {
         var m = metadata
         m["audit"] = "\(event.rawValue)"
         logger.notice("audit: \(details)", metadata: m)
-        let record = LogRecord(communicationId: Self.clean(subject), service: Self.service, status: nil, type: nil, from: Self.clean(actor), to: Self.clean(to), msg: event.rawValue, error: details, attempt: 0, provider: nil, timestamp: clock())
+        let record = LogRecord(communicationId: Self.clean(subject), service: Self.service, status: nil, type: nil, from: Self.clean(who), to: Self.clean(to), msg: event.rawValue, error: details, attempt: 0, provider: nil, timestamp: clock())
         await store([record])
     }
 

@@ -141,8 +141,8 @@ public final class RedisRateLimiter: RateLimiter {
             defer { o = Outage() }
             return (ContinuousClock.now - since, o.decidedLocally)
         }
-        if let (duration, count) = ended {
-            logger.notice("rate limits: Redis answers again; limits are shared again", metadata: ["outage": "\(duration)", "decidedLocally": "\(count)"])
+        if let ended {
+            logger.notice("rate limits: Redis answers again; limits are shared again", metadata: ["outage": "\(ended.0)", "decidedLocally": "\(ended.1)"])
         }
     }
 

@@ -20,7 +20,7 @@ extension RedisCommandExecutor {
     /// - Throws: ``RedisError``; an error raised by the script is thrown as its server error.
     public func run(_ script: RedisScript, keys: [String], arguments: [String]) async throws(RedisError) -> RESPValue {
         let tail = [String(keys.count)] + keys + arguments
-        do {
+        do throws(RedisError) {
             return try await send(command: ["EVALSHA", script.sha1] + tail).throwingIfError()
         } catch .server(prefix: "NOSCRIPT", _) {
             return try await send(command: ["EVAL", script.source] + tail).throwingIfError()
