@@ -91,8 +91,8 @@ public struct Settings: Sendable {
             Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
             Variable(name: "SWITCHBOARD_SQLITE_STATS", meaning: "set (to anything): the writer logs its group-commit statistics every second", defaultValue: "unset"),
         ]),
-        VariableGroup(title: "Rate limits of API keys (shared by every router through Redis when REDIS_URL is set, else per process)", variables: [
-            Variable(name: "SWITCHBOARD_KEY_RATE", meaning: "requests per second a key may make, unless it has its own rate (a decimal above 0)", defaultValue: "100"),
+        VariableGroup(title: "Rate limits of API keys", variables: [
+            Variable(name: "SWITCHBOARD_KEY_RATE", meaning: "requests per second a key may make, unless it has its own rate (a decimal above 0); with REDIS_URL one allowance shared by every router, else per process", defaultValue: "100"),
             Variable(name: "SWITCHBOARD_KEY_BURST", meaning: "requests a key may make at once (its bucket's size), unless it has its own burst", defaultValue: "200"),
         ]),
         VariableGroup(title: "Redis (the streams)", variables: [
