@@ -259,7 +259,8 @@ struct AuditLogTests {
             index.down.withLock { $0 = false }
             await audit.flush()
             #expect(audit.pendingCount == 0)
-            #expect(try await sqlite.search(LogQuery(service: "auth")).items.map(\.communicationId) == ["key_9"])
+            let ids = try await sqlite.search(LogQuery(service: "auth")).items.map(\.communicationId)
+            #expect(ids == ["key_9"])
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import SwitchboardCore
-import SwitchboardRedis
+@testable import SwitchboardRedis
 import SwitchboardTestSupport
 @testable import SwitchboardRedisStreams
 
