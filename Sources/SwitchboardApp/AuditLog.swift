@@ -22,14 +22,18 @@ import SwitchboardLifecycle
 /// | `admin_action` | key id | key id | path | method, path, status | 0 |
 /// | `auth_failures` | client address | client address | '' | count per reason in the minute | count |
 ///
-/// Authentication failures are aggregated per client address and minute (`authFailure` only counts, in memory,
-/// without waiting): a flood of bad keys writes one record and one log line per address and minute, not one
-/// per request. The minutes that have ended are written by the log's own `Service` (every `flushInterval`) and
-/// whatever is left at graceful shutdown. At most `maxAddressesPerMinute` addresses are told apart in a minute;
-/// the rest are counted under the address `other`.
+/// No caller waits for the search index: an event is a log line at once and a record queued in memory, which
+/// the log's own `Service` writes every `flushInterval` (1 s) and at graceful shutdown; a process that runs no
+/// services (the `keys` commands) calls `flush(all: true)` before it exits. So a slow or unreachable search
+/// index never delays the request that caused the event.
 ///
-/// A record the index refuses (search down) is kept and written again at the next flush (at most
-/// `maxPending`, the oldest dropped and counted in the log); the process log has it at once either way.
+/// Authentication failures are aggregated per client address and minute (`authFailure` only counts): a flood
+/// of bad keys writes one record and one log line per address and minute, not one per request; a minute is
+/// written once it has ended (whatever is left, at shutdown). At most `maxAddressesPerMinute` addresses are
+/// told apart in a minute; the rest are counted under the address `other`.
+///
+/// Records the index refuses (search down) stay queued for the next flush (at most `maxPending`, the oldest
+/// dropped and counted in the log); the process log has them at once either way.
 public final class AuditLog: Service, Sendable {
     /// The `service` of audit records.
     public static let service = "auth"
@@ -45,7 +49,7 @@ public final class AuditLog: Service, Sendable {
     let index: any SearchIndex
     let logger: Logger
     let clock: @Sendable () -> Timestamp
-    /// How often ended minutes of failures (and records the index refused) are written.
+    /// How often queued records and ended minutes of failures are written.
     public let flushInterval: Duration
     public let maxAddressesPerMinute: Int
     public let maxPending: Int
@@ -57,7 +61,7 @@ public final class AuditLog: Service, Sendable {
 
     struct State {
         var failures = Failures()
-        /// Records the index refused, oldest first.
+        /// Records not yet written to the index, oldest first.
         var pending: [LogRecord] = []
         var dropped = 0
         /// Keys whose first use this process has already recorded (bounded; a key seen again after the set was
@@ -71,8 +75,8 @@ public final class AuditLog: Service, Sendable {
     ///   - index: the search index audit records go to (`Adapters.search`).
     ///   - logger: the process log.
     ///   - clock: wall time of the records.
-    ///   - flushInterval: how often the service writes ended minutes of failures.
-    public init(index: any SearchIndex, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now, flushInterval: Duration = .seconds(5), maxAddressesPerMinute: Int = 10_000, maxPending: Int = 10_000) {
+    ///   - flushInterval: how often the service writes what is queued and the ended minutes of failures.
+    public init(index: any SearchIndex, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now, flushInterval: Duration = .seconds(1), maxAddressesPerMinute: Int = 10_000, maxPending: Int = 10_000) {
         self.index = index
         self.logger = logger
         self.clock = clock
@@ -84,34 +88,34 @@ public final class AuditLog: Service, Sendable {
     // MARK: Events
 
     /// A key was created (`by`: who created it — an admin key's id, `cli`, `bootstrap`).
-    public func keyCreated(id: String, name: String, scopes: Set<APIKeyScope>, rate: Double? = nil, burst: Int? = nil, test: Bool = false, by principal: String) async {
+    public func keyCreated(id: String, name: String, scopes: Set<APIKeyScope>, rate: Double? = nil, burst: Int? = nil, test: Bool = false, by principal: String) {
         var details = "key created: name=\(Self.clean(name)) scopes=\(scopes.sorted().map(\.rawValue).joined(separator: ","))"
         if let rate { details += " rate=\(rate)" }
         if let burst { details += " burst=\(burst)" }
         if test { details += " test" }
-        await write(.keyCreated, subject: id, actor: principal, to: id, details: details, metadata: ["key": "\(id)", "name": "\(Self.clean(name))", "by": "\(Self.clean(principal))"])
+        record(.keyCreated, subject: id, actor: principal, to: id, details: details, metadata: ["key": "\(id)", "name": "\(Self.clean(name))", "by": "\(Self.clean(principal))"])
     }
 
     /// A key was revoked.
-    public func keyRevoked(id: String, by principal: String) async {
-        await write(.keyRevoked, subject: id, actor: principal, to: id, details: "key revoked", metadata: ["key": "\(id)", "by": "\(Self.clean(principal))"])
+    public func keyRevoked(id: String, by principal: String) {
+        record(.keyRevoked, subject: id, actor: principal, to: id, details: "key revoked", metadata: ["key": "\(id)", "by": "\(Self.clean(principal))"])
     }
 
     /// A key was used for the first time (the middleware calls this when the stored key has no `lastUsedAt`);
     /// recorded once per key and process.
-    public func keyFirstUsed(id: String, address: String) async {
+    public func keyFirstUsed(id: String, address: String) {
         let first = state.withLock { s -> Bool in
             if s.firstUses.count >= 100_000 { s.firstUses.removeAll() }
             return s.firstUses.insert(id).inserted
         }
         guard first else { return }
-        await write(.keyFirstUsed, subject: id, actor: address, to: id, details: "key first used from \(Self.clean(address))", metadata: ["key": "\(id)", "address": "\(Self.clean(address))"])
+        record(.keyFirstUsed, subject: id, actor: address, to: id, details: "key first used from \(Self.clean(address))", metadata: ["key": "\(id)", "address": "\(Self.clean(address))"])
     }
 
     /// A request that needed the `admin` scope was answered (`path` without its query).
-    public func adminAction(key: String, method: String, path: String, status: Int) async {
+    public func adminAction(key: String, method: String, path: String, status: Int) {
         let p = Self.clean(String(path.prefix { $0 != "?" }))
-        await write(.adminAction, subject: key, actor: key, to: p, details: "admin action: \(Self.clean(method)) \(p) answered \(status)", metadata: ["key": "\(key)", "method": "\(Self.clean(method))", "path": "\(p)", "status": "\(status)"])
+        record(.adminAction, subject: key, actor: key, to: p, details: "admin action: \(Self.clean(method)) \(p) answered \(status)", metadata: ["key": "\(key)", "method": "\(Self.clean(method))", "path": "\(p)", "status": "\(status)"])
     }
 
     /// A request from `address` failed authentication (`reason`: a short fixed text such as `missing key`,
@@ -132,8 +136,8 @@ public final class AuditLog: Service, Sendable {
 
     // MARK: Writing
 
-    /// Writes the minutes of failures that have ended by now (every minute with `all`: at shutdown) and the
-    /// records the index refused before. Never throws: a refusal keeps the records for the next flush.
+    /// Writes the queued records and the minutes of failures that have ended by now (every minute with `all`:
+    /// at shutdown). Never throws: a refusal keeps the records queued for the next flush.
     public func flush(all: Bool = false) async {
         let now = clock()
         let records: [LogRecord] = state.withLock { s in
@@ -164,12 +168,25 @@ public final class AuditLog: Service, Sendable {
         return LogRecord(communicationId: address, service: service, status: nil, type: nil, from: address, to: "", msg: Event.authFailures.rawValue, error: details, attempt: count, provider: nil, timestamp: at)
     }
 
-    func write(_ event: Event, subject: String, actor who: String, to: String, details: String, metadata: Logger.Metadata) async {
+    /// Logs the event and queues its record.
+    func record(_ event: Event, subject: String, actor who: String, to: String, details: String, metadata: Logger.Metadata) {
         var m = metadata
         m["audit"] = "\(event.rawValue)"
         logger.notice("audit: \(details)", metadata: m)
         let record = LogRecord(communicationId: Self.clean(subject), service: Self.service, status: nil, type: nil, from: Self.clean(who), to: Self.clean(to), msg: event.rawValue, error: details, attempt: 0, provider: nil, timestamp: clock())
-        await store([record])
+        let dropped = queue([record], front: false)
+        if dropped > 0 { logger.warning("audit records dropped: the queue for the search index is full", metadata: ["dropped": "\(dropped)"]) }
+    }
+
+    /// Queues `records` (at the front: records taken for a flush that failed); drops the oldest beyond
+    /// `maxPending` and returns how many.
+    func queue(_ records: [LogRecord], front: Bool) -> Int {
+        state.withLock { s -> Int in
+            s.pending = front ? records + s.pending : s.pending + records
+            let over = max(0, s.pending.count - maxPending)
+            if over > 0 { s.pending.removeFirst(over); s.dropped += over }
+            return over
+        }
     }
 
     func store(_ records: [LogRecord]) async {
@@ -177,12 +194,7 @@ public final class AuditLog: Service, Sendable {
         do {
             try await index.index(logs: records)
         } catch {
-            let dropped = state.withLock { s -> Int in
-                s.pending.append(contentsOf: records)
-                let over = max(0, s.pending.count - maxPending)
-                if over > 0 { s.pending.removeFirst(over); s.dropped += over }
-                return over
-            }
+            let dropped = queue(records, front: true)
             logger.warning("audit records not indexed yet; kept for the next attempt", metadata: ["count": "\(records.count)", "dropped": "\(dropped)", "error": "\(error)"])
         }
     }
@@ -197,7 +209,7 @@ public final class AuditLog: Service, Sendable {
 
     // MARK: Service
 
-    /// Writes ended minutes every `flushInterval`; at graceful shutdown, everything left.
+    /// Writes what is queued and the ended minutes every `flushInterval`; at graceful shutdown, everything left.
     public func run() async throws {
         while ServiceLoop.shouldContinue {
             await pause(for: flushInterval)

@@ -169,15 +169,20 @@ struct AuditLogTests {
             let clock = ManualClock()
             let audit = AuditLog(index: index, logger: lines.logger, clock: clock.wall)
             let secret = "sb_live_" + String(repeating: "x", count: 43)
-            await audit.keyCreated(id: "key_1", name: "ci", scopes: [.send, .read], rate: 5, burst: 10, test: true, by: "cli")
+            audit.keyCreated(id: "key_1", name: "ci", scopes: [.send, .read], rate: 5, burst: 10, test: true, by: "cli")
             clock.advance(.seconds(1))
-            await audit.keyFirstUsed(id: "key_1", address: "10.1.2.3")
-            await audit.keyFirstUsed(id: "key_1", address: "10.1.2.3")  // once per key
+            audit.keyFirstUsed(id: "key_1", address: "10.1.2.3")
+            audit.keyFirstUsed(id: "key_1", address: "10.1.2.3")  // once per key
             clock.advance(.seconds(1))
-            await audit.adminAction(key: "key_admin", method: "DELETE", path: "/api/v1/keys/key_1?x=\(secret)", status: 204)
-            await audit.keyRevoked(id: "key_1", by: "key_admin")
+            audit.adminAction(key: "key_admin", method: "DELETE", path: "/api/v1/keys/key_1?x=\(secret)", status: 204)
+            audit.keyRevoked(id: "key_1", by: "key_admin")
             // An unrelated communication log record is not listed under service=auth.
             try await index.index(logs: [LogRecord(communicationId: "c1", service: "router", status: .queued, type: .email, from: "a@b.c", to: "d@e.f", msg: "hi", error: nil, attempt: 0, provider: nil, timestamp: clock.wall())])
+            // Nothing reaches the index before a flush (the service's, every second): no caller waits for it.
+            #expect(try await index.search(LogQuery(service: AuditLog.service)).items.isEmpty)
+            #expect(audit.pendingCount == 4)
+            await audit.flush()
+            #expect(audit.pendingCount == 0)
 
             let page = try await index.search(LogQuery(service: AuditLog.service))
             #expect(page.items.map(\.msg) == ["key_revoked", "admin_action", "key_first_used", "key_created"])
@@ -252,7 +257,8 @@ struct AuditLogTests {
             let lines = CapturedLines()
             let audit = AuditLog(index: index, logger: lines.logger, clock: ManualClock().wall)
             index.down.withLock { $0 = true }
-            await audit.keyCreated(id: "key_9", name: "n", scopes: [.admin], by: "bootstrap")
+            audit.keyCreated(id: "key_9", name: "n", scopes: [.admin], by: "bootstrap")
+            await audit.flush()
             #expect(audit.pendingCount == 1)
             #expect(lines.all.contains { $0.0 == .warning && $0.1.contains("not indexed yet") })
             #expect(lines.all.contains { $0.2["audit"] == "key_created" })  // the process log has it at once

@@ -220,8 +220,8 @@ struct ElasticsearchAuditTests {
         try await withSearchServer(.noida) { server in
             let system = try SwitchboardSystem(settings: try esSettings(node: server.url), logger: quiet())
             let running = Running(system, role: .router)
-            await system.auditLog.keyCreated(id: "key_es", name: "ops", scopes: [.read], by: "cli")
-            await system.auditLog.keyRevoked(id: "key_es", by: "key_admin")
+            system.auditLog.keyCreated(id: "key_es", name: "ops", scopes: [.read], by: "cli")
+            system.auditLog.keyRevoked(id: "key_es", by: "key_admin")
             for _ in 0..<4 { system.auditLog.authFailure(address: "192.0.2.7", reason: "missing key") }
             await system.auditLog.flush(all: true)  // what graceful shutdown does with the minute in progress
             try await system.application().test(.router) { client in

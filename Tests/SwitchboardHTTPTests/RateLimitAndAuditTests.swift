@@ -103,8 +103,8 @@ struct AuditLogsEndpointTests {
     func auditRecords() async throws {
         let f = try APIFixture()
         let audit = AuditLog(index: f.adapters.search, logger: Logger(label: "test"))
-        await audit.keyCreated(id: "key_a", name: "deploy", scopes: [.admin], by: "bootstrap")
-        await audit.adminAction(key: "key_a", method: "POST", path: "/api/v1/keys", status: 201)
+        audit.keyCreated(id: "key_a", name: "deploy", scopes: [.admin], by: "bootstrap")
+        audit.adminAction(key: "key_a", method: "POST", path: "/api/v1/keys", status: 201)
         for _ in 0..<7 { audit.authFailure(address: "192.0.2.44", reason: "unknown key") }
         await audit.flush(all: true)
         try await f.app.test(.router) { client in
