@@ -34,6 +34,19 @@ public enum RateLimitHeaders {
         return r
     }
 
+    /// Runs `next` (the rest of the chain) and puts the three fields of `decision` on what it answers: on its
+    /// response, or on the API error it throws (rethrown with the fields, for the API's error middleware to
+    /// render). Errors of other types are rethrown as they are: a middleware placed outside (before) the API's
+    /// error middleware receives every answer as a response, so every keyed answer gets the fields.
+    public static func answering(_ decision: RateDecision, _ next: () async throws -> Response) async throws -> Response {
+        do {
+            return applying(decision, to: try await next())
+        } catch var error as APIError {
+            for field in fields(decision) { error.headers[field.name] = field.value }
+            throw error
+        }
+    }
+
     /// The answer to a request over its key's limit: 429 `rate_limited` with `Retry-After` and the three fields.
     public static func rateLimited(_ decision: RateDecision) -> Response {
         overLimit(decision).json

@@ -27,7 +27,7 @@ struct LimitingMiddleware: RouterMiddleware {
         }
         let decision = try await limiter.take(key, limit: limit)
         guard decision.allowed else { return RateLimitHeaders.rateLimited(decision) }
-        return RateLimitHeaders.applying(decision, to: try await next(request, context))
+        return try await RateLimitHeaders.answering(decision) { try await next(request, context) }
     }
 }
 
@@ -38,6 +38,7 @@ struct RateLimitHeadersTests {
         router.add(middleware: ErrorMiddleware(logger: Logger(label: "test"), writes: StoreWriteHealth(), routes: []))
         router.add(middleware: LimitingMiddleware(limiter: LocalRateLimiter(), failures: failures, limit: limit))
         router.get("/api/v1/stats") { _, _ in Response.json(.object(["ok": .bool(true)])) }
+        router.get("/api/v1/logs") { _, _ -> Response in throw APIError(.badRequest, code: "invalid_query", message: "bad") }
         return Application(router: router)
     }
 
@@ -64,6 +65,10 @@ struct RateLimitHeadersTests {
             // Another key is not affected.
             let other = try await client.execute(uri: "/api/v1/stats", method: .get, headers: [HTTPField.Name("X-API-Key")!: "good-2"])
             #expect(other.status == .ok && other.headers[RateLimitHeaders.remaining] == "2")
+            // An error answer of a keyed request carries them too (thrown by the route, rendered by the error middleware).
+            let failed = try await client.execute(uri: "/api/v1/logs", method: .get, headers: [HTTPField.Name("X-API-Key")!: "good-2"])
+            #expect(failed.status == .badRequest && failed.headers[RateLimitHeaders.remaining] == "1" && failed.headers[RateLimitHeaders.limit] == "3")
+            #expect(try json(failed)["error"]?["code"] == .string("invalid_query"))
         }
     }
 
