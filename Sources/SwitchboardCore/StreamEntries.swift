@@ -60,9 +60,11 @@ extension LogRecord {
         if let error { m.append(("error", error)) }
         m += [("from", from), ("msg", msg)]
         if let provider { m.append(("provider", provider)) }
-        m += [("service", service), ("status", status.rawValue)]
+        m.append(("service", service))
+        if let status { m.append(("status", status.rawValue)) }
         if test { m.append(("test", "true")) }
-        m += [("timestamp", timestamp.iso8601), ("to", to), ("type", type.rawValue)]
+        m += [("timestamp", timestamp.iso8601), ("to", to)]
+        if let type { m.append(("type", type.rawValue)) }
         return m
     }
 

@@ -23,18 +23,25 @@ enum Documents {
     }
 
     /// The deterministic id of a log record: a redelivered `log_stream` entry overwrites its own document.
+    /// An audit record (no status) also hashes its event, details and parties: two of them about one subject in
+    /// one millisecond are two documents.
     static func logId(_ l: LogRecord) -> String {
-        let key = [l.communicationId, l.service, l.status.rawValue, String(l.attempt), String(l.timestamp.milliseconds)].joined(separator: "\u{1F}")
+        var parts = [l.communicationId, l.service, l.status?.rawValue ?? "", String(l.attempt), String(l.timestamp.milliseconds)]
+        if l.status == nil { parts += [l.msg, l.error ?? "", l.from, l.to] }
+        let key = parts.joined(separator: "\u{1F}")
         return SHA256.hash(data: Data(key.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 
     /// `_source` of a log record.
     static func source(_ l: LogRecord, id: String) -> JSONValue {
         var o: [String: JSONValue] = [
-            "logId": .string(id), "communicationId": .string(l.communicationId), "service": .string(l.service), "status": .string(l.status.rawValue),
-            "type": .string(l.type.rawValue), "from": .string(l.from), "to": .string(l.to), "msg": .string(l.msg),
+            "logId": .string(id), "communicationId": .string(l.communicationId), "service": .string(l.service),
+            "from": .string(l.from), "to": .string(l.to), "msg": .string(l.msg),
             "attempt": .number(Double(l.attempt)), "timestamp": .string(l.timestamp.iso8601),
         ]
+        // An audit record has neither: the fields are left out.
+        if let s = l.status { o["status"] = .string(s.rawValue) }
+        if let t = l.type { o["type"] = .string(t.rawValue) }
         if let e = l.error { o["error"] = .string(e) }
         if let p = l.provider { o["provider"] = .string(p) }
         if l.test { o["test"] = .bool(true) }
@@ -42,8 +49,9 @@ enum Documents {
     }
 
     static func log(_ s: LogSource) -> LogRecord? {
-        guard let id = s.communicationId, let service = s.service, let status = s.status.flatMap(CommunicationStatus.init(rawValue:)),
-            let type = s.type.flatMap(MessageChannel.init(rawValue:)), let timestamp = s.timestamp
+        // A missing status or type is an audit record's; one that is present must be ours.
+        let status = s.status.flatMap(CommunicationStatus.init(rawValue:)), type = s.type.flatMap(MessageChannel.init(rawValue:))
+        guard let id = s.communicationId, let service = s.service, (status != nil) == (s.status != nil), (type != nil) == (s.type != nil), let timestamp = s.timestamp
         else { return nil }
         return LogRecord(communicationId: id, service: service, status: status, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", error: s.error, attempt: s.attempt.map { Int($0) } ?? 0, provider: s.provider, timestamp: timestamp, test: s.test ?? false)
     }

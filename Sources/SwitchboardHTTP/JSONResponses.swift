@@ -44,7 +44,7 @@ enum Render {
 
     static func log(_ l: LogRecord) -> JSONValue {
         .object([
-            "communicationId": .string(l.communicationId), "service": .string(l.service), "status": .string(l.status.rawValue), "type": .string(l.type.rawValue),
+            "communicationId": .string(l.communicationId), "service": .string(l.service), "status": optional(l.status?.rawValue), "type": optional(l.type?.rawValue),
             "from": .string(l.from), "to": .string(l.to), "msg": .string(l.msg), "error": optional(l.error),
             "attempt": .number(Double(l.attempt)), "provider": optional(l.provider), "timestamp": .string(l.timestamp.iso8601), "test": .bool(l.test),
         ])

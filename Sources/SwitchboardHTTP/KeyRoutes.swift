@@ -10,9 +10,9 @@ extension API {
     /// The key endpoints (part of ``routes()``).
     func keyRoutes() -> [Route] {
         [
-            Route(.post, "/api/v1/keys", scope: .admin) { request, _ in try await self.createKey(request) },
+            Route(.post, "/api/v1/keys", scope: .admin) { request, context in try await self.createKey(request, by: context.identity?.id ?? "open") },
             Route(.get, "/api/v1/keys", scope: .admin) { request, _ in try await self.listKeys(request) },
-            Route(.delete, "/api/v1/keys/:id", scope: .admin) { _, context in try await self.revokeKey(context.parameters.get("id") ?? "") },
+            Route(.delete, "/api/v1/keys/:id", scope: .admin) { _, context in try await self.revokeKey(context.parameters.get("id") ?? "", by: context.identity?.id ?? "open") },
         ]
     }
 
@@ -78,7 +78,7 @@ extension API {
         return spec
     }
 
-    func createKey(_ request: Request) async throws -> Response {
+    func createKey(_ request: Request, by principal: String) async throws -> Response {
         let keys = try keyCache
         guard let contentType = request.headers[.contentType], Self.mediaType(contentType) == "application/json" else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json.")
@@ -99,7 +99,7 @@ extension API {
         let (secret, record) = try await KeyIssuer(store: keys.store).create(spec)
         // This router requires keys from now on; the others within seconds (their caches read the store).
         _ = try? await keys.refresh()
-        logger.info("API key created", metadata: ["keyId": "\(record.id)", "name": "\(record.name)", "scopes": "\(record.scopes.sorted().map(\.rawValue).joined(separator: ","))"])
+        access.audit?.keyCreated(id: record.id, name: record.name, scopes: record.scopes, rate: record.rate, burst: record.burst, test: record.test, by: principal)
         guard case .object(var o) = Self.render(record) else { throw APIError(.internalServerError, code: "internal_error", message: "rendering failed") }
         o["key"] = .string(secret)
         return .json(.object(o), status: .created, headers: [.cacheControl: "no-store"])
@@ -111,7 +111,7 @@ extension API {
         return .json(.object(["items": .array(keys.map(Self.render)), "count": .number(Double(keys.count))]))
     }
 
-    func revokeKey(_ id: String) async throws -> Response {
+    func revokeKey(_ id: String, by principal: String) async throws -> Response {
         let keys = try keyCache
         if id == keys.bootstrap?.id {
             throw APIError(.conflict, code: "bootstrap_key", message: "\(id) is SWITCHBOARD_ADMIN_KEY: change or unset that variable to retire it.", field: "id")
@@ -120,7 +120,7 @@ extension API {
             throw APIError(.notFound, code: "not_found", message: "No API key has id \"\(id.prefix(64))\".", field: "id")
         }
         _ = try? await keys.refresh()
-        logger.info("API key revoked", metadata: ["keyId": "\(record.id)", "name": "\(record.name)"])
+        access.audit?.keyRevoked(id: record.id, by: principal)
         return .json(Self.render(record))
     }
 }

@@ -63,14 +63,14 @@ public struct SQLiteSearchIndex: SearchIndex {
     /// a copy of its body. (A message's msg is never empty: validation requires it.)
     static let inlineMessageLimit = 1024
 
-    /// Inserts one log record on the writer thread.
+    /// Inserts one log record on the writer thread. An audit record's missing status and channel are stored as ''.
     static func insert(_ c: Connection, _ l: LogRecord) throws {
         try c.run(
             """
             INSERT INTO search_logs (communication_id, service, status, type, sender, recipient, msg, error, attempt, provider, timestamp, test)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            [.text(l.communicationId), .text(l.service), .text(l.status.rawValue), .text(l.type.rawValue), .text(l.from), .text(l.to), .text(l.msg.utf8.count <= inlineMessageLimit ? l.msg : ""),
+            [.text(l.communicationId), .text(l.service), .text(l.status?.rawValue ?? ""), .text(l.type?.rawValue ?? ""), .text(l.from), .text(l.to), .text(l.msg.utf8.count <= inlineMessageLimit ? l.msg : ""),
              l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds), .int(l.test ? 1 : 0)])
     }
 
@@ -193,7 +193,10 @@ public struct SQLiteSearchIndex: SearchIndex {
         return try await db.read { [values] c in
             var rows: [(Int64, LogRecord)] = []
             try c.query(sql, values) { s in
-                guard let status = CommunicationStatus(rawValue: s.text(3)), let type = MessageChannel(rawValue: s.text(4)) else { return }
+                // '' is an audit record's (no status, no channel); other text that is not ours is skipped.
+                let statusText = s.text(3), typeText = s.text(4)
+                let status = CommunicationStatus(rawValue: statusText), type = MessageChannel(rawValue: typeText)
+                guard status != nil || statusText.isEmpty, type != nil || typeText.isEmpty else { return }
                 rows.append((s.int(0), LogRecord(communicationId: s.text(1), service: s.text(2), status: status, type: type, from: s.text(5), to: s.text(6), msg: s.text(7), error: s.optionalText(8), attempt: Int(s.int(9)), provider: s.optionalText(10), timestamp: Timestamp(milliseconds: s.int(11)), test: s.int(12) != 0)))
             }
             let more = rows.count > limit

@@ -22,6 +22,9 @@ import SwitchboardMongo
 ///   then can a stream entry be lost on its own.
 /// - API keys live beside the communications: in MongoDB (`api_keys`, on the store's client pool) when the store
 ///   is MongoDB, else in the SQLite file (`api_keys`).
+/// - The API keys' rate limiter is Redis's (`RedisRateLimiter`, on the stream queue's client, one bucket per key
+///   shared by every router) exactly when `REDIS_URL` is set, with the process's own `LocalRateLimiter` as its
+///   fallback while Redis does not answer; else the local one alone (per process).
 struct Composition {
     var database: SQLiteDatabase
     var redisQueue: RedisStreamQueue?
@@ -32,6 +35,8 @@ struct Composition {
     var adapters: Adapters
     /// Where the API keys are: chosen with the store.
     var keyStore: any KeyStore
+    /// The API keys' rate limiter, and its engine's name (`redis` or `local`).
+    var rateLimiter: Picked<any RateLimiter>
     /// Services that keep an engine open: started first, stopped last (the database last of all).
     var engineServices: [any Service] = []
     /// Services the adapters run beside the role's services.
@@ -63,6 +68,7 @@ struct Composition {
         mongoStore = store.adapter as? MongoStore
         #endif
         keyStore = Self.keyStore(store: store.adapter, database: database)
+        rateLimiter = Self.rateLimiter(queue: redisQueue, logger: logger)
         let names = (store: store.name, queue: queue.name, search: search.name)
         let mailbox = SQLiteSandboxMailbox(database: database)
         engineServices = [SQLiteDatabaseService(database: database, logger: logger, reportEvery: settings.sqliteStatsInterval)]
@@ -106,6 +112,13 @@ struct Composition {
             return Picked(adapter: redis, name: "redis", engineServices: [redis])
         }
         return Picked(adapter: SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock), name: "sqlite")
+    }
+
+    /// Redis's limiter on the stream queue's client when the queue is Redis (`REDIS_URL`), else the local one.
+    static func rateLimiter(queue: RedisStreamQueue?, logger: Logger) -> Picked<any RateLimiter> {
+        let local = LocalRateLimiter()
+        guard let queue else { return Picked(adapter: local, name: "local") }
+        return Picked(adapter: RedisRateLimiter(client: queue.client, fallback: local, logger: logger), name: "redis")
     }
 
     static func search(_ settings: Settings, database: SQLiteDatabase, storeIsSQLite: Bool, logger: Logger) -> Picked<any SearchIndex> {

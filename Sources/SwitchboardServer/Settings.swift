@@ -55,6 +55,18 @@ public struct Settings: Sendable {
     public var auth = AccessControl.Mode.on
     /// `SWITCHBOARD_ADMIN_KEY`: a bootstrap `admin` key (for containers), hashed at start, never logged.
     public var adminKey: String?
+    /// Requests per second an API key may make unless the key sets its own (`SWITCHBOARD_KEY_RATE`).
+    public var keyRate: Double = 100
+    /// Largest burst of requests of an API key unless the key sets its own (`SWITCHBOARD_KEY_BURST`).
+    public var keyBurst = 200
+
+    /// The rate limit of `key`: its own rate and burst, else the deployment's defaults.
+    public func rateLimit(of key: APIKeyRecord) -> RateLimit {
+        RateLimit(rate: key.rate ?? keyRate, burst: key.burst ?? keyBurst)
+    }
+
+    /// The deployment's default rate limit of a key (`SWITCHBOARD_KEY_RATE`, `SWITCHBOARD_KEY_BURST`).
+    public var defaultKeyRateLimit: RateLimit { RateLimit(rate: keyRate, burst: keyBurst) }
 
     public init() {}
 
@@ -88,6 +100,10 @@ public struct Settings: Sendable {
             Variable(name: "SWITCHBOARD_SQLITE_SYNCHRONOUS", meaning: "full (fsync each commit) or normal (fsync at checkpoints)", defaultValue: "full"),
             Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
             Variable(name: "SWITCHBOARD_SQLITE_STATS", meaning: "set (to anything): the writer logs its group-commit statistics every second", defaultValue: "unset"),
+        ]),
+        VariableGroup(title: "Rate limits of API keys", variables: [
+            Variable(name: "SWITCHBOARD_KEY_RATE", meaning: "requests per second a key may make, unless it has its own rate (a decimal above 0); with REDIS_URL one allowance shared by every router, else per process", defaultValue: "100"),
+            Variable(name: "SWITCHBOARD_KEY_BURST", meaning: "requests a key may make at once (its bucket's size), unless it has its own burst", defaultValue: "200"),
         ]),
         VariableGroup(title: "Redis (the streams)", variables: [
             Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
@@ -256,6 +272,11 @@ public struct Settings: Sendable {
             }
             s.adminKey = v
         }
+        if let v = value("SWITCHBOARD_KEY_RATE") {
+            guard let r = Double(v), r.isFinite, r > 0, r <= 1_000_000 else { throw SettingsError("SWITCHBOARD_KEY_RATE=\(v) is not a number of requests per second above 0 (at most 1000000)") }
+            s.keyRate = r
+        }
+        if let v = try int("SWITCHBOARD_KEY_BURST", 1...1_000_000) { s.keyBurst = v }
         try s.validateMongoURL()
         return s
     }
@@ -282,6 +303,7 @@ public struct Settings: Sendable {
             ("outboxGrace", "\(pipeline.outboxGrace)"), ("stallTimeout", redisURL == nil ? "off (embedded streams)" : stallTimeout.map { "\($0)" } ?? "off"), ("schedulerInterval", "\(pipeline.schedulerInterval)"), ("poll", "\(pollInterval)"),
             ("retention", retention.map { "\(Int($0.components.seconds / 86_400)) days" } ?? "off (kept for ever)"),
             ("auth", auth == .off ? "off (the API is open)" : adminKey == nil ? "on" : "on (bootstrap admin key set)"),
+            ("keyRateLimit", "rate=\(keyRate)/s burst=\(keyBurst) (\(redisURL == nil ? "per process" : "shared through redis"))"),
         ] + providers.summary
     }
 

@@ -43,6 +43,15 @@ public struct SwitchboardSystem: Sendable {
     public private(set) var adapters: Adapters
     /// The API keys (in the store's engine) as the router sees them, with `SWITCHBOARD_ADMIN_KEY` if set.
     public let keyCache: KeyCache
+    /// The API keys' rate limiter: one bucket per key in Redis (shared by every router) when `REDIS_URL` is
+    /// set, else per process (`Composition.rateLimiter`).
+    public let rateLimiter: any RateLimiter
+    /// `redis` or `local`.
+    public let rateLimiterName: String
+    /// Failed authentication per client address (per process).
+    public let authFailures: AuthFailureLimiter
+    /// The audit trail (process log and logs index, service `auth`); its service runs with the router.
+    public let auditLog: AuditLog
     /// The services the adapters bring: those that keep an engine open (started first, stopped last), and
     /// those that work beside the role's services (the Elasticsearch indexer, the port-by-port pipeline's
     /// confirmations, the search refresh).
@@ -80,6 +89,10 @@ public struct SwitchboardSystem: Sendable {
         #endif
         adapters = picked.adapters
         keyCache = KeyCache(store: picked.keyStore, bootstrap: settings.adminKey.map { KeyCache.bootstrapRecord(secret: $0, at: clock()) }, clock: clock)
+        rateLimiter = picked.rateLimiter.adapter
+        rateLimiterName = picked.rateLimiter.name
+        authFailures = AuthFailureLimiter()
+        auditLog = AuditLog(index: picked.adapters.search, logger: logger, clock: clock)
         engineServices = picked.engineServices
         adapterServices = picked.adapterServices
         // The sandbox is never wrapped: its failures are simulated per recipient, not an outage.
@@ -147,7 +160,7 @@ public struct SwitchboardSystem: Sendable {
 
     /// Who may call the API: the keys, enforced unless `SWITCHBOARD_AUTH=off`.
     public var access: AccessControl {
-        AccessControl(mode: settings.auth, keys: keyCache)
+        AccessControl(mode: settings.auth, keys: keyCache, rateLimiter: rateLimiter, defaultLimit: settings.defaultKeyRateLimit, failures: authFailures, audit: auditLog)
     }
 
     /// Whether `host` is a loopback address (only this machine can connect).
@@ -233,6 +246,8 @@ public struct SwitchboardSystem: Sendable {
         services.append(LogSpoolService(adapters: adapters, logger: logger))
         if role == .all || role == .router {
             services.append(keyCache.service(logger: logger))
+            // After the adapter services, so it stops before them: its last failures reach the search index.
+            services.append(auditLog)
             services.append(OutboxScheduler(adapters: adapters, options: options, logger: logger, clock: clock))
             if let period = settings.retention {
                 services.append(RetentionService(period: period, targets: retentionTargets, logger: logger, clock: clock))

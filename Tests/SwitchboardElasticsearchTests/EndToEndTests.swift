@@ -212,3 +212,32 @@ struct ElasticsearchSettingsTests {
         #expect(Settings.variables.contains { $0.name == "ELASTICSEARCH_NODE" })
     }
 }
+
+@Suite("Audit records on Elasticsearch (noida-db)", .serialized)
+struct ElasticsearchAuditTests {
+    @Test("the system's audit log reaches communication-logs: GET /api/v1/logs?service=auth lists key events and the failures of a minute")
+    func auditRecords() async throws {
+        try await withSearchServer(.noida) { server in
+            let system = try SwitchboardSystem(settings: try esSettings(node: server.url), logger: quiet())
+            let running = Running(system, role: .router)
+            system.auditLog.keyCreated(id: "key_es", name: "ops", scopes: [.read], by: "cli")
+            system.auditLog.keyRevoked(id: "key_es", by: "key_admin")
+            for _ in 0..<4 { system.auditLog.authFailure(address: "192.0.2.7", reason: "missing key") }
+            await system.auditLog.flush(all: true)  // what graceful shutdown does with the minute in progress
+            try await system.application().test(.router) { client in
+                try await eventually("the three audit records are searchable") {
+                    let r = try json(try await client.execute(uri: "/api/v1/logs?service=auth", method: .get))
+                    return Set(items(r).compactMap { $0["msg"]?.stringValue }) == ["key_created", "key_revoked", "auth_failures"]
+                }
+                let r = try json(try await client.execute(uri: "/api/v1/logs?service=auth&communicationId=192.0.2.7", method: .get))
+                let failures = try #require(items(r).first)
+                #expect(failures["attempt"] == .number(4))
+                #expect(failures["status"] == .null && failures["type"] == .null && failures["service"] == .string("auth"))
+                #expect(failures["error"]?.stringValue?.contains("missing key ×4") == true)
+                #expect(system.auditLog.pendingCount == 0)
+            }
+            try await running.stop()
+            await system.close()
+        }
+    }
+}

@@ -17,6 +17,8 @@ struct APIFixture {
     let app: Application<RouterResponder<APIRequestContext>>
     /// The API keys, when the fixture enforces them.
     let keys: KeyCache?
+    /// The audit trail, when the fixture keeps one.
+    let auditLog: AuditLog?
 
     /// - Parameters:
     ///   - atomic: with the embedded engine's one-transaction pipeline (as `serve` runs it), else the router's
@@ -24,7 +26,8 @@ struct APIFixture {
     ///   - auth: with API keys (`SWITCHBOARD_AUTH=on`, the keys in the same file); else open, asking no key.
     ///   - path: the SQLite file (another fixture's, to share it), else a fresh one.
     ///   - adminKey: a bootstrap admin key (`SWITCHBOARD_ADMIN_KEY`).
-    init(atomic: Bool = false, auth: Bool = false, path: String? = nil, adminKey: String? = nil) throws {
+    ///   - limiter, failures, audit: the access-control parts `SwitchboardSystem` gives the router (none by default).
+    init(atomic: Bool = false, auth: Bool = false, path: String? = nil, adminKey: String? = nil, limiter: (any RateLimiter)? = nil, defaultLimit: RateLimit? = nil, failures: AuthFailureLimiter? = nil, audit: ((any SearchIndex) -> AuditLog)? = nil) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-http-\(UUID().uuidString)")
         database = try SQLiteDatabase(options: SQLiteOptions(path: path ?? dir.appendingPathComponent("api.sqlite").path, synchronous: .normal))
         let queue = SQLiteQueue(database: database, clock: SystemTime.now)
@@ -36,7 +39,10 @@ struct APIFixture {
             ? Adapters(store: store, queue: queue, search: search, mailbox: mailbox, pipeline: SQLitePipeline(queue: queue), logSpool: LogSpool(), names: names)
             : Adapters.portByPort(store: store, queue: queue, search: search, mailbox: mailbox, options: PipelineOptions(), names: names, logger: logger).0
         keys = auth ? KeyCache(store: SQLiteKeyStore(database: database), bootstrap: adminKey.map { KeyCache.bootstrapRecord(secret: $0, at: SystemTime.now()) }) : nil
-        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: PipelineOptions()), logger: logger, access: keys.map { AccessControl(mode: .on, keys: $0) } ?? .open)
+        let auditLog = audit?(search)
+        self.auditLog = auditLog
+        let access = keys.map { AccessControl(mode: .on, keys: $0, rateLimiter: limiter, defaultLimit: defaultLimit, failures: failures, audit: auditLog) } ?? .open
+        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: PipelineOptions()), logger: logger, access: access)
         app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
     }
 }

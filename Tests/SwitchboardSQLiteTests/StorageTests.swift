@@ -20,7 +20,7 @@ struct SQLiteStorageTests {
         } else {
             try await search.index(communications: messages.map { CommunicationDocument($0.communication) })
         }
-        let records = messages.flatMap { m in
+        let records = messages.flatMap { m -> [LogRecord] in
             [CommunicationStatus.pending, .queued, .processing, .sent].map { status in
                 LogRecord(communicationId: m.id, service: "test", status: status, type: m.request.channel, from: m.request.from, to: m.request.to, msg: m.request.msg, error: nil, attempt: 1, provider: nil, timestamp: at)
             }

@@ -152,5 +152,35 @@ public enum SearchContract {
         }
         let errorPages = try await all(nil) { try await index.search(LogQuery(text: "timeout", limit: 4, cursor: $0)) }
         #expect(errorPages.flatMap { $0 } == allLogs.filter { $0.error != nil })
+
+        try await auditRecords(index, settle: settle, communicationLogs: allLogs)
+    }
+
+    /// Audit records (service `auth`, no status, no channel): two about one key in the same millisecond, and an
+    /// aggregate of failures. Written after `run`'s data, newer than all of it.
+    public static func auditLogs() -> [LogRecord] {
+        let at = Timestamp(milliseconds: base + 200_000)
+        return [
+            LogRecord(communicationId: "key_1", service: "auth", status: nil, type: nil, from: "cli", to: "key_1", msg: "key_created", error: "key created: name=ci scopes=send", attempt: 0, provider: nil, timestamp: at),
+            LogRecord(communicationId: "key_1", service: "auth", status: nil, type: nil, from: "key_1", to: "/api/v1/keys", msg: "admin_action", error: "admin action: GET /api/v1/keys answered 200", attempt: 0, provider: nil, timestamp: at),
+            LogRecord(communicationId: "203.0.113.9", service: "auth", status: nil, type: nil, from: "203.0.113.9", to: "", msg: "auth_failures", error: "12 authentication failures from 203.0.113.9: unknown key ×12", attempt: 12, provider: nil, timestamp: Timestamp(milliseconds: base + 259_999)),
+        ]
+    }
+
+    /// Audit records are stored and read back whole (no status or channel made up), listed by `service=auth`
+    /// and by subject, found by the words of their details, and kept out of a status filter.
+    static func auditRecords(_ index: any SearchIndex, settle: () async throws -> Void, communicationLogs: [LogRecord]) async throws {
+        let audit = auditLogs()
+        try await index.index(logs: audit)
+        try await settle()
+        // Newest first; the two of one millisecond in the order written (SQLite: by row; Elasticsearch: by id, so as a set).
+        let listed = try await index.search(LogQuery(service: "auth", limit: 100)).items
+        #expect(listed.count == 3)
+        #expect(listed.first == audit[2])
+        #expect(Set(listed) == Set(audit))
+        #expect(Set(try await index.search(LogQuery(communicationId: "key_1", service: "auth", limit: 100)).items) == Set(audit[0...1]))
+        #expect(try await index.search(LogQuery(service: "auth", text: "failures", limit: 100)).items == [audit[2]])
+        #expect(try await index.search(LogQuery(status: .failed, limit: 100)).items == communicationLogs.filter { $0.status == .failed })
+        #expect(try await index.search(LogQuery(limit: 1000)).items.count == communicationLogs.count + 3)
     }
 }

@@ -46,12 +46,19 @@ public struct CommunicationDocument: Sendable, Hashable {
 }
 
 /// One record of the seed's `communication-logs` index.
+///
+/// Most records are a communication's status changes. Records of the service `auth` (`AuditLog`: key created,
+/// revoked, first used, admin actions, authentication failures) concern no communication: they have no status
+/// and no channel, `communicationId` names their subject (a key id, a client address), `msg` the event and
+/// `error` its details.
 public struct LogRecord: Sendable, Hashable {
     public var communicationId: String
-    /// The service that wrote it: `router`, `email`, `sms`, `whatsapp`, `scheduler`, `webhook`.
+    /// The service that wrote it: `router`, `email`, `sms`, `whatsapp`, `scheduler`, `webhook`; `auth` for audit records.
     public var service: String
-    public var status: CommunicationStatus
-    public var type: MessageChannel
+    /// The communication's status after the change; nil for an audit record.
+    public var status: CommunicationStatus?
+    /// The communication's channel; nil for an audit record.
+    public var type: MessageChannel?
     public var from: String
     public var to: String
     public var msg: String
@@ -62,7 +69,7 @@ public struct LogRecord: Sendable, Hashable {
     /// A record of a test message (sent with a test key).
     public var test: Bool
 
-    public init(communicationId: String, service: String, status: CommunicationStatus, type: MessageChannel, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp, test: Bool = false) {
+    public init(communicationId: String, service: String, status: CommunicationStatus?, type: MessageChannel?, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp, test: Bool = false) {
         self.communicationId = communicationId
         self.service = service
         self.status = status

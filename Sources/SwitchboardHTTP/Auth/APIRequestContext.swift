@@ -1,10 +1,11 @@
 import Hummingbird
 import HummingbirdAuth
+import NIOCore
 import SwitchboardCore
 
 /// The request context of the API: Hummingbird's, with the API key the request was authenticated with
 /// (hummingbird-auth's `AuthRequestContext`, set by `KeyAuthenticator`).
-public struct APIRequestContext: AuthRequestContext, RequestContext {
+public struct APIRequestContext: AuthRequestContext, RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The key of the request, when it gave a valid one.
     public var identity: APIKeyRecord?
@@ -12,8 +13,12 @@ public struct APIRequestContext: AuthRequestContext, RequestContext {
     /// on a loopback-only router, or `SWITCHBOARD_AUTH=off`).
     public var openAccess = false
 
+    /// The client's address (the failed-authentication limit and the audit records are per address).
+    public let remoteAddress: SocketAddress?
+
     public init(source: Source) {
         coreContext = .init(source: source)
         identity = nil
+        remoteAddress = source.channel.remoteAddress
     }
 }

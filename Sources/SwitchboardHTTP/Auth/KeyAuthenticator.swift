@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdAuth
 import Logging
+import SwitchboardApp
 import SwitchboardCore
 
 /// How the API admits requests.
@@ -20,12 +21,19 @@ public struct AccessControl: Sendable {
     public var rateLimiter: (any RateLimiter)?
     /// The limit of a key that sets none (`SWITCHBOARD_KEY_RATE`, `SWITCHBOARD_KEY_BURST`); nil: unlimited.
     public var defaultLimit: RateLimit?
+    /// Failed authentication per client address: over its allowance an address is answered 429 before its key
+    /// is looked at.
+    public var failures: AuthFailureLimiter?
+    /// The audit trail (key created, revoked, first used, admin actions, authentication failures).
+    public var audit: AuditLog?
 
-    public init(mode: Mode, keys: KeyCache?, rateLimiter: (any RateLimiter)? = nil, defaultLimit: RateLimit? = nil) {
+    public init(mode: Mode, keys: KeyCache?, rateLimiter: (any RateLimiter)? = nil, defaultLimit: RateLimit? = nil, failures: AuthFailureLimiter? = nil, audit: AuditLog? = nil) {
         self.mode = mode
         self.keys = keys
         self.rateLimiter = rateLimiter
         self.defaultLimit = defaultLimit
+        self.failures = failures
+        self.audit = audit
     }
 
     /// The rate limit of `key`: its own rate and burst, else the deployment's default; nil: unlimited.
@@ -118,28 +126,56 @@ public struct KeyAuthenticator: AuthenticatorMiddleware {
         }
         var context = context
         let required = try await keysRequired()
-        do {
-            if let key = try await authenticate(request: request, context: context) {
-                context.identity = key
-                // MARK: the per-key rate limit (issue 16, point 5). One token from the key's bucket; the
-                // rate-limiting work adds the RateLimit-* fields to the answer around `next`.
-                if let limiter = access.rateLimiter, let limit = access.limit(for: key) {
-                    let decision = try await limiter.take("key:\(key.id)", limit: limit)
-                    if !decision.allowed {
-                        throw APIError(
-                            .tooManyRequests, code: "rate_limited", message: "The API key \(key.id) is over its limit of \(limit.rate) requests per second (burst \(limit.burst)).",
-                            headers: [.retryAfter: "\(max(1, decision.retryAfterSeconds ?? 1))"])
-                    }
-                }
-            } else if required {
-                throw Self.unauthorized("An API key is required: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
-            } else {
-                context.openAccess = true
-            }
-        } catch let error as APIError where error.status == .unauthorized && !required {
-            // Open API: a key that is not (or no longer) valid is ignored, as no key would be.
-            context.openAccess = true
+        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        // An address over its allowance of failed authentications is refused before its key is looked at.
+        if required, let failures = access.failures {
+            let gate = failures.allowFailure(address)
+            if !gate.allowed { throw RateLimitHeaders.tooManyFailuresError(gate) }
         }
-        return try await next(request, context)
+        let key: APIKeyRecord?
+        do {
+            key = try await authenticate(request: request, context: context)
+            if key == nil && required {
+                throw Self.unauthorized("An API key is required: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
+            }
+        } catch let error as APIError where error.status == .unauthorized {
+            guard required else {
+                // Open API: a key that is not (or no longer) valid is ignored, as no key would be.
+                context.openAccess = true
+                return try await next(request, context)
+            }
+            access.failures?.recordFailure(address)
+            access.audit?.authFailure(address: address, reason: error.message)
+            throw error
+        }
+        guard let key else {
+            context.openAccess = true
+            return try await next(request, context)
+        }
+        context.identity = key
+        if key.lastUsedAt == nil { access.audit?.keyFirstUsed(id: key.id, address: address) }
+        let response: Response
+        // The per-key rate limit (issue 16, point 5): one token from the key's bucket; every answer to a keyed
+        // request carries the RateLimit-* fields, a refusal is 429 `rate_limited` with Retry-After.
+        if let limiter = access.rateLimiter, let limit = access.limit(for: key) {
+            let decision = try await limiter.take("key:\(key.id)", limit: limit)
+            guard decision.allowed else { throw RateLimitHeaders.rateLimitedError(decision) }
+            response = try await RateLimitHeaders.answering(decision) { try await next(request, context) }
+        } else {
+            response = try await next(request, context)
+        }
+        if Self.isAdminAction(request) {
+            access.audit?.adminAction(key: key.id, method: request.method.rawValue, path: request.uri.path, status: Int(response.status.code))
+        }
+        return response
+    }
+
+    /// Every request that changes something other than creating a message (keys today; whatever needs `admin`).
+    static func isAdminAction(_ request: Request) -> Bool {
+        switch request.method {
+        case .get, .head, .options: return false
+        case .post where request.uri.path.hasSuffix("/api/v1/communication"): return false
+        default: return true
+        }
     }
 }
