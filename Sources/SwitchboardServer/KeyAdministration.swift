@@ -12,6 +12,10 @@ import SwitchboardMongo
 /// without the rest of the system.
 public struct KeyAdministration: Sendable {
     public let store: any KeyStore
+    /// Audit records of what the command does (key created, revoked), written to the logs index when that is
+    /// the SQLite file's (with Elasticsearch or MongoDB configured, the router's own records are the trail:
+    /// `switchboard keys` writes none there).
+    public let audit: AuditLog?
     private let closer: @Sendable () async -> Void
 
     /// Opens the key store named by `settings`.
@@ -21,6 +25,7 @@ public struct KeyAdministration: Sendable {
             let mongo: MongoStore
             do { mongo = try MongoStore(url: url, logger: logger) } catch { throw SettingsError("MONGODB_URL=\(Settings.mask(url)): \(error)") }
             store = MongoKeyStore(connection: mongo.connection)
+            audit = nil
             closer = { await mongo.shutdown() }
             return
         }
@@ -29,12 +34,20 @@ public struct KeyAdministration: Sendable {
         #endif
         let database = try SQLiteDatabase(options: SQLiteOptions(path: settings.databasePath, synchronous: settings.synchronous), logger: logger)
         store = SQLiteKeyStore(database: database)
-        closer = { await database.close() }
+        let audit = settings.elasticsearch == nil ? AuditLog(index: SQLiteSearchIndex(database: database), logger: logger) : nil
+        self.audit = audit
+        closer = {
+            await audit?.flush(all: true)
+            await database.close()
+        }
     }
 
     /// Creates a key; returns its secret (to show once) and its record.
     public func create(_ spec: APIKeySpec) async throws -> (secret: String, record: APIKeyRecord) {
-        try await KeyIssuer(store: store).create(spec)
+        let created = try await KeyIssuer(store: store).create(spec)
+        let r = created.record
+        audit?.keyCreated(id: r.id, name: r.name, scopes: r.scopes, rate: r.rate, burst: r.burst, test: r.test, by: "cli")
+        return created
     }
 
     /// Every key, revoked ones included, oldest first.
@@ -44,7 +57,9 @@ public struct KeyAdministration: Sendable {
 
     /// Revokes `id`; nil when no key has it.
     public func revoke(id: String) async throws -> APIKeyRecord? {
-        try await store.revoke(id: id, at: SystemTime.now())
+        let record = try await store.revoke(id: id, at: SystemTime.now())
+        if let record { audit?.keyRevoked(id: record.id, by: "cli") }
+        return record
     }
 
     /// Closes the engine.

@@ -93,6 +93,13 @@ struct KeysTests {
         }
         #expect(try await stats(nil).status == .unauthorized)
         #expect(try await stats(key).status == .ok)
+        // The command's audit records are in the logs index the router searches (service auth), by "cli".
+        var logs = HTTPClientRequest(url: base + "/api/v1/logs?service=auth&limit=100")
+        logs.headers.add(name: "X-API-Key", value: key)
+        let audit = try await http.execute(logs, timeout: .seconds(10))
+        let auditBody = String(buffer: try await audit.body.collect(upTo: 1 << 20))
+        #expect(audit.status == .ok && auditBody.contains("\"key_created\"") && auditBody.contains(id) && auditBody.contains("\"cli\""), "\(auditBody)")
+        #expect(!auditBody.contains(key))
 
         let revoked = try await runSwitchboard(["keys", "revoke", id, "--database", database], environment: env)
         #expect(revoked.status == 0 && revoked.out.contains("revoked \(id)"))
