@@ -37,7 +37,8 @@ extension ElasticsearchSearchIndex: Service {
             while let ended = await tasks.next() {
                 guard !running.isEmpty else { continue }  // the limit's task, cancelled
                 if ended == .limit {
-                    logger.warning("elasticsearch did not take the last documents within \(Self.shutdownFlushLimit) of the shutdown; the catch-up indexes them at the next start", metadata: ["buffered": "\(await bulk.bufferedCount)"])
+                    let buffered = await bulk.bufferedCount
+                    logger.warning("elasticsearch did not take the last documents within \(Self.shutdownFlushLimit) of the shutdown; the catch-up indexes them at the next start", metadata: ["buffered": "\(buffered)"])
                     running = []
                     tasks.cancelAll()
                     continue

@@ -114,6 +114,8 @@ public final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChann
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parserError = error as? HTTPParserError else {
+            // Bytes that came after the error (the decoder reads nothing more): the answer is written or due.
+            if error is ByteToMessageDecoderError, closing || pending != nil { return }
             context.fireErrorCaught(error)
             return
         }

@@ -39,6 +39,6 @@ public enum FileDescriptorLimit {
     }
 
     static func clamp(_ value: rlim_t) -> Int {
-        value == RLIM_INFINITY || value > rlim_t(Int32.max) ? Int(Int32.max) : Int(value)
+        value > rlim_t(Int32.max) ? Int(Int32.max) : Int(value)
     }
 }

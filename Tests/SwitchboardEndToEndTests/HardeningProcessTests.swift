@@ -53,7 +53,7 @@ struct PendingConnection {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard rc == 0 || errno == EINPROGRESS else {
-            close(fd)
+            Glibc.close(fd)
             return nil
         }
     }

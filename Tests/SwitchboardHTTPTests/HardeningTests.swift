@@ -7,6 +7,7 @@ import Testing
 import SwitchboardApp
 import SwitchboardCore
 @testable import SwitchboardHTTP
+@testable import SwitchboardSQLite
 
 /// The body of an error answer has the documented shape: `{"error":{"code","message"[,"field"]}}`.
 func documentedError(_ body: String) -> (code: String, message: String)? {
@@ -114,12 +115,12 @@ struct HardeningTests {
                 "/api/v1/dead-letters?stream=sms_stream", "/api/v1/communication/0123456789abcdef01234567", "/api/v1/dead-letters"] {
                 let get = try RawSocket(port: live.port)
                 try get.send("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                let got = try #require(RawAnswer.parse(await get.readUntilClosed()).first, path)
+                let got = try #require(RawAnswer.parse(await get.readUntilClosed()).first, "\(path)")
                 let head = try RawSocket(port: live.port)
                 try head.send("HEAD \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 let text = await head.readUntilClosed()
                 #expect(text.hasSuffix("\r\n\r\n"), "\(path): a body came after the head: \(text.suffix(80))")
-                let answer = try #require(RawAnswer.parse(text).first, path)
+                let answer = try #require(RawAnswer.parse(text).first, "\(path)")
                 #expect(answer.status == got.status, "\(path)")
                 #expect(answer.header("Content-Type") == got.header("Content-Type"), "\(path)")
             }

@@ -44,9 +44,9 @@ struct EmailAcceptanceTests {
         ]
         for (address, reason) in cases {
             for field in ["from", "to"] {
-                var data: [String: JSONValue] = ["from": "ada@example.com", "to": "bob@example.org", "msg": "x"]
+                var data: [String: JSONValue] = ["from": .string("ada@example.com"), "to": .string("bob@example.org"), "msg": .string("x")]
                 data[field] = .string(address)
-                guard case .failure(let e) = RequestValidator.validate(.object(["type": "email", "data": .object(data)])) else {
+                guard case .failure(let e) = RequestValidator.validate(.object(["type": .string("email"), "data": .object(data)])) else {
                     Issue.record("\(address) as \(field) was accepted")
                     continue
                 }
