@@ -49,7 +49,7 @@ struct HardeningTests {
             if !code.isEmpty { #expect(error.code == code, "\(name)") }
             #expect(answer.header("Connection")?.lowercased() == "close")
         }
-        #expect(logs.all.allSatisfy { $0.level < .error }, "\(logs.all.filter { $0.level >= .error }.map(\.message))")
+        #expect(logs.all.allSatisfy { $0.level < .error }, "\(logs.all.filter { $0.level >= .error }.map { "\($0.message) \($0.metadata)" })")
         #expect(!logs.matching("malformed request").isEmpty, "the refusal is logged")
     }
 
@@ -91,7 +91,7 @@ struct HardeningTests {
             }
             #expect(try await live.fixture.adapters.store.statusCounts().isEmpty, "nothing stored")
         }
-        #expect(logs.all.allSatisfy { $0.level < .error }, "\(logs.all.filter { $0.level >= .error }.map(\.message))")
+        #expect(logs.all.allSatisfy { $0.level < .error }, "\(logs.all.filter { $0.level >= .error }.map { "\($0.message) \($0.metadata)" })")
     }
 
     @Test("a control character in a query parameter is a 400 naming it, not search_unavailable", arguments: ["%01", "%00", "abc%7F", "a%0Ab"])
@@ -207,7 +207,7 @@ struct HardeningTests {
     @Test("a full disk refusing 300 requests writes a few warning lines, not one per request")
     func refusalsAreAggregated() async throws {
         let logs = LogCapture()
-        try await LiveAPI.run(warningInterval: .seconds(30), logs: logs) { live in
+        try await LiveAPI.run(warningInterval: .seconds(600), logs: logs) { live in
             let f = live.fixture
             try await f.database.write { c in
                 let pages = try c.scalar("PRAGMA page_count") ?? 0
@@ -230,7 +230,7 @@ struct HardeningTests {
     @Test("the connection cap: past it new connections wait, the open ones are served, and the waiting ones are served once some close")
     func connectionCap() async throws {
         let logs = LogCapture()
-        try await LiveAPI.run(maxConnections: 8, logs: logs) { live in
+        try await LiveAPI.run(maxConnections: 8, warningInterval: .seconds(600), logs: logs) { live in
             let first = try RawSocket(port: live.port)
             try first.send("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
             #expect(await first.read(until: { $0.contains("\r\n\r\n") }).hasPrefix("HTTP/1.1 200"))

@@ -13,14 +13,21 @@ func runCommand(_ arguments: [String], in directory: URL? = nil) async throws ->
     process.standardOutput = out
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
-    let ended = AsyncStream<Void>.makeStream()
-    process.terminationHandler = { _ in ended.continuation.finish() }
     try process.run()
-    // Read while it runs (a full pipe would block it).
-    async let output = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-    async let errors = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-    for await _ in ended.stream {}
-    return (process.terminationStatus, String(decoding: await output, as: UTF8.self), String(decoding: await errors, as: UTF8.self))
+    // Read while it runs (a full pipe would block it), on threads of their own: blocking reads on the cooperative
+    // pool (two threads on two cores) would starve the server under test.
+    async let output = readToEnd(out.fileHandleForReading)
+    async let errors = readToEnd(err.fileHandleForReading)
+    let (o, e) = await (output, errors)
+    while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// Everything `handle` gives until its end, read on a thread of its own.
+func readToEnd(_ handle: FileHandle) async -> Data {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
+        Thread { continuation.resume(returning: handle.readDataToEndOfFile()) }.start()
+    }
 }
 
 /// Certificates made by the openssl CLI for a test: a root CA, an intermediate CA, and a server certificate for
@@ -89,7 +96,7 @@ struct TLSTests {
             // TLS 1.1 is refused by the server (the client is allowed it: security level 0).
             let old = try await runCommand(["openssl", "s_client", "-connect", "127.0.0.1:\(live.port)", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"])
             #expect(old.status != 0)
-            #expect(!old.output.contains("Protocol  : TLSv1.1"))
+            #expect(!old.output.contains("Verify return code: 0 (ok)") || old.output.contains("Cipher is (NONE)"), "\(old.output.suffix(400))")
             let current = try await runCommand(["openssl", "s_client", "-connect", "127.0.0.1:\(live.port)", "-tls1_2", "-CAfile", certificates.root])
             #expect(current.output.contains("Verify return code: 0 (ok)"), "\(current.output.suffix(400))")
         }

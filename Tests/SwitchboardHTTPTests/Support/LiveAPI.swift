@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOSSL
+import ServiceLifecycle
 import Synchronization
 import SwitchboardApp
 import SwitchboardCore
@@ -33,20 +34,24 @@ struct LiveAPI {
                 portContinuation.finish()
             },
             logger: logger)
-        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        // Stopped as the process stops it: a graceful shutdown (a cancellation logs errors of its own).
+        let group = ServiceGroup(configuration: .init(services: [.init(service: app)], logger: logger))
+        let server = Task { try await group.run() }
+        func stop() async {
+            await group.triggerGracefulShutdown()
+            _ = await server.result
+        }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else {
-            server.cancel()
+            await stop()
             throw POSIXError(.EADDRNOTAVAIL)
         }
         do {
             let result = try await body(LiveAPI(fixture: fixture, api: api, port: port))
-            server.cancel()
-            _ = await server.result
+            await stop()
             return result
         } catch {
-            server.cancel()
-            _ = await server.result
+            await stop()
             throw error
         }
     }
