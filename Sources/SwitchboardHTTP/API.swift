@@ -329,7 +329,7 @@ struct ErrorMiddleware: RouterMiddleware {
                 headers: [.retryAfter: "\(API.storeRetryAfterSeconds)"]
             ).json
         } catch {
-            logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
+            refusals.log("internal_error", level: .error, "request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
             return APIError(.internalServerError, code: "internal_error", message: "The server could not complete the request. A POST answered with this error was not stored: retry it (with the same Idempotency-Key to be safe).").json
         }
     }
