@@ -6,11 +6,6 @@ import SwitchboardLifecycle
 /// templates, indices), retrying in the background while it is down; on graceful shutdown it sends what is
 /// buffered and closes its connections. List it before the services that index, so that it stops after them.
 extension ElasticsearchSearchIndex: Service {
-    /// How long the final flush may take at shutdown: a cluster that does not answer (down, or accepting
-    /// connections and answering nothing) must not hold the process up for its request timeout. What is not
-    /// sent by then is left to the catch-up at the next start (its margin covers it).
-    public static let shutdownFlushLimit: Duration = .seconds(1)
-
     public func run() async throws {
         enum Ended { case flusher, preparation, limit }
         await withTaskGroup(of: Ended.self) { tasks in
@@ -29,8 +24,12 @@ extension ElasticsearchSearchIndex: Service {
             try? await gracefulShutdown()
             await bulk.stop()
             // The flusher sends what is buffered; past the limit its request is cancelled and it gives up.
+            // The final flush's time (`BulkOptions.shutdownFlushLimit`): a cluster that does not answer (down, or
+            // accepting connections and answering nothing) must not hold the process up for its request timeout.
+            // What is not sent by then is left to the catch-up at the next start (its margin covers it).
+            let limit = bulk.options.shutdownFlushLimit
             tasks.addTask {
-                try? await Task.sleep(for: Self.shutdownFlushLimit)
+                try? await Task.sleep(for: limit)
                 return .limit
             }
             var running: Set<Ended> = [.flusher, .preparation]
@@ -38,7 +37,7 @@ extension ElasticsearchSearchIndex: Service {
                 guard !running.isEmpty else { continue }  // the limit's task, cancelled
                 if ended == .limit {
                     let buffered = await bulk.bufferedCount
-                    logger.warning("elasticsearch did not take the last documents within \(Self.shutdownFlushLimit) of the shutdown; the catch-up indexes them at the next start", metadata: ["buffered": "\(buffered)"])
+                    logger.warning("elasticsearch did not take the last documents within \(limit) of the shutdown; the catch-up indexes them at the next start", metadata: ["buffered": "\(buffered)"])
                     running = []
                     tasks.cancelAll()
                     continue
