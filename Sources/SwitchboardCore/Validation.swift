@@ -131,8 +131,10 @@ public enum RequestValidator {
         }
         switch channel {
         case .email:
-            for (key, value) in [("from", from), ("to", to)] where !Address.isValidEmail(value) {
-                return .failure(RequestError(code: "invalid_email", message: "\"data.\(key)\" must be an email address (addr-spec, e.g. ada@example.com); got \"\(value.prefix(80))\".", field: "data.\(key)"))
+            for (key, value) in [("from", from), ("to", to)] {
+                if let problem = Address.emailProblem(value) {
+                    return .failure(RequestError(code: "invalid_email", message: "\"data.\(key)\" must be an email address the providers can send to (e.g. ada@example.com): \(problem); got \"\(value.prefix(80))\".", field: "data.\(key)"))
+                }
             }
             if msg.utf8.count > channel.maxMessageLength {
                 return .failure(RequestError(code: "message_too_long", message: "\"data.msg\" is \(msg.utf8.count) bytes; an email body may have at most \(channel.maxMessageLength) bytes.", field: "data.msg"))
@@ -214,36 +216,39 @@ public enum RequestValidator {
 public enum Address {
     static let atextSymbols: Set<UInt8> = Set("!#$%&'*+-/=?^_`{|}~".utf8)
 
-    /// True when `s` is an RFC 5321/5322 addr-spec: dot-atom or quoted-string local part, `@`, and a
-    /// domain of letter-digit-hyphen labels or a bracketed address literal. UTF-8 (RFC 6531) is allowed.
-    public static func isValidEmail(_ s: String) -> Bool {
+    /// True when `s` is an address the email providers can send to: see ``emailProblem(_:)``.
+    public static func isValidEmail(_ s: String) -> Bool { emailProblem(s) == nil }
+
+    /// Why `s` is not an address the email providers can send to, or nil when it is: an RFC 5321/5322 addr-spec
+    /// with a dot-atom local part (at most 64 bytes), `@`, and a domain name of letter-digit-hyphen labels, 254
+    /// bytes in all; UTF-8 (RFC 6531) is allowed. The quoted local parts (`"a b"@example.com`) and address
+    /// literals (`ada@[192.0.2.1]`) the RFCs also allow are refused: the SMTP client cannot put them in an
+    /// envelope, so a message accepted with one would fail for ever.
+    public static func emailProblem(_ s: String) -> String? {
         let bytes = Array(s.utf8)
-        guard bytes.count <= 254, let at = bytes.lastIndex(of: UInt8(ascii: "@")), at > 0, at < bytes.count - 1 else { return false }
+        guard let at = bytes.lastIndex(of: UInt8(ascii: "@")), at > 0, at < bytes.count - 1 else {
+            return "it needs a local part, \"@\" and a domain"
+        }
+        guard bytes.count <= 254 else { return "it is longer than 254 bytes" }
         let local = bytes[..<at], domain = bytes[(at + 1)...]
-        guard local.count <= 64 else { return false }
         if local.first == UInt8(ascii: "\"") {
-            guard local.count >= 2, local.last == UInt8(ascii: "\"") else { return false }
-            var escaped = false
-            for b in local.dropFirst().dropLast() {
-                if escaped { escaped = false; continue }
-                if b == UInt8(ascii: "\\") { escaped = true; continue }
-                if b == UInt8(ascii: "\"") || b < 32 || b == 127 { return false }
-            }
-            if escaped { return false }
-        } else {
-            guard isDotAtom(local) else { return false }
+            return "quoted local parts (\"…\"@) are not supported"
+        }
+        guard local.count <= 64 else { return "the local part is longer than 64 bytes" }
+        guard isDotAtom(local) else {
+            return "the local part may hold letters, digits and !#$%&'*+-/=?^_`{|}~, with single dots between them"
         }
         if domain.first == UInt8(ascii: "[") {
-            guard domain.last == UInt8(ascii: "]"), domain.count > 2 else { return false }
-            return domain.dropFirst().dropLast().allSatisfy { $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") && $0 != UInt8(ascii: "\\") }
+            return "address literals ([…]) are not supported: use a domain name"
         }
         let labels = domain.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard domain.count <= 253, !labels.isEmpty else { return false }
+        guard domain.count <= 253, !labels.isEmpty else { return "the domain is longer than 253 bytes" }
         for label in labels {
-            guard !label.isEmpty, label.count <= 63, label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-") else { return false }
-            for b in label where !(isAlnum(b) || b == UInt8(ascii: "-") || b >= 128) { return false }
+            guard !label.isEmpty, label.count <= 63, label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-"),
+                label.allSatisfy({ isAlnum($0) || $0 == UInt8(ascii: "-") || $0 >= 128 })
+            else { return "the domain is not a domain name (labels of letters, digits and inner hyphens, separated by single dots)" }
         }
-        return true
+        return nil
     }
 
     static func isAlnum(_ b: UInt8) -> Bool {

@@ -1,6 +1,8 @@
 import Logging
 import NIOHTTP1
+import ServiceLifecycle
 import SwitchboardCore
+import SwitchboardLifecycle
 
 /// One `index` action of a `_bulk` request.
 public struct BulkAction: Sendable, Hashable {
@@ -164,7 +166,12 @@ public actor BulkIndexer {
     }
 
     func drain() async {
-        while !buffer.isEmpty { await sendBatch() }
+        // Cancelled: the shutdown's time for the final flush is up (what is left goes to the catch-up).
+        while !buffer.isEmpty, !Task.isCancelled { await sendBatch() }
+        if Task.isCancelled, !buffer.isEmpty {
+            markDirty(buffer)
+            statistics.givenUp += buffer.count
+        }
     }
 
     /// Takes one batch off the buffer (up to `maxActions` and `maxBytes`, at least one action).
@@ -188,11 +195,12 @@ public actor BulkIndexer {
         guard !batch.isEmpty else { return }
         inFlight += 1
         defer { inFlight -= 1 }
-        let result = await deliver(batch, giveUpEarly: stopping)
+        let result = await deliver(batch, giveUpEarly: stopping, callerStops: false)
         if !result.exhausted.isEmpty {
             statistics.givenUp += result.exhausted.count
             markDirty(result.exhausted)
-            logger.error("elasticsearch bulk batch failed after retries; the catch-up will index it", metadata: ["actions": "\(result.exhausted.count)", "error": "\(result.lastError.map { "\($0)" } ?? "?")"])
+            // Cancelled: the shutdown's time for the last flush ran out, which the index's service says once.
+            logger.log(level: Task.isCancelled ? .debug : .error, "elasticsearch bulk batch failed after retries; the catch-up will index it", metadata: ["actions": "\(result.exhausted.count)", "error": "\(result.lastError.map { "\($0)" } ?? "?")"])
         }
     }
 
@@ -228,7 +236,7 @@ public actor BulkIndexer {
                 bytes += rest[rest.startIndex + n].size
                 n += 1
             }
-            let result = await deliver(Array(rest.prefix(n)), giveUpEarly: false)
+            let result = await deliver(Array(rest.prefix(n)), giveUpEarly: false, callerStops: true)
             if !result.exhausted.isEmpty { throw result.lastError ?? ElasticsearchError.connection("bulk request failed") }
             rest = rest.dropFirst(n)
         }
@@ -251,15 +259,24 @@ public actor BulkIndexer {
     }
 
     /// One `_bulk` request per try, retrying the whole request or its retryable items with backoff.
-    func deliver(_ actions: [BulkAction], giveUpEarly: Bool) async -> Delivery {
+    /// - Parameters:
+    ///   - giveUpEarly: after two tries (the final flush at shutdown).
+    ///   - callerStops: for a caller of another service (the logging service, the catch-up): when that service is
+    ///     asked to stop (graceful shutdown), the request in flight is cancelled and nothing is retried — a
+    ///     cluster that does not answer never holds a shutdown up for its request timeout. What was not
+    ///     confirmed stays to do (`log_stream` entries unacknowledged, the catch-up's margin at the next start).
+    func deliver(_ actions: [BulkAction], giveUpEarly: Bool, callerStops: Bool) async -> Delivery {
         var pending = actions
         var failures = 0
         var lastError: ElasticsearchError?
         while !pending.isEmpty {
             do {
-                try await prepareIfNeeded()
-                statistics.requests += 1
-                pending = try await post(pending)
+                let batch = pending
+                if callerStops {
+                    pending = try await cancelWhenGracefulShutdown { try await self.prepareAndPost(batch) }
+                } else {
+                    pending = try await prepareAndPost(batch)
+                }
                 if pending.isEmpty { return Delivery() }
                 lastError = .http(status: 429, type: "bulk_items_retryable", reason: "\(pending.count) items answered 429 or 5xx")
             } catch let e as ElasticsearchError where e.isRetryable {
@@ -272,14 +289,22 @@ public actor BulkIndexer {
                 return Delivery(exhausted: pending, lastError: e)
             }
             failures += 1
-            if failures >= options.maxAttempts || (giveUpEarly && failures >= 2) || Task.isCancelled {
+            if failures >= options.maxAttempts || (giveUpEarly && failures >= 2) || Task.isCancelled || (callerStops && Task.isShuttingDownGracefully) {
                 return Delivery(exhausted: pending, lastError: lastError)
             }
             statistics.retries += 1
             logger.debug("retrying elasticsearch bulk request", metadata: ["actions": "\(pending.count)", "attempt": "\(failures + 1)", "error": "\(lastError.map { "\($0)" } ?? "?")"])
-            try? await Task.sleep(for: options.backoff.delay(afterFailures: failures))
+            // Ends at once on the calling service's graceful shutdown (then the next check gives up, or the final
+            // flush makes its last try).
+            await pause(for: options.backoff.delay(afterFailures: failures))
         }
         return Delivery()
+    }
+
+    func prepareAndPost(_ actions: [BulkAction]) async throws -> [BulkAction] {
+        try await prepareIfNeeded()
+        statistics.requests += 1
+        return try await post(actions)
     }
 
     /// Posts one `_bulk` request; returns the actions to retry (items answered 429 or 5xx).

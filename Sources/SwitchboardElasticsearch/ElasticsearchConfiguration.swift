@@ -87,6 +87,9 @@ public struct BulkOptions: Sendable {
     public var baseBackoff: Duration = .milliseconds(100)
     /// Longest backoff.
     public var maxBackoff: Duration = .seconds(5)
+    /// How long the last flush may take at graceful shutdown: a cluster that answers nothing must not hold the
+    /// process up for its request timeout. What is not sent by then is left to the catch-up at the next start.
+    public var shutdownFlushLimit: Duration = .milliseconds(1500)
 
     /// The defaults: 1000 actions or 5 MiB per request, 500 ms, 50 000 buffered, 6 tries from 100 ms to 5 s.
     public init() {}

@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOHTTP1
+import ServiceLifecycle
 import SwitchboardCore
 
 /// The `SearchIndex` port on Elasticsearch 8 or OpenSearch (`ELASTICSEARCH_NODE`): the seed's `communications`
@@ -89,11 +90,14 @@ public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
 
     public func markDirty(since: Timestamp) async { await bulk.markDirty(since: since) }
 
+    /// The catch-up's question at start; cancelled when the catch-up is asked to stop (a cluster that answers
+    /// nothing must not hold a shutdown up for its request timeout).
     public func newestCreatedAt(before: Timestamp) async throws -> Timestamp? {
         let range: JSONValue = .object(["range": .object(["createdAt": .object(["lt": .string(before.iso8601)])])])
         let body: JSONValue = .object(["size": .number(1), "_source": .array([.string("createdAt")]), "sort": .array([.object(["createdAt": .string("desc")])]), "query": range])
-        guard let hits = try await hits(IndexMappings.communicationsIndex, body, CommunicationSource.self) else { return nil }
-        return hits.first?.source?.createdAt
+        return try await cancelWhenGracefulShutdown {
+            try await self.hits(IndexMappings.communicationsIndex, body, CommunicationSource.self)?.first?.source?.createdAt
+        }
     }
 
     /// Makes every confirmed write visible to searches (`_refresh`); the cluster does it by itself within a second.

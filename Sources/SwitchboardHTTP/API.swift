@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import SwitchboardApp
 import SwitchboardCore
 import Synchronization
@@ -22,16 +23,24 @@ public struct API: Sendable {
     let access: AccessControl
     /// The last time the store refused a POST for a reason that passes, until a POST is stored again.
     let writes = StoreWriteHealth()
+    /// The browser origins allowed to call the API (none by default).
+    let cors: CORSPolicy
+    /// Warnings that repeat per request (refusals, malformed requests), one line per kind and interval.
+    public let refusals: AggregatedLog
 
     /// - Parameters:
     ///   - webhooks: the provider status webhooks to serve (none by default).
     ///   - access: API keys (`KeyCache`) and whether they are enforced; `.open` (the default) asks no key.
-    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open) {
+    ///   - cors: the browser origins allowed (none by default).
+    ///   - warningInterval: how long repeated warnings of one kind are counted before their count is logged.
+    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open, cors: CORSPolicy = .none, warningInterval: Duration = .seconds(10)) {
         self.adapters = adapters
         self.dispatcher = dispatcher
         self.logger = logger
         self.webhooks = webhooks
         self.access = access
+        self.cors = cors
+        self.refusals = AggregatedLog(logger: logger, interval: warningInterval)
     }
 
     /// One endpoint: its method, its path (Hummingbird's syntax, `:name` for a parameter), the API key scope it
@@ -65,16 +74,21 @@ public struct API: Sendable {
             Route(.get, "/api/v1/sandbox/messages", scope: .read) { request, _ in try await self.sandbox(request) },
             Route(.get, "/api/v1/stats", scope: .read) { _, _ in try await self.stats() },
             Route(.get, "/api/v1/dead-letters", scope: .read) { request, _ in try await self.deadLetters(request) },
-            Route(.get, "/health/live") { _, _ in Response.json(.object(["status": .string("ok")])) },
+            Route(.get, "/api/v1/health", scope: .read) { _, _ in await self.healthDetails() },
+            Route(.get, "/health") { _, _ in API.live() },
+            Route(.get, "/health/live") { _, _ in API.live() },
             Route(.get, "/health/ready") { _, _ in await self.ready() },
         ] + keyRoutes() + webhookRoutes()
     }
 
-    /// Builds the router.
+    /// Builds the router. HEAD is answered wherever GET is.
     public func router() -> Router<APIRequestContext> {
-        let router = Router(context: APIRequestContext.self)
+        let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
         let routes = self.routes()
-        router.add(middleware: ErrorMiddleware(logger: logger, writes: writes, routes: routes.map { ($0.method, $0.segments) }))
+        let table = RouteTable(routes.map { ($0.method, $0.segments) })
+        // CORS first: a preflight needs no key.
+        router.add(middleware: HTTPConventionsMiddleware(cors: cors, routes: table))
+        router.add(middleware: ErrorMiddleware(logger: logger, refusals: refusals, writes: writes, routes: table))
         router.add(middleware: KeyAuthenticator(access: access, logger: logger))
         for route in routes {
             let handler = route.handler
@@ -194,7 +208,7 @@ public struct API: Sendable {
         } catch let error as InvalidCursor {
             throw error
         } catch {
-            logger.warning("search failed", metadata: ["error": "\(error)"])
+            refusals.log("search_unavailable", level: .warning, "search failed: answered 503 search_unavailable", metadata: ["error": "\(error)"])
             throw APIError(.serviceUnavailable, code: "search_unavailable", message: "The search index does not answer; try again shortly.")
         }
     }
@@ -258,47 +272,6 @@ public struct API: Sendable {
             "count": .number(Double(entries.count)),
         ]))
     }
-
-    // MARK: health
-
-    /// `GET /health/ready`: each dependency up or down; 503 only when the store is down.
-    func ready() async -> Response {
-        async let store: String? = check { try await adapters.store.ping() }
-        async let queue: String? = check { try await adapters.queue.ping() }
-        async let search: String? = check { try await adapters.search.ping() }
-        let results = await [("store", adapters.names.store, store), ("queue", adapters.names.queue, queue), ("search", adapters.names.search, search)]
-        var deps: [String: JSONValue] = [:]
-        for (role, name, error) in results {
-            deps[role] = .object(["engine": .string(name), "status": .string(error == nil ? "up" : "down"), "error": Render.optional(error)])
-        }
-        // A store that answers but refuses writes (its disk is full, say) is degraded: reads work, POSTs get 503.
-        let refusal = results[0].2 == nil ? writes.recentRefusal(within: StoreWriteHealth.memory) : nil
-        if let refusal {
-            deps["store"] = .object(["engine": .string(adapters.names.store), "status": .string("degraded"), "error": .string("writes refused \(refusal.age.components.seconds) s ago: \(refusal.reason)")])
-        }
-        // Only the store is essential: with the queue down the router still accepts (the outbox publishes later),
-        // with search down it accepts and delivers (the catch-up indexes later). Taking the instance out of a load
-        // balancer then would turn a degraded service into an outage, so those answer 200 "degraded".
-        let storeDown = results[0].2 != nil
-        let status: String
-        if storeDown {
-            status = "unavailable"
-        } else if refusal != nil || results.contains(where: { $0.2 != nil }) {
-            status = "degraded"
-        } else {
-            status = "ready"
-        }
-        return .json(.object(["status": .string(status), "dependencies": .object(deps)]), status: storeDown ? .serviceUnavailable : .ok)
-    }
-
-    func check(_ body: @Sendable () async throws -> Void) async -> String? {
-        do {
-            try await body()
-            return nil
-        } catch {
-            return "\(error)"
-        }
-    }
 }
 
 /// Query-string parsing with 400s that name the parameter.
@@ -306,8 +279,14 @@ typealias Queries = Hummingbird.Parameters
 
 enum Query {
     static func allow(_ q: Queries, _ names: Set<String>) throws {
-        for (key, _) in q where !names.contains(String(key)) {
-            throw APIError(.badRequest, code: "unknown_parameter", message: "Unknown query parameter \"\(key)\"; allowed: \(names.sorted().joined(separator: ", ")).", field: String(key))
+        for (key, value) in q {
+            guard names.contains(String(key)) else {
+                throw APIError(.badRequest, code: "unknown_parameter", message: "Unknown query parameter \"\(key)\"; allowed: \(names.sorted().joined(separator: ", ")).", field: String(key))
+            }
+            // A control character is no text anyone searches for, and the engines refuse it: a 400, not a 503.
+            if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "\(key) holds a control character (U+0000 to U+001F or U+007F).", field: String(key))
+            }
         }
     }
 
@@ -346,9 +325,11 @@ enum Query {
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let logger: Logger
+    /// Per-request warnings, aggregated per kind and interval.
+    let refusals: AggregatedLog
     let writes: StoreWriteHealth
-    /// The registered routes (method, path segments with `*` for a parameter), for 405 answers.
-    let routes: [(HTTPRequest.Method, [String])]
+    /// The registered routes, for 405 answers.
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -359,10 +340,7 @@ struct ErrorMiddleware: RouterMiddleware {
             return APIError(.badRequest, code: "invalid_cursor", message: "cursor is not one this API returned.", field: "cursor").json
         } catch let error as HTTPError {
             if error.status == .notFound {
-                let segments = request.uri.path.split(separator: "/").map(String.init)
-                let allowed = routes.filter { route in
-                    route.1.count == segments.count && zip(route.1, segments).allSatisfy { $0 == "*" || $0 == $1 }
-                }.map(\.0)
+                let allowed = routes.methods(for: request.uri.path)
                 if !allowed.isEmpty {
                     let allow = allowed.map(\.rawValue).joined(separator: ", ")
                     return APIError(.methodNotAllowed, code: "method_not_allowed", message: "\(request.method.rawValue) is not allowed on \(request.uri.path); use \(allow).", headers: [.allow: allow]).json
@@ -373,9 +351,14 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as NIOTooManyBytesError {
             _ = error
             return APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(API.maxBodySize) bytes.").json
+        } catch let error as MalformedRequest {
+            // The decoder could not read the body (malformed chunked framing, a body shorter than its Content-Length).
+            return malformed(error, request)
+        } catch let error as HTTPParserError {
+            return malformed(MalformedRequest(error), request)
         } catch let error as any TemporaryFailure where error.temporaryReason != nil {
             let reason = error.temporaryReason ?? ""
-            logger.warning("request refused: the store cannot take work now", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
+            refusals.log("store_unavailable", level: .warning, "request refused: the store cannot take work now", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
             if request.method == .post { writes.refused(reason) }
             return APIError(
                 .serviceUnavailable, code: "store_unavailable",
@@ -383,9 +366,19 @@ struct ErrorMiddleware: RouterMiddleware {
                 headers: [.retryAfter: "\(API.storeRetryAfterSeconds)"]
             ).json
         } catch {
-            logger.error("request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
+            refusals.log("internal_error", level: .error, "request failed", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
             return APIError(.internalServerError, code: "internal_error", message: "The server could not complete the request. A POST answered with this error was not stored: retry it (with the same Idempotency-Key to be safe).").json
         }
+    }
+
+    /// A request the decoder could not read: the client's fault, answered 4xx and logged below error level.
+    func malformed(_ error: MalformedRequest, _ request: Request) -> Response {
+        refusals.log("malformed_request", level: .notice, "malformed request answered \(error.status.code) \(error.code)", metadata: [
+            "method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error.parserError)",
+        ])
+        var headers: HTTPFields = [:]
+        headers[.connection] = "close"  // the decoder reads nothing more on this connection
+        return APIError(error.status, code: error.code, message: error.message, headers: headers).json
     }
 }
 

@@ -80,7 +80,7 @@ extension API {
         let body = try await rawBody(request)
         switch twilio.report(url: externalURL(request), signature: request.headers[Self.twilioSignature], body: body) {
         case .failure(let r):
-            logger.warning("Twilio webhook refused", metadata: ["reason": "\(r.code)"])
+            refusals.log("twilio_webhook_refused", level: .warning, "Twilio webhook refused", metadata: ["reason": "\(r.code)"])
             throw Self.rejection(r)
         case .success(let report):
             return try await ingest([report], service: "twilio-webhook")
@@ -104,7 +104,7 @@ extension API {
         let body = try await rawBody(request)
         switch whatsApp.reports(signature: request.headers[Self.hubSignature], body: body) {
         case .failure(let r):
-            logger.warning("WhatsApp webhook refused", metadata: ["reason": "\(r.code)"])
+            refusals.log("whatsapp_webhook_refused", level: .warning, "WhatsApp webhook refused", metadata: ["reason": "\(r.code)"])
             throw Self.rejection(r)
         case .success(let reports):
             return try await ingest(reports, service: "whatsapp-webhook")

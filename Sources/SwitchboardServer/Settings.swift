@@ -30,6 +30,18 @@ public struct Settings: Sendable {
     /// How long an HTTP connection may sit idle (nothing read or written) before the router closes it
     /// (`SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS`; 0 = never): idle keep-alive connections cannot pile up.
     public var httpIdleTimeout: Duration? = .seconds(60)
+    /// `SWITCHBOARD_TLS_CERT_FILE` and `SWITCHBOARD_TLS_KEY_FILE` (PEM; the certificate file may hold a chain):
+    /// when set, the router serves HTTPS only, TLS 1.2 or later. Both or neither.
+    public var tlsCertificateFile: String?
+    public var tlsKeyFile: String?
+    /// The most connections the router holds at once (`SWITCHBOARD_MAX_CONNECTIONS`); nil: half the open-file
+    /// limit (raised to its hard limit at start), at most 16,384 (see ``effectiveMaxConnections(openFileLimit:)``).
+    public var maxConnections: Int?
+    /// The browser origins allowed to call the API (`SWITCHBOARD_CORS_ORIGINS`, comma-separated; none by default).
+    public var corsOrigins = CORSPolicy.none
+    /// How long repeated per-request warnings of one kind (refused or malformed requests, the connection cap)
+    /// are counted before one line gives their count (`SWITCHBOARD_LOG_REPEAT_INTERVAL_MS`).
+    public var logRepeatInterval: Duration = .seconds(10)
     /// Real providers and failover (all unset: every channel on the sandbox).
     public var providers = ProviderSettings()
     /// The seed's `REDIS_URL`: when set, the four streams live in Redis (the store and search stay SQLite).
@@ -90,6 +102,11 @@ public struct Settings: Sendable {
             Variable(name: "PORT", meaning: "HTTP port of the router", defaultValue: "3001"),
             Variable(name: "SWITCHBOARD_HOST", meaning: "address the router listens on", defaultValue: "127.0.0.1"),
             Variable(name: "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS", meaning: "an HTTP connection idle this long (nothing read or written) is closed; 0 = never", defaultValue: "60000"),
+            Variable(name: "SWITCHBOARD_TLS_CERT_FILE", meaning: "PEM certificate (then its intermediates) of the router: with SWITCHBOARD_TLS_KEY_FILE, the router serves HTTPS only, TLS 1.2 or later", defaultValue: "unset (plain HTTP)"),
+            Variable(name: "SWITCHBOARD_TLS_KEY_FILE", meaning: "PEM private key of SWITCHBOARD_TLS_CERT_FILE (unencrypted)", defaultValue: "unset"),
+            Variable(name: "SWITCHBOARD_MAX_CONNECTIONS", meaning: "most HTTP connections held at once; beyond it new ones wait in the listen backlog. The open-file limit is raised to its hard limit at start", defaultValue: "half the open-file limit, at most 16384"),
+            Variable(name: "SWITCHBOARD_CORS_ORIGINS", meaning: "browser origins allowed to call the API, comma-separated (https://app.example.com,http://localhost:5173), or * for any", defaultValue: "none"),
+            Variable(name: "SWITCHBOARD_LOG_REPEAT_INTERVAL_MS", meaning: "repeated warnings of one kind (refused or malformed requests, the connection cap) are logged once per interval with their count", defaultValue: "10000"),
         ]),
         VariableGroup(title: "Access control (API keys)", variables: [
             Variable(name: "SWITCHBOARD_AUTH", meaning: "on: every /api/v1 request needs an API key as soon as one exists (a router listening beyond loopback refuses to start without one); off: the API is open on purpose (logged at every start)", defaultValue: "on"),
@@ -227,6 +244,22 @@ public struct Settings: Sendable {
         if let v = try int("PORT", 0...65535) { s.port = v }
         if let v = value("SWITCHBOARD_HOST") { s.host = v }
         if let v = try millis("SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS") { s.httpIdleTimeout = v == .zero ? nil : v }
+        s.tlsCertificateFile = value("SWITCHBOARD_TLS_CERT_FILE")
+        s.tlsKeyFile = value("SWITCHBOARD_TLS_KEY_FILE")
+        switch (s.tlsCertificateFile, s.tlsKeyFile) {
+        case (nil, nil), (.some, .some): break
+        case (.some, nil): throw SettingsError("SWITCHBOARD_TLS_CERT_FILE is set without SWITCHBOARD_TLS_KEY_FILE: set both (PEM files) for HTTPS, or neither")
+        case (nil, .some): throw SettingsError("SWITCHBOARD_TLS_KEY_FILE is set without SWITCHBOARD_TLS_CERT_FILE: set both (PEM files) for HTTPS, or neither")
+        }
+        if let v = try int("SWITCHBOARD_MAX_CONNECTIONS", 1...1_000_000) { s.maxConnections = v }
+        if let v = value("SWITCHBOARD_CORS_ORIGINS") {
+            do {
+                s.corsOrigins = try CORSPolicy.parse(v)
+            } catch {
+                throw SettingsError("SWITCHBOARD_CORS_ORIGINS: \(error)")
+            }
+        }
+        if let v = try int("SWITCHBOARD_LOG_REPEAT_INTERVAL_MS", 1...3_600_000) { s.logRepeatInterval = .milliseconds(v) }
         if let v = value("SWITCHBOARD_DATABASE") { s.databasePath = v }
         if let v = value("SWITCHBOARD_SQLITE_SYNCHRONOUS") {
             guard let sync = SQLiteSynchronous(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_SQLITE_SYNCHRONOUS=\(v): use full or normal") }
@@ -294,7 +327,9 @@ public struct Settings: Sendable {
     /// The effective configuration, one `name=value` per entry, secrets masked.
     public var summary: [(String, String)] {
         [
-            ("listen", "\(host):\(port)"), ("httpIdleTimeout", httpIdleTimeout.map { "\($0)" } ?? "off"), ("store", mongoURL.map { "mongodb \(Self.mask($0))" } ?? "sqlite \(databasePath)"),
+            ("listen", "\(host):\(port)"), ("tls", tlsCertificateFile.map { "on (TLS 1.2+), certificate \($0), key \(tlsKeyFile ?? "?")" } ?? "off (plain HTTP)"),
+            ("cors", corsOrigins.origins.isEmpty ? "off" : corsOrigins.origins.sorted().joined(separator: ",")),
+            ("httpIdleTimeout", httpIdleTimeout.map { "\($0)" } ?? "off"), ("store", mongoURL.map { "mongodb \(Self.mask($0))" } ?? "sqlite \(databasePath)"),
             ("queue", redisURL.map { "redis streams \(Self.mask($0)) (unavailable wait \(redisUnavailableWait))" } ?? "sqlite streams"), ("search", elasticsearch.map { "elasticsearch/opensearch \($0.description)" } ?? "sqlite fts5"),
             ("sqlite.synchronous", synchronous.rawValue),
             ("providers", MessageChannel.allCases.map { "\($0.rawValue)=\(providers.order(for: $0).map(\.rawValue).joined(separator: ","))" }.joined(separator: " ")),
@@ -305,6 +340,20 @@ public struct Settings: Sendable {
             ("auth", auth == .off ? "off (the API is open)" : adminKey == nil ? "on" : "on (bootstrap admin key set)"),
             ("keyRateLimit", "rate=\(keyRate)/s burst=\(keyBurst) (\(redisURL == nil ? "per process" : "shared through redis"))"),
         ] + providers.summary
+    }
+
+    /// The default connection cap's ceiling, however high the open-file limit.
+    public static let maxConnectionsCeiling = 16_384
+    /// File descriptors always left to the rest of the process (database, engines' connections, the runtime).
+    public static let reservedFileDescriptors = 128
+
+    /// The connection cap for a process whose open-file limit is `openFileLimit`: `SWITCHBOARD_MAX_CONNECTIONS`,
+    /// lowered so that at least ``reservedFileDescriptors`` stay free (then `lowered` says so), or by default half
+    /// the limit, at most ``maxConnectionsCeiling``.
+    public func effectiveMaxConnections(openFileLimit: Int) -> (value: Int, lowered: Bool) {
+        let room = max(1, openFileLimit - Self.reservedFileDescriptors)
+        guard let maxConnections else { return (max(1, min(Self.maxConnectionsCeiling, openFileLimit / 2, room)), false) }
+        return maxConnections > room ? (room, true) : (maxConnections, false)
     }
 
     /// Masks the password in a URL-like value (`redis://user:secret@host` → `redis://user:****@host`).

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOSSL
 import ServiceLifecycle
 import SwitchboardApp
 import SwitchboardCore
@@ -64,12 +65,24 @@ public struct SwitchboardSystem: Sendable {
     /// The providers, one instance per kind (so a circuit and a rate limit are shared by the channel
     /// workers of this process): real ones behind a `ResilientProvider`, the sandbox as it is.
     let providerInstances: [ProviderKind: any DeliveryProvider]
+    /// The router's TLS configuration (`SWITCHBOARD_TLS_CERT_FILE` / `SWITCHBOARD_TLS_KEY_FILE`), read at start.
+    let tls: TLSConfiguration?
 
-    /// Opens the engines named by `settings` and builds the configured providers.
+    /// Opens the engines named by `settings` and builds the configured providers. A TLS certificate or key
+    /// that cannot be used stops it first, with a message naming the file and the reason.
     public init(settings: Settings, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) throws {
         self.settings = settings
         self.logger = logger
         self.clock = clock
+        if let certificate = settings.tlsCertificateFile, let key = settings.tlsKeyFile {
+            do {
+                tls = try HTTPServerSetup.tlsConfiguration(certificateFile: certificate, keyFile: key)
+            } catch {
+                throw SettingsError("SWITCHBOARD_TLS_CERT_FILE / SWITCHBOARD_TLS_KEY_FILE: \(error); the router serves HTTPS only with a readable PEM certificate and its key")
+            }
+        } else {
+            tls = nil
+        }
         let p = settings.providers
         var smtpLogger = logger
         smtpLogger[metadataKey: "provider"] = "smtp"
@@ -211,14 +224,24 @@ public struct SwitchboardSystem: Sendable {
         return .openOnLoopback
     }
 
-    /// The HTTP application (router API).
-    public func application() -> Application<RouterResponder<APIRequestContext>> {
-        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: pipelineOptions, clock: clock), logger: logger, webhooks: webhooks, access: access)
+    /// The HTTP application (router API): HTTPS when TLS is configured, at most `maxConnections` connections
+    /// (see ``Settings/effectiveMaxConnections(openFileLimit:)``), malformed requests answered with JSON errors.
+    public func application() throws -> Application<RouterResponder<APIRequestContext>> {
+        let api = API(
+            adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: pipelineOptions, clock: clock), logger: logger, webhooks: webhooks,
+            access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval)
         return Application(
             router: api.router(),
-            server: .http1(configuration: .init(idleTimeout: settings.httpIdleTimeout.map { .init($0) })),
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "switchboard"),
+            server: try HTTPServerSetup.server(idleTimeout: settings.httpIdleTimeout, tls: tls, log: api.refusals),
+            configuration: .init(
+                address: .hostname(settings.host, port: settings.port), serverName: "switchboard",
+                availableConnectionsDelegate: ConnectionCap(maximum: maxConnections, log: api.refusals)),
             logger: logger)
+    }
+
+    /// The connection cap in effect: ``Settings/effectiveMaxConnections(openFileLimit:)`` for this process's limit.
+    public var maxConnections: Int {
+        settings.effectiveMaxConnections(openFileLimit: FileDescriptorLimit.current).value
     }
 
     /// What the retention service purges: the engines that can (`Purging`). Elasticsearch indices are left
@@ -266,8 +289,20 @@ public struct SwitchboardSystem: Sendable {
     /// workers finish the batch in hand, and the database closes last.
     public func run(role: Role) async throws {
         var system = self
-        if let es = elasticsearch, let info = try? await es.client.info() {
-            system.adapters.names.search = info.dialect.rawValue  // else "elasticsearch" until it answers
+        if let es = elasticsearch {
+            // Asked once, briefly: a cluster that accepts connections and answers nothing must not hold the start
+            // up for its request timeout (the index's own service prepares it in the background).
+            let info = await withTaskGroup(of: (dialect: SearchDialect, version: String)?.self) { probes in
+                probes.addTask { try? await es.client.info() }
+                probes.addTask {
+                    try? await Task.sleep(for: .seconds(2))
+                    return nil
+                }
+                let first = await probes.next() ?? nil
+                probes.cancelAll()
+                return first
+            }
+            if let info { system.adapters.names.search = info.dialect.rawValue }  // else "elasticsearch" until it answers
         }
         try await system.runServices(role: role)
     }
@@ -283,7 +318,7 @@ public struct SwitchboardSystem: Sendable {
         }
         var services = engineServices + backgroundServices(role: role)
         if role == .all || role == .router {
-            services.append(application())
+            services.append(try application())
         }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

@@ -70,7 +70,18 @@ func start(_ settings: Settings, role: Role, name: String) async throws {
     LoggingSystem.bootstrap { label in LogLineHandler(label: label, level: level) }
     let logger = Logger(label: "switchboard.\(name)")
     Settings.warnAboutUnknownVariables(logger: logger)
-    logger.info("starting \(name)", metadata: Logger.Metadata(uniqueKeysWithValues: settings.summary.map { ($0.0, .string($0.1)) }))
+    // Every connection takes a file descriptor: the limit is raised as far as allowed, and the connection cap
+    // leaves room below it for the database, the engines and the runtime.
+    let files = FileDescriptorLimit.raiseToHard()
+    var summary = settings.summary
+    if role == .all || role == .router {
+        let cap = settings.effectiveMaxConnections(openFileLimit: files.after)
+        if cap.lowered {
+            logger.warning("SWITCHBOARD_MAX_CONNECTIONS=\(settings.maxConnections ?? 0) leaves too few of the \(files.after) file descriptors this process may open; using \(cap.value)")
+        }
+        summary.append(("connections", "at most \(cap.value) (open-file limit \(files.after), was \(files.before))"))
+    }
+    logger.info("starting \(name)", metadata: Logger.Metadata(uniqueKeysWithValues: summary.map { ($0.0, .string($0.1)) }))
     let system = try SwitchboardSystem(settings: settings, logger: logger)
     try await system.run(role: role)
 }

@@ -52,8 +52,8 @@ struct ValidationTests {
     }
 
     @Test("addr-spec email addresses", arguments: [
-        ("ada@example.com", true), ("first.last+tag@sub.example.co.uk", true), ("\"quoted local\"@example.com", true),
-        ("user@[192.0.2.1]", true), ("üser@exämple.de", true), ("x@localhost", true),
+        ("ada@example.com", true), ("first.last+tag@sub.example.co.uk", true), ("\"quoted local\"@example.com", false),
+        ("\"ada\"@example.com", false), ("user@[192.0.2.1]", false), ("user@[IPv6:2001:db8::1]", false), ("üser@exämple.de", true), ("x@localhost", true),
         ("no-at.example.com", false), ("@example.com", false), ("a@", false), ("a..b@example.com", false),
         (".a@example.com", false), ("a@-example.com", false), ("a@example..com", false), ("a b@example.com", false),
         ("Ada <ada@example.com>", false), (String(repeating: "a", count: 65) + "@example.com", false),

@@ -82,7 +82,7 @@ struct MongoPipelineTests {
                 #expect(failed["status"] == .string("failed"))
                 #expect(failed["lastError"] != nil && failed["lastError"] != .null)
 
-                let ready = try await client.execute(uri: "/health/ready", method: .get)
+                let ready = try await client.execute(uri: "/api/v1/health", method: .get)
                 #expect(ready.status == .ok)
                 #expect(try json(ready)["dependencies"]?["store"] == .object(["engine": .string("mongodb"), "status": .string("up"), "error": .null]))
             }

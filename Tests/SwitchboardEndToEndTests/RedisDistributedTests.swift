@@ -282,7 +282,7 @@ struct RedisDistributedTests {
         let delivered = try await d.deliveries()
         #expect(Set(delivered) == Set(ids))
         #expect(delivered.count == Set(delivered).count, "\(delivered.count - Set(delivered).count) sent twice")
-        let ready = try await d.get("/health/ready")
+        let ready = try await d.get("/api/v1/health")
         #expect(ready["dependencies"]?["queue"]?["engine"] == .string("redis"))
         #expect(ready["status"] == .string("ready"))
         await d.stopGracefully(workers + [logger, router])

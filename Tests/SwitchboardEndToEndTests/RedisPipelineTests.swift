@@ -69,7 +69,7 @@ struct RedisPipelineTests {
             try await system.application().test(.router) { client in
                 let first = try await post(client, .sms, to: recipient(.sms, 0), msg: "before")
                 try await eventually("first sent") { try await system.adapters.store.communication(id: first)?.status == .sent }
-                let ready = try json(try await client.execute(uri: "/health/ready", method: .get))
+                let ready = try json(try await client.execute(uri: "/api/v1/health", method: .get))
                 #expect(ready["dependencies"]?["queue"] == .object(["engine": .string("redis"), "status": .string("up"), "error": .null]))
 
                 await redis.terminate()

@@ -38,7 +38,7 @@ struct RateLimitHeadersTests {
 
     func app(limit: RateLimit, failures: AuthFailureLimiter = AuthFailureLimiter(now: stopped)) -> some ApplicationProtocol {
         let router = Router(context: APIRequestContext.self)
-        router.add(middleware: ErrorMiddleware(logger: Logger(label: "test"), writes: StoreWriteHealth(), routes: []))
+        router.add(middleware: ErrorMiddleware(logger: Logger(label: "test"), refusals: AggregatedLog(logger: Logger(label: "test")), writes: StoreWriteHealth(), routes: RouteTable([])))
         router.add(middleware: LimitingMiddleware(limiter: LocalRateLimiter(now: Self.stopped), failures: failures, limit: limit))
         router.get("/api/v1/stats") { _, _ in Response.json(.object(["ok": .bool(true)])) }
         router.get("/api/v1/logs") { _, _ -> Response in throw APIError(.badRequest, code: "invalid_query", message: "bad") }

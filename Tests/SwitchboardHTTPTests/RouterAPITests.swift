@@ -101,8 +101,11 @@ struct RouterAPITests {
             let degraded = try await client.execute(uri: "/health/ready", method: .get)
             #expect(degraded.status == .ok)
             #expect(try json(degraded)["status"] == .string("degraded"))
-            #expect(try json(degraded)["dependencies"]?["store"]?["status"] == .string("degraded"))
-            #expect(try json(degraded)["dependencies"]?["store"]?["error"]?.stringValue?.contains("disk is full") == true)
+            #expect(try json(degraded)["dependencies"]?["store"] == .object(["status": .string("degraded")]))
+            // The reason is for authenticated readers: GET /api/v1/health.
+            let details = try json(try await client.execute(uri: "/api/v1/health", method: .get))
+            #expect(details["dependencies"]?["store"]?["status"] == .string("degraded"))
+            #expect(details["dependencies"]?["store"]?["error"]?.stringValue?.contains("disk is full") == true)
 
             try await f.database.write { c in try c.execute("PRAGMA max_page_count = 4294967294") }
             let after = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(seedBody))
@@ -274,20 +277,33 @@ struct RouterAPITests {
         }
     }
 
-    @Test("health: live and ready report each dependency")
+    @Test("health: /health and /health/live answer ok; ready shows each dependency up or down and nothing more; /api/v1/health the details")
     func health() async throws {
         let f = try APIFixture()
         try await f.app.test(.router) { client in
-            #expect(try await client.execute(uri: "/health/live", method: .get).status == .ok)
+            for path in ["/health", "/health/live"] {
+                let live = try await client.execute(uri: path, method: .get)
+                #expect(live.status == .ok)
+                #expect(try json(live) == .object(["status": .string("ok")]))
+            }
             let ready = try await client.execute(uri: "/health/ready", method: .get)
             #expect(ready.status == .ok)
             let body = try json(ready)
-            #expect(body["status"] == .string("ready"))
-            for dep in ["store", "queue", "search"] { #expect(body["dependencies"]?[dep]?["status"] == .string("up")) }
+            #expect(body == .object(["status": .string("ready"), "dependencies": .object([
+                "store": .object(["status": .string("up")]), "queue": .object(["status": .string("up")]), "search": .object(["status": .string("up")]),
+            ])]))
+            let details = try json(try await client.execute(uri: "/api/v1/health", method: .get))
+            #expect(details["dependencies"]?["store"] == .object(["engine": .string("sqlite"), "status": .string("up"), "error": .null]))
             await f.database.close()
             let down = try await client.execute(uri: "/health/ready", method: .get)
             #expect(down.status == .serviceUnavailable)
-            #expect(try json(down)["dependencies"]?["store"]?["status"] == .string("down"))
+            #expect(try json(down)["status"] == .string("unavailable"))
+            // Down, without the error's text (it can name files, hosts, users).
+            #expect(try json(down)["dependencies"]?["store"] == .object(["status": .string("down")]))
+            let downDetails = try await client.execute(uri: "/api/v1/health", method: .get)
+            #expect(downDetails.status == .serviceUnavailable)
+            #expect(try json(downDetails)["dependencies"]?["store"]?["status"] == .string("down"))
+            #expect(try json(downDetails)["dependencies"]?["store"]?["error"]?.stringValue?.isEmpty == false)
         }
     }
 

@@ -8,7 +8,7 @@ import SwitchboardSMTP
 /// - From: `defaultFrom` (`SWITCHBOARD_SMTP_FROM`) when configured, with the request's `from` as
 ///   `Reply-To` when it differs; otherwise the request's `from`.
 /// - Subject and HTML from the request (`multipart/alternative` when `html` is given).
-/// - The `Message-ID` is `<communication id@sender domain>`, the same on every attempt (so a message sent
+/// - The `Message-ID` is `<communication id@sender domain>` (`switchboard.invalid` for a non-ASCII domain), the same on every attempt (so a message sent
 ///   twice — delivery is at least once — carries one id), and is the provider message id.
 /// - 4xx replies, timeouts and connection failures are retryable; 5xx replies and everything else
 ///   (TLS, configuration, invalid message) are permanent. The error keeps the reply code and enhanced code
@@ -44,7 +44,10 @@ public final class SMTPProvider: DeliveryProvider {
             email.from = EmailAddress(r.from)
         }
         let sender = email.from?.address ?? r.from
-        let domain = sender.split(separator: "@").last.map(String.init) ?? "switchboard.invalid"
+        // A Message-ID is ASCII: an internationalised sender domain (RFC 6531) cannot be its right side.
+        let domain = sender.split(separator: "@").last.map(String.init).flatMap { d in
+            d.utf8.allSatisfy { $0 < 0x80 && ($0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)) } ? d : nil
+        } ?? "switchboard.invalid"
         email.messageID = "<\(message.id)@\(domain)>"
         return email
     }

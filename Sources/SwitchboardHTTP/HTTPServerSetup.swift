@@ -1,0 +1,97 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+
+/// How the router's HTTP server is set up beyond its routes: TLS, the connection cap, the idle timeout, and
+/// the handler that answers what the HTTP decoder cannot read with a JSON error.
+public enum HTTPServerSetup {
+    /// The server for `Application(server:)`: HTTP/1.1, behind TLS when `tls` is given (HTTPS only: a plain
+    /// HTTP request on the port fails its handshake), with `MalformedRequestHandler` after the decoder.
+    public static func server(idleTimeout: Duration?, tls: TLSConfiguration?, log: AggregatedLog?) throws -> HTTPServerBuilder {
+        let http: HTTPServerBuilder = .http1(configuration: .init(
+            additionalChannelHandlers: [MalformedRequestHandler(log: log)],
+            idleTimeout: idleTimeout.map { TimeAmount($0) }))
+        guard let tls else { return http }
+        return try .tls(http, tlsConfiguration: tls)
+    }
+
+    /// A server TLS configuration from PEM files: `certificateFile` holds the certificate, then any
+    /// intermediates (a chain); `keyFile` its private key. TLS 1.2 or later. Every failure says which file and
+    /// why: unreadable, no certificate in it, no key in it, or a key that is not the certificate's.
+    public static func tlsConfiguration(certificateFile: String, keyFile: String) throws(TLSSetupError) -> TLSConfiguration {
+        let certificateBytes = try read(certificateFile, what: "certificate")
+        let keyBytes = try read(keyFile, what: "private key")
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMBytes(certificateBytes)
+        } catch {
+            throw TLSSetupError("\(certificateFile) does not hold a PEM certificate (\(error))")
+        }
+        guard !chain.isEmpty else { throw TLSSetupError("\(certificateFile) holds no PEM certificate (-----BEGIN CERTIFICATE-----)") }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(bytes: keyBytes, format: .pem)
+        } catch {
+            throw TLSSetupError("\(keyFile) does not hold a PEM private key, or it is encrypted (\(error))")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        // Builds the context now, so that a key that is not the certificate's stops the start rather than the
+        // first handshake.
+        do {
+            _ = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw TLSSetupError("the private key in \(keyFile) does not match the certificate in \(certificateFile), or they cannot be used together (\(error))")
+        }
+        return configuration
+    }
+
+    static func read(_ path: String, what: String) throws(TLSSetupError) -> [UInt8] {
+        do {
+            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            let reason = (error as NSError).localizedDescription
+            throw TLSSetupError("cannot read the \(what) file \(path): \(reason)")
+        }
+    }
+}
+
+/// A TLS certificate or key that cannot be used.
+public struct TLSSetupError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Caps the connections the router holds (`SWITCHBOARD_MAX_CONNECTIONS`). At the cap the server stops accepting:
+/// new connections wait in the listen backlog (then the kernel refuses them) until one closes, while the
+/// connections it has are served as usual. Each file descriptor a connection takes is one the process keeps for
+/// its database, its engines' connections and the runtime, which would otherwise crash when it cannot get one.
+public struct ConnectionCap: AvailableConnectionsDelegate {
+    public let maximum: Int
+    let log: AggregatedLog?
+    var open = 0
+
+    public init(maximum: Int, log: AggregatedLog?) {
+        self.maximum = max(1, maximum)
+        self.log = log
+    }
+
+    public mutating func connectionOpened() {
+        open += 1
+        if open >= maximum {
+            log?.log("connection_cap", level: .warning, "connection cap reached: \(open) connections open; new ones wait in the listen backlog until some close (SWITCHBOARD_MAX_CONNECTIONS=\(maximum))")
+        }
+    }
+
+    public mutating func connectionClosed() {
+        open -= 1
+    }
+
+    public func isAcceptingNewConnections() -> Bool {
+        open < maximum
+    }
+}
