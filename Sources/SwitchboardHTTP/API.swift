@@ -58,7 +58,7 @@ public struct API: Sendable {
             Route(.get, "/api/v1/dead-letters") { request, _ in try await self.deadLetters(request) },
             Route(.get, "/health/live") { _, _ in Response.json(.object(["status": .string("ok")])) },
             Route(.get, "/health/ready") { _, _ in await self.ready() },
-        ] + webhookRoutes()
+        ] + webhookRoutes() + documentRoutes()
     }
 
     /// Builds the router.
