@@ -124,6 +124,22 @@ enum OpenAPIDocument {
                   "$ref": "#/components/schemas/Accepted"
                 }
               }
+            },
+            "links": {
+              "track": {
+                "operationId": "getCommunication",
+                "parameters": {
+                  "id": "$response.body#/id"
+                },
+                "description": "The message just accepted."
+              },
+              "logs": {
+                "operationId": "searchLogs",
+                "parameters": {
+                  "communicationId": "$response.body#/id"
+                },
+                "description": "Its log records."
+              }
             }
           },
           "400": {
@@ -1676,6 +1692,22 @@ enum OpenAPIDocument {
                 "schema": {
                   "$ref": "#/components/schemas/CreatedAPIKey"
                 }
+              }
+            },
+            "links": {
+              "revoke": {
+                "operationId": "revokeKey",
+                "parameters": {
+                  "id": "$response.body#/id"
+                },
+                "description": "Revoke the key just created."
+              },
+              "attributed": {
+                "operationId": "searchCommunications",
+                "parameters": {
+                  "key": "$response.body#/id"
+                },
+                "description": "The messages it created."
               }
             },
             "headers": {
