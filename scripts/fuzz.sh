@@ -44,13 +44,18 @@ PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0
 URL="http://127.0.0.1:$PORT"
 DB="$WORK/fuzz.sqlite"
 
+TWILIO_TOKEN="fuzz-auth-token-$RANDOM"
+WHATSAPP_SECRET="fuzz-app-secret-$RANDOM"
+
 # Only this process's settings: the embedded engine, the sandbox on every channel, webhooks with throwaway
 # secrets (their signature checks are fuzzed too; Twilio's API base points at a closed loopback port, and SMS
-# stays on the sandbox), a key allowance the fuzzer cannot exhaust.
+# stays on the sandbox), a key allowance the fuzzer cannot exhaust. scripts/fuzz_hooks.py signs most generated
+# callbacks with the same secrets, so that the fuzzer gets past the signature checks.
 SERVER_ENV=(
   env -u REDIS_URL -u MONGODB_URL -u ELASTICSEARCH_NODE -u SWITCHBOARD_SMTP_HOST -u SWITCHBOARD_WHATSAPP_TOKEN
-  ACCOUNTSID=ACfuzz AUTHTOKEN=fuzz-auth-token SWITCHBOARD_TWILIO_BASE_URL=http://127.0.0.1:9 SWITCHBOARD_SMS_PROVIDERS=sandbox
-  SWITCHBOARD_WHATSAPP_VERIFY_TOKEN=fuzz-verify-token SWITCHBOARD_WHATSAPP_APP_SECRET=fuzz-app-secret
+  ACCOUNTSID=ACfuzz AUTHTOKEN="$TWILIO_TOKEN" SWITCHBOARD_TWILIO_BASE_URL=http://127.0.0.1:9 SWITCHBOARD_SMS_PROVIDERS=sandbox
+  SWITCHBOARD_WHATSAPP_VERIFY_TOKEN=fuzz-verify-token SWITCHBOARD_WHATSAPP_APP_SECRET="$WHATSAPP_SECRET"
+  SWITCHBOARD_PUBLIC_URL="$URL"
   SWITCHBOARD_KEY_RATE=1000000 SWITCHBOARD_KEY_BURST=1000000
   SWITCHBOARD_DATABASE="$DB"
 )
@@ -61,7 +66,8 @@ SERVER_ENV=(
 # match `switchboard keys create` and drop the open-mode fallback so that the fuzz always runs with a key.
 AUTH=()
 ADMIN_KEY=""
-if "$BIN" keys create --help >/dev/null 2>&1; then
+# (`--help` after an unknown subcommand prints the top-level help and exits 0: look for the command's own flag.)
+if "$BIN" keys create --help 2>/dev/null | grep -q -- '--name'; then
   ADMIN_KEY="$("${SERVER_ENV[@]}" "$BIN" keys create --name fuzz-admin --scope admin --rate 1000000 --burst 1000000 --database "$DB")"
   case "$ADMIN_KEY" in sb_live_*) ;; *) echo "fuzz: switchboard keys create printed no key" >&2; exit 1 ;; esac
   AUTH=(-H "Authorization: Bearer $ADMIN_KEY")
@@ -85,7 +91,9 @@ SEED_ARGS=()
 started=$(date +%s)
 set +e
 # From the work folder: schemathesis keeps its cache (.schemathesis, .hypothesis) in the current directory.
-(cd "$WORK" && st run "$URL/openapi.json" \
+(cd "$WORK" && env PYTHONPATH="$ROOT/scripts" SCHEMATHESIS_HOOKS=fuzz_hooks FUZZ_PUBLIC_URL="$URL" \
+  FUZZ_TWILIO_AUTH_TOKEN="$TWILIO_TOKEN" FUZZ_WHATSAPP_APP_SECRET="$WHATSAPP_SECRET" \
+  st run "$URL/openapi.json" \
   --checks not_a_server_error,response_schema_conformance \
   --max-examples "$MAX_EXAMPLES" \
   --generation-allow-x00 true \
