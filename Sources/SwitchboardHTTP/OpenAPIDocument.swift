@@ -147,17 +147,13 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "enum": [
@@ -176,20 +172,10 @@ enum OpenAPIDocument {
                             "invalid_template",
                             "invalid_idempotency_key"
                           ]
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             },
@@ -216,34 +202,20 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "const": "idempotency_conflict"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             },
@@ -267,34 +239,20 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "const": "unsupported_media_type"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             },
@@ -556,17 +514,13 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "enum": [
@@ -574,20 +528,10 @@ enum OpenAPIDocument {
                             "invalid_parameter",
                             "invalid_cursor"
                           ]
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             },
@@ -810,17 +754,13 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "enum": [
@@ -828,20 +768,10 @@ enum OpenAPIDocument {
                             "invalid_parameter",
                             "invalid_cursor"
                           ]
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             },
@@ -1028,37 +958,23 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "enum": [
                             "unknown_parameter",
                             "invalid_parameter"
                           ]
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             },
@@ -1085,34 +1001,20 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "const": "sandbox_disabled"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             },
@@ -1397,37 +1299,23 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "enum": [
                             "unknown_parameter",
                             "invalid_parameter"
                           ]
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             },
@@ -1727,34 +1615,7 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
-                  ],
-                  "properties": {
-                    "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
-                      "properties": {
-                        "code": {
-                          "type": "string"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
-                        }
-                      },
-                      "additionalProperties": false
-                    }
-                  },
-                  "additionalProperties": false
+                  "$ref": "#/components/schemas/Error"
                 }
               }
             },
@@ -1784,34 +1645,20 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "const": "unsupported_media_type"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             },
@@ -2249,34 +2096,20 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "const": "missing_field"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             }
@@ -2286,34 +2119,20 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "const": "invalid_signature"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             }
@@ -2386,34 +2205,20 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "const": "verification_failed"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             }
@@ -2520,34 +2325,20 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "const": "invalid_json"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             }
@@ -2557,34 +2348,20 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "type": "object",
-                  "required": [
-                    "error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
                   ],
                   "properties": {
                     "error": {
-                      "type": "object",
-                      "required": [
-                        "code",
-                        "message"
-                      ],
                       "properties": {
                         "code": {
                           "const": "invalid_signature"
-                        },
-                        "message": {
-                          "type": "string",
-                          "minLength": 1
-                        },
-                        "field": {
-                          "type": "string",
-                          "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                         }
-                      },
-                      "additionalProperties": false
+                      }
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
               }
             }
@@ -3948,11 +3725,13 @@ enum OpenAPIDocument {
             ],
             "properties": {
               "code": {
-                "type": "string"
+                "type": "string",
+                "description": "Stable and machine-readable."
               },
               "message": {
                 "type": "string",
-                "minLength": 1
+                "minLength": 1,
+                "description": "A sentence for people."
               },
               "field": {
                 "type": "string",
@@ -3964,6 +3743,39 @@ enum OpenAPIDocument {
         },
         "additionalProperties": false,
         "description": "Every error answer: a stable `code`, a sentence, and the field at fault when there is one."
+      },
+      "OpenError": {
+        "type": "object",
+        "required": [
+          "error"
+        ],
+        "properties": {
+          "error": {
+            "type": "object",
+            "required": [
+              "code",
+              "message"
+            ],
+            "properties": {
+              "code": {
+                "type": "string",
+                "description": "Stable and machine-readable."
+              },
+              "message": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A sentence for people."
+              },
+              "field": {
+                "type": "string",
+                "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
+              }
+            },
+            "additionalProperties": true
+          }
+        },
+        "additionalProperties": false,
+        "description": "An error of the access-control layer: `Error`, which may name more (the scope a key lacks)."
       },
       "CreatedAPIKey": {
         "type": "object",
@@ -4169,34 +3981,20 @@ enum OpenAPIDocument {
         "content": {
           "application/json": {
             "schema": {
-              "type": "object",
-              "required": [
-                "error"
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/OpenError"
+                }
               ],
               "properties": {
                 "error": {
-                  "type": "object",
-                  "required": [
-                    "code",
-                    "message"
-                  ],
                   "properties": {
                     "code": {
                       "const": "unauthorized"
-                    },
-                    "message": {
-                      "type": "string",
-                      "minLength": 1
-                    },
-                    "field": {
-                      "type": "string",
-                      "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                     }
-                  },
-                  "additionalProperties": true
+                  }
                 }
-              },
-              "additionalProperties": false
+              }
             }
           }
         },
@@ -4211,34 +4009,20 @@ enum OpenAPIDocument {
         "content": {
           "application/json": {
             "schema": {
-              "type": "object",
-              "required": [
-                "error"
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/OpenError"
+                }
               ],
               "properties": {
                 "error": {
-                  "type": "object",
-                  "required": [
-                    "code",
-                    "message"
-                  ],
                   "properties": {
                     "code": {
                       "const": "forbidden"
-                    },
-                    "message": {
-                      "type": "string",
-                      "minLength": 1
-                    },
-                    "field": {
-                      "type": "string",
-                      "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                     }
-                  },
-                  "additionalProperties": true
+                  }
                 }
-              },
-              "additionalProperties": false
+              }
             }
           }
         },
@@ -4259,34 +4043,20 @@ enum OpenAPIDocument {
         "content": {
           "application/json": {
             "schema": {
-              "type": "object",
-              "required": [
-                "error"
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/OpenError"
+                }
               ],
               "properties": {
                 "error": {
-                  "type": "object",
-                  "required": [
-                    "code",
-                    "message"
-                  ],
                   "properties": {
                     "code": {
                       "const": "rate_limited"
-                    },
-                    "message": {
-                      "type": "string",
-                      "minLength": 1
-                    },
-                    "field": {
-                      "type": "string",
-                      "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                     }
-                  },
-                  "additionalProperties": true
+                  }
                 }
-              },
-              "additionalProperties": false
+              }
             }
           }
         },
@@ -4310,34 +4080,20 @@ enum OpenAPIDocument {
         "content": {
           "application/json": {
             "schema": {
-              "type": "object",
-              "required": [
-                "error"
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
               ],
               "properties": {
                 "error": {
-                  "type": "object",
-                  "required": [
-                    "code",
-                    "message"
-                  ],
                   "properties": {
                     "code": {
                       "const": "internal_error"
-                    },
-                    "message": {
-                      "type": "string",
-                      "minLength": 1
-                    },
-                    "field": {
-                      "type": "string",
-                      "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
-              },
-              "additionalProperties": false
+              }
             }
           }
         }
@@ -4347,34 +4103,20 @@ enum OpenAPIDocument {
         "content": {
           "application/json": {
             "schema": {
-              "type": "object",
-              "required": [
-                "error"
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
               ],
               "properties": {
                 "error": {
-                  "type": "object",
-                  "required": [
-                    "code",
-                    "message"
-                  ],
                   "properties": {
                     "code": {
                       "const": "store_unavailable"
-                    },
-                    "message": {
-                      "type": "string",
-                      "minLength": 1
-                    },
-                    "field": {
-                      "type": "string",
-                      "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
-              },
-              "additionalProperties": false
+              }
             }
           }
         },
@@ -4399,37 +4141,23 @@ enum OpenAPIDocument {
         "content": {
           "application/json": {
             "schema": {
-              "type": "object",
-              "required": [
-                "error"
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
               ],
               "properties": {
                 "error": {
-                  "type": "object",
-                  "required": [
-                    "code",
-                    "message"
-                  ],
                   "properties": {
                     "code": {
                       "enum": [
                         "search_unavailable",
                         "store_unavailable"
                       ]
-                    },
-                    "message": {
-                      "type": "string",
-                      "minLength": 1
-                    },
-                    "field": {
-                      "type": "string",
-                      "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
-              },
-              "additionalProperties": false
+              }
             }
           }
         }
@@ -4439,34 +4167,20 @@ enum OpenAPIDocument {
         "content": {
           "application/json": {
             "schema": {
-              "type": "object",
-              "required": [
-                "error"
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
               ],
               "properties": {
                 "error": {
-                  "type": "object",
-                  "required": [
-                    "code",
-                    "message"
-                  ],
                   "properties": {
                     "code": {
                       "const": "webhook_not_configured"
-                    },
-                    "message": {
-                      "type": "string",
-                      "minLength": 1
-                    },
-                    "field": {
-                      "type": "string",
-                      "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
-              },
-              "additionalProperties": false
+              }
             }
           }
         }
@@ -4476,34 +4190,20 @@ enum OpenAPIDocument {
         "content": {
           "application/json": {
             "schema": {
-              "type": "object",
-              "required": [
-                "error"
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
               ],
               "properties": {
                 "error": {
-                  "type": "object",
-                  "required": [
-                    "code",
-                    "message"
-                  ],
                   "properties": {
                     "code": {
                       "const": "body_too_large"
-                    },
-                    "message": {
-                      "type": "string",
-                      "minLength": 1
-                    },
-                    "field": {
-                      "type": "string",
-                      "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
-              },
-              "additionalProperties": false
+              }
             }
           }
         }
@@ -4513,34 +4213,20 @@ enum OpenAPIDocument {
         "content": {
           "application/json": {
             "schema": {
-              "type": "object",
-              "required": [
-                "error"
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
               ],
               "properties": {
                 "error": {
-                  "type": "object",
-                  "required": [
-                    "code",
-                    "message"
-                  ],
                   "properties": {
                     "code": {
                       "const": "not_found"
-                    },
-                    "message": {
-                      "type": "string",
-                      "minLength": 1
-                    },
-                    "field": {
-                      "type": "string",
-                      "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
                     }
-                  },
-                  "additionalProperties": false
+                  }
                 }
-              },
-              "additionalProperties": false
+              }
             }
           }
         }
