@@ -10,7 +10,7 @@ enum OpenAPIDocument {
     "title": "Switchboard",
     "version": "1.0.0",
     "summary": "One HTTP API for email, SMS and WhatsApp: accept, deliver, track.",
-    "description": "Switchboard accepts a message (`POST /api/v1/communication`), stores it durably, queues it on its channel's stream and delivers it through a provider (SMTP, Twilio, Meta's WhatsApp Cloud API, or the sandbox), tracking every status change.\n\n**Errors.** Every error answer is JSON: `{\"error\":{\"code\":\"…\",\"message\":\"…\",\"field\":\"…\"}}`; `code` is stable and machine-readable, `field` (when present) names the field, header or parameter at fault. A path that exists with another method answers 405 `method_not_allowed` with `Allow`; an unknown path 404 `not_found`.\n\n**Authentication.** Every `/api/v1/*` operation takes an API key, as `Authorization: Bearer sb_live_…` or `X-API-Key: sb_live_…` (`sb_test_…` for a test key, whose messages go to the sandbox). The scope each operation needs is listed in its `security` (the same for both schemes): `send` creates messages, `read` answers every `GET`, `admin` manages keys and implies both. A missing, unknown or revoked key is a 401 `unauthorized` with `WWW-Authenticate: Bearer`; a key without the scope a 403 `forbidden`. Health endpoints, this document and the provider webhooks (which check their providers' signatures) take no key. While no key exists and the server listens on loopback only, the API is open (a warning is logged at every start).\n\n**Rate limits.** Each key has a token bucket; every answer to a keyed request carries the IETF `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` fields, and a request over the limit is a 429 `rate_limited` with `Retry-After`. Repeated failed authentication from one address is limited too.\n\n**HEAD** is answered wherever `GET` is, with the same status and headers and no body. **CORS** preflight (`OPTIONS`) is answered for the origins in `SWITCHBOARD_CORS_ORIGINS` only.",
+    "description": "Switchboard accepts a message (`POST /api/v1/communication`), stores it durably, queues it on its channel's stream and delivers it through a provider (SMTP, Twilio, Meta's WhatsApp Cloud API, or the sandbox), tracking every status change.\n\n**Errors.** Every error answer is JSON: `{\"error\":{\"code\":\"…\",\"message\":\"…\",\"field\":\"…\"}}`; `code` is stable and machine-readable, `field` (when present) names the field, header or parameter at fault. A path that exists with another method answers 405 `method_not_allowed` with `Allow`; an unknown path 404 `not_found` (`components.responses.MethodNotAllowed` and `UnknownRoute`).\n\n**Authentication.** Every `/api/v1/*` operation takes an API key, as `Authorization: Bearer sb_live_…` or `X-API-Key: sb_live_…` (`sb_test_…` for a test key, whose messages go to the sandbox). The scope each operation needs is listed in its `security` (the same for both schemes): `send` creates messages, `read` answers every `GET`, `admin` manages keys and implies both. A missing, unknown or revoked key is a 401 `unauthorized` with `WWW-Authenticate: Bearer`; a key without the scope a 403 `forbidden`. Health endpoints, this document and the provider webhooks (which check their providers' signatures) take no key. While no key exists and the server listens on loopback only, the API is open (a warning is logged at every start).\n\n**Rate limits.** Each key has a token bucket; every answer to a keyed request carries the IETF `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` fields, and a request over the limit is a 429 `rate_limited` with `Retry-After`. Repeated failed authentication from one address is limited too.\n\n**HEAD** is answered wherever `GET` is, with the same status and headers and no body. **CORS** preflight (`OPTIONS`) is answered for the origins in `SWITCHBOARD_CORS_ORIGINS` only.",
     "license": {
       "name": "Proprietary",
       "identifier": "LicenseRef-Proprietary"
@@ -4227,6 +4227,61 @@ enum OpenAPIDocument {
                   }
                 }
               }
+            }
+          }
+        }
+      },
+      "UnknownRoute": {
+        "description": "No route has this path (any path, any method).",
+        "content": {
+          "application/json": {
+            "schema": {
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
+              ],
+              "properties": {
+                "error": {
+                  "properties": {
+                    "code": {
+                      "const": "not_found"
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      },
+      "MethodNotAllowed": {
+        "description": "The path exists with other methods (any path): `Allow` lists them.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
+              ],
+              "properties": {
+                "error": {
+                  "properties": {
+                    "code": {
+                      "const": "method_not_allowed"
+                    }
+                  }
+                }
+              }
+            }
+          }
+        },
+        "headers": {
+          "Allow": {
+            "description": "The methods the path takes, e.g. `GET, HEAD`.",
+            "required": true,
+            "schema": {
+              "type": "string"
             }
           }
         }
