@@ -60,7 +60,9 @@ struct OpenAPITests {
             #expect(r.status == .ok)
             #expect(r.headers[.contentType]?.hasPrefix("application/json") == true)
             let served = Array(r.body.readableBytesView)
-            #expect(served == committed, "the served document differs from docs/openapi.json: run scripts/openapi-embed.py")
+            let same = served == committed
+            let firstDifference = zip(served, committed).firstIndex { $0 != $1 } ?? min(served.count, committed.count)
+            #expect(same, "the served document differs from docs/openapi.json from byte \(firstDifference) (\(served.count) vs \(committed.count) bytes): run scripts/openapi-embed.py")
         }
         let doc = try JSONParser.parse(committed)
         #expect(doc["openapi"]?.stringValue == "3.1.0")
