@@ -61,7 +61,7 @@ struct OpenAPITests {
             #expect(r.headers[.contentType]?.hasPrefix("application/json") == true)
             let served = Array(r.body.readableBytesView)
             let same = served == committed
-            let firstDifference = zip(served, committed).firstIndex { $0 != $1 } ?? min(served.count, committed.count)
+            let firstDifference = zip(served, committed).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(served.count, committed.count)
             #expect(same, "the served document differs from docs/openapi.json from byte \(firstDifference) (\(served.count) vs \(committed.count) bytes): run scripts/openapi-embed.py")
         }
         let doc = try JSONParser.parse(committed)
