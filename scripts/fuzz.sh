@@ -2,9 +2,10 @@
 # Fuzzes the API against its OpenAPI document (issue 16, point 9): schemathesis against a running
 # `switchboard serve` on 127.0.0.1 (a fresh temporary SQLite database, the sandbox provider, the webhooks
 # configured with throwaway secrets), checks `not_a_server_error` and `response_schema_conformance`, over every
-# operation of the document the server serves at /openapi.json. Fails unless there are 0 failures, at least
-# FUZZ_MIN_CASES generated cases (default 1000), a case for every operation (scripts/fuzz_report.py), and no
-# error-level line in the server's log. Then, with a key, the authorization matrix (scripts/auth_matrix.py).
+# operation of the document (the committed file, which must be what the server serves at /openapi.json).
+# Fails unless there are 0 failures, at least FUZZ_MIN_CASES generated cases (default 1000), a case for every
+# operation (scripts/fuzz_report.py), and no error-level line in the server's log. Then, with a key, the
+# authorization matrix (scripts/auth_matrix.py).
 #
 #   scripts/fuzz.sh                   # builds the debug binary first (swift build --traits MongoDB)
 #   FUZZ_NO_BUILD=1 scripts/fuzz.sh   # uses .build/debug/switchboard as it is (scripts/test.sh, after its build)
@@ -46,6 +47,7 @@ DB="$WORK/fuzz.sqlite"
 
 TWILIO_TOKEN="fuzz-auth-token-$RANDOM"
 WHATSAPP_SECRET="fuzz-app-secret-$RANDOM"
+VERIFY_TOKEN="fuzz-verify-token-$RANDOM"
 
 # Only this process's settings: the embedded engine, the sandbox on every channel, webhooks with throwaway
 # secrets (their signature checks are fuzzed too; Twilio's API base points at a closed loopback port, and SMS
@@ -54,7 +56,7 @@ WHATSAPP_SECRET="fuzz-app-secret-$RANDOM"
 SERVER_ENV=(
   env -u REDIS_URL -u MONGODB_URL -u ELASTICSEARCH_NODE -u SWITCHBOARD_SMTP_HOST -u SWITCHBOARD_WHATSAPP_TOKEN
   ACCOUNTSID=ACfuzz AUTHTOKEN="$TWILIO_TOKEN" SWITCHBOARD_TWILIO_BASE_URL=http://127.0.0.1:9 SWITCHBOARD_SMS_PROVIDERS=sandbox
-  SWITCHBOARD_WHATSAPP_VERIFY_TOKEN=fuzz-verify-token SWITCHBOARD_WHATSAPP_APP_SECRET="$WHATSAPP_SECRET"
+  SWITCHBOARD_WHATSAPP_VERIFY_TOKEN="$VERIFY_TOKEN" SWITCHBOARD_WHATSAPP_APP_SECRET="$WHATSAPP_SECRET"
   SWITCHBOARD_PUBLIC_URL="$URL"
   SWITCHBOARD_KEY_RATE=1000000 SWITCHBOARD_KEY_BURST=1000000
   SWITCHBOARD_DATABASE="$DB"
@@ -91,9 +93,11 @@ SEED_ARGS=()
 started=$(date +%s)
 set +e
 # From the work folder: schemathesis keeps its cache (.schemathesis, .hypothesis) in the current directory.
+# The committed file (the same bytes as the served one, checked above): loaded from the server's URL,
+# schemathesis would leave GET /openapi.json itself out.
 (cd "$WORK" && env PYTHONPATH="$ROOT/scripts" SCHEMATHESIS_HOOKS=fuzz_hooks FUZZ_PUBLIC_URL="$URL" \
-  FUZZ_TWILIO_AUTH_TOKEN="$TWILIO_TOKEN" FUZZ_WHATSAPP_APP_SECRET="$WHATSAPP_SECRET" \
-  st run "$URL/openapi.json" \
+  FUZZ_TWILIO_AUTH_TOKEN="$TWILIO_TOKEN" FUZZ_WHATSAPP_APP_SECRET="$WHATSAPP_SECRET" FUZZ_WHATSAPP_VERIFY_TOKEN="$VERIFY_TOKEN" \
+  st run "$ROOT/docs/openapi.json" --url "$URL" \
   --checks not_a_server_error,response_schema_conformance \
   --max-examples "$MAX_EXAMPLES" \
   --generation-allow-x00 true \
