@@ -15,6 +15,7 @@ let package = Package(
     traits: [.trait(name: "MongoDB")],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -49,7 +50,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // HTTP API (Hummingbird): the seed's router contract plus read endpoints and health.
+        // HTTP API (Hummingbird): the seed's router contract plus read endpoints and health; API keys (Auth/).
         .target(
             name: "SwitchboardHTTP",
             dependencies: [
@@ -57,6 +58,9 @@ let package = Package(
                 "SwitchboardApp",
                 "SwitchboardProviders",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

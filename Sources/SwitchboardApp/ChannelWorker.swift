@@ -22,6 +22,8 @@ public struct ChannelWorker: Service {
     public let channel: MessageChannel
     let adapters: Adapters
     let providers: [any DeliveryProvider]
+    /// Delivers the test messages (made with a test key): the sandbox, whatever `providers` are.
+    let testProvider: (any DeliveryProvider)?
     let options: PipelineOptions
     let consumer: String
     let clock: @Sendable () -> Timestamp
@@ -30,11 +32,14 @@ public struct ChannelWorker: Service {
     /// - Parameters:
     ///   - providers: tried in order; the next one is used after a retryable failure.
     ///   - consumer: this process's consumer name in the group (unique per process).
-    public init(channel: MessageChannel, adapters: Adapters, providers: [any DeliveryProvider], options: PipelineOptions, consumer: String, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
+    ///   - testProvider: delivers test messages (`Communication.test`, made with a test key) instead of
+    ///     `providers`: the sandbox. Without one, a test message fails rather than reach a real provider.
+    public init(channel: MessageChannel, adapters: Adapters, providers: [any DeliveryProvider], testProvider: (any DeliveryProvider)? = nil, options: PipelineOptions, consumer: String, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
         precondition(!providers.isEmpty, "a channel needs at least one provider")
         self.channel = channel
         self.adapters = adapters
         self.providers = providers
+        self.testProvider = testProvider
         self.options = options
         self.consumer = consumer
         self.clock = clock
@@ -147,8 +152,14 @@ public struct ChannelWorker: Service {
                 let c = messages[i]
                 next += 1
                 group.addTask {
-                    let (p, r) = await self.deliver(OutboundMessage(id: c.id, request: c.request, attempt: c.attempts))
-                    return (i, p, r)
+                    let message = OutboundMessage(id: c.id, request: c.request, attempt: c.attempts)
+                    let result: (String, DeliveryResult)
+                    if c.test {
+                        result = await self.deliverTest(message)
+                    } else {
+                        result = await self.deliver(message)
+                    }
+                    return (i, result.0, result.1)
                 }
             }
             while next < messages.count && next < concurrency { start() }
@@ -158,6 +169,16 @@ public struct ChannelWorker: Service {
             }
         }
         return results.map { $0! }
+    }
+
+    /// Delivers a test message through the test provider (the sandbox), never a real one.
+    func deliverTest(_ message: OutboundMessage) async -> (String, DeliveryResult) {
+        guard let testProvider else {
+            logger.error("test message not delivered: no sandbox for test messages", metadata: ["id": "\(message.id)", "test": "true"])
+            return ("none", .permanent(ProviderError(code: "no_test_provider", message: "a test key's message goes only to the sandbox, which this worker does not have")))
+        }
+        logger.debug("test message delivered by the sandbox", metadata: ["id": "\(message.id)", "test": "true"])
+        return (testProvider.name, await testProvider.deliver(message))
     }
 
     /// Tries the providers in order; a retryable failure moves on to the next one.

@@ -27,9 +27,13 @@ public struct Dispatcher: Sendable {
     }
 
     /// Accepts one validated request. Returns once the message is durably stored (and, normally, published).
-    public func accept(_ request: CommunicationRequest, idempotencyKey: String?) async throws -> Outcome {
+    ///
+    /// - Parameters:
+    ///   - keyID: the API key that sent it (recorded on the message; nil when the API is open).
+    ///   - test: sent with a test key: the message goes to the sandbox whatever providers are configured.
+    public func accept(_ request: CommunicationRequest, idempotencyKey: String?, keyID: String? = nil, test: Bool = false) async throws -> Outcome {
         let now = clock()
-        let new = NewCommunication(id: ids.next(now: now), request: request, idempotencyKey: idempotencyKey, createdAt: now, dispatchAt: now.adding(options.outboxGrace))
+        let new = NewCommunication(id: ids.next(now: now), request: request, idempotencyKey: idempotencyKey, createdAt: now, dispatchAt: now.adding(options.outboxGrace), keyID: keyID, test: test)
         switch try await pipeline.accept([new], queuedAt: now, service: "router").first {
         case .created(let c)?:
             return .accepted(id: c.id, request: c.request, replayed: false)

@@ -38,8 +38,12 @@ public struct Communication: Sendable, Hashable {
     public var updatedAt: Timestamp
     /// Every status change, oldest first. Stores may leave it empty where a caller did not ask for it.
     public var history: [StatusChange]
+    /// The id of the API key that created it (never the secret); nil when the API was open.
+    public var keyID: String?
+    /// Created with a test key: delivered by the sandbox whatever providers are configured.
+    public var test: Bool
 
-    public init(id: String, request: CommunicationRequest, status: CommunicationStatus, attempts: Int = 0, dispatchSeq: Int = 1, dispatchAt: Timestamp? = nil, provider: String? = nil, providerMessageID: String? = nil, lastError: ProviderError? = nil, idempotencyKey: String? = nil, createdAt: Timestamp, updatedAt: Timestamp, history: [StatusChange] = []) {
+    public init(id: String, request: CommunicationRequest, status: CommunicationStatus, attempts: Int = 0, dispatchSeq: Int = 1, dispatchAt: Timestamp? = nil, provider: String? = nil, providerMessageID: String? = nil, lastError: ProviderError? = nil, idempotencyKey: String? = nil, createdAt: Timestamp, updatedAt: Timestamp, history: [StatusChange] = [], keyID: String? = nil, test: Bool = false) {
         self.id = id
         self.request = request
         self.status = status
@@ -53,6 +57,8 @@ public struct Communication: Sendable, Hashable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.history = history
+        self.keyID = keyID
+        self.test = test
     }
 
     public var channel: MessageChannel { request.channel }
@@ -94,8 +100,12 @@ public struct NewCommunication: Sendable, Hashable {
     /// Stored already `queued` (dispatch 1, still due at `dispatchAt` until the publication is confirmed),
     /// as the port-by-port pipeline accepts it; else stored `pending`.
     public var queued: Bool
+    /// The id of the API key that sent it, if any.
+    public var keyID: String?
+    /// Sent with a test key: goes to the sandbox whatever providers are configured.
+    public var test: Bool
 
-    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp, service: String = "router", queued: Bool = false) {
+    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp, service: String = "router", queued: Bool = false, keyID: String? = nil, test: Bool = false) {
         self.id = id
         self.request = request
         self.idempotencyKey = idempotencyKey
@@ -103,12 +113,14 @@ public struct NewCommunication: Sendable, Hashable {
         self.dispatchAt = dispatchAt
         self.service = service
         self.queued = queued
+        self.keyID = keyID
+        self.test = test
     }
 
     /// The stored record: `pending`, dispatch 1, with its first history entry; with `queued`, then `queued`
     /// at the same time (through `StatusMachine`, still due at `dispatchAt`).
     public var communication: Communication {
-        let pending = Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: service)])
+        let pending = Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: service)], keyID: keyID, test: test)
         return queued ? pending.queued(at: createdAt, service: service, due: dispatchAt) : pending
     }
 }

@@ -60,7 +60,9 @@ extension LogRecord {
         if let error { m.append(("error", error)) }
         m += [("from", from), ("msg", msg)]
         if let provider { m.append(("provider", provider)) }
-        m += [("service", service), ("status", status.rawValue), ("timestamp", timestamp.iso8601), ("to", to), ("type", type.rawValue)]
+        m += [("service", service), ("status", status.rawValue)]
+        if test { m.append(("test", "true")) }
+        m += [("timestamp", timestamp.iso8601), ("to", to), ("type", type.rawValue)]
         return m
     }
 
@@ -75,11 +77,11 @@ extension LogRecord {
         guard let id = f["communicationId"], let service = f["service"], let status = f["status"].flatMap(CommunicationStatus.init(rawValue:)),
             let type = f["type"].flatMap(MessageChannel.init(rawValue:)), let ts = f["timestamp"].flatMap(Timestamp.init(parsing:))
         else { return nil }
-        self.init(communicationId: id, service: service, status: status, type: type, from: f["from"] ?? "", to: f["to"] ?? "", msg: f["msg"] ?? "", error: f["error"], attempt: f["attempt"].flatMap(Int.init) ?? 0, provider: f["provider"], timestamp: ts)
+        self.init(communicationId: id, service: service, status: status, type: type, from: f["from"] ?? "", to: f["to"] ?? "", msg: f["msg"] ?? "", error: f["error"], attempt: f["attempt"].flatMap(Int.init) ?? 0, provider: f["provider"], timestamp: ts, test: f["test"] == "true")
     }
 
     /// The log record of a status change of `c`.
     public init(_ c: Communication, change: StatusChange) {
-        self.init(communicationId: c.id, service: change.service, status: change.status, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, error: change.detail, attempt: change.attempt, provider: change.provider, timestamp: change.at)
+        self.init(communicationId: c.id, service: change.service, status: change.status, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, error: change.detail, attempt: change.attempt, provider: change.provider, timestamp: change.at, test: c.test)
     }
 }

@@ -182,10 +182,10 @@ struct SourceDate: Decodable {
 
 /// The `_source` of a `communications` document (`Documents.source(_:)` writes it).
 struct CommunicationSource: Decodable {
-    var communicationId, type, from, to, msg, status: String?
+    var communicationId, type, from, to, msg, status, keyId: String?
     var createdAt, timestamp: Timestamp?
 
-    enum CodingKeys: String, CodingKey { case communicationId, type, from, to, msg, status, createdAt, timestamp }
+    enum CodingKeys: String, CodingKey { case communicationId, type, from, to, msg, status, createdAt, timestamp, keyId }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -195,6 +195,7 @@ struct CommunicationSource: Decodable {
         to = c.lenient(.to)
         msg = c.lenient(.msg)
         status = c.lenient(.status)
+        keyId = c.lenient(.keyId)
         createdAt = c.lenient(SourceDate.self, .createdAt)?.timestamp
         timestamp = c.lenient(SourceDate.self, .timestamp)?.timestamp
     }
@@ -205,8 +206,9 @@ struct LogSource: Decodable {
     var communicationId, service, status, type, from, to, msg, error, provider: String?
     var attempt: Double?
     var timestamp: Timestamp?
+    var test: Bool?
 
-    enum CodingKeys: String, CodingKey { case communicationId, service, status, type, from, to, msg, error, provider, attempt, timestamp }
+    enum CodingKeys: String, CodingKey { case communicationId, service, status, type, from, to, msg, error, provider, attempt, timestamp, test }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -220,6 +222,7 @@ struct LogSource: Decodable {
         error = c.lenient(.error)
         provider = c.lenient(.provider)
         attempt = c.lenient(.attempt)
+        test = c.lenient(.test)
         timestamp = c.lenient(SourceDate.self, .timestamp)?.timestamp
     }
 }

@@ -6,18 +6,20 @@ import SwitchboardCore
 enum Documents {
     /// `_source` of a communication document (`_id` = communicationId).
     static func source(_ d: CommunicationDocument) -> JSONValue {
-        .object([
+        var o: [String: JSONValue] = [
             "communicationId": .string(d.communicationId), "type": .string(d.type.rawValue), "stream": .string(d.stream),
             "from": .string(d.from), "to": .string(d.to), "msg": .string(d.msg), "status": .string(d.status.rawValue),
             "createdAt": .string(d.createdAt.iso8601), "timestamp": .string(d.timestamp.iso8601),
-        ])
+        ]
+        if let key = d.keyID { o["keyId"] = .string(key) }
+        return .object(o)
     }
 
     static func communication(_ s: CommunicationSource) -> CommunicationDocument? {
         guard let id = s.communicationId, let type = s.type.flatMap(MessageChannel.init(rawValue:)), let status = s.status.flatMap(CommunicationStatus.init(rawValue:)),
             let created = s.createdAt, let timestamp = s.timestamp
         else { return nil }
-        return CommunicationDocument(communicationId: id, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", status: status, createdAt: created, timestamp: timestamp)
+        return CommunicationDocument(communicationId: id, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", status: status, createdAt: created, timestamp: timestamp, keyID: s.keyId)
     }
 
     /// The deterministic id of a log record: a redelivered `log_stream` entry overwrites its own document.
@@ -35,6 +37,7 @@ enum Documents {
         ]
         if let e = l.error { o["error"] = .string(e) }
         if let p = l.provider { o["provider"] = .string(p) }
+        if l.test { o["test"] = .bool(true) }
         return .object(o)
     }
 
@@ -42,7 +45,7 @@ enum Documents {
         guard let id = s.communicationId, let service = s.service, let status = s.status.flatMap(CommunicationStatus.init(rawValue:)),
             let type = s.type.flatMap(MessageChannel.init(rawValue:)), let timestamp = s.timestamp
         else { return nil }
-        return LogRecord(communicationId: id, service: service, status: status, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", error: s.error, attempt: s.attempt.map { Int($0) } ?? 0, provider: s.provider, timestamp: timestamp)
+        return LogRecord(communicationId: id, service: service, status: status, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", error: s.error, attempt: s.attempt.map { Int($0) } ?? 0, provider: s.provider, timestamp: timestamp, test: s.test ?? false)
     }
 }
 

@@ -4,7 +4,7 @@ public enum IndexMappings {
     /// A field of an index and its Elasticsearch type.
     public struct Field: Sendable, Hashable {
         public var name: String
-        /// `keyword`, `text`, `date` or `integer`.
+        /// `keyword`, `text`, `date`, `integer` or `boolean`.
         public var type: String
 
         public init(_ name: String, _ type: String) {
@@ -23,6 +23,8 @@ public enum IndexMappings {
         Field("communicationId", "keyword"), Field("type", "keyword"), Field("stream", "keyword"),
         Field("from", "keyword"), Field("to", "keyword"), Field("msg", "text"), Field("status", "keyword"),
         Field("createdAt", "date"), Field("timestamp", "date"),
+        // Added with API keys: the id of the key that created the message (`GET /api/v1/communications?key=`).
+        Field("keyId", "keyword"),
     ]
 
     /// `communication-logs`: one document per log record.
@@ -32,6 +34,8 @@ public enum IndexMappings {
         Field("attempt", "integer"), Field("provider", "keyword"), Field("timestamp", "date"),
         // Added for the Elasticsearch adapter: the record's deterministic id, the unique tie-breaker of the sort.
         Field("logId", "keyword"),
+        // Added with test keys: present (true) on the records of a test key's message.
+        Field("test", "boolean"),
     ]
 
     /// The fields of `index` (either name above), or nil.

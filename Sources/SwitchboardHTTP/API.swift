@@ -18,26 +18,34 @@ public struct API: Sendable {
     let dispatcher: Dispatcher
     let logger: Logger
     let webhooks: Webhooks
+    /// Who may call `/api/*`: API keys and their cache, or open.
+    let access: AccessControl
     /// The last time the store refused a POST for a reason that passes, until a POST is stored again.
     let writes = StoreWriteHealth()
 
-    /// - Parameter webhooks: the provider status webhooks to serve (none by default).
-    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks()) {
+    /// - Parameters:
+    ///   - webhooks: the provider status webhooks to serve (none by default).
+    ///   - access: API keys (`KeyCache`) and whether they are enforced; `.open` (the default) asks no key.
+    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open) {
         self.adapters = adapters
         self.dispatcher = dispatcher
         self.logger = logger
         self.webhooks = webhooks
+        self.access = access
     }
 
-    /// One endpoint: its method, its path (Hummingbird's syntax, `:name` for a parameter) and what answers it.
+    /// One endpoint: its method, its path (Hummingbird's syntax, `:name` for a parameter), the API key scope it
+    /// requires (nil: open to all, as health and the provider webhooks are) and what answers it.
     struct Route: Sendable {
         let method: HTTPRequest.Method
         let path: String
-        let handler: @Sendable (Request, BasicRequestContext) async throws -> Response
+        let scope: APIKeyScope?
+        let handler: @Sendable (Request, APIRequestContext) async throws -> Response
 
-        init(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
+        init(_ method: HTTPRequest.Method, _ path: String, scope: APIKeyScope? = nil, _ handler: @escaping @Sendable (Request, APIRequestContext) async throws -> Response) {
             self.method = method
             self.path = path
+            self.scope = scope
             self.handler = handler
         }
 
@@ -46,28 +54,53 @@ public struct API: Sendable {
     }
 
     /// Every endpoint, in one list: each is registered with the router, and the list answers 405 (a known
-    /// path with another method) with its `Allow`.
+    /// path with another method) with its `Allow`. Every `/api/` route names its scope: `send` to create
+    /// messages, `read` for every GET, `admin` for the rest (keys); `admin` grants all three.
     func routes() -> [Route] {
         [
-            Route(.post, "/api/v1/communication") { request, context in try await self.create(request, context) },
-            Route(.get, "/api/v1/communication/:id") { request, context in try await self.show(request, context) },
-            Route(.get, "/api/v1/communications") { request, _ in try await self.list(request) },
-            Route(.get, "/api/v1/logs") { request, _ in try await self.logs(request) },
-            Route(.get, "/api/v1/sandbox/messages") { request, _ in try await self.sandbox(request) },
-            Route(.get, "/api/v1/stats") { _, _ in try await self.stats() },
-            Route(.get, "/api/v1/dead-letters") { request, _ in try await self.deadLetters(request) },
+            Route(.post, "/api/v1/communication", scope: .send) { request, context in try await self.create(request, context) },
+            Route(.get, "/api/v1/communication/:id", scope: .read) { request, context in try await self.show(request, context) },
+            Route(.get, "/api/v1/communications", scope: .read) { request, _ in try await self.list(request) },
+            Route(.get, "/api/v1/logs", scope: .read) { request, _ in try await self.logs(request) },
+            Route(.get, "/api/v1/sandbox/messages", scope: .read) { request, _ in try await self.sandbox(request) },
+            Route(.get, "/api/v1/stats", scope: .read) { _, _ in try await self.stats() },
+            Route(.get, "/api/v1/dead-letters", scope: .read) { request, _ in try await self.deadLetters(request) },
             Route(.get, "/health/live") { _, _ in Response.json(.object(["status": .string("ok")])) },
             Route(.get, "/health/ready") { _, _ in await self.ready() },
-        ] + webhookRoutes() + documentRoutes()
+        ] + keyRoutes() + webhookRoutes() + documentRoutes()
     }
 
     /// Builds the router.
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func router() -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
         let routes = self.routes()
         router.add(middleware: ErrorMiddleware(logger: logger, writes: writes, routes: routes.map { ($0.method, $0.segments) }))
-        for route in routes { router.on(RouterPath(route.path), method: route.method, use: route.handler) }
+        router.add(middleware: KeyAuthenticator(access: access, logger: logger))
+        for route in routes {
+            let handler = route.handler
+            guard let scope = route.scope else {
+                router.on(RouterPath(route.path), method: route.method, use: handler)
+                continue
+            }
+            let what = "\(route.method.rawValue) \(route.path.replacingOccurrences(of: ":id", with: "{id}"))"
+            router.on(RouterPath(route.path), method: route.method) { request, context in
+                try Self.authorize(scope, context, what)
+                return try await handler(request, context)
+            }
+        }
         return router
+    }
+
+    /// Checks that the request's key grants `scope` (`KeyAuthenticator` has let through only valid keys, or
+    /// requests without one while the API is open): a 403 `forbidden` naming the scope otherwise.
+    static func authorize(_ scope: APIKeyScope, _ context: APIRequestContext, _ what: String) throws {
+        if let key = context.identity {
+            guard key.grants(scope) else {
+                throw APIError(.forbidden, code: "forbidden", message: "The API key \(key.id) lacks the \(scope.rawValue) scope that \(what) requires (it has \(key.scopes.sorted().map(\.rawValue).joined(separator: ", "))).")
+            }
+        } else if !context.openAccess {
+            throw KeyAuthenticator.unauthorized("An API key is required: send it as Authorization: Bearer <key> or X-API-Key: <key>.")
+        }
     }
 
     // MARK: POST /api/v1/communication
@@ -83,7 +116,7 @@ public struct API: Sendable {
         return String(decoding: type[first...last], as: UTF8.self).lowercased()
     }
 
-    func create(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         guard let contentType = request.headers[.contentType] else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json.")
         }
@@ -117,7 +150,7 @@ public struct API: Sendable {
         case .failure(let e): throw APIError(e)
         case .success(let r): validated = r
         }
-        switch try await dispatcher.accept(validated, idempotencyKey: key) {
+        switch try await dispatcher.accept(validated, idempotencyKey: key, keyID: context.identity?.id, test: context.identity?.test ?? false) {
         case .conflict(let existing):
             throw APIError(.conflict, code: "idempotency_conflict", message: "Idempotency-Key was already used with a different request (communication \(existing)).", field: "Idempotency-Key")
         case .accepted(let id, let stored, let replayed):
@@ -131,7 +164,7 @@ public struct API: Sendable {
 
     // MARK: reads
 
-    func show(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func show(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let id = context.parameters.get("id") ?? ""
         guard let c = try await adapters.store.communication(id: id) else {
             throw APIError(.notFound, code: "not_found", message: "No communication has id \"\(id.prefix(64))\".", field: "id")
@@ -141,11 +174,15 @@ public struct API: Sendable {
 
     func list(_ request: Request) async throws -> Response {
         let q = request.uri.queryParameters
-        try Query.allow(q, ["type", "status", "to", "q", "since", "until", "limit", "cursor"])
+        try Query.allow(q, ["type", "status", "to", "q", "since", "until", "key", "limit", "cursor"])
+        let key = Query.string(q, "key")
+        if let key, !APIKeySecret.isWellFormedID(key) {
+            throw APIError(.badRequest, code: "invalid_parameter", message: "key must be an API key id (key_ followed by letters and digits), as `GET /api/v1/keys` lists them.", field: "key")
+        }
         let query = CommunicationQuery(
             type: try Query.enumeration(q, "type", MessageChannel.self), status: try Query.enumeration(q, "status", CommunicationStatus.self),
             to: Query.string(q, "to"), text: Query.string(q, "q"), since: try Query.time(q, "since"), until: try Query.time(q, "until"),
-            limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
+            key: key, limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
         return .json(Render.page(try await searching { try await adapters.search.search(query) }, Render.document))
     }
 
@@ -307,7 +344,7 @@ enum Query {
 /// Renders every error as JSON: ours, Hummingbird's (404 → 405 where the path exists with another method),
 /// and unexpected ones (500, logged, no internals exposed).
 struct ErrorMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = APIRequestContext
     let logger: Logger
     let writes: StoreWriteHealth
     /// The registered routes (method, path segments with `*` for a parameter), for 405 answers.

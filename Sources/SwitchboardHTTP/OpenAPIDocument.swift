@@ -475,9 +475,9 @@ enum OpenAPIDocument {
             "name": "key",
             "in": "query",
             "required": false,
-            "description": "Only those created with this API key (its id).",
+            "description": "Only those created with this API key (its id, as `GET /api/v1/keys` lists it).",
             "schema": {
-              "type": "string"
+              "$ref": "#/components/schemas/APIKeyId"
             }
           },
           {
@@ -617,9 +617,9 @@ enum OpenAPIDocument {
             "name": "key",
             "in": "query",
             "required": false,
-            "description": "Only those created with this API key (its id).",
+            "description": "Only those created with this API key (its id, as `GET /api/v1/keys` lists it).",
             "schema": {
-              "type": "string"
+              "$ref": "#/components/schemas/APIKeyId"
             }
           },
           {
@@ -1480,11 +1480,31 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/InternalError"
           },
           "503": {
-            "description": "The store is down.",
+            "description": "The store is down (readiness), or the API keys cannot be read (`auth_unavailable`).",
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/ReadinessDetails"
+                  "oneOf": [
+                    {
+                      "$ref": "#/components/schemas/ReadinessDetails"
+                    },
+                    {
+                      "allOf": [
+                        {
+                          "$ref": "#/components/schemas/Error"
+                        }
+                      ],
+                      "properties": {
+                        "error": {
+                          "properties": {
+                            "code": {
+                              "const": "auth_unavailable"
+                            }
+                          }
+                        }
+                      }
+                    }
+                  ]
                 }
               }
             }
@@ -1537,7 +1557,7 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/InternalError"
           },
           "503": {
-            "description": "The store is down."
+            "description": "The store is down (readiness), or the API keys cannot be read (`auth_unavailable`)."
           }
         }
       }
@@ -1574,7 +1594,7 @@ enum OpenAPIDocument {
         },
         "responses": {
           "201": {
-            "description": "Created.",
+            "description": "Created (`Cache-Control: no-store`).",
             "content": {
               "application/json": {
                 "schema": {
@@ -1615,7 +1635,25 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/Error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "malformed_json",
+                            "invalid_body",
+                            "unknown_field",
+                            "invalid_field"
+                          ]
+                        }
+                      }
+                    }
+                  }
                 }
               }
             },
@@ -1637,8 +1675,73 @@ enum OpenAPIDocument {
           "403": {
             "$ref": "#/components/responses/Forbidden"
           },
+          "404": {
+            "description": "This server has no key store.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "keys_disabled"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
           "413": {
-            "$ref": "#/components/responses/BodyTooLarge"
+            "description": "The body is larger than 64 KiB.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "body_too_large"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
           },
           "415": {
             "description": "`Content-Type` is not `application/json`.",
@@ -1706,11 +1809,48 @@ enum OpenAPIDocument {
         ],
         "responses": {
           "200": {
-            "description": "The keys.",
+            "description": "The keys, the bootstrap key (`SWITCHBOARD_ADMIN_KEY`) included.",
             "content": {
               "application/json": {
                 "schema": {
                   "$ref": "#/components/schemas/APIKeyList"
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "It takes no query parameter.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "unknown_parameter",
+                            "invalid_parameter"
+                          ]
+                        }
+                      }
+                    }
+                  }
                 }
               }
             },
@@ -1731,6 +1871,40 @@ enum OpenAPIDocument {
           },
           "403": {
             "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "description": "This server has no key store.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "keys_disabled"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
@@ -1763,7 +1937,21 @@ enum OpenAPIDocument {
         ],
         "responses": {
           "200": {
-            "description": "The keys.",
+            "description": "The keys, the bootstrap key (`SWITCHBOARD_ADMIN_KEY`) included.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "It takes no query parameter.",
             "headers": {
               "RateLimit-Limit": {
                 "$ref": "#/components/headers/RateLimit-Limit"
@@ -1781,6 +1969,20 @@ enum OpenAPIDocument {
           },
           "403": {
             "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "description": "This server has no key store.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
@@ -1854,7 +2056,75 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/Forbidden"
           },
           "404": {
-            "$ref": "#/components/responses/NotFound"
+            "description": "No key has this id, or this server has no key store.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "not_found",
+                            "keys_disabled"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "409": {
+            "description": "The bootstrap key (`SWITCHBOARD_ADMIN_KEY`) is retired by changing that variable.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "bootstrap_key"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
@@ -2147,7 +2417,7 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/InternalError"
           },
           "503": {
-            "$ref": "#/components/responses/StoreUnavailable"
+            "$ref": "#/components/responses/WebhookStoreUnavailable"
           }
         }
       }
@@ -2376,7 +2646,7 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/InternalError"
           },
           "503": {
-            "$ref": "#/components/responses/StoreUnavailable"
+            "$ref": "#/components/responses/WebhookStoreUnavailable"
           }
         }
       },
@@ -2809,6 +3079,8 @@ enum OpenAPIDocument {
           "providerMessageId",
           "lastError",
           "idempotencyKey",
+          "keyId",
+          "test",
           "createdAt",
           "updatedAt",
           "nextAttemptAt",
@@ -2900,10 +3172,14 @@ enum OpenAPIDocument {
             },
             "description": "Every status change, oldest first."
           },
-          "key": {
-            "type": [
-              "string",
-              "null"
+          "keyId": {
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/APIKeyId"
+              },
+              {
+                "type": "null"
+              }
             ],
             "description": "The id (never the secret) of the API key that created it; null when created in open mode."
           },
@@ -2926,7 +3202,8 @@ enum OpenAPIDocument {
           "msg",
           "status",
           "createdAt",
-          "timestamp"
+          "timestamp",
+          "keyId"
         ],
         "properties": {
           "communicationId": {
@@ -2964,15 +3241,16 @@ enum OpenAPIDocument {
             ],
             "description": "Time of the last status change."
           },
-          "key": {
-            "type": [
-              "string",
-              "null"
+          "keyId": {
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/APIKeyId"
+              },
+              {
+                "type": "null"
+              }
             ],
             "description": "The id of the API key that created it."
-          },
-          "test": {
-            "type": "boolean"
           }
         }
       },
@@ -2990,7 +3268,8 @@ enum OpenAPIDocument {
           "error",
           "attempt",
           "provider",
-          "timestamp"
+          "timestamp",
+          "test"
         ],
         "description": "One entry of `communication-logs`: the seed's fields plus type, attempt and provider.",
         "properties": {
@@ -3033,6 +3312,10 @@ enum OpenAPIDocument {
           },
           "timestamp": {
             "$ref": "#/components/schemas/Timestamp"
+          },
+          "test": {
+            "type": "boolean",
+            "description": "A message created with a test key."
           }
         }
       },
@@ -3575,6 +3858,11 @@ enum OpenAPIDocument {
           }
         }
       },
+      "APIKeyId": {
+        "type": "string",
+        "pattern": "^key_[a-z0-9_-]{1,64}$",
+        "description": "A key's public id: `key_` and 16 hex digits (`key_bootstrap` for `SWITCHBOARD_ADMIN_KEY`)."
+      },
       "APIKeyScope": {
         "type": "string",
         "enum": [
@@ -3601,8 +3889,7 @@ enum OpenAPIDocument {
         "description": "A key as stored: never its secret.",
         "properties": {
           "id": {
-            "type": "string",
-            "minLength": 1
+            "$ref": "#/components/schemas/APIKeyId"
           },
           "name": {
             "type": "string"
@@ -3620,6 +3907,7 @@ enum OpenAPIDocument {
               "null"
             ],
             "exclusiveMinimum": 0,
+            "maximum": 1000000,
             "description": "Requests per second; null: the deployment's default (`SWITCHBOARD_KEY_RATE`)."
           },
           "burst": {
@@ -3628,6 +3916,7 @@ enum OpenAPIDocument {
               "null"
             ],
             "minimum": 1,
+            "maximum": 1000000,
             "description": "Largest burst; null: the default (`SWITCHBOARD_KEY_BURST`)."
           },
           "test": {
@@ -3665,29 +3954,53 @@ enum OpenAPIDocument {
           "name"
         ],
         "additionalProperties": false,
+        "description": "Unknown fields are refused (400 `unknown_field`).",
         "properties": {
           "name": {
             "type": "string",
-            "minLength": 1
+            "minLength": 1,
+            "maxLength": 100,
+            "pattern": "\\S",
+            "description": "Who uses the key: up to 100 characters, no control characters."
           },
           "scopes": {
-            "type": "array",
+            "type": [
+              "array",
+              "null"
+            ],
             "items": {
               "$ref": "#/components/schemas/APIKeyScope"
             },
-            "uniqueItems": true
+            "minItems": 1,
+            "default": [
+              "send"
+            ]
           },
           "rate": {
-            "type": "number",
-            "exclusiveMinimum": 0
+            "type": [
+              "number",
+              "null"
+            ],
+            "exclusiveMinimum": 0,
+            "maximum": 1000000,
+            "description": "Requests per second; default `SWITCHBOARD_KEY_RATE`."
           },
           "burst": {
-            "type": "integer",
-            "minimum": 1
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1,
+            "maximum": 1000000,
+            "description": "Largest burst; default `SWITCHBOARD_KEY_BURST`."
           },
           "test": {
-            "type": "boolean",
-            "default": false
+            "type": [
+              "boolean",
+              "null"
+            ],
+            "default": false,
+            "description": "A test key (`sb_test_…`)."
           }
         }
       },
@@ -3795,8 +4108,7 @@ enum OpenAPIDocument {
         ],
         "properties": {
           "id": {
-            "type": "string",
-            "minLength": 1
+            "$ref": "#/components/schemas/APIKeyId"
           },
           "name": {
             "type": "string"
@@ -3814,6 +4126,7 @@ enum OpenAPIDocument {
               "null"
             ],
             "exclusiveMinimum": 0,
+            "maximum": 1000000,
             "description": "Requests per second; null: the deployment's default (`SWITCHBOARD_KEY_RATE`)."
           },
           "burst": {
@@ -3822,6 +4135,7 @@ enum OpenAPIDocument {
               "null"
             ],
             "minimum": 1,
+            "maximum": 1000000,
             "description": "Largest burst; null: the default (`SWITCHBOARD_KEY_BURST`)."
           },
           "test": {
@@ -3853,7 +4167,7 @@ enum OpenAPIDocument {
           },
           "key": {
             "type": "string",
-            "pattern": "^sb_(live|test)_[A-Za-z0-9_-]{43,}$",
+            "pattern": "^sb_(live|test)_[A-Za-z0-9_-]{43}$",
             "description": "The secret: keep it; only its hash is stored."
           }
         }
@@ -4099,7 +4413,38 @@ enum OpenAPIDocument {
         }
       },
       "StoreUnavailable": {
-        "description": "An engine cannot take work now (full disk, lock, unreachable, shutting down). Nothing was changed; retry after `Retry-After`.",
+        "description": "An engine cannot take work now (full disk, lock, unreachable, shutting down; `auth_unavailable`: the API keys cannot be read). Nothing was changed; retry after `Retry-After`.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
+              ],
+              "properties": {
+                "error": {
+                  "properties": {
+                    "code": {
+                      "enum": [
+                        "store_unavailable",
+                        "auth_unavailable"
+                      ]
+                    }
+                  }
+                }
+              }
+            }
+          }
+        },
+        "headers": {
+          "Retry-After": {
+            "$ref": "#/components/headers/Retry-After"
+          }
+        }
+      },
+      "WebhookStoreUnavailable": {
+        "description": "The store cannot take work now (full disk, lock, unreachable, shutting down). Nothing was changed; retry after `Retry-After`.",
         "content": {
           "application/json": {
             "schema": {
@@ -4127,7 +4472,7 @@ enum OpenAPIDocument {
         }
       },
       "SearchOrStoreUnavailable": {
-        "description": "The search index does not answer (`search_unavailable`), or the store cannot take work (`store_unavailable`, with `Retry-After`).",
+        "description": "The search index does not answer (`search_unavailable`), or the store or the API keys cannot be read (`store_unavailable`, `auth_unavailable`, with `Retry-After`).",
         "headers": {
           "Retry-After": {
             "description": "Seconds to wait before trying again.",
@@ -4152,7 +4497,8 @@ enum OpenAPIDocument {
                     "code": {
                       "enum": [
                         "search_unavailable",
-                        "store_unavailable"
+                        "store_unavailable",
+                        "auth_unavailable"
                       ]
                     }
                   }

@@ -7,7 +7,8 @@ import SwitchboardCore
 /// { _id: "<id>", type: "sms", data: { from, to, msg, … the request's data as sent },
 ///   status: "queued", history: [ { status, at, attempt, service, provider?, detail? } ],
 ///   attempts, dispatchSeq, dispatchAt: Date | null, provider, providerMessageId, lastError: { code, message } | null,
-///   idempotencyKey (only when given), createdAt: Date, updatedAt: Date, revision }
+///   idempotencyKey (only when given), keyId (the API key that created it, when one did), test: true (only for
+///   a test key's message), createdAt: Date, updatedAt: Date, revision }
 /// ```
 enum MongoDocuments {
     static func document(_ item: NewCommunication) -> BSONDocument {
@@ -16,6 +17,8 @@ enum MongoDocuments {
         for e in mutableFields(c) { d[e.key] = e.value }
         d["history"] = .array(c.history.map { .document(document($0)) })
         if let key = c.idempotencyKey { d["idempotencyKey"] = .string(key) }
+        if let keyID = c.keyID { d["keyId"] = .string(keyID) }
+        if c.test { d["test"] = .bool(true) }
         d["createdAt"] = .datetime(c.createdAt.milliseconds)
         d["revision"] = .int64(1)
         return d
@@ -67,7 +70,8 @@ enum MongoDocuments {
         return Communication(
             id: id, request: request, status: status, attempts: Int(d["attempts"]?.intValue ?? 0), dispatchSeq: Int(d["dispatchSeq"]?.intValue ?? 1),
             dispatchAt: dispatchAt, provider: d["provider"]?.stringValue, providerMessageID: d["providerMessageId"]?.stringValue, lastError: lastError,
-            idempotencyKey: d["idempotencyKey"]?.stringValue, createdAt: Timestamp(milliseconds: created), updatedAt: Timestamp(milliseconds: updated), history: history)
+            idempotencyKey: d["idempotencyKey"]?.stringValue, createdAt: Timestamp(milliseconds: created), updatedAt: Timestamp(milliseconds: updated), history: history,
+            keyID: d["keyId"]?.stringValue, test: d["test"] == .bool(true))
     }
 
     /// JSON as BSON: numbers as doubles (JSON has one number type), objects with their keys sorted.

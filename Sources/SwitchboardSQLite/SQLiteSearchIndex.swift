@@ -44,10 +44,11 @@ public struct SQLiteSearchIndex: SearchIndex {
     static func upsert(_ c: Connection, _ d: CommunicationDocument) throws {
         try c.run(
             """
-            INSERT INTO search_communications (id, type, sender, recipient, msg, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO search_communications (id, type, sender, recipient, msg, status, created_at, updated_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at WHERE excluded.updated_at >= updated_at
             """,
-            [.text(d.communicationId), .text(d.type.rawValue), .text(d.from), .text(d.to), .text(d.msg), .text(d.status.rawValue), .int(d.createdAt.milliseconds), .int(d.timestamp.milliseconds)])
+            [.text(d.communicationId), .text(d.type.rawValue), .text(d.from), .text(d.to), .text(d.msg), .text(d.status.rawValue), .int(d.createdAt.milliseconds), .int(d.timestamp.milliseconds),
+             d.keyID.map(SQLValue.text) ?? .null])
     }
 
     public func index(logs: [LogRecord]) async throws {
@@ -66,11 +67,11 @@ public struct SQLiteSearchIndex: SearchIndex {
     static func insert(_ c: Connection, _ l: LogRecord) throws {
         try c.run(
             """
-            INSERT INTO search_logs (communication_id, service, status, type, sender, recipient, msg, error, attempt, provider, timestamp)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO search_logs (communication_id, service, status, type, sender, recipient, msg, error, attempt, provider, timestamp, test)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [.text(l.communicationId), .text(l.service), .text(l.status.rawValue), .text(l.type.rawValue), .text(l.from), .text(l.to), .text(l.msg.utf8.count <= inlineMessageLimit ? l.msg : ""),
-             l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds)])
+             l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds), .int(l.test ? 1 : 0)])
     }
 
     /// Rows added to a full-text index per write: each write then holds the single writer for a few
@@ -145,18 +146,19 @@ public struct SQLiteSearchIndex: SearchIndex {
         if let to = q.to { clauses.append("s.recipient = ?"); values.append(.text(to)) }
         if let since = q.since { clauses.append("s.created_at >= ?"); values.append(.int(since.milliseconds)) }
         if let until = q.until { clauses.append("s.created_at < ?"); values.append(.int(until.milliseconds)) }
+        if let key = q.key { clauses.append("s.key_id = ?"); values.append(.text(key)) }
         if let after { clauses.append("s.rowid < ?"); values.append(.int(after)) }
         let limit = max(1, min(q.limit, 1000))
         values.append(.int(Int64(limit + 1)))
         let sql = """
-            SELECT s.rowid, s.id, s.type, s.sender, s.recipient, s.msg, s.status, s.created_at, s.updated_at FROM \(rows) s
+            SELECT s.rowid, s.id, s.type, s.sender, s.recipient, s.msg, s.status, s.created_at, s.updated_at, s.key_id FROM \(rows) s
             \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY s.rowid DESC LIMIT ?
             """
         return try await db.read { [values] c in
             var rows: [(Int64, CommunicationDocument)] = []
             try c.query(sql, values) { s in
                 guard let type = MessageChannel(rawValue: s.text(2)), let status = CommunicationStatus(rawValue: s.text(6)) else { return }
-                rows.append((s.int(0), CommunicationDocument(communicationId: s.text(1), type: type, from: s.text(3), to: s.text(4), msg: s.text(5), status: status, createdAt: Timestamp(milliseconds: s.int(7)), timestamp: Timestamp(milliseconds: s.int(8)))))
+                rows.append((s.int(0), CommunicationDocument(communicationId: s.text(1), type: type, from: s.text(3), to: s.text(4), msg: s.text(5), status: status, createdAt: Timestamp(milliseconds: s.int(7)), timestamp: Timestamp(milliseconds: s.int(8)), keyID: s.optionalText(9))))
             }
             let more = rows.count > limit
             let page = Array(rows.prefix(limit))
@@ -187,14 +189,14 @@ public struct SQLiteSearchIndex: SearchIndex {
         let sql = """
             SELECT l.rowid, l.communication_id, l.service, l.status, l.type, l.sender, l.recipient,
                 CASE l.msg WHEN '' THEN ifnull((SELECT msg FROM \(rows) WHERE id = l.communication_id), '') ELSE l.msg END,
-                l.error, l.attempt, l.provider, l.timestamp FROM search_logs l
+                l.error, l.attempt, l.provider, l.timestamp, l.test FROM search_logs l
             \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY l.rowid DESC LIMIT ?
             """
         return try await db.read { [values] c in
             var rows: [(Int64, LogRecord)] = []
             try c.query(sql, values) { s in
                 guard let status = CommunicationStatus(rawValue: s.text(3)), let type = MessageChannel(rawValue: s.text(4)) else { return }
-                rows.append((s.int(0), LogRecord(communicationId: s.text(1), service: s.text(2), status: status, type: type, from: s.text(5), to: s.text(6), msg: s.text(7), error: s.optionalText(8), attempt: Int(s.int(9)), provider: s.optionalText(10), timestamp: Timestamp(milliseconds: s.int(11)))))
+                rows.append((s.int(0), LogRecord(communicationId: s.text(1), service: s.text(2), status: status, type: type, from: s.text(5), to: s.text(6), msg: s.text(7), error: s.optionalText(8), attempt: Int(s.int(9)), provider: s.optionalText(10), timestamp: Timestamp(milliseconds: s.int(11)), test: s.int(12) != 0)))
             }
             let more = rows.count > limit
             let page = Array(rows.prefix(limit))

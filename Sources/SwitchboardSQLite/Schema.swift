@@ -142,8 +142,34 @@ enum Schema {
         CREATE INDEX stream_entries_stream ON stream_entries(stream, id, sets);
         """
 
+    /// Version 4: API keys (`SQLiteKeyStore`: only each secret's hash is kept), and attribution: each
+    /// communication records the key that created it and whether it is a test message (a test key's), in the
+    /// store's rows, the search copy and the log records.
+    static let v4 = """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            -- The scopes, comma-separated (send, read, admin).
+            scopes TEXT NOT NULL,
+            rate REAL,
+            burst INTEGER,
+            test INTEGER NOT NULL DEFAULT 0,
+            -- Lowercase hex SHA-256 of the whole key; the key itself is never stored.
+            secret_hash TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            last_used_at INTEGER,
+            revoked_at INTEGER
+        ) WITHOUT ROWID;
+        ALTER TABLE communications ADD COLUMN key_id TEXT;
+        ALTER TABLE communications ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX communications_key ON communications(key_id) WHERE key_id IS NOT NULL;
+        ALTER TABLE search_communications ADD COLUMN key_id TEXT;
+        CREATE INDEX search_communications_key ON search_communications(key_id) WHERE key_id IS NOT NULL;
+        ALTER TABLE search_logs ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+        """
+
     /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
-    static let upgrades = [v2, v3]
+    static let upgrades = [v2, v3, v4]
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0

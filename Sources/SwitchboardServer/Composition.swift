@@ -20,6 +20,8 @@ import SwitchboardMongo
 ///   search are all in the SQLite file; else the port-by-port one (`PortByPortPipeline`).
 /// - The stall watchdog (`SWITCHBOARD_STALL_TIMEOUT_MS`) is on exactly when the pipeline is port-by-port: only
 ///   then can a stream entry be lost on its own.
+/// - API keys live beside the communications: in MongoDB (`api_keys`, on the store's client pool) when the store
+///   is MongoDB, else in the SQLite file (`api_keys`).
 struct Composition {
     var database: SQLiteDatabase
     var redisQueue: RedisStreamQueue?
@@ -28,6 +30,8 @@ struct Composition {
     var mongoStore: MongoStore?
     #endif
     var adapters: Adapters
+    /// Where the API keys are: chosen with the store.
+    var keyStore: any KeyStore
     /// Services that keep an engine open: started first, stopped last (the database last of all).
     var engineServices: [any Service] = []
     /// Services the adapters run beside the role's services.
@@ -58,6 +62,7 @@ struct Composition {
         #if MongoDB
         mongoStore = store.adapter as? MongoStore
         #endif
+        keyStore = Self.keyStore(store: store.adapter, database: database)
         let names = (store: store.name, queue: queue.name, search: search.name)
         let mailbox = SQLiteSandboxMailbox(database: database)
         engineServices = [SQLiteDatabaseService(database: database, logger: logger, reportEvery: settings.sqliteStatsInterval)]
@@ -85,6 +90,14 @@ struct Composition {
         try settings.validateMongoURL()
         #endif
         return Picked(adapter: SQLiteStore(database: database), name: "sqlite")
+    }
+
+    /// The key store that goes with `store`: the same engine.
+    static func keyStore(store: any CommunicationStore, database: SQLiteDatabase) -> any KeyStore {
+        #if MongoDB
+        if let mongo = store as? MongoStore { return MongoKeyStore(connection: mongo.connection) }
+        #endif
+        return SQLiteKeyStore(database: database)
     }
 
     static func queue(_ settings: Settings, database: SQLiteDatabase, logger: Logger, clock: @escaping @Sendable () -> Timestamp) throws -> Picked<any MessageQueue> {

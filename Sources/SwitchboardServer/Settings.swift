@@ -3,6 +3,7 @@ import Logging
 import SwitchboardApp
 import SwitchboardCore
 import SwitchboardElasticsearch
+import SwitchboardHTTP
 import SwitchboardProviders
 import SwitchboardRedis
 import SwitchboardSMTP
@@ -49,6 +50,11 @@ public struct Settings: Sendable {
     public var retention: Duration?
     /// When set, the SQLite writer's group-commit statistics are logged at this interval (`SWITCHBOARD_SQLITE_STATS`).
     public var sqliteStatsInterval: Duration?
+    /// `SWITCHBOARD_AUTH`: `on` (API keys required as soon as one exists; a router on a non-loopback address
+    /// refuses to start without one) or `off` (the API is open on purpose).
+    public var auth = AccessControl.Mode.on
+    /// `SWITCHBOARD_ADMIN_KEY`: a bootstrap `admin` key (for containers), hashed at start, never logged.
+    public var adminKey: String?
 
     public init() {}
 
@@ -72,6 +78,10 @@ public struct Settings: Sendable {
             Variable(name: "PORT", meaning: "HTTP port of the router", defaultValue: "3001"),
             Variable(name: "SWITCHBOARD_HOST", meaning: "address the router listens on", defaultValue: "127.0.0.1"),
             Variable(name: "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS", meaning: "an HTTP connection idle this long (nothing read or written) is closed; 0 = never", defaultValue: "60000"),
+        ]),
+        VariableGroup(title: "Access control (API keys)", variables: [
+            Variable(name: "SWITCHBOARD_AUTH", meaning: "on: every /api/v1 request needs an API key as soon as one exists (a router listening beyond loopback refuses to start without one); off: the API is open on purpose (logged at every start)", defaultValue: "on"),
+            Variable(name: "SWITCHBOARD_ADMIN_KEY", meaning: "a bootstrap admin key (sb_live_ and 43 base64url characters, e.g. from `switchboard keys generate`), for containers; hashed at start, never logged or stored", defaultValue: "unset"),
         ]),
         VariableGroup(title: "Engines: the embedded SQLite file (store, streams, search, sandbox mailbox)", variables: [
             Variable(name: "SWITCHBOARD_DATABASE", meaning: "SQLite file of the embedded engine", defaultValue: "./data/switchboard.sqlite"),
@@ -235,6 +245,17 @@ public struct Settings: Sendable {
         if let v = value("MONGODB_URL") { s.mongoURL = v }
         if let v = try int("SWITCHBOARD_RETENTION_DAYS", 0...36_500) { s.retention = v == 0 ? nil : .seconds(v * 86_400) }
         if value("SWITCHBOARD_SQLITE_STATS") != nil { s.sqliteStatsInterval = .seconds(1) }
+        if let v = value("SWITCHBOARD_AUTH") {
+            guard let mode = AccessControl.Mode(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_AUTH=\(v.prefix(20)): use on or off") }
+            s.auth = mode
+        }
+        if let v = value("SWITCHBOARD_ADMIN_KEY") {
+            // The value is a secret: never repeated in the error.
+            guard APIKeySecret.isWellFormed(v) else {
+                throw SettingsError("SWITCHBOARD_ADMIN_KEY does not look like an API key: it must be sb_live_ (or sb_test_) and 43 base64url characters (`switchboard keys generate` makes one)")
+            }
+            s.adminKey = v
+        }
         try s.validateMongoURL()
         return s
     }
@@ -260,6 +281,7 @@ public struct Settings: Sendable {
             ("lease", "\(lease)"), ("maxDeliveries", "\(pipeline.maxDeliveries)"), ("concurrency", "\(pipeline.concurrency)"), ("batchSize", "\(pipeline.batchSize)"),
             ("outboxGrace", "\(pipeline.outboxGrace)"), ("stallTimeout", redisURL == nil ? "off (embedded streams)" : stallTimeout.map { "\($0)" } ?? "off"), ("schedulerInterval", "\(pipeline.schedulerInterval)"), ("poll", "\(pollInterval)"),
             ("retention", retention.map { "\(Int($0.components.seconds / 86_400)) days" } ?? "off (kept for ever)"),
+            ("auth", auth == .off ? "off (the API is open)" : adminKey == nil ? "on" : "on (bootstrap admin key set)"),
         ] + providers.summary
     }
 

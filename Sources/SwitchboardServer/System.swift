@@ -41,6 +41,8 @@ public struct SwitchboardSystem: Sendable {
     #endif
     /// The adapters and the write path over them.
     public private(set) var adapters: Adapters
+    /// The API keys (in the store's engine) as the router sees them, with `SWITCHBOARD_ADMIN_KEY` if set.
+    public let keyCache: KeyCache
     /// The services the adapters bring: those that keep an engine open (started first, stopped last), and
     /// those that work beside the role's services (the Elasticsearch indexer, the port-by-port pipeline's
     /// confirmations, the search refresh).
@@ -77,6 +79,7 @@ public struct SwitchboardSystem: Sendable {
         mongoStore = picked.mongoStore
         #endif
         adapters = picked.adapters
+        keyCache = KeyCache(store: picked.keyStore, bootstrap: settings.adminKey.map { KeyCache.bootstrapRecord(secret: $0, at: clock()) }, clock: clock)
         engineServices = picked.engineServices
         adapterServices = picked.adapterServices
         // The sandbox is never wrapped: its failures are simulated per recipient, not an outage.
@@ -142,9 +145,62 @@ public struct SwitchboardSystem: Sendable {
         "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(suffix)"
     }
 
+    /// Who may call the API: the keys, enforced unless `SWITCHBOARD_AUTH=off`.
+    public var access: AccessControl {
+        AccessControl(mode: settings.auth, keys: keyCache)
+    }
+
+    /// Whether `host` is a loopback address (only this machine can connect).
+    public static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if h == "localhost" || h == "::1" || h == "0:0:0:0:0:0:0:1" { return true }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// How the API admits requests at start.
+    public enum AccessState: Sendable, Hashable {
+        /// Keys are required (some key exists, or `SWITCHBOARD_ADMIN_KEY` is set).
+        case keysRequired
+        /// Open: no key yet, and the router listens on loopback only. Keys are required as soon as one exists.
+        case openOnLoopback
+        /// Open on purpose: `SWITCHBOARD_AUTH=off`.
+        case openByChoice
+    }
+
+    /// The start check of a router: reads the keys and says how the API admits requests, with a warning when it
+    /// is open. With keys on (`SWITCHBOARD_AUTH`), no key at all and a non-loopback address, it throws: anyone who
+    /// can reach the port could send messages on the operator's accounts.
+    public func checkAccess() async throws -> AccessState {
+        let listen = "\(settings.host):\(settings.port)"
+        let howTo = "create one with `switchboard keys create --name admin --scope admin` (same --database / MONGODB_URL as the router) or set SWITCHBOARD_ADMIN_KEY"
+        if settings.auth == .off {
+            logger.warning("SWITCHBOARD_AUTH=off: the API is open to anyone who can reach \(listen), without a key")
+            return .openByChoice
+        }
+        let required: Bool
+        do {
+            required = try await keyCache.keysRequired()
+        } catch {
+            // The keys cannot be read yet (MongoDB down): requests will read them first, and get 503 meanwhile.
+            logger.warning("API keys cannot be read at start; keyed requests wait for the key store", metadata: ["error": "\(error)"])
+            return .keysRequired
+        }
+        if required {
+            logger.info("API keys required on /api/v1", metadata: ["listen": "\(listen)"])
+            return .keysRequired
+        }
+        guard Self.isLoopback(settings.host) else {
+            throw SettingsError(
+                "refusing to listen on \(listen) with no API key: anyone who can reach it could send messages and read them all. First \(howTo); or set SWITCHBOARD_AUTH=off to run open on purpose.")
+        }
+        logger.warning("the API is open: no API key exists yet, and the router listens on loopback only (\(listen)). Keys are required as soon as one exists: \(howTo)")
+        return .openOnLoopback
+    }
+
     /// The HTTP application (router API).
-    public func application() -> Application<RouterResponder<BasicRequestContext>> {
-        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: pipelineOptions, clock: clock), logger: logger, webhooks: webhooks)
+    public func application() -> Application<RouterResponder<APIRequestContext>> {
+        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: pipelineOptions, clock: clock), logger: logger, webhooks: webhooks, access: access)
         return Application(
             router: api.router(),
             server: .http1(configuration: .init(idleTimeout: settings.httpIdleTimeout.map { .init($0) })),
@@ -176,13 +232,14 @@ public struct SwitchboardSystem: Sendable {
         // Before the pipeline services, so it stops after them: its final attempt writes what they spooled.
         services.append(LogSpoolService(adapters: adapters, logger: logger))
         if role == .all || role == .router {
+            services.append(keyCache.service(logger: logger))
             services.append(OutboxScheduler(adapters: adapters, options: options, logger: logger, clock: clock))
             if let period = settings.retention {
                 services.append(RetentionService(period: period, targets: retentionTargets, logger: logger, clock: clock))
             }
         }
         for channel in MessageChannel.allCases where role == .all || role == .worker(channel) {
-            services.append(ChannelWorker(channel: channel, adapters: adapters, providers: providers(for: channel), options: options, consumer: Self.consumerName(channel.rawValue), logger: logger, clock: clock))
+            services.append(ChannelWorker(channel: channel, adapters: adapters, providers: providers(for: channel), testProvider: providerInstances[.sandbox], options: options, consumer: Self.consumerName(channel.rawValue), logger: logger, clock: clock))
         }
         if role == .all || role == .logger {
             services.append(LogIndexer(adapters: adapters, options: options, consumer: Self.consumerName("logger"), logger: logger))
@@ -201,6 +258,14 @@ public struct SwitchboardSystem: Sendable {
     }
 
     func runServices(role: Role) async throws {
+        if role == .all || role == .router {
+            do {
+                _ = try await checkAccess()
+            } catch {
+                await close()
+                throw error
+            }
+        }
         var services = engineServices + backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(application())

@@ -16,7 +16,7 @@ struct Switchboard: AsyncParsableCommand {
             and meaning:
               switchboard help config
             """,
-        subcommands: [Serve.self, RouterCommand.self, WorkerCommand.self, LoggerCommand.self, KibanaCommand.self, ConfigCommand.self],
+        subcommands: [Serve.self, RouterCommand.self, WorkerCommand.self, LoggerCommand.self, KeysCommand.self, KibanaCommand.self, ConfigCommand.self],
         defaultSubcommand: nil)
 }
 

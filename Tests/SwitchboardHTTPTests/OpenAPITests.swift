@@ -25,7 +25,6 @@ struct OpenAPITests {
     /// Documented operations that no route serves yet: written from issue 16 by one helper while others build
     /// them. Each must leave this list when its route lands (the test below fails while a served one is listed).
     static let pendingOperations: Set<String> = [
-        "POST /api/v1/keys", "GET /api/v1/keys", "DELETE /api/v1/keys/{id}",  // API keys
         "GET /health", "GET /api/v1/health",  // hardening
     ]
 
@@ -41,14 +40,27 @@ struct OpenAPITests {
         return out
     }
 
-    /// The routes of the API, as the document writes them (`:id` → `{id}`).
-    static func routes() throws -> Set<String> {
+    /// The routes of the API, as the document writes them (`:id` → `{id}`), with the key scope each requires.
+    static func routeScopes() throws -> [String: APIKeyScope?] {
         let f = try APIFixture()
         let api = API(adapters: f.adapters, dispatcher: Dispatcher(adapters: f.adapters, options: PipelineOptions()), logger: Logger(label: "test"))
-        return Set(api.routes().map { route in
+        var out: [String: APIKeyScope?] = [:]
+        for route in api.routes() {
             let path = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
-            return "\(route.method.rawValue) /\(path)"
-        })
+            out["\(route.method.rawValue) /\(path)"] = route.scope
+        }
+        return out
+    }
+
+    static func routes() throws -> Set<String> { Set(try routeScopes().keys) }
+
+    /// The one scope an operation's `security` names (nil: open).
+    static func scope(_ op: JSONValue) -> String? {
+        guard case .array(let requirements)? = op["security"] else { return nil }
+        for r in requirements {
+            if case .object(let o) = r, case .array(let s)? = o.values.first, let first = s.first?.stringValue { return first }
+        }
+        return nil
     }
 
     @Test("GET /openapi.json serves the committed docs/openapi.json byte for byte, as JSON, without a key")
@@ -87,6 +99,17 @@ struct OpenAPITests {
         for op in documented where op.hasPrefix("GET ") || op.hasPrefix("HEAD ") {
             let path = op.split(separator: " ", maxSplits: 1)[1]
             #expect(documented.contains("GET \(path)") && documented.contains("HEAD \(path)"), "\(path): GET and HEAD go together")
+        }
+    }
+
+    @Test("each operation documents the key scope its route requires (HEAD the scope of GET)")
+    func scopesMatchRoutes() throws {
+        let doc = try Self.document()
+        let routes = try Self.routeScopes()
+        for (method, path, op) in try Self.operations(doc) {
+            let served = method == "HEAD" ? "GET \(path)" : "\(method) \(path)"
+            guard let scope = routes[served] else { continue }  // pending: the test above names them
+            #expect(Self.scope(op) == scope?.rawValue, "\(method) \(path): the document says \(Self.scope(op) ?? "no key"), the route \(scope?.rawValue ?? "no key")")
         }
     }
 

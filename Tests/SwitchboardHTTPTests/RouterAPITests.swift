@@ -14,13 +14,19 @@ import SwitchboardCore
 struct APIFixture {
     let database: SQLiteDatabase
     let adapters: Adapters
-    let app: Application<RouterResponder<BasicRequestContext>>
+    let app: Application<RouterResponder<APIRequestContext>>
+    /// The API keys, when the fixture enforces them.
+    let keys: KeyCache?
 
-    /// - Parameter atomic: with the embedded engine's one-transaction pipeline (as `serve` runs it), else the
-    ///   router's step-by-step path of separate engines.
-    init(atomic: Bool = false) throws {
+    /// - Parameters:
+    ///   - atomic: with the embedded engine's one-transaction pipeline (as `serve` runs it), else the router's
+    ///     step-by-step path of separate engines.
+    ///   - auth: with API keys (`SWITCHBOARD_AUTH=on`, the keys in the same file); else open, asking no key.
+    ///   - path: the SQLite file (another fixture's, to share it), else a fresh one.
+    ///   - adminKey: a bootstrap admin key (`SWITCHBOARD_ADMIN_KEY`).
+    init(atomic: Bool = false, auth: Bool = false, path: String? = nil, adminKey: String? = nil) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-http-\(UUID().uuidString)")
-        database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("api.sqlite").path, synchronous: .normal))
+        database = try SQLiteDatabase(options: SQLiteOptions(path: path ?? dir.appendingPathComponent("api.sqlite").path, synchronous: .normal))
         let queue = SQLiteQueue(database: database, clock: SystemTime.now)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
@@ -29,7 +35,8 @@ struct APIFixture {
         adapters = atomic
             ? Adapters(store: store, queue: queue, search: search, mailbox: mailbox, pipeline: SQLitePipeline(queue: queue), logSpool: LogSpool(), names: names)
             : Adapters.portByPort(store: store, queue: queue, search: search, mailbox: mailbox, options: PipelineOptions(), names: names, logger: logger).0
-        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: PipelineOptions()), logger: logger)
+        keys = auth ? KeyCache(store: SQLiteKeyStore(database: database), bootstrap: adminKey.map { KeyCache.bootstrapRecord(secret: $0, at: SystemTime.now()) }) : nil
+        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: PipelineOptions()), logger: logger, access: keys.map { AccessControl(mode: .on, keys: $0) } ?? .open)
         app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
     }
 }

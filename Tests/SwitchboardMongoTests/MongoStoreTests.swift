@@ -42,6 +42,7 @@ struct MongoStoreContractTests {
     @Test func concurrentClaims() async throws { try await withStore { s, _ in try await StoreContract.concurrentClaims(s) } }
     @Test func acceptedQueuedAndConfirmed() async throws { try await withStore { s, _ in try await StoreContract.acceptedQueuedAndConfirmed(s) } }
     @Test func purge() async throws { try await withStore { s, _ in try await StoreContract.purge(s) } }
+    @Test func attribution() async throws { try await withStore { s, _ in try await StoreContract.attribution(s) } }
 }
 
 @Suite("MongoDB store", .timeLimit(.minutes(2)))

@@ -15,18 +15,23 @@ public enum SearchContract {
         return c == .email ? "user\(i % 5)@example.com" : "+1555000000\(i % 5)"
     }
 
-    /// The 30 communications: created one second apart, channel cycling, even ones say "alpha", odd ones "beta".
+    /// The API key of communication `i`: `key_a` for every fourth, `key_b` for the next, none for the others.
+    static func key(_ i: Int) -> String? { i % 4 == 0 ? "key_a" : i % 4 == 1 ? "key_b" : nil }
+
+    /// The 30 communications: created one second apart, channel cycling, even ones say "alpha", odd ones "beta";
+    /// some made with an API key (`key(_:)`).
     public static func documents() -> [CommunicationDocument] {
         (0..<30).map { i in
             let c = channels[i % 3]
             return CommunicationDocument(
                 communicationId: String(format: "c%04d", i), type: c, from: c == .email ? "noreply@example.com" : "+15559999999", to: recipient(i),
                 msg: "message number \(i) \(i % 2 == 0 ? "alpha" : "beta")", status: .queued,
-                createdAt: Timestamp(milliseconds: base + Int64(i) * 1000), timestamp: Timestamp(milliseconds: base + Int64(i) * 1000 + 10))
+                createdAt: Timestamp(milliseconds: base + Int64(i) * 1000), timestamp: Timestamp(milliseconds: base + Int64(i) * 1000 + 10), keyID: key(i))
         }
     }
 
-    /// The 40 log records: 100 ms apart, on the first ten communications; every fourth carries an error.
+    /// The 40 log records: 100 ms apart, on the first ten communications; every fourth carries an error; those
+    /// of communication c0004 are a test message's.
     public static func logs() -> [LogRecord] {
         let docs = documents()
         let services = ["router", "email", "sms", "whatsapp"]
@@ -35,7 +40,7 @@ public enum SearchContract {
             let d = docs[i % 10]
             return LogRecord(communicationId: d.communicationId, service: services[i % 4], status: statuses[i % 5], type: d.type, from: d.from, to: d.to, msg: d.msg,
                              error: i % 4 == 3 ? "provider timeout after \(i) ms" : nil, attempt: i % 3, provider: i % 2 == 0 ? "sandbox" : nil,
-                             timestamp: Timestamp(milliseconds: base + 100_000 + Int64(i) * 100))
+                             timestamp: Timestamp(milliseconds: base + 100_000 + Int64(i) * 100), test: i % 10 == 4)
         }
     }
 
@@ -94,6 +99,10 @@ public enum SearchContract {
         #expect(try await index.search(CommunicationQuery(status: .processing, limit: 100)).items.isEmpty, "a late older update overwrote a newer one")
         #expect(try await index.search(CommunicationQuery(to: recipient(4), limit: 100)).items == newestFirst.filter { $0.to == recipient(4) })
         #expect(try await index.search(CommunicationQuery(type: .email, status: .sent, limit: 100)).items == newestFirst.filter { $0.type == .email && $0.status == .sent })
+        // By the API key that created them (`?key=`).
+        #expect(try await index.search(CommunicationQuery(key: "key_a", limit: 100)).items == newestFirst.filter { $0.keyID == "key_a" })
+        #expect(try await index.search(CommunicationQuery(type: .sms, key: "key_b", limit: 100)).items == newestFirst.filter { $0.type == .sms && $0.keyID == "key_b" })
+        #expect(try await index.search(CommunicationQuery(key: "key_none", limit: 100)).items.isEmpty)
 
         // Full text: every word required, over msg; exact sender and recipient.
         #expect(ids(try await index.search(CommunicationQuery(text: "alpha", limit: 100)).items) == ids(newestFirst.filter { $0.msg.hasSuffix("alpha") }))
@@ -130,6 +139,7 @@ public enum SearchContract {
         let allLogs = Array(logs().reversed())
         #expect(try await index.search(LogQuery(limit: 1000)).items == allLogs)
         #expect(try await index.search(LogQuery(communicationId: "c0003", limit: 100)).items == allLogs.filter { $0.communicationId == "c0003" })
+        #expect(try await index.search(LogQuery(communicationId: "c0004", limit: 100)).items.allSatisfy(\.test))
         #expect(try await index.search(LogQuery(service: "email", limit: 100)).items == allLogs.filter { $0.service == "email" })
         #expect(try await index.search(LogQuery(status: .failed, limit: 100)).items == allLogs.filter { $0.status == .failed })
         #expect(try await index.search(LogQuery(communicationId: "c0001", service: "email", limit: 100)).items == allLogs.filter { $0.communicationId == "c0001" && $0.service == "email" })

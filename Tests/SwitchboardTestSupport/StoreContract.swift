@@ -64,6 +64,23 @@ public enum StoreContract {
         #expect(c.history.map(\.status) == [.pending, .queued, .processing])
     }
 
+    /// The API key that created a message (its id) and whether it is a test message are kept with it: read back,
+    /// and on the communication a status change returns (the worker routes a test message by it).
+    public static func attribution(_ store: any CommunicationStore) async throws {
+        var keyed = new("k1")
+        keyed.keyID = "key_0123456789abcdef"
+        keyed.test = true
+        _ = try await store.create([keyed, new("k2")])
+        let c = try #require(try await store.communication(id: "k1"))
+        #expect(c.keyID == "key_0123456789abcdef" && c.test)
+        let plain = try #require(try await store.communication(id: "k2"))
+        #expect(plain.keyID == nil && !plain.test)
+        let outcomes = try await store.apply([StatusTransition(id: "k1", event: .queued(dispatchSeq: 1), at: Timestamp(milliseconds: 2000), service: "router")])
+        guard case .applied(let applied, _)? = outcomes.first else { Issue.record("not applied: \(outcomes)"); return }
+        #expect(applied.keyID == "key_0123456789abcdef" && applied.test)
+        #expect(try await store.communications(createdSince: Timestamp(milliseconds: 0), after: nil, limit: 10).map(\.keyID) == ["key_0123456789abcdef", nil])
+    }
+
     /// Two messages to one recipient are two communications (a recipient is not a key).
     public static func sameRecipientTwice(_ store: any CommunicationStore) async throws {
         let out = try await store.create([new("r1", sms("+15557654321", msg: "one")), new("r2", sms("+15557654321", msg: "two"))])

@@ -23,10 +23,12 @@ public struct CommunicationDocument: Sendable, Hashable {
     public var createdAt: Timestamp
     /// Time of the last change.
     public var timestamp: Timestamp
+    /// The id of the API key that created it, if any.
+    public var keyID: String?
 
     public var stream: String { type.stream }
 
-    public init(communicationId: String, type: MessageChannel, from: String, to: String, msg: String, status: CommunicationStatus, createdAt: Timestamp, timestamp: Timestamp) {
+    public init(communicationId: String, type: MessageChannel, from: String, to: String, msg: String, status: CommunicationStatus, createdAt: Timestamp, timestamp: Timestamp, keyID: String? = nil) {
         self.communicationId = communicationId
         self.type = type
         self.from = from
@@ -35,10 +37,11 @@ public struct CommunicationDocument: Sendable, Hashable {
         self.status = status
         self.createdAt = createdAt
         self.timestamp = timestamp
+        self.keyID = keyID
     }
 
     public init(_ c: Communication) {
-        self.init(communicationId: c.id, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, status: c.status, createdAt: c.createdAt, timestamp: c.updatedAt)
+        self.init(communicationId: c.id, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, status: c.status, createdAt: c.createdAt, timestamp: c.updatedAt, keyID: c.keyID)
     }
 }
 
@@ -56,8 +59,10 @@ public struct LogRecord: Sendable, Hashable {
     public var attempt: Int
     public var provider: String?
     public var timestamp: Timestamp
+    /// A record of a test message (sent with a test key).
+    public var test: Bool
 
-    public init(communicationId: String, service: String, status: CommunicationStatus, type: MessageChannel, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp) {
+    public init(communicationId: String, service: String, status: CommunicationStatus, type: MessageChannel, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp, test: Bool = false) {
         self.communicationId = communicationId
         self.service = service
         self.status = status
@@ -69,6 +74,7 @@ public struct LogRecord: Sendable, Hashable {
         self.attempt = attempt
         self.provider = provider
         self.timestamp = timestamp
+        self.test = test
     }
 }
 
@@ -81,17 +87,20 @@ public struct CommunicationQuery: Sendable, Hashable {
     public var text: String?
     public var since: Timestamp?
     public var until: Timestamp?
+    /// Only those created with this API key (its id).
+    public var key: String?
     public var limit: Int
     /// Opaque cursor from a previous page.
     public var cursor: String?
 
-    public init(type: MessageChannel? = nil, status: CommunicationStatus? = nil, to: String? = nil, text: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil, limit: Int = 50, cursor: String? = nil) {
+    public init(type: MessageChannel? = nil, status: CommunicationStatus? = nil, to: String? = nil, text: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil, key: String? = nil, limit: Int = 50, cursor: String? = nil) {
         self.type = type
         self.status = status
         self.to = to
         self.text = text
         self.since = since
         self.until = until
+        self.key = key
         self.limit = limit
         self.cursor = cursor
     }
