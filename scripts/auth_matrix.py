@@ -11,7 +11,8 @@ keyed case by `Authorization: Bearer` and by `X-API-Key`, must give the document
     is sent as without one, and never 401 `unauthorized` or 403 `forbidden`.
 
 The operations come from the document (served at /openapi.json unless --document is given), so a new endpoint
-joins the matrix as soon as it is documented. The keys are made through the API with the admin key given
+joins the matrix as soon as it is documented. One the server does not route (405, or its unknown-route 404) is
+left out with a warning, or fails with --strict-routes. The keys are made through the API with the admin key given
 (POST /api/v1/keys, DELETE /api/v1/keys/{id}). A 429 `rate_limited` where another status is expected (the
 failed-authentication limit) is waited out (Retry-After) and the request sent again.
 
@@ -145,7 +146,7 @@ class Matrix:
         self.client, self.doc, self.schemas = client, doc, Schemas(doc)
         self.admin = {"Authorization": f"Bearer {admin_key}"}
         self.rate, self.burst = rate, burst
-        self.passed, self.failures = 0, []
+        self.passed, self.failures, self.unserved = 0, [], []
 
     def create_key(self, name, scopes):
         status, _, body = self.client.json("POST", "/api/v1/keys", self.admin, {"name": name, "scopes": scopes, "rate": self.rate, "burst": self.burst})
@@ -211,9 +212,35 @@ class Matrix:
             self.failures.append(f"{label}: {detail}")
             print(f"FAIL {label}: {detail}", flush=True)
 
-    def run(self):
+    def served(self, method, path, op, scope):
+        """Whether the server has a route for the operation: probed with a key that may call it. Only the
+        router's own answers say no: 405, or 404 `not_found` without a field (an operation's 404 names one);
+        a HEAD answer has no body, so a HEAD is served when it is not a 405 and its GET is."""
+        key = self.with_scope[scope or "admin"]
+        target, headers, body = self.request_for(method, path, op)
+        status, _, data = self.send(method, target, dict(headers, Authorization=f"Bearer {key}"), body)
+        if status == 405:
+            return False
+        if method == "HEAD":
+            get = self.doc["paths"][path].get("get")
+            return get is None or self.served("GET", path, get, scope)
+        if status != 404:
+            return True
+        try:
+            error = json.loads(data)["error"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return not (error.get("code") == "not_found" and "field" not in error)
+
+    def run(self, strict):
         for method, path, op, requirements in operations(self.doc):
             scope = scope_of(requirements)
+            if not self.served(method, path, op, scope):
+                if strict:
+                    self.check(f"{method} {path}", False, "documented, but the server has no such route")
+                else:
+                    self.unserved.append(f"{method} {path}")
+                continue
             documented = set(op.get("responses", {}))
             cases = [("no key", {})]
             for scheme, header in (("bearer", lambda k: {"Authorization": f"Bearer {k}"}), ("x-api-key", lambda k: {"X-API-Key": k})):
@@ -266,6 +293,7 @@ def main():
     ap.add_argument("--document", help="OpenAPI file to read instead of the served /openapi.json")
     ap.add_argument("--rate", type=float, default=1000.0, help="rate of the keys it creates (requests per second)")
     ap.add_argument("--burst", type=int, default=1000, help="burst of the keys it creates")
+    ap.add_argument("--strict-routes", action="store_true", help="a documented operation the server does not serve fails (else: left out, with a warning)")
     args = ap.parse_args()
     client = Client(args.url)
     if args.document:
@@ -277,7 +305,9 @@ def main():
             raise SystemExit(f"GET /openapi.json answered {status}")
     m = Matrix(client, doc, args.admin_key, args.rate, args.burst)
     m.prepare()
-    m.run()
+    m.run(args.strict_routes)
+    if m.unserved:
+        print(f"auth-matrix: WARNING: documented but not served, left out: {', '.join(m.unserved)}")
     print(f"auth-matrix: {m.passed} passed, {len(m.failures)} failed")
     return 1 if m.failures else 0
 

@@ -132,7 +132,7 @@ fi
 
 if [ -n "$ADMIN_KEY" ]; then
   MATRIX_KEY="$("${SERVER_ENV[@]}" "$BIN" keys create --name auth-matrix --scope admin --rate 1000000 --burst 1000000 --database "$DB")"
-  "$PYTHON" scripts/auth_matrix.py --url "$URL" --admin-key "$MATRIX_KEY" || fail=1
+  "$PYTHON" scripts/auth_matrix.py --url "$URL" --admin-key "$MATRIX_KEY" "${STRICT[@]}" || fail=1
 fi
 
 if [ "$fail" -ne 0 ]; then
