@@ -10,7 +10,7 @@ enum OpenAPIDocument {
     "title": "Switchboard",
     "version": "1.0.0",
     "summary": "One HTTP API for email, SMS and WhatsApp: accept, deliver, track.",
-    "description": "Switchboard accepts a message (`POST /api/v1/communication`), stores it durably, queues it on its channel's stream and delivers it through a provider (SMTP, Twilio, Meta's WhatsApp Cloud API, or the sandbox), tracking every status change.\n\n**Errors.** Every error answer is JSON: `{\"error\":{\"code\":\"…\",\"message\":\"…\",\"field\":\"…\"}}`; `code` is stable and machine-readable, `field` (when present) names the field, header or parameter at fault. A path that exists with another method answers 405 `method_not_allowed` with `Allow`; an unknown path 404 `not_found` (`components.responses.MethodNotAllowed` and `UnknownRoute`).\n\n**Authentication.** Every `/api/v1/*` operation takes an API key, as `Authorization: Bearer sb_live_…` or `X-API-Key: sb_live_…` (`sb_test_…` for a test key, whose messages go to the sandbox). The scope each operation needs is listed in its `security` (the same for both schemes): `send` creates messages, `read` answers every `GET`, `admin` manages keys and implies both. A missing, unknown or revoked key is a 401 `unauthorized` with `WWW-Authenticate: Bearer`; a key without the scope a 403 `forbidden`. Health endpoints, this document and the provider webhooks (which check their providers' signatures) take no key. While no key exists and the server listens on loopback only, the API is open (a warning is logged at every start).\n\n**Rate limits.** Each key has a token bucket; every answer to a keyed request carries the IETF `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` fields, and a request over the limit is a 429 `rate_limited` with `Retry-After`. Repeated failed authentication from one address is limited too.\n\n**HEAD** is answered wherever `GET` is, with the same status and headers and no body. **CORS** preflight (`OPTIONS`) is answered for the origins in `SWITCHBOARD_CORS_ORIGINS` only.",
+    "description": "Switchboard accepts a message (`POST /api/v1/communication`), stores it durably, queues it on its channel's stream and delivers it through a provider (SMTP, Twilio, Meta's WhatsApp Cloud API, or the sandbox), tracking every status change.\n\n**Errors.** Every error answer is JSON: `{\"error\":{\"code\":\"…\",\"message\":\"…\",\"field\":\"…\"}}`; `code` is stable and machine-readable, `field` (when present) names the field, header or parameter at fault. A path that exists with another method answers 405 `method_not_allowed` with `Allow`; an unknown path 404 `not_found`; a request the HTTP layer cannot read, 400 (431 for oversized headers) with the codes of `components.responses.MalformedRequest`.\n\n**Authentication.** Every `/api/v1/*` operation takes an API key, as `Authorization: Bearer sb_live_…` or `X-API-Key: sb_live_…` (`sb_test_…` for a test key, whose messages go to the sandbox). The scope each operation needs is listed in its `security` (the same for both schemes): `send` creates messages, `read` answers every `GET`, `admin` manages keys and implies both. A missing, unknown or revoked key is a 401 `unauthorized` with `WWW-Authenticate: Bearer`; a key without the scope a 403 `forbidden`. Health endpoints, this document and the provider webhooks (which check their providers' signatures) take no key. While no key exists and the server listens on loopback only, the API is open (a warning is logged at every start).\n\n**Rate limits.** Each key has a token bucket; every answer to a keyed request carries the IETF `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` fields, and a request over the limit is a 429 `rate_limited` with `Retry-After`. Repeated failed authentication from one address is limited too.\n\n**HEAD** is answered wherever `GET` is, with the same status and headers and no body. **CORS** preflight (`OPTIONS`) is answered for the origins in `SWITCHBOARD_CORS_ORIGINS` only.",
     "license": {
       "name": "Proprietary",
       "identifier": "LicenseRef-Proprietary"
@@ -3271,7 +3271,7 @@ enum OpenAPIDocument {
           "timestamp",
           "test"
         ],
-        "description": "One entry of `communication-logs`: the seed's fields plus type, attempt and provider.",
+        "description": "One entry of `communication-logs`: the seed's fields plus type, attempt, provider and test; or an audit record of the API keys (`service=auth`: creation, revocation, first use, admin actions, failed authentications).",
         "properties": {
           "communicationId": {
             "type": "string"
@@ -3280,10 +3280,26 @@ enum OpenAPIDocument {
             "type": "string"
           },
           "status": {
-            "$ref": "#/components/schemas/CommunicationStatus"
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/CommunicationStatus"
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "The message's status; null on an audit record (`service=auth`)."
           },
           "type": {
-            "$ref": "#/components/schemas/Channel"
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/Channel"
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "The message's channel; null on an audit record."
           },
           "from": {
             "type": "string"
@@ -4569,6 +4585,39 @@ enum OpenAPIDocument {
                   "properties": {
                     "code": {
                       "const": "not_found"
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      },
+      "MalformedRequest": {
+        "description": "The HTTP layer could not read the request (any path): headers too large (431), an unknown method, a bad URL, Content-Length or chunked framing, a body shorter than announced, a bare LF… Answered before any route runs, with `Connection: close`.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "allOf": [
+                {
+                  "$ref": "#/components/schemas/Error"
+                }
+              ],
+              "properties": {
+                "error": {
+                  "properties": {
+                    "code": {
+                      "enum": [
+                        "headers_too_large",
+                        "unknown_method",
+                        "invalid_url",
+                        "invalid_content_length",
+                        "malformed_chunked_body",
+                        "incomplete_request",
+                        "invalid_header",
+                        "unsupported_http_version",
+                        "malformed_request"
+                      ]
                     }
                   }
                 }
