@@ -24,7 +24,9 @@ if [ "${FUZZ_NO_BUILD:-0}" != 1 ]; then
   swift build --traits MongoDB --product switchboard
 fi
 [ -x "$BIN" ] || { echo "fuzz: no binary at $BIN (swift build --traits MongoDB)" >&2; exit 1; }
-command -v st >/dev/null 2>&1 || { echo "fuzz: schemathesis (st) is not installed: scripts/install-test-deps.sh" >&2; exit 1; }
+# Through the interpreter the packages were installed for (its `st` script may not be on PATH).
+ST=("$PYTHON" -m schemathesis.cli)
+"${ST[@]}" --version >/dev/null 2>&1 || { echo "fuzz: schemathesis is not installed for $PYTHON: scripts/install-test-deps.sh" >&2; exit 1; }
 
 # The committed document is the one the binary serves, and it is valid.
 "$PYTHON" scripts/openapi-embed.py --check
@@ -98,7 +100,7 @@ set +e
 # schemathesis would leave GET /openapi.json itself out.
 (cd "$WORK" && env PYTHONPATH="$ROOT/scripts" SCHEMATHESIS_HOOKS=fuzz_hooks FUZZ_PUBLIC_URL="$URL" \
   FUZZ_TWILIO_AUTH_TOKEN="$TWILIO_TOKEN" FUZZ_WHATSAPP_APP_SECRET="$WHATSAPP_SECRET" FUZZ_WHATSAPP_VERIFY_TOKEN="$VERIFY_TOKEN" \
-  st run "$ROOT/docs/openapi.json" --url "$URL" \
+  "${ST[@]}" run "$ROOT/docs/openapi.json" --url "$URL" \
   --checks not_a_server_error,response_schema_conformance \
   --max-examples "$MAX_EXAMPLES" \
   --generation-allow-x00 true \
@@ -132,6 +134,11 @@ fi
 
 if [ -n "$ADMIN_KEY" ]; then
   MATRIX_KEY="$("${SERVER_ENV[@]}" "$BIN" keys create --name auth-matrix --scope admin --rate 1000000 --burst 1000000 --database "$DB")"
+  # Made by another process: the router's key cache reads the store again within seconds.
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $MATRIX_KEY" "$URL/api/v1/keys")" = 200 ] && break
+    sleep 0.1
+  done
   "$PYTHON" scripts/auth_matrix.py --url "$URL" --admin-key "$MATRIX_KEY" "${STRICT[@]}" || fail=1
 fi
 
