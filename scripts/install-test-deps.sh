@@ -9,11 +9,15 @@
 #   - libmongoc-dev: the MongoDB store (built with --traits MongoDB)
 #   - SecantusDB (PyPI): `secantusd-py`, a MongoDB wire-protocol peer the MongoDB tests start on free loopback
 #     ports (not MongoDB; no mongod is needed)
+#   - openapi-spec-validator (PyPI): the HTTP tests validate docs/openapi.json with it
+#   - schemathesis (PyPI): scripts/fuzz.sh fuzzes a running `switchboard serve` against docs/openapi.json
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
 NOIDA_DB_VERSION="0.2.3"
 OSMEM_SERVER_VERSION="0.1.6"
 SECANTUSDB_VERSION="0.7.0b3"
+OPENAPI_SPEC_VALIDATOR_VERSION="0.9.0"
+SCHEMATHESIS_VERSION="4.32.5"
 PYTHON="${PYTHON:-python3}"
 
 as_root() {
@@ -51,4 +55,10 @@ if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version(
   echo "installing: SecantusDB==${SECANTUSDB_VERSION} (PyPI)"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "SecantusDB==${SECANTUSDB_VERSION}" --break-system-packages 2>/dev/null \
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "SecantusDB==${SECANTUSDB_VERSION}"
+fi
+
+if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('openapi-spec-validator') == '${OPENAPI_SPEC_VALIDATOR_VERSION}' and m.version('schemathesis') == '${SCHEMATHESIS_VERSION}' else 1)" 2>/dev/null; then
+  echo "installing: openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION} schemathesis==${SCHEMATHESIS_VERSION} (PyPI)"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION}" "schemathesis==${SCHEMATHESIS_VERSION}" --break-system-packages 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION}" "schemathesis==${SCHEMATHESIS_VERSION}"
 fi

@@ -78,7 +78,7 @@ public struct API: Sendable {
             Route(.get, "/health") { _, _ in API.live() },
             Route(.get, "/health/live") { _, _ in API.live() },
             Route(.get, "/health/ready") { _, _ in await self.ready() },
-        ] + keyRoutes() + webhookRoutes()
+        ] + keyRoutes() + webhookRoutes() + documentRoutes()
     }
 
     /// Builds the router. HEAD is answered wherever GET is.

@@ -118,8 +118,10 @@ public struct SQLiteSearchIndex: SearchIndex {
     }
 
     /// Turns user text into an FTS5 query: every word quoted (so operators and punctuation are literal), all required.
+    /// A NUL separates words too: FTS5's query parser stops at one, so a quoted word holding it would be an
+    /// "unterminated string" (a client's input answered as a search outage); the tokenizer never indexes it.
     static func ftsQuery(_ text: String) -> String? {
-        let words = text.split(whereSeparator: { $0.isWhitespace }).map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        let words = text.split(whereSeparator: { $0.isWhitespace || $0 == "\0" }).map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
         return words.isEmpty ? nil : words.joined(separator: " ")
     }
 
