@@ -53,14 +53,15 @@ VERIFY_TOKEN="fuzz-verify-token-$RANDOM"
 
 # Only this process's settings: the embedded engine, the sandbox on every channel, webhooks with throwaway
 # secrets (their signature checks are fuzzed too; Twilio's API base points at a closed loopback port, and SMS
-# stays on the sandbox), a key allowance the fuzzer cannot exhaust. scripts/fuzz_hooks.py signs most generated
+# stays on the sandbox), a key allowance the fuzzer cannot exhaust, no limit on failed authentications (the
+# matrix makes hundreds on purpose). scripts/fuzz_hooks.py signs most generated
 # callbacks with the same secrets, so that the fuzzer gets past the signature checks.
 SERVER_ENV=(
   env -u REDIS_URL -u MONGODB_URL -u ELASTICSEARCH_NODE -u SWITCHBOARD_SMTP_HOST -u SWITCHBOARD_WHATSAPP_TOKEN
   ACCOUNTSID=ACfuzz AUTHTOKEN="$TWILIO_TOKEN" SWITCHBOARD_TWILIO_BASE_URL=http://127.0.0.1:9 SWITCHBOARD_SMS_PROVIDERS=sandbox
   SWITCHBOARD_WHATSAPP_VERIFY_TOKEN="$VERIFY_TOKEN" SWITCHBOARD_WHATSAPP_APP_SECRET="$WHATSAPP_SECRET"
   SWITCHBOARD_PUBLIC_URL="$URL"
-  SWITCHBOARD_KEY_RATE=1000000 SWITCHBOARD_KEY_BURST=1000000
+  SWITCHBOARD_KEY_RATE=1000000 SWITCHBOARD_KEY_BURST=1000000 SWITCHBOARD_AUTH_FAILURES_PER_MINUTE=0
   SWITCHBOARD_DATABASE="$DB"
 )
 

@@ -71,6 +71,9 @@ public struct Settings: Sendable {
     public var keyRate: Double = 100
     /// Largest burst of requests of an API key unless the key sets its own (`SWITCHBOARD_KEY_BURST`).
     public var keyBurst = 200
+    /// Failed authentications one client address may make per minute (and at once) before it is answered 429
+    /// (`SWITCHBOARD_AUTH_FAILURES_PER_MINUTE`); 0: no limit (behind a proxy every client has its address).
+    public var authFailuresPerMinute = 10
 
     /// The rate limit of `key`: its own rate and burst, else the deployment's defaults.
     public func rateLimit(of key: APIKeyRecord) -> RateLimit {
@@ -121,6 +124,7 @@ public struct Settings: Sendable {
         VariableGroup(title: "Rate limits of API keys", variables: [
             Variable(name: "SWITCHBOARD_KEY_RATE", meaning: "requests per second a key may make, unless it has its own rate (a decimal above 0); with REDIS_URL one allowance shared by every router, else per process", defaultValue: "100"),
             Variable(name: "SWITCHBOARD_KEY_BURST", meaning: "requests a key may make at once (its bucket's size), unless it has its own burst", defaultValue: "200"),
+            Variable(name: "SWITCHBOARD_AUTH_FAILURES_PER_MINUTE", meaning: "failed authentications a client address may make per minute (and at once) before 429; 0 = no limit (behind a proxy all clients share its address)", defaultValue: "10"),
         ]),
         VariableGroup(title: "Redis (the streams)", variables: [
             Variable(name: "REDIS_URL", meaning: "streams in Redis: redis://[[user]:password@]host[:port][/db] or rediss://… (unset: SQLite streams)", defaultValue: "unset"),
@@ -310,6 +314,7 @@ public struct Settings: Sendable {
             s.keyRate = r
         }
         if let v = try int("SWITCHBOARD_KEY_BURST", 1...1_000_000) { s.keyBurst = v }
+        if let v = try int("SWITCHBOARD_AUTH_FAILURES_PER_MINUTE", 0...1_000_000) { s.authFailuresPerMinute = v }
         try s.validateMongoURL()
         return s
     }

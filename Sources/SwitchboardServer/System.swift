@@ -50,7 +50,7 @@ public struct SwitchboardSystem: Sendable {
     /// `redis` or `local`.
     public let rateLimiterName: String
     /// Failed authentication per client address (per process).
-    public let authFailures: AuthFailureLimiter
+    public let authFailures: AuthFailureLimiter?
     /// The audit trail (process log and logs index, service `auth`); its service runs with the router.
     public let auditLog: AuditLog
     /// The services the adapters bring: those that keep an engine open (started first, stopped last), and
@@ -104,7 +104,8 @@ public struct SwitchboardSystem: Sendable {
         keyCache = KeyCache(store: picked.keyStore, bootstrap: settings.adminKey.map { KeyCache.bootstrapRecord(secret: $0, at: clock()) }, clock: clock)
         rateLimiter = picked.rateLimiter.adapter
         rateLimiterName = picked.rateLimiter.name
-        authFailures = AuthFailureLimiter()
+        authFailures = settings.authFailuresPerMinute == 0
+            ? nil : AuthFailureLimiter(limit: RateLimit(rate: Double(settings.authFailuresPerMinute) / 60, burst: settings.authFailuresPerMinute))
         auditLog = AuditLog(index: picked.adapters.search, logger: logger, clock: clock)
         engineServices = picked.engineServices
         adapterServices = picked.adapterServices
