@@ -295,10 +295,9 @@ final class RawConnection {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else {
-            close(fd)
-            throw POSIXError(.ECONNREFUSED)
-        }
+        // No close here: the object is whole, so deinit runs when init throws and closes fd (closing it here too
+        // would close it twice, the second time perhaps a number another thread has reused).
+        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
     }
 
     deinit { close(fd) }
