@@ -99,7 +99,7 @@ struct HTTPConventionsMiddleware<Context: RequestContext>: RouterMiddleware {
         if request.method == .options, let origin, request.headers[.accessControlRequestMethod] != nil {
             let methods = routes.methods(for: request.uri.path)
             if !methods.isEmpty {
-                var headers: HTTPFields = [
+                let headers: HTTPFields = [
                     .accessControlAllowOrigin: origin, .accessControlAllowMethods: (methods + [.options]).map(\.rawValue).joined(separator: ", "),
                     .accessControlAllowHeaders: CORSPolicy.allowedHeaders, .accessControlMaxAge: "\(cors.maxAgeSeconds)", .vary: "Origin",
                 ]

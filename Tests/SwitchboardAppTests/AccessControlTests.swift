@@ -140,8 +140,8 @@ final class CapturedLines: Sendable {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            sink.lines.withLock { $0.append((level, "\(message)", metadata ?? [:])) }
+        func log(event: LogEvent) {
+            sink.lines.withLock { $0.append((event.level, "\(event.message)", event.metadata ?? [:])) }
         }
     }
 }
