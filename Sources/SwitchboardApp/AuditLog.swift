@@ -103,12 +103,14 @@ public final class AuditLog: Service, Sendable {
 
     /// A key was used for the first time (the middleware calls this when the stored key has no `lastUsedAt`);
     /// recorded once per key and process.
-    public func keyFirstUsed(id: String, address: String) {
+    /// `address` is read only the first time (the caller's request path stays free of formatting it).
+    public func keyFirstUsed(id: String, address clientAddress: @autoclosure () -> String) {
         let first = state.withLock { s -> Bool in
             if s.firstUses.count >= 100_000 { s.firstUses.removeAll() }
             return s.firstUses.insert(id).inserted
         }
         guard first else { return }
+        let address = clientAddress()
         record(.keyFirstUsed, subject: id, actor: address, to: id, details: "key first used from \(Self.clean(address))", metadata: ["key": "\(id)", "address": "\(Self.clean(address))"])
     }
 

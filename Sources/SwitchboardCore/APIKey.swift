@@ -43,6 +43,11 @@ public struct APIKeyRecord: Sendable, Hashable {
         self.revokedAt = revokedAt
     }
 
+    /// The key's own rate and burst, each else the deployment's `defaultLimit`'s.
+    public func rateLimit(default defaultLimit: RateLimit) -> RateLimit {
+        RateLimit(rate: rate ?? defaultLimit.rate, burst: burst ?? defaultLimit.burst)
+    }
+
     /// Whether the key grants `scope` (`admin` grants every scope).
     public func grants(_ scope: APIKeyScope) -> Bool { scopes.contains(.admin) || scopes.contains(scope) }
 }

@@ -77,7 +77,7 @@ public struct Settings: Sendable {
 
     /// The rate limit of `key`: its own rate and burst, else the deployment's defaults.
     public func rateLimit(of key: APIKeyRecord) -> RateLimit {
-        RateLimit(rate: key.rate ?? keyRate, burst: key.burst ?? keyBurst)
+        key.rateLimit(default: defaultKeyRateLimit)
     }
 
     /// The deployment's default rate limit of a key (`SWITCHBOARD_KEY_RATE`, `SWITCHBOARD_KEY_BURST`).

@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import Testing
 import SwitchboardCore
+import SwitchboardTestSupport
 import SwitchboardSQLite
 
 @testable import SwitchboardApp
@@ -125,27 +126,6 @@ final class SwitchableIndex: SearchIndex {
     func ping() async throws { try await base.ping() }
 }
 
-/// Log lines captured.
-final class CapturedLines: Sendable {
-    let lines = Mutex<[(Logger.Level, String, Logger.Metadata)]>([])
-    var all: [(Logger.Level, String, Logger.Metadata)] { lines.withLock { $0 } }
-    var logger: Logger {
-        Logger(label: "test") { _ in Handler(sink: self) }
-    }
-    struct Handler: LogHandler {
-        let sink: CapturedLines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            sink.lines.withLock { $0.append((event.level, "\(event.message)", event.metadata ?? [:])) }
-        }
-    }
-}
-
 @Suite("Audit log: records of service auth in the process log and the logs index (SQLite)")
 struct AuditLogTests {
     func withIndex(_ body: (SQLiteSearchIndex) async throws -> Void) async throws {
@@ -165,7 +145,7 @@ struct AuditLogTests {
     @Test("key created, revoked, first used (once) and admin actions are records of service auth; no secret anywhere")
     func keyEvents() async throws {
         try await withIndex { index in
-            let lines = CapturedLines()
+            let lines = LogCapture()
             let clock = ManualClock()
             let audit = AuditLog(index: index, logger: lines.logger, clock: clock.wall)
             let secret = "sb_live_" + String(repeating: "x", count: 43)
@@ -200,10 +180,10 @@ struct AuditLogTests {
             #expect(try await index.search(LogQuery(service: "auth", text: "revoked")).items.map(\.msg) == ["key_revoked"])
 
             // The process log: one notice per event, tagged, and the secret nowhere.
-            let audits = lines.all.filter { $0.2["audit"] != nil }
-            #expect(audits.map { "\($0.2["audit"]!)" } == ["key_created", "key_first_used", "admin_action", "key_revoked"])
-            #expect(audits.allSatisfy { $0.0 == .notice })
-            #expect(!lines.all.contains { "\($0.1) \($0.2)".contains(secret) })
+            let audits = lines.all.filter { $0.metadata["audit"] != nil }
+            #expect(audits.map { "\($0.metadata["audit"]!)" } == ["key_created", "key_first_used", "admin_action", "key_revoked"])
+            #expect(audits.allSatisfy { $0.level == .notice })
+            #expect(!lines.all.contains { "\($0.message) \($0.metadata)".contains(secret) })
             #expect(!page.items.contains { "\($0)".contains(secret) })
         }
     }
@@ -211,7 +191,7 @@ struct AuditLogTests {
     @Test("authentication failures: one record and one log line per address and minute, written when the minute ends")
     func failuresAggregated() async throws {
         try await withIndex { index in
-            let lines = CapturedLines()
+            let lines = LogCapture()
             let clock = ManualClock(.seconds(60 * 1000))  // at the start of a minute
             let audit = AuditLog(index: index, logger: lines.logger, clock: clock.wall)
             for _ in 0..<500 { audit.authFailure(address: "203.0.113.9", reason: "unknown key") }
@@ -229,7 +209,7 @@ struct AuditLogTests {
             #expect(flood.error?.hasPrefix("503 authentication failures from 203.0.113.9 in the minute from ") == true)
             #expect(flood.error?.hasSuffix(": missing key ×3, unknown key ×500") == true)
             #expect(page.items.first { $0.communicationId == "198.51.100.7" }?.attempt == 1)
-            let warnings = lines.all.filter { $0.0 == .warning }
+            let warnings = lines.all.filter { $0.level == .warning }
             #expect(warnings.count == 2)
             // Shutdown writes the minute in progress.
             await audit.flush(all: true)
@@ -240,7 +220,7 @@ struct AuditLogTests {
     @Test("a flood of distinct addresses is bounded: past the limit they are counted under `other`")
     func manyAddresses() async throws {
         try await withIndex { index in
-            let audit = AuditLog(index: index, logger: CapturedLines().logger, clock: ManualClock().wall, maxAddressesPerMinute: 5)
+            let audit = AuditLog(index: index, logger: LogCapture().logger, clock: ManualClock().wall, maxAddressesPerMinute: 5)
             for i in 0..<100 { audit.authFailure(address: "10.0.0.\(i)", reason: "unknown key") }
             await audit.flush(all: true)
             let items = try await index.search(LogQuery(service: "auth", limit: 100)).items
@@ -254,14 +234,14 @@ struct AuditLogTests {
     func indexDown() async throws {
         try await withIndex { sqlite in
             let index = SwitchableIndex(sqlite)
-            let lines = CapturedLines()
+            let lines = LogCapture()
             let audit = AuditLog(index: index, logger: lines.logger, clock: ManualClock().wall)
             index.down.withLock { $0 = true }
             audit.keyCreated(id: "key_9", name: "n", scopes: [.admin], by: "bootstrap")
             await audit.flush()
             #expect(audit.pendingCount == 1)
-            #expect(lines.all.contains { $0.0 == .warning && $0.1.contains("not indexed yet") })
-            #expect(lines.all.contains { $0.2["audit"] == "key_created" })  // the process log has it at once
+            #expect(lines.all.contains { $0.level == .warning && $0.message.contains("not indexed yet") })
+            #expect(lines.all.contains { $0.metadata["audit"] == "key_created" })  // the process log has it at once
             index.down.withLock { $0 = false }
             await audit.flush()
             #expect(audit.pendingCount == 0)
@@ -273,7 +253,7 @@ struct AuditLogTests {
     @Test("the service writes ended minutes on its own and the rest at graceful shutdown")
     func service() async throws {
         try await withIndex { index in
-            let audit = AuditLog(index: index, logger: CapturedLines().logger, clock: SystemTime.now, flushInterval: .milliseconds(50))
+            let audit = AuditLog(index: index, logger: LogCapture().logger, clock: SystemTime.now, flushInterval: .milliseconds(50))
             audit.authFailure(address: "192.0.2.1", reason: "missing key")
             let task = Task { try await audit.run() }
             try await Task.sleep(for: .milliseconds(200))

@@ -283,54 +283,6 @@ final class KillFlag: Sendable {
     let value = Atomic<Bool>(false)
 }
 
-/// A plain TCP connection to 127.0.0.1, to see what the server does with a connection (no HTTP client's pooling).
-final class RawConnection {
-    let fd: Int32
-
-    init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        // No close here: the object is whole, so deinit runs when init throws and closes fd (closing it here too
-        // would close it twice, the second time perhaps a number another thread has reused).
-        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
-    }
-
-    deinit { close(fd) }
-
-    func send(_ text: String) throws {
-        let bytes = Array(text.utf8)
-        guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw POSIXError(.EPIPE) }
-    }
-
-    /// What arrives within `timeout` (up to 64 KiB, one read): "" when the server closed the connection. Waits
-    /// without blocking a thread of the cooperative pool (other tests need them).
-    func receive(timeout: Duration) async throws -> String {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let received = try receive(waitingAtMost: .zero) { return received }
-            guard ContinuousClock.now < deadline else { throw POSIXError(.ETIMEDOUT) }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
-    /// What arrives within `limit` (blocking the calling thread): "" when the server closed the connection, nil
-    /// when nothing came.
-    func receive(waitingAtMost limit: Duration) throws -> String? {
-        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&poller, 1, Int32(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000))
-        guard ready > 0 else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let n = recv(fd, &buffer, buffer.count, 0)
-        guard n >= 0 else { return "" }  // a reset is a close too
-        return String(decoding: buffer[..<n], as: UTF8.self)
-    }
-}
-
 /// One run of a client keeping a connection busy: a request, its answer, a pause, over and over, on a thread of its
 /// own.
 struct BusyRun: Sendable {

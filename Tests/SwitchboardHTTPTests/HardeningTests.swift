@@ -6,6 +6,7 @@ import Logging
 import Testing
 import SwitchboardApp
 import SwitchboardCore
+import SwitchboardTestSupport
 @testable import SwitchboardHTTP
 @testable import SwitchboardSQLite
 
@@ -37,7 +38,7 @@ struct HardeningTests {
         let (name, request, status, code) = Self.unreadable[index]
         let logs = LogCapture()
         try await LiveAPI.run(logs: logs) { live in
-            let socket = try RawSocket(port: live.port)
+            let socket = try RawConnection(port: live.port)
             try socket.send(request)
             let text = await socket.readUntilClosed()
             let answers = RawAnswer.parse(text)
@@ -56,7 +57,7 @@ struct HardeningTests {
     @Test("an unreadable request after a good one on the same connection: the good one is answered first, then the JSON error")
     func pipelinedUnreadableRequest() async throws {
         try await LiveAPI.run { live in
-            let socket = try RawSocket(port: live.port)
+            let socket = try RawConnection(port: live.port)
             try socket.send("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /health/ready HTTP/1.1\r\nHost: x\r\n\r\nFROB / HTTP/1.1\r\n\r\n")
             let answers = RawAnswer.parse(await socket.readUntilClosed())
             #expect(answers.map(\.status) == [200, 200, 400])
@@ -77,7 +78,7 @@ struct HardeningTests {
         let logs = LogCapture()
         try await LiveAPI.run(logs: logs) { live in
             for (name, request, halfClose, code) in cases {
-                let socket = try RawSocket(port: live.port)
+                let socket = try RawConnection(port: live.port)
                 try socket.send(request)
                 if halfClose { socket.finishWriting() }
                 let text = await socket.readUntilClosed(timeout: .seconds(20))
@@ -113,10 +114,10 @@ struct HardeningTests {
         try await LiveAPI.run { live in
             for path in ["/health", "/health/live", "/health/ready", "/api/v1/health", "/api/v1/communications", "/api/v1/logs", "/api/v1/stats", "/api/v1/sandbox/messages",
                 "/api/v1/dead-letters?stream=sms_stream", "/api/v1/communication/0123456789abcdef01234567", "/api/v1/dead-letters"] {
-                let get = try RawSocket(port: live.port)
+                let get = try RawConnection(port: live.port)
                 try get.send("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 let got = try #require(RawAnswer.parse(await get.readUntilClosed()).first, "\(path)")
-                let head = try RawSocket(port: live.port)
+                let head = try RawConnection(port: live.port)
                 try head.send("HEAD \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 let text = await head.readUntilClosed()
                 #expect(text.hasSuffix("\r\n\r\n"), "\(path): a body came after the head: \(text.suffix(80))")
@@ -124,7 +125,7 @@ struct HardeningTests {
                 #expect(answer.status == got.status, "\(path)")
                 #expect(answer.header("Content-Type") == got.header("Content-Type"), "\(path)")
             }
-            let post = try RawSocket(port: live.port)
+            let post = try RawConnection(port: live.port)
             try post.send("POST /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             let refused = try #require(RawAnswer.parse(await post.readUntilClosed()).first)
             #expect(refused.status == 405)
@@ -216,7 +217,7 @@ struct HardeningTests {
             var refused = 0
             for i in 0..<3000 where refused < 300 {
                 let body = #"{"type":"sms","data":{"from":"+1234567890","to":"+0987654321","msg":"filling \#(i) \#(String(repeating: "x", count: 400))"}}"#
-                let socket = try RawSocket(port: live.port)
+                let socket = try RawConnection(port: live.port)
                 try socket.send("POST /api/v1/communication HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
                 let answer = RawAnswer.parse(await socket.readUntilClosed()).first
                 if answer?.status == 503 { refused += 1 }
@@ -231,12 +232,12 @@ struct HardeningTests {
     func connectionCap() async throws {
         let logs = LogCapture()
         try await LiveAPI.run(maxConnections: 8, warningInterval: .seconds(600), logs: logs) { live in
-            let first = try RawSocket(port: live.port)
+            let first = try RawConnection(port: live.port)
             try first.send("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
             #expect(await first.read(until: { $0.contains("\r\n\r\n") }).hasPrefix("HTTP/1.1 200"))
-            var others: [RawSocket] = []
+            var others: [RawConnection] = []
             for _ in 0..<30 {
-                let s = try RawSocket(port: live.port)  // completes in the kernel's backlog even when not accepted
+                let s = try RawConnection(port: live.port)  // completes in the kernel's backlog even when not accepted
                 try s.send("GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
                 others.append(s)
             }

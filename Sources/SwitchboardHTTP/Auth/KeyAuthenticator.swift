@@ -38,8 +38,9 @@ public struct AccessControl: Sendable {
 
     /// The rate limit of `key`: its own rate and burst, else the deployment's default; nil: unlimited.
     public func limit(for key: APIKeyRecord) -> RateLimit? {
-        guard let rate = key.rate ?? defaultLimit?.rate else { return nil }
-        return RateLimit(rate: rate, burst: key.burst ?? defaultLimit?.burst ?? max(1, Int(rate.rounded(.up))))
+        if let defaultLimit { return key.rateLimit(default: defaultLimit) }
+        guard let rate = key.rate else { return nil }
+        return RateLimit(rate: rate, burst: key.burst ?? max(1, Int(rate.rounded(.up))))
     }
 
     /// No key ever required (tests of other parts of the API, embedders).
@@ -147,10 +148,12 @@ public struct KeyAuthenticator: AuthenticatorMiddleware {
         }
         var context = context
         let required = try await keysRequired()
-        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        // The client's address as text, only where it is used (failed authentication, audit): not on every request.
+        let remote = context.remoteAddress
+        func address() -> String { remote?.ipAddress ?? "unknown" }
         // An address over its allowance of failed authentications is refused before its key is looked at.
         if required, let failures = access.failures {
-            let gate = failures.allowFailure(address)
+            let gate = failures.allowFailure(address())
             if !gate.allowed { throw RateLimitHeaders.tooManyFailuresError(gate) }
         }
         let key: APIKeyRecord?
@@ -165,8 +168,8 @@ public struct KeyAuthenticator: AuthenticatorMiddleware {
                 context.openAccess = true
                 return try await next(request, context)
             }
-            access.failures?.recordFailure(address)
-            access.audit?.authFailure(address: address, reason: error.message)
+            access.failures?.recordFailure(address())
+            access.audit?.authFailure(address: address(), reason: error.message)
             throw error
         }
         guard let key else {
@@ -174,7 +177,7 @@ public struct KeyAuthenticator: AuthenticatorMiddleware {
             return try await next(request, context)
         }
         context.identity = key
-        if key.lastUsedAt == nil { access.audit?.keyFirstUsed(id: key.id, address: address) }
+        if key.lastUsedAt == nil { access.audit?.keyFirstUsed(id: key.id, address: address()) }
         let response: Response
         // The per-key rate limit (issue 16, point 5): one token from the key's bucket; every answer to a keyed
         // request carries the RateLimit-* fields, a refusal is 429 `rate_limited` with Retry-After.

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Synchronization
 import SwitchboardApp
 import SwitchboardCore
+import SwitchboardTestSupport
 @testable import SwitchboardHTTP
 
 /// The API over a fresh embedded engine, served for real on 127.0.0.1 as the router serves it: its server
@@ -57,115 +58,6 @@ struct LiveAPI {
     }
 }
 
-/// Every log line of a logger, kept for the test to read.
-final class LogCapture: Sendable {
-    struct Line: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: Logger.Metadata
-    }
-
-    let lines = Mutex<[Line]>([])
-
-    var logger: Logger {
-        var logger = Logger(label: "capture") { _ in Handler(capture: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-
-    var all: [Line] { lines.withLock { $0 } }
-
-    func matching(_ text: String) -> [Line] { all.filter { $0.message.contains(text) } }
-
-    struct Handler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            var m = metadata
-            m.merge(event.metadata ?? [:]) { $1 }
-            capture.lines.withLock { $0.append(Line(level: event.level, message: "\(event.message)", metadata: m)) }
-        }
-    }
-}
-
-/// A plain TCP connection to 127.0.0.1: bytes in, bytes out, no HTTP client in between (so malformed requests
-/// reach the server as they are written).
-final class RawSocket: @unchecked Sendable {
-    let fd: Int32
-
-    init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EMFILE) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        // No close here: the object is whole, so deinit runs when init throws and closes fd. Closing it here too
-        // closed it twice — the second time, a number NIO had meanwhile reused (a crash in getsockname, EBADF).
-        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
-    }
-
-    deinit { close(fd) }
-
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
-
-    func send(_ bytes: [UInt8]) throws {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw POSIXError(.EPIPE) }
-            sent += n
-        }
-    }
-
-    /// Half-closes: the server reads the end of the request stream.
-    func finishWriting() { shutdown(fd, Int32(SHUT_WR)) }
-
-    /// Everything the server writes until it closes the connection, or what came when `timeout` passed.
-    /// Polls without blocking a thread of the cooperative pool.
-    func readUntilClosed(timeout: Duration = .seconds(20)) async -> String {
-        var received: [UInt8] = []
-        let deadline = ContinuousClock.now + timeout
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while ContinuousClock.now < deadline {
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, 0) > 0 {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n <= 0 { break }
-                received += buffer[..<n]
-                continue
-            }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return String(decoding: received, as: UTF8.self)
-    }
-
-    /// What arrives until `predicate` holds for it, or `timeout` passes.
-    func read(timeout: Duration = .seconds(20), until predicate: (String) -> Bool) async -> String {
-        var received: [UInt8] = []
-        let deadline = ContinuousClock.now + timeout
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while ContinuousClock.now < deadline, !predicate(String(decoding: received, as: UTF8.self)) {
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&poller, 1, 0) > 0 {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n <= 0 { break }
-                received += buffer[..<n]
-                continue
-            }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return String(decoding: received, as: UTF8.self)
-    }
-}
 
 /// One HTTP/1.1 answer read off a raw connection.
 struct RawAnswer {
