@@ -25,6 +25,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.30.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.0.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/apple/swift-service-context.git", from: "1.5.1"),
+        // OTLP over HTTP only: the gRPC exporter's trait would build grpc-swift for nothing.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // Exponential backoff: the one rule every wait after a failure follows. Pure, imports nothing.
@@ -39,12 +45,26 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Metric names and handles, and trace helpers, on the swift-metrics and swift-distributed-tracing APIs
+        // only (no backend): what the services and adapters record with. The backends are chosen by the server.
+        .target(
+            name: "SwitchboardTelemetry",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "ServiceContextModule", package: "swift-service-context"),
+            ]
+        ),
         // The domain and the ports. Imports nothing but the standard library (and the pure backoff): no I/O.
         .target(name: "SwitchboardCore", dependencies: ["SwitchboardBackoff"]),
         // Application services (router pipeline, workers, logger, outbox scheduler) written against the ports.
         .target(
             name: "SwitchboardApp",
             dependencies: [
+                "SwitchboardTelemetry",
                 "SwitchboardCore",
                 "SwitchboardLifecycle",
                 .product(name: "Logging", package: "swift-log"),
@@ -55,6 +75,7 @@ let package = Package(
         .target(
             name: "SwitchboardHTTP",
             dependencies: [
+                "SwitchboardTelemetry",
                 "SwitchboardCore",
                 "SwitchboardApp",
                 "SwitchboardProviders",
@@ -77,6 +98,7 @@ let package = Package(
         .target(
             name: "SwitchboardSQLite",
             dependencies: [
+                "SwitchboardTelemetry",
                 "SwitchboardCore",
                 "SwitchboardLifecycle",
                 "CSQLite",
@@ -88,6 +110,7 @@ let package = Package(
         .target(
             name: "SwitchboardRedis",
             dependencies: [
+                "SwitchboardTelemetry",
                 "SwitchboardBackoff",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -109,6 +132,7 @@ let package = Package(
         .target(
             name: "SwitchboardRedisStreams",
             dependencies: [
+                "SwitchboardTelemetry",
                 "SwitchboardCore",
                 "SwitchboardRedis",
                 "SwitchboardLifecycle",
@@ -120,6 +144,7 @@ let package = Package(
         .target(
             name: "SwitchboardElasticsearch",
             dependencies: [
+                "SwitchboardTelemetry",
                 "SwitchboardCore",
                 "SwitchboardLifecycle",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -136,6 +161,7 @@ let package = Package(
         .target(
             name: "SwitchboardMongo",
             dependencies: [
+                "SwitchboardTelemetry",
                 "SwitchboardCore",
                 "SwitchboardLifecycle",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -173,6 +199,7 @@ let package = Package(
         .target(
             name: "SwitchboardProviders",
             dependencies: [
+                "SwitchboardTelemetry",
                 "SwitchboardCore",
                 "SwitchboardSMTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -187,6 +214,11 @@ let package = Package(
         .target(
             name: "SwitchboardServer",
             dependencies: [
+                "SwitchboardTelemetry",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
                 "SwitchboardCore",
                 "SwitchboardApp",
                 "SwitchboardHTTP",
