@@ -11,6 +11,9 @@
 #     ports (not MongoDB; no mongod is needed)
 #   - openapi-spec-validator (PyPI): the HTTP tests validate docs/openapi.json with it
 #   - schemathesis (PyPI): scripts/fuzz.sh fuzzes a running `switchboard serve` against docs/openapi.json
+#   - prometheus (its promtool too): scripts/prometheus-check.sh checks deploy/prometheus with promtool and runs a
+#     Prometheus on a free loopback port scraping the system (the package's own service is not used)
+#   - python3-yaml: scripts/prometheus_check.py reads the rule and compose files
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
 NOIDA_DB_VERSION="0.2.3"
@@ -26,11 +29,12 @@ as_root() {
 }
 
 need=()
-for pkg in libsqlite3-dev libmongoc-dev redis-server redis-tools openssl; do
+for pkg in libsqlite3-dev libmongoc-dev redis-server redis-tools openssl prometheus; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v "$PYTHON" >/dev/null 2>&1 || need+=(python3)
 if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then need+=(python3-pip); fi
+if ! "$PYTHON" -c 'import yaml' 2>/dev/null; then need+=(python3-yaml); fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   as_root apt-get update -qq >/dev/null
