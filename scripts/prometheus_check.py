@@ -12,12 +12,14 @@ put in (promtool has no "check expression": they are parsed by the live run's Pr
 live: starts redis-server, the router, one worker per channel and the logger as separate processes (Redis streams,
 SQLite store), each serving /metrics behind a bearer token made for the run, and Debian's `prometheus` on
 127.0.0.1 scraping them every second with alerts.yml loaded. It sends messages (some failing through the sandbox's
-magic recipients), waits until each has ended, then asks Prometheus's HTTP API that
+magic recipients; WhatsApp through a Meta endpoint that does not answer, so its circuit opens and the sandbox takes
+over), waits until each has ended, then asks Prometheus's HTTP API that
   - the counters say exactly what was sent: accepted by channel, sent and failed by channel, provider calls by
     outcome, HTTP requests by route template and status;
   - every expression of alerts.yml and of deploy/grafana/switchboard.json evaluates without error or warning, and
     every metric they name is exported;
   - /api/v1/rules shows every rule of alerts.yml, healthy;
+  - Meta's circuit is open (2) and SwitchboardCircuitOpen goes pending;
   - a process stopped is `up == 0` and SwitchboardProcessDown goes pending.
 Everything listens on 127.0.0.1 and is stopped at the end, failed or not.
 """
@@ -298,7 +300,7 @@ def live(binary, names, histograms):
 
 def live_run(binary, names, histograms, work, system):
     token = secrets.token_hex(16)  # made for this run: the processes want it, Prometheus sends it
-    ports = {k: free_port() for k in ("redis", "router", "email", "sms", "whatsapp", "logger", "prometheus")}
+    ports = {k: free_port() for k in ("redis", "router", "email", "sms", "whatsapp", "logger", "prometheus", "closed")}
     system.spawn("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(ports["redis"]), "--dir", work,
                            "--save", "", "--appendonly", "no"])
     wait_for("redis", lambda: run(["redis-cli", "-p", str(ports["redis"]), "ping"])[1].strip() == "PONG", 30, system, "redis")
@@ -325,8 +327,14 @@ def live_run(binary, names, histograms, work, system):
     wait_for("router /health/ready", lambda: http("GET", router + "/health/ready")[0] == 200, 60, system, "router")
     # The workers: the sms one with the flag, the others with the variable.
     system.spawn("worker-sms", [binary, "worker", "--channel", "sms", "--metrics-port", str(ports["sms"])], env)
-    for ch in ("email", "whatsapp"):
-        system.spawn(f"worker-{ch}", [binary, "worker", "--channel", ch], dict(env, SWITCHBOARD_METRICS_PORT=str(ports[ch])))
+    system.spawn("worker-email", [binary, "worker", "--channel", "email"], dict(env, SWITCHBOARD_METRICS_PORT=str(ports["email"])))
+    # WhatsApp through Meta first, on a loopback port nothing listens on: its calls fail retryably, its circuit opens
+    # (and stays open), and the sandbox delivers instead (failover). The token is a placeholder, never sent anywhere.
+    meta = dict(env, SWITCHBOARD_METRICS_PORT=str(ports["whatsapp"]), SWITCHBOARD_WHATSAPP_PROVIDERS="meta,sandbox",
+                SWITCHBOARD_WHATSAPP_TOKEN="placeholder", SWITCHBOARD_WHATSAPP_PHONE_NUMBER_ID="1000000000",
+                SWITCHBOARD_WHATSAPP_BASE_URL=f"http://127.0.0.1:{ports['closed']}",
+                SWITCHBOARD_BREAKER_THRESHOLD="5", SWITCHBOARD_BREAKER_COOLDOWN_MS="600000")
+    system.spawn("worker-whatsapp", [binary, "worker", "--channel", "whatsapp"], meta)
     system.spawn("logger", [binary, "logger"], dict(env, SWITCHBOARD_METRICS_PORT=str(ports["logger"])))
     targets = {"router": f"127.0.0.1:{ports['router']}", "worker-sms": f"127.0.0.1:{ports['sms']}",
                "worker-email": f"127.0.0.1:{ports['email']}", "worker-whatsapp": f"127.0.0.1:{ports['whatsapp']}",
@@ -372,7 +380,7 @@ def live_run(binary, names, histograms, work, system):
                 ("+15005550003", 1, "sent")],
         "email": [("ada@example.com", 7, "sent"), ("fail-permanent@sandbox.test", 1, "failed"),
                   ("flaky@sandbox.test", 1, "sent")],
-        "whatsapp": [("+15550000002", 5, "sent"), ("+15005550001", 1, "failed")],
+        "whatsapp": [("+15550000002", 10, "sent"), ("+15005550001", 1, "failed")],
     }
     sender = {"sms": "+1234567890", "whatsapp": "+1234567890", "email": "hello@example.com"}
     ids = {}
@@ -446,6 +454,20 @@ def live_run(binary, names, histograms, work, system):
         got = prom.vector(f'sum by (status) (switchboard_http_requests_total{{job="switchboard", method="GET", route="{template[0]}"}})', "status")
         # all_ended polled the same route: at least `gets` 200s, and the unknown id exactly once.
         check(got.get("200", 0) >= gets and got.get("404") == 1, f"GET {template[0]}: >= {gets} answered 200, 1 answered 404 (got {got})")
+
+    # Meta's circuit: open after its retryable failures, calls refused since, the alert pending.
+    meta_calls = prom.vector('sum by (outcome) (switchboard_provider_calls_total{job="switchboard", provider="meta"})', "outcome")
+    rejected = prom.vector('sum(switchboard_provider_circuit_rejected_total{job="switchboard", provider="meta"})', "")
+    wa_attempts = sum(n for _, n, _ in plan["whatsapp"])
+    check(meta_calls.get("retryable", 0) >= 5 and not meta_calls.get("sent") and not meta_calls.get("permanent"),
+          f"meta (nothing listening): only retryable calls, at least the breaker threshold: {meta_calls}")
+    check(meta_calls.get("retryable", 0) + rejected.get("", 0) == wa_attempts,
+          f"meta calls made + refused by its open circuit = the {wa_attempts} WhatsApp attempts (made {meta_calls}, refused {rejected})")
+    check(prom.vector('switchboard_provider_circuit_state{job="switchboard", provider="meta"}', "provider") == {"meta": 2.0},
+          "meta's circuit state is 2 (open)")
+    wait_for("SwitchboardCircuitOpen pending for meta",
+             lambda: prom.vector('ALERTS{alertname="SwitchboardCircuitOpen", alertstate="pending"}', "provider") == {"meta": 1.0}, 15)
+    check(True, "SwitchboardCircuitOpen is pending for meta")
 
     # --- every metric of MetricNames.swift is exported -----------------------------------------------------------------
     present = set(prom.api("label/__name__/values")[1]["data"])
