@@ -455,6 +455,12 @@ def live_run(binary, names, histograms, work, system):
         # all_ended polled the same route: at least `gets` 200s, and the unknown id exactly once.
         check(got.get("200", 0) >= gets and got.get("404") == 1, f"GET {template[0]}: >= {gets} answered 200, 1 answered 404 (got {got})")
 
+    # More than 5 % failed on every channel here: the failure-rate alert is pending (it fires after 5 minutes).
+    wait_for("SwitchboardDeliveryFailureRate pending on every channel",
+             lambda: prom.vector('ALERTS{alertname="SwitchboardDeliveryFailureRate", alertstate="pending"}', "channel") == {ch: 1.0 for ch in plan}, 15)
+    rates = prom.vector(rule_expressions()[0][1].split(">")[0], "channel") if rule_expressions()[0][0] == "SwitchboardDeliveryFailureRate" else {}
+    check(True, f"SwitchboardDeliveryFailureRate is pending on {sorted(plan)} (failed share {({k: round(v, 3) for k, v in rates.items()})})")
+
     # Meta's circuit: open after its retryable failures, calls refused since, the alert pending.
     meta_calls = prom.vector('sum by (outcome) (switchboard_provider_calls_total{job="switchboard", provider="meta"})', "outcome")
     rejected = prom.vector('sum(switchboard_provider_circuit_rejected_total{job="switchboard", provider="meta"})', "")
