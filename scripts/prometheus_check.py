@@ -6,8 +6,10 @@
 
 static: `promtool check rules` and `promtool test rules` on deploy/prometheus/alerts.yml, `promtool check config`
 on deploy/prometheus/prometheus.yml; every router, worker and logger service of docker-compose.yml is a target of
-that config (on its HTTP or metrics port); the dashboard's expressions are valid PromQL once Grafana's variables are
-put in (promtool has no "check expression": they are parsed by the live run's Prometheus).
+that config (on its HTTP or metrics port); every alert has a summary, a description and a runbook anchor the README
+has, and unit tests expecting it to fire and to stay quiet; the README's metrics table is MetricNames.swift (names,
+types, labels); the rules and the dashboard name only those metrics (their expressions are parsed and evaluated by
+the live run's Prometheus: promtool has no "check expression").
 
 live: starts redis-server, the router, one worker per channel and the logger as separate processes (Redis streams,
 SQLite store), each serving /metrics behind a bearer token made for the run, and Debian's `prometheus` on
@@ -188,8 +190,24 @@ def static():
     leftover = [e for _, e in exprs if "$" in substitute(e)]
     check(not leftover, f"no Grafana variable left unsubstituted: {leftover}")
 
-    # Every name the rules and the dashboard select is a metric of MetricNames.swift (or Prometheus's own `up`).
+    # The README's metrics table is MetricNames.swift: every metric, with its type and labels (from the doc comment).
     names, histograms = exported_names()
+    table = {}
+    for m in re.finditer(r"^\| `([a-z_]+)` \| (counter|gauge|histogram) \|\s*([a-z_, ]*?)\s*\|", open(README).read(), re.M):
+        table[m.group(1)] = (m.group(2), {l.strip() for l in m.group(3).split(",") if l.strip()})
+    declared = {}
+    for m in re.finditer(r'(?:/// (Counter|Gauge|Histogram)(?: \{([a-z_, ]*)\})?:[^\n]*\n(?:\s*///[^\n]*\n)*)?\s*public static let \w+ = "([a-z_]+)"',
+                         open(METRIC_NAMES).read()):
+        kind, labels, name = m.groups()
+        declared[name] = (kind.lower() if kind else None, {l.strip() for l in (labels or "").split(",") if l.strip()})
+    check(sorted(table) == sorted(declared), "README's metrics table lists exactly the metrics of MetricNames.swift"
+          + ("" if sorted(table) == sorted(declared) else f": only in README {sorted(set(table) - set(declared))}, only in MetricNames {sorted(set(declared) - set(table))}"))
+    for name, (kind, labels) in declared.items():
+        if kind is not None and name in table:
+            check(table[name] == (kind, labels), f"README: {name} is a {kind} {{{', '.join(sorted(labels))}}}"
+                  + ("" if table[name] == (kind, labels) else f", the table says {table[name]}"))
+
+    # Every name the rules and the dashboard select is a metric of MetricNames.swift (or Prometheus's own `up`).
     known = set(names) | {"up"}
     for h in histograms:
         known |= {h + "_bucket", h + "_sum", h + "_count"}
