@@ -21,6 +21,7 @@ over), waits until each has ended, then asks Prometheus's HTTP API that
   - every expression of alerts.yml and of deploy/grafana/switchboard.json evaluates without error or warning, and
     every metric they name is exported;
   - /api/v1/rules shows every rule of alerts.yml, healthy;
+  - each process's exposition passes `promtool check metrics` (HELP lines aside);
   - Meta's circuit is open (2) and SwitchboardCircuitOpen goes pending;
   - a process stopped is `up == 0` and SwitchboardProcessDown goes pending.
 Everything listens on 127.0.0.1 and is stopped at the end, failed or not.
@@ -365,6 +366,13 @@ def live_run(binary, names, histograms, work, system):
         check(status == 401, f"{name}: /metrics without the token is refused ({status})")
         status, _ = http("GET", f"http://{targets[name]}/metrics", headers={"Authorization": "Bearer wrong"})
         check(status == 401, f"{name}: /metrics with another token is refused ({status})")
+
+    # The exposition passes promtool's lint, but for HELP lines (swift-prometheus writes none).
+    for name, t in targets.items():
+        status, text = http("GET", f"http://{t}/metrics", headers=auth)
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        problems = [l for l in (lint.stdout + lint.stderr).splitlines() if l.strip() and not l.endswith("no help text")]
+        check(not problems, f"{name}: promtool check metrics" + (f": {problems}" if problems else " (HELP lines aside)"))
 
     token_file = os.path.join(work, "metrics-token")
     with open(token_file, "w") as f:
