@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import Synchronization
 import SwitchboardTelemetry
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +11,9 @@ import Glibc
 final class ProcessMetrics: Sendable {
     private let resident: Gauge
     private let virtual: Gauge
-    private let cpu: Gauge
+    /// A counter (the type Prometheus expects of `_total`), advanced by what `/proc` adds between scrapes.
+    private let cpu: FloatingPointCounter
+    private let cpuSeen: Mutex<Double>
     private let openFDs: Gauge
     private let maxFDs: Gauge
     private let startTime: Gauge
@@ -19,7 +22,8 @@ final class ProcessMetrics: Sendable {
     init(factory: any MetricsFactory) {
         resident = Gauge(label: MetricName.processResidentMemory, factory: factory)
         virtual = Gauge(label: MetricName.processVirtualMemory, factory: factory)
-        cpu = Gauge(label: MetricName.processCPUSeconds, factory: factory)
+        cpu = FloatingPointCounter(label: MetricName.processCPUSeconds, factory: factory)
+        cpuSeen = Mutex(0)
         openFDs = Gauge(label: MetricName.processOpenFDs, factory: factory)
         maxFDs = Gauge(label: MetricName.processMaxFDs, factory: factory)
         startTime = Gauge(label: MetricName.processStartTime, factory: factory)
@@ -37,7 +41,12 @@ final class ProcessMetrics: Sendable {
         if let stat = Self.stat() {
             let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
             let page = Double(sysconf(Int32(_SC_PAGESIZE)))
-            cpu.record((stat.utime + stat.stime) / ticks)
+            let seconds = (stat.utime + stat.stime) / ticks
+            let added = cpuSeen.withLock { seen in
+                defer { seen = max(seen, seconds) }
+                return max(0, seconds - seen)
+            }
+            if added > 0 { cpu.increment(by: added) }
             virtual.record(stat.vsize)
             resident.record(stat.rss * page)
         }
