@@ -464,6 +464,12 @@ def live_run(binary, names, histograms, work, system):
     checks.append(("sandbox calls by outcome",
                    f'sum by (outcome) (switchboard_provider_calls_total{{job="switchboard", provider="sandbox"}})', "outcome", calls))
 
+    # Every target scraped after the last request (a scrape's timestamp is its start), then the counters read.
+    last_request = time.time()
+    wait_for("a scrape of every target after the last request",
+             lambda: (lambda v: len(v) == len(targets) and min(v.values()) > last_request + 0.05)(
+                 prom.vector('timestamp(up{job="switchboard"})', "instance")), 15)
+
     def nonzero(v):
         return {k: x for k, x in v.items() if x != 0}
 
