@@ -10,12 +10,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-for tool in promtool prometheus redis-server redis-cli; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/install-test-deps.sh" >&2; exit 1; }
-done
+need() {
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "$tool is missing: run scripts/install-test-deps.sh" >&2; exit 1; }
+  done
+}
+need promtool
 if [ "${PROMETHEUS_CHECK:-live}" = static ]; then
   exec "$PYTHON" scripts/prometheus_check.py static
 fi
+need prometheus redis-server redis-cli
 if [ -z "${SWITCHBOARD_BIN:-}" ]; then
   swift build --traits MongoDB --product switchboard >/dev/null 2>&1 || swift build --traits MongoDB --product switchboard >&2
   SWITCHBOARD_BIN="$(swift build --traits MongoDB --show-bin-path)/switchboard"
