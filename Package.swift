@@ -281,7 +281,7 @@ let package = Package(
             path: "Tests/SwitchboardTestSystem"
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"]),
-        .testTarget(name: "SwitchboardAppTests", dependencies: ["SwitchboardApp", "SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport"]),
+        .testTarget(name: "SwitchboardAppTests", dependencies: ["SwitchboardApp", "SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport", "SwitchboardTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(
             name: "SwitchboardSMTPTests",
             dependencies: [
@@ -319,6 +319,8 @@ let package = Package(
             dependencies: [
                 "SwitchboardRedis",
                 "SwitchboardTestSupport",
+                "SwitchboardTelemetry",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -327,12 +329,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardSQLiteTests",
-            dependencies: ["SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport"]
+            dependencies: ["SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport", "SwitchboardTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .testTarget(
             name: "SwitchboardMongoTests",
             dependencies: [
-                "SwitchboardCore", "SwitchboardTestSupport",
+                "SwitchboardCore", "SwitchboardTestSupport", "SwitchboardTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .target(name: "SwitchboardMongo", condition: .when(traits: ["MongoDB"])),
             ]
         ),
@@ -353,6 +355,7 @@ let package = Package(
             name: "SwitchboardElasticsearchTests",
             dependencies: [
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardServer", "SwitchboardElasticsearch", "SwitchboardTestSupport", "SwitchboardTestSystem",
+                "SwitchboardTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
