@@ -339,11 +339,14 @@ public struct SQLiteQueue: MessageQueue {
             let dead = try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = ?", [.text(StreamNames.deadLetter(of: stream))]) ?? 0
             // The oldest pending entry is the one with the smallest id (as in Redis): the first row of the pending
             // list's primary key, then its entry by id. A pending record whose entry is gone is skipped.
-            let oldest = pending == 0 ? nil : try c.scalar(
-                """
-                SELECT e.created_at FROM stream_pending p JOIN stream_entries e ON e.id = p.entry_id
-                WHERE p.stream = ? AND p.grp = ? ORDER BY p.entry_id LIMIT 1
-                """, [.text(stream), .text(group)])
+            var oldest: Int64?
+            if pending > 0 {
+                oldest = try c.scalar(
+                    """
+                    SELECT e.created_at FROM stream_pending p JOIN stream_entries e ON e.id = p.entry_id
+                    WHERE p.stream = ? AND p.grp = ? ORDER BY p.entry_id LIMIT 1
+                    """, [.text(stream), .text(group)])
+            }
             return StreamBacklog(
                 stream: stream, length: Int(length), pending: Int(pending), deadLetters: Int(dead),
                 oldestPendingAge: oldest.map { StreamBacklog.age(publishedAt: $0, now: now.milliseconds) })

@@ -113,13 +113,13 @@ struct QueueMetricsCollectorTests {
 
     @Test("an engine that does not answer counts as down after the timeout, and is not asked again while its check runs")
     func deadEngineDoesNotHang() async throws {
-        let hanging = Mutex<HangingQueue?>(nil)
+        var hanging: HangingQueue?
         let (adapters, _, _) = try sqliteAdapters { base in
             let q = HangingQueue(base: base, hang: .milliseconds(1500))
-            hanging.withLock { $0 = q }
+            hanging = q
             return q
         }
-        let queue = try #require(hanging.withLock { $0 })
+        let queue = try #require(hanging)
         let metrics = TestMetrics()
         let collector = QueueMetricsCollector(
             adapters: adapters,
@@ -136,8 +136,10 @@ struct QueueMetricsCollectorTests {
         await collector.refresh()
         #expect(queue.pings.withLock { $0 } == 1)
         #expect(try up("queue", "hanging") == 0)
-        // Once it ended, the engine is asked again and answers.
-        try await Task.sleep(until: started + .milliseconds(2000))
+        // Once it ended (1.5 s after it began), the engine is asked again and answers.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !collector.inFlight.withLock({ $0.isEmpty }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(ContinuousClock.now - started >= .milliseconds(1400))
         await collector.refresh()
         #expect(queue.pings.withLock { $0 } == 2)
         #expect(try up("queue", "hanging") == 1)
