@@ -2,6 +2,7 @@ import Logging
 import Synchronization
 import SwitchboardCore
 import SwitchboardRedis
+import SwitchboardTelemetry
 
 /// The `MessageQueue` on Redis Streams consumer groups: the scale-out adapter selected by `REDIS_URL`.
 ///
@@ -72,16 +73,17 @@ public final class RedisStreamQueue: MessageQueue {
     ///     Bounds how long an HTTP request waits on publication while Redis is unreachable.
     ///   - blockingConnections: The most blocking reads in flight at once (each holds a connection).
     ///   - logger: Where to log; the password is never logged.
+    ///   - metrics: Where the client's two pools record (`RedisClient`'s default: the process's backend).
     /// - Throws: `RedisError.invalidURL` or `RedisError.tlsConfiguration`.
     public convenience init(
         url: String, lease: Duration = .seconds(30), unavailableWait: Duration = .seconds(1), blockingConnections: Int = 32,
-        logger: Logger = Logger(label: "switchboard.redis-streams")
+        logger: Logger = Logger(label: "switchboard.redis-streams"), metrics: (commands: RedisPoolMetrics, blocking: RedisPoolMetrics)? = nil
     ) throws {
         var reconnect = RedisReconnectPolicy()
         reconnect.maximumWait = unavailableWait
         reconnect.maximumDelay = .seconds(1)
         let options = RedisClient.Options(maximumConnections: 8, maximumBlockingConnections: blockingConnections, leaseTimeout: .seconds(10), reconnect: reconnect)
-        try self.init(client: RedisClient(configuration: RedisConfiguration(url: url), options: options, logger: logger), lease: lease, logger: logger)
+        try self.init(client: RedisClient(configuration: RedisConfiguration(url: url), options: options, logger: logger, metrics: metrics), lease: lease, logger: logger)
     }
 
     /// Closes the connections. Later calls fail with `RedisError.shutdown`.
