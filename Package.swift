@@ -283,7 +283,7 @@ let package = Package(
             path: "Tests/SwitchboardTestSystem"
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"]),
-        .testTarget(name: "SwitchboardAppTests", dependencies: ["SwitchboardApp", "SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport"]),
+        .testTarget(name: "SwitchboardAppTests", dependencies: ["SwitchboardApp", "SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport", "SwitchboardTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(
             name: "SwitchboardSMTPTests",
             dependencies: [
@@ -321,6 +321,8 @@ let package = Package(
             dependencies: [
                 "SwitchboardRedis",
                 "SwitchboardTestSupport",
+                "SwitchboardTelemetry",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -329,12 +331,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchboardSQLiteTests",
-            dependencies: ["SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport"]
+            dependencies: ["SwitchboardCore", "SwitchboardSQLite", "SwitchboardTestSupport", "SwitchboardTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .testTarget(
             name: "SwitchboardMongoTests",
             dependencies: [
-                "SwitchboardCore", "SwitchboardTestSupport",
+                "SwitchboardCore", "SwitchboardTestSupport", "SwitchboardTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .target(name: "SwitchboardMongo", condition: .when(traits: ["MongoDB"])),
             ]
         ),
@@ -355,6 +357,7 @@ let package = Package(
             name: "SwitchboardElasticsearchTests",
             dependencies: [
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardServer", "SwitchboardElasticsearch", "SwitchboardTestSupport", "SwitchboardTestSystem",
+                "SwitchboardTelemetry", .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,6 +2,7 @@ import Logging
 import ServiceLifecycle
 import SwitchboardCore
 import SwitchboardLifecycle
+import SwitchboardTelemetry
 
 /// The logging service: consumes `log_stream` and indexes each entry into `communication-logs`, through the
 /// pipeline (one transaction per batch on the embedded engine; on separate engines the batch is indexed,
@@ -11,12 +12,22 @@ public struct LogIndexer: Service {
     let options: PipelineOptions
     let consumer: String
     let logger: Logger
+    /// `switchboard_search_indexing_lag_seconds`, set after each batch indexed.
+    let lag: IndexingLagMetrics
+    let clock: @Sendable () -> Timestamp
 
-    public init(adapters: Adapters, options: PipelineOptions, consumer: String, logger: Logger) {
+    /// - Parameter lag: where the age of each indexed batch's oldest record is recorded (made once; by default
+    ///   on the process's metrics backend).
+    public init(
+        adapters: Adapters, options: PipelineOptions, consumer: String, logger: Logger, lag: IndexingLagMetrics = IndexingLagMetrics(),
+        clock: @escaping @Sendable () -> Timestamp = SystemTime.now
+    ) {
         self.adapters = adapters
         self.options = options
         self.consumer = consumer
         self.logger = logger
+        self.lag = lag
+        self.clock = clock
     }
 
     public func run() async throws {
@@ -51,10 +62,14 @@ public struct LogIndexer: Service {
 
     static let deadReason = "malformed or delivered too often"
 
-    /// Indexes a batch and consumes its entries.
+    /// Indexes a batch and consumes its entries. Once indexed, the age of its oldest record (from the record's
+    /// own timestamp, when its status changed) is the indexing lag: how far behind the logs index is.
     func index(_ batch: LogBatch) async throws {
         let (records, bad) = sort(batch.entries)
         if !bad.isEmpty { logger.error("log entries moved to the dead-letter stream", metadata: ["count": "\(bad.count)"]) }
         try await adapters.pipeline.indexLogs(records, consuming: batch, deadLetters: bad, reason: Self.deadReason, group: StreamNames.loggerGroup)
+        if let oldest = records.lazy.map(\.timestamp.milliseconds).min() {
+            lag.indexed(oldestAgeMilliseconds: clock().milliseconds - oldest)
+        }
     }
 }

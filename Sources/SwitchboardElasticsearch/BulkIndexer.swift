@@ -198,6 +198,7 @@ public actor BulkIndexer {
         let result = await deliver(batch, giveUpEarly: stopping, callerStops: false)
         if !result.exhausted.isEmpty {
             statistics.givenUp += result.exhausted.count
+            client.metrics.bulkFailed(documents: result.exhausted.count)
             markDirty(result.exhausted)
             // Cancelled: the shutdown's time for the last flush ran out, which the index's service says once.
             logger.log(level: Task.isCancelled ? .debug : .error, "elasticsearch bulk batch failed after retries; the catch-up will index it", metadata: ["actions": "\(result.exhausted.count)", "error": "\(result.lastError.map { "\($0)" } ?? "?")"])
@@ -332,6 +333,7 @@ public actor BulkIndexer {
                 retry.append(a)
             } else {
                 statistics.failed += 1
+                client.metrics.bulkFailed(documents: 1)
                 logger.error("elasticsearch rejected a document", metadata: [
                     "index": "\(a.index)", "id": "\(a.id)", "status": "\(status)",
                     "type": "\(error?.type ?? "?")", "reason": "\(error?.reason ?? "?")",

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SwitchboardCore
+import SwitchboardTelemetry
 
 /// Which product answers at the node (from `GET /`).
 public enum SearchDialect: String, Sendable, Hashable {
@@ -32,6 +33,16 @@ public enum ElasticsearchError: Error, CustomStringConvertible, Sendable, Hashab
     public var isRetryable: Bool {
         switch self {
         case .http(let status, _, _): status == 429 || status >= 500
+        case .connection, .timeout: true
+        case .invalidResponse, .configuration, .bulkItemsFailed: false
+        }
+    }
+
+    /// A failure of the cluster rather than of the request: no answer, 429, 5xx, or credentials refused (401,
+    /// 403). What `switchboard_engine_errors_total{engine="elasticsearch"}` counts.
+    public var isEngineFailure: Bool {
+        switch self {
+        case .http(let status, _, _): status == 401 || status == 403 || status == 429 || status >= 500
         case .connection, .timeout: true
         case .invalidResponse, .configuration, .bulkItemsFailed: false
         }
@@ -80,10 +91,14 @@ public final class ElasticsearchClient: Sendable {
     let authorization: String?
     /// Largest answer read (search pages, bulk responses).
     static let maxResponse = 64 << 20
+    /// Failed requests (`send`) and documents bulk requests failed to index (`BulkIndexer`).
+    public let metrics: SearchEngineMetrics
 
     /// Makes its own AsyncHTTPClient (closed by `shutdown()`) with the configured timeouts; connects lazily.
-    public init(configuration: ElasticsearchConfiguration) {
+    /// - Parameter metrics: where failed requests and bulk failures are counted (`engine` `elasticsearch`).
+    public init(configuration: ElasticsearchConfiguration, metrics: SearchEngineMetrics = SearchEngineMetrics(engine: "elasticsearch")) {
         self.configuration = configuration
+        self.metrics = metrics
         var c = HTTPClient.Configuration(timeout: .init(connect: .nanoseconds(Int64(configuration.connectTimeout.nanoseconds)), read: .nanoseconds(Int64(configuration.requestTimeout.nanoseconds))))
         c.decompression = .disabled
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
@@ -96,7 +111,18 @@ public final class ElasticsearchClient: Sendable {
     }
 
     /// Sends one request. Statuses in `accept` and 2xx are returned; others are thrown as `ElasticsearchError.http`.
+    /// A request that failed for the engine's reasons (no answer, 429, 5xx, or refused credentials: 401, 403) is
+    /// counted in `switchboard_engine_errors_total{engine="elasticsearch"}`; other statuses are the request's.
     public func send(_ method: HTTPMethod, _ path: String, json body: [UInt8]? = nil, contentType: String = "application/json", accept: Set<Int> = []) async throws -> ElasticsearchResponse {
+        do {
+            return try await exchange(method, path, json: body, contentType: contentType, accept: accept)
+        } catch let error as ElasticsearchError {
+            if error.isEngineFailure { metrics.failed() }
+            throw error
+        }
+    }
+
+    func exchange(_ method: HTTPMethod, _ path: String, json body: [UInt8]?, contentType: String, accept: Set<Int>) async throws -> ElasticsearchResponse {
         var request = HTTPClientRequest(url: configuration.node + path)
         request.method = method
         if let authorization { request.headers.add(name: "Authorization", value: authorization) }

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOHTTP1
 import ServiceLifecycle
 import SwitchboardCore
+import SwitchboardTelemetry
 
 /// The `SearchIndex` port on Elasticsearch 8 or OpenSearch (`ELASTICSEARCH_NODE`): the seed's `communications`
 /// and `communication-logs` indices.
@@ -23,8 +24,9 @@ public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
     let state = NIOLockedValueBox<SearchDialect?>(nil)
 
     /// Connects to nothing yet: the cluster is first contacted by `prepare()` or the first write.
-    public init(configuration: ElasticsearchConfiguration, logger: Logger) {
-        let client = ElasticsearchClient(configuration: configuration)
+    /// - Parameter metrics: where failed requests and bulk failures are counted.
+    public init(configuration: ElasticsearchConfiguration, logger: Logger, metrics: SearchEngineMetrics = SearchEngineMetrics(engine: "elasticsearch")) {
+        let client = ElasticsearchClient(configuration: configuration, metrics: metrics)
         self.client = client
         self.logger = logger
         let state = state

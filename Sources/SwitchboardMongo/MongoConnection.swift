@@ -1,6 +1,7 @@
 #if MongoDB
 import CMongoC
 import Logging
+import SwitchboardTelemetry
 import NIOConcurrencyHelpers
 import NIOPosix
 import SwitchboardCore
@@ -23,6 +24,15 @@ public enum MongoError: Error, Sendable, Hashable, CustomStringConvertible, Temp
     case contention(id: String)
     /// The store was shut down.
     case closed
+
+    /// A request the engine failed (unreachable, a server or driver error): what `switchboard_engine_errors_total`
+    /// counts. A duplicate key, a lost race, a malformed document or a closed store are not the engine's failures.
+    public var isEngineFailure: Bool {
+        switch self {
+        case .connection, .server, .driver: true
+        default: false
+        }
+    }
 
     /// Unreachable servers, a shut-down store and lost compare-and-set races pass; the rest does not.
     public var temporaryReason: String? {
@@ -100,12 +110,16 @@ public final class MongoConnection: @unchecked Sendable {
     private enum State { case open, closed }
     /// The database named in the URL's path, else `communication-aggregator` (the seed's).
     public let databaseName: String
+    /// Where failed requests are counted (connection, server and driver errors).
+    let metrics: StoreEngineMetrics
 
     /// Parses `url` (passed to `mongoc_uri_new_with_error` untouched: replica sets, TLS, auth and every other
     /// option of the MongoDB URI format) and creates the client pool. Does not connect: the first operation does.
     /// - Parameter threads: blocking calls in flight at once (also the number of pooled clients in use).
-    public init(url: String, defaultDatabase: String = "communication-aggregator", threads: Int = 8) throws(MongoError) {
+    /// - Parameter metrics: where failed requests are counted (`switchboard_engine_errors_total{engine="mongodb"}`).
+    public init(url: String, defaultDatabase: String = "communication-aggregator", threads: Int = 8, metrics: StoreEngineMetrics = StoreEngineMetrics(engine: "mongodb")) throws(MongoError) {
         _ = mongocInitialized
+        self.metrics = metrics
         var error = bson_error_t()
         guard let uri = mongoc_uri_new_with_error(url, &error) else {
             throw .invalidURL(Self.scrub(MongoError(error).description, url: url))
@@ -161,6 +175,7 @@ public final class MongoConnection: @unchecked Sendable {
         } catch {
             throw .closed
         }
+        if case .failure(let error) = result, error.isEngineFailure { metrics.failed() }
         return try result.get()
     }
 

@@ -2,6 +2,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import SwitchboardCore
+import SwitchboardTelemetry
 
 /// The `CommunicationStore` on MongoDB (`MONGODB_URL`): one document per communication in the `communications`
 /// collection, its status history embedded.
@@ -18,13 +19,27 @@ public struct MongoStore: CommunicationStore {
 
     public let connection: MongoConnection
     let logger: Logger
+    /// Write durations (`create`, `apply`, `confirmPublished`) and, through the connection, failed requests.
+    let metrics: StoreEngineMetrics
     private let indexesReady = NIOLockedValueBox(false)
 
     /// Opens a client pool on `url` (passed untouched to libmongoc). Does not connect: the first operation does,
     /// and creates the indexes if missing (as `prepare()` does).
-    public init(url: String, threads: Int = 8, logger: Logger) throws(MongoError) {
-        self.connection = try MongoConnection(url: url, threads: threads)
+    /// - Parameter metrics: where writes are timed and failed requests counted (`engine` `mongodb`).
+    public init(url: String, threads: Int = 8, logger: Logger, metrics: StoreEngineMetrics = StoreEngineMetrics(engine: "mongodb")) throws(MongoError) {
+        self.connection = try MongoConnection(url: url, threads: threads, metrics: metrics)
         self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// `withCollection` for a write of the port: its duration, until the server acknowledged it (as the caller
+    /// waits for it: the hop to a connection thread included), is the store's commit duration. Failed writes
+    /// are counted by the connection, not timed.
+    func timedWrite<T: Sendable>(_ body: @escaping @Sendable (MongoConnection.Collection) throws(MongoError) -> T) async throws(MongoError) -> T {
+        let start = ContinuousClock.now
+        let result = try await withCollection(body)
+        metrics.committed(ContinuousClock.now - start)
+        return result
     }
 
     /// The database in use: the URL's, else `communication-aggregator`.
@@ -98,7 +113,7 @@ public struct MongoStore: CommunicationStore {
 
     public func create(_ items: [NewCommunication]) async throws -> [CreateOutcome] {
         guard !items.isEmpty else { return [] }
-        return try await withCollection { c throws(MongoError) in
+        return try await timedWrite { c throws(MongoError) in
             var out: [CreateOutcome] = []
             for item in items {
                 out.append(try Self.createOne(c, item))
@@ -163,6 +178,17 @@ public struct MongoStore: CommunicationStore {
         }
     }
 
+    /// `$match` on `dispatchAt` (its index) and a `$group` count; a null `dispatchAt` never matches `$lte`.
+    public func outboxDue(now: Timestamp) async throws -> Int {
+        try await withCollection { c throws(MongoError) in
+            let groups = try c.aggregate([
+                .document(["$match": .document(["dispatchAt": .document(["$lte": .datetime(now.milliseconds)])])]),
+                .document(["$group": .document(["_id": .null, "n": .document(["$sum": .int32(1)])])]),
+            ])
+            return Int(groups.first?["n"]?.intValue ?? 0)
+        }
+    }
+
     public func statusCounts() async throws -> [StatusCount] {
         try await withCollection { c throws(MongoError) in
             let groups = try c.aggregate([
@@ -189,7 +215,7 @@ public struct MongoStore: CommunicationStore {
 
     public func apply(_ transitions: [StatusTransition]) async throws -> [TransitionOutcome] {
         guard !transitions.isEmpty else { return [] }
-        return try await withCollection { c throws(MongoError) in
+        return try await timedWrite { c throws(MongoError) in
             var out: [TransitionOutcome] = []
             for t in transitions {
                 out.append(try Self.applyOne(c, t))
@@ -232,7 +258,7 @@ public struct MongoStore: CommunicationStore {
     /// the revision moves, so that a status change decided on the old `dispatchAt` decides again.
     public func confirmPublished(_ publications: [Publication], due: Timestamp?) async throws {
         guard !publications.isEmpty else { return }
-        try await withCollection { c throws(MongoError) in
+        try await timedWrite { c throws(MongoError) in
             for p in publications {
                 _ = try c.updateOne(
                     ["_id": .string(p.id), "status": .string(CommunicationStatus.queued.rawValue), "dispatchSeq": .int64(Int64(p.dispatchSeq))],

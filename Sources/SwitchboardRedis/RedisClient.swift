@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import SwitchboardTelemetry
 
 /// Something that can run Redis commands: a ``RedisConnection``, a
 /// ``RedisConnectionPool`` or a ``RedisClient``.
@@ -117,13 +118,16 @@ public final class RedisClient: RedisCommandExecutor, Sendable {
     ///   - options: Pool sizes, lease timeout and reconnect policy.
     ///   - eventLoopGroup: The event loops to run on; NIO's shared singleton by default.
     ///   - logger: Where to log; passwords are never logged.
+    ///   - metrics: Where the two pools record (by default the process's backend, labels `commands` and `blocking`).
     /// - Throws: ``RedisError/tlsConfiguration(_:)`` if the TLS settings are unusable.
     public init(
         configuration: RedisConfiguration,
         options: Options = Options(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "switchboard.redis")
+        logger: Logger = Logger(label: "switchboard.redis"),
+        metrics: (commands: RedisPoolMetrics, blocking: RedisPoolMetrics)? = nil
     ) throws(RedisError) {
+        let metrics = metrics ?? (RedisPoolMetrics(pool: "commands"), RedisPoolMetrics(pool: "blocking"))
         self.pool = try RedisConnectionPool(
             configuration: configuration,
             options: .init(
@@ -132,7 +136,8 @@ public final class RedisClient: RedisCommandExecutor, Sendable {
                 reconnect: options.reconnect
             ),
             eventLoopGroup: eventLoopGroup,
-            logger: logger
+            logger: logger,
+            metrics: metrics.commands
         )
         self.blockingPool = try RedisConnectionPool(
             configuration: configuration,
@@ -142,7 +147,8 @@ public final class RedisClient: RedisCommandExecutor, Sendable {
                 reconnect: options.reconnect
             ),
             eventLoopGroup: eventLoopGroup,
-            logger: logger
+            logger: logger,
+            metrics: metrics.blocking
         )
     }
 
@@ -157,13 +163,15 @@ public final class RedisClient: RedisCommandExecutor, Sendable {
         url: String,
         options: Options = Options(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "switchboard.redis")
+        logger: Logger = Logger(label: "switchboard.redis"),
+        metrics: (commands: RedisPoolMetrics, blocking: RedisPoolMetrics)? = nil
     ) throws(RedisError) {
         try self.init(
             configuration: RedisConfiguration(url: url),
             options: options,
             eventLoopGroup: eventLoopGroup,
-            logger: logger
+            logger: logger,
+            metrics: metrics
         )
     }
 

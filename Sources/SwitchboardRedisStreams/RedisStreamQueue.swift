@@ -2,6 +2,7 @@ import Logging
 import Synchronization
 import SwitchboardCore
 import SwitchboardRedis
+import SwitchboardTelemetry
 
 /// The `MessageQueue` on Redis Streams consumer groups: the scale-out adapter selected by `REDIS_URL`.
 ///
@@ -16,7 +17,7 @@ import SwitchboardRedis
 /// | `renew` | a script (`EVAL`): for each id still pending for the consumer (`XPENDING <stream> <group> <id> <id> 1`), `XCLAIM <stream> <group> <consumer> 0 <id> JUSTID` (idle time back to 0, delivery count unchanged) |
 /// | `deadLetter` | `MULTI; XADD <stream>:dead …fields, dead_reason, dead_entry_id, dead_deliveries; XACK; XDEL; EXEC` |
 /// | `entries` | `XRANGE <stream> - + COUNT n` |
-/// | `info` | `XLEN`, the `XPENDING` summary and `XLEN <stream>:dead`, pipelined |
+/// | `info` | `XLEN`, the `XPENDING` summary (its smallest id gives the oldest pending entry's age), `XLEN <stream>:dead` and `TIME`, pipelined |
 /// | `ping` | `PING` |
 ///
 /// **Retention.** Streams are not trimmed with `MAXLEN`: trimming by length would drop entries nobody has
@@ -72,16 +73,17 @@ public final class RedisStreamQueue: MessageQueue {
     ///     Bounds how long an HTTP request waits on publication while Redis is unreachable.
     ///   - blockingConnections: The most blocking reads in flight at once (each holds a connection).
     ///   - logger: Where to log; the password is never logged.
+    ///   - metrics: Where the client's two pools record (`RedisClient`'s default: the process's backend).
     /// - Throws: `RedisError.invalidURL` or `RedisError.tlsConfiguration`.
     public convenience init(
         url: String, lease: Duration = .seconds(30), unavailableWait: Duration = .seconds(1), blockingConnections: Int = 32,
-        logger: Logger = Logger(label: "switchboard.redis-streams")
+        logger: Logger = Logger(label: "switchboard.redis-streams"), metrics: (commands: RedisPoolMetrics, blocking: RedisPoolMetrics)? = nil
     ) throws {
         var reconnect = RedisReconnectPolicy()
         reconnect.maximumWait = unavailableWait
         reconnect.maximumDelay = .seconds(1)
         let options = RedisClient.Options(maximumConnections: 8, maximumBlockingConnections: blockingConnections, leaseTimeout: .seconds(10), reconnect: reconnect)
-        try self.init(client: RedisClient(configuration: RedisConfiguration(url: url), options: options, logger: logger), lease: lease, logger: logger)
+        try self.init(client: RedisClient(configuration: RedisConfiguration(url: url), options: options, logger: logger, metrics: metrics), lease: lease, logger: logger)
     }
 
     /// Closes the connections. Later calls fail with `RedisError.shutdown`.
@@ -258,13 +260,23 @@ public final class RedisStreamQueue: MessageQueue {
     }
 
     public func info(stream: String, group: String) async throws -> SwitchboardCore.StreamBacklog {
-        let replies = try await client.pipeline([["XLEN", stream], ["XPENDING", stream, group], ["XLEN", StreamNames.deadLetter(of: stream)]])
-        guard replies.count == 3 else { throw RedisError.unexpectedReply(command: "XLEN/XPENDING", reply: "\(replies.count) replies") }
+        let replies = try await client.pipeline([["XLEN", stream], ["XPENDING", stream, group], ["XLEN", StreamNames.deadLetter(of: stream)], ["TIME"]])
+        guard replies.count == 4 else { throw RedisError.unexpectedReply(command: "XLEN/XPENDING/TIME", reply: "\(replies.count) replies") }
         let length = try replies[0].throwingIfError().int ?? 0
         // No group yet (NOGROUP): nothing is pending.
-        let pending = replies[1].errorMessage == nil ? replies[1].array?.first?.int ?? 0 : 0
+        let summary = replies[1].errorMessage == nil ? replies[1].array : nil
+        let pending = summary?.first?.int ?? 0
         let dead = try replies[2].throwingIfError().int ?? 0
-        return SwitchboardCore.StreamBacklog(stream: stream, length: length, pending: pending, deadLetters: dead)
+        // The summary's smallest pending id starts with the millisecond the entry was added at; Redis's own
+        // clock (TIME: seconds, microseconds) gives the age without trusting this machine's clock to agree.
+        var oldest: Duration?
+        if pending > 0, let summary, summary.count >= 2, let id = summary[1].string,
+            let published = Int64(id.prefix { $0 != "-" }),
+            let time = try replies[3].throwingIfError().array, time.count == 2,
+            let seconds = time[0].int64, let micros = time[1].int64 {
+            oldest = SwitchboardCore.StreamBacklog.age(publishedAt: published, now: seconds * 1000 + micros / 1000)
+        }
+        return SwitchboardCore.StreamBacklog(stream: stream, length: length, pending: pending, deadLetters: dead, oldestPendingAge: oldest)
     }
 
     public func ping() async throws {

@@ -1,4 +1,5 @@
 import Logging
+import SwitchboardTelemetry
 
 /// One SQLite file in WAL mode: a single writer thread that group-commits concurrent writes, and a few
 /// reader threads. Every adapter of the embedded engine (store, queue, search, sandbox) shares one.
@@ -18,9 +19,11 @@ public final class SQLiteDatabase: Sendable {
     let signal = StreamSignal()
 
     /// Opens (creating if needed) the database and brings its schema up to date.
-    public init(options: SQLiteOptions, logger: Logger = Logger(label: "switchboard.sqlite")) throws {
+    /// - Parameter metrics: where the writer records each group commit (duration, size) and failed commits;
+    ///   by default the process's metrics backend (made here, once: bootstrap the backend before opening).
+    public init(options: SQLiteOptions, logger: Logger = Logger(label: "switchboard.sqlite"), metrics: StoreEngineMetrics = StoreEngineMetrics(engine: "sqlite")) throws {
         self.options = options
-        threads = try DatabaseThreads(options: options) { writeConnection in
+        threads = try DatabaseThreads(options: options, metrics: metrics) { writeConnection in
             try Schema.migrate(writeConnection)
             writeConnection.addTransactionHook(StatusCounter())
         }

@@ -331,12 +331,25 @@ public struct SQLiteQueue: MessageQueue {
     }
 
     public func info(stream: String, group: String) async throws -> StreamBacklog {
-        try await db.read { c in
+        let now = clock()
+        return try await db.read { c in
             // Sets of fields, not rows: what a consumer will be handed (see the type's comment).
             let length = try c.scalar(Self.countSets, [.text(stream)]) ?? 0
             let pending = try c.scalar("SELECT count(*) FROM stream_pending WHERE stream = ? AND grp = ?", [.text(stream), .text(group)]) ?? 0
             let dead = try c.scalar("SELECT count(*) FROM stream_entries WHERE stream = ?", [.text(StreamNames.deadLetter(of: stream))]) ?? 0
-            return StreamBacklog(stream: stream, length: Int(length), pending: Int(pending), deadLetters: Int(dead))
+            // The oldest pending entry is the one with the smallest id (as in Redis): the first row of the pending
+            // list's primary key, then its entry by id. A pending record whose entry is gone is skipped.
+            var oldest: Int64?
+            if pending > 0 {
+                oldest = try c.scalar(
+                    """
+                    SELECT e.created_at FROM stream_pending p JOIN stream_entries e ON e.id = p.entry_id
+                    WHERE p.stream = ? AND p.grp = ? ORDER BY p.entry_id LIMIT 1
+                    """, [.text(stream), .text(group)])
+            }
+            return StreamBacklog(
+                stream: stream, length: Int(length), pending: Int(pending), deadLetters: Int(dead),
+                oldestPendingAge: oldest.map { StreamBacklog.age(publishedAt: $0, now: now.milliseconds) })
         }
     }
 

@@ -247,6 +247,13 @@ public struct SQLiteStore: CommunicationStore {
         }.map { (row: Loaded) in row.finished }
     }
 
+    /// A count over the partial index on `dispatch_at` (`communications_dispatch`): the due rows only.
+    public func outboxDue(now: Timestamp) async throws -> Int {
+        try await db.read { c in
+            Int(try c.scalar("SELECT count(*) FROM communications WHERE dispatch_at IS NOT NULL AND dispatch_at <= ?", [.int(now.milliseconds)]) ?? 0)
+        }
+    }
+
     public func statusCounts() async throws -> [StatusCount] {
         try await db.read { c in
             var counts: [StatusCount] = []

@@ -17,16 +17,20 @@ public enum EngineMetrics {
         Counter(label: MetricName.engineErrors, dimensions: [("engine", engine)], factory: factory)
     }
 
-    public static func redisPoolConnections(factory: any MetricsFactory = MetricsSystem.factory) -> Gauge {
-        Gauge(label: MetricName.redisPoolConnections, factory: factory)
+    /// Connections open in a Redis pool (`pool`: `commands`, `blocking`). A `Meter` (gauge that goes up and
+    /// down): every pool of the process adds to its series.
+    public static func redisPoolConnections(pool: String, factory: any MetricsFactory = MetricsSystem.factory) -> Meter {
+        Meter(label: MetricName.redisPoolConnections, dimensions: [("pool", pool)], factory: factory)
     }
 
-    public static func redisPoolConnectionsInUse(factory: any MetricsFactory = MetricsSystem.factory) -> Gauge {
-        Gauge(label: MetricName.redisPoolConnectionsInUse, factory: factory)
+    /// Connections of a Redis pool lent out now.
+    public static func redisPoolConnectionsInUse(pool: String, factory: any MetricsFactory = MetricsSystem.factory) -> Meter {
+        Meter(label: MetricName.redisPoolConnectionsInUse, dimensions: [("pool", pool)], factory: factory)
     }
 
-    public static func redisPoolWaits(factory: any MetricsFactory = MetricsSystem.factory) -> Counter {
-        Counter(label: MetricName.redisPoolWaits, factory: factory)
+    /// Borrowers of a Redis pool that had to wait for a connection.
+    public static func redisPoolWaits(pool: String, factory: any MetricsFactory = MetricsSystem.factory) -> Counter {
+        Counter(label: MetricName.redisPoolWaits, dimensions: [("pool", pool)], factory: factory)
     }
 
     public static func searchIndexingLag(factory: any MetricsFactory = MetricsSystem.factory) -> Gauge {

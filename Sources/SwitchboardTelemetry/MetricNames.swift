@@ -60,11 +60,12 @@ public enum MetricName {
     public static let storeCommitDuration = "switchboard_store_commit_duration_seconds"
     /// Histogram {engine}: transactions in one group commit.
     public static let storeCommitBatchSize = "switchboard_store_commit_batch_size"
-    /// Gauge: Redis connections open in the pool.
+    /// Gauge {pool}: Redis connections open in the process's pools (`pool`: `commands`, or `blocking` for the
+    /// blocking reads' pool).
     public static let redisPoolConnections = "switchboard_redis_pool_connections"
-    /// Gauge: Redis connections lent out now.
+    /// Gauge {pool}: Redis connections lent out now.
     public static let redisPoolConnectionsInUse = "switchboard_redis_pool_connections_in_use"
-    /// Counter: borrowers that had to wait for a Redis connection.
+    /// Counter {pool}: borrowers that had to wait for a Redis connection.
     public static let redisPoolWaits = "switchboard_redis_pool_waits_total"
     /// Gauge: age of the oldest log record waiting to be indexed when the logging service last indexed.
     public static let searchIndexingLag = "switchboard_search_indexing_lag_seconds"

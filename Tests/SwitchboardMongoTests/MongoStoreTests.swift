@@ -39,6 +39,7 @@ struct MongoStoreContractTests {
     @Test func statusCounts() async throws { try await withStore { s, _ in try await StoreContract.statusCounts(s) } }
     @Test func concurrentTransitions() async throws { try await withStore { s, _ in try await StoreContract.concurrentTransitions(s) } }
     @Test func claimDue() async throws { try await withStore { s, _ in try await StoreContract.claimDue(s) } }
+    @Test func outboxDue() async throws { try await withStore { s, _ in try await StoreContract.outboxDue(s) } }
     @Test func concurrentClaims() async throws { try await withStore { s, _ in try await StoreContract.concurrentClaims(s) } }
     @Test func acceptedQueuedAndConfirmed() async throws { try await withStore { s, _ in try await StoreContract.acceptedQueuedAndConfirmed(s) } }
     @Test func purge() async throws { try await withStore { s, _ in try await StoreContract.purge(s) } }

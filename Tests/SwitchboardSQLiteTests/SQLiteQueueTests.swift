@@ -21,6 +21,7 @@ struct SQLiteQueueTests {
     @Test func acknowledgedEntriesAreDeleted() async throws { try await QueueContract.acknowledgedEntriesAreDeleted(try queue()) }
     @Test func fieldsRoundTrip() async throws { try await QueueContract.fieldsRoundTrip(try queue()) }
     @Test func purgeDeadLetters() async throws { try await QueueContract.purgeDeadLetters(try queue()) }
+    @Test func oldestPendingAge() async throws { try await QueueContract.oldestPendingAge(try queue()) }
 
     @Test("reading without a group is a typed NOGROUP error")
     func noGroup() async throws {

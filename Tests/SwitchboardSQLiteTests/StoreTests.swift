@@ -17,6 +17,7 @@ struct SQLiteStoreTests {
     @Test func statusCounts() async throws { try await StoreContract.statusCounts(SQLiteStore(database: try temporaryDatabase())) }
     @Test func concurrentTransitions() async throws { try await StoreContract.concurrentTransitions(SQLiteStore(database: try temporaryDatabase())) }
     @Test func claimDue() async throws { try await StoreContract.claimDue(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func outboxDue() async throws { try await StoreContract.outboxDue(SQLiteStore(database: try temporaryDatabase())) }
     @Test func concurrentClaims() async throws { try await StoreContract.concurrentClaims(SQLiteStore(database: try temporaryDatabase())) }
     @Test func acceptedQueuedAndConfirmed() async throws { try await StoreContract.acceptedQueuedAndConfirmed(SQLiteStore(database: try temporaryDatabase())) }
     @Test func purge() async throws { try await StoreContract.purge(SQLiteStore(database: try temporaryDatabase())) }

@@ -191,4 +191,43 @@ public enum QueueContract {
         #expect(got.first?.fields == fields)
         #expect(got.allSatisfy { $0.stream == "f" })
     }
+
+    /// `info` gives the age of the oldest pending entry (handed out, not acknowledged), counted from its
+    /// publication: nil while nothing is pending (entries not yet read included), at least the time since the
+    /// oldest held entry was published, and that of the next one once it is acknowledged.
+    public static func oldestPendingAge(_ q: any MessageQueue) async throws {
+        let stream = "age"
+        try await q.createGroup(stream: stream, group: "g")
+        let firstPublished = ContinuousClock.now
+        try await q.publish(stream: stream, entries: [["n": "1"]])
+        var info = try await q.info(stream: stream, group: "g")
+        #expect(info.length == 1 && info.pending == 0)
+        #expect(info.oldestPendingAge == nil && info.oldestPendingSeconds == 0, "nothing read yet: \(info)")
+        try await Task.sleep(for: .milliseconds(500))
+        let secondPublished = ContinuousClock.now
+        try await q.publish(stream: stream, entries: [["n": "2"]])
+        let first = try await q.read(stream: stream, group: "g", consumer: "a", count: 1, block: .zero)
+        #expect(first.map { $0.fields["n"] } == ["1"])
+        info = try await q.info(stream: stream, group: "g")
+        var bound = ContinuousClock.now - firstPublished + .milliseconds(20)
+        #expect(info.pending == 1)
+        let firstAge = try #require(info.oldestPendingAge)
+        // The age is in whole milliseconds on both engines: allow the rounding below.
+        #expect(firstAge >= .milliseconds(495) && firstAge <= bound, "\(firstAge) not in 495 ms … \(bound)")
+        #expect(info.oldestPendingSeconds >= 0.495)
+        // Two pending: the older one counts.
+        let second = try await q.read(stream: stream, group: "g", consumer: "b", count: 1, block: .zero)
+        #expect(second.map { $0.fields["n"] } == ["2"])
+        info = try await q.info(stream: stream, group: "g")
+        #expect(info.pending == 2 && (info.oldestPendingAge ?? .zero) >= firstAge)
+        // The oldest acknowledged: the next one's age, which is 500 ms younger.
+        try await q.ack(stream: stream, group: "g", ids: first.map(\.id))
+        info = try await q.info(stream: stream, group: "g")
+        bound = ContinuousClock.now - secondPublished + .milliseconds(20)
+        let secondAge = try #require(info.oldestPendingAge)
+        #expect(info.pending == 1 && secondAge <= bound, "\(secondAge) > \(bound)")
+        try await q.ack(stream: stream, group: "g", ids: second.map(\.id))
+        info = try await q.info(stream: stream, group: "g")
+        #expect(info.pending == 0 && info.oldestPendingAge == nil && info.oldestPendingSeconds == 0)
+    }
 }

@@ -286,4 +286,22 @@ public enum StoreContract {
         }
         #expect(taken.count == 40 && Set(taken).count == 40)
     }
+
+    /// The outbox's due count: what `claimDue` would take at that time (the due time itself included), a leased
+    /// message only once its lease ran out, a queued one never.
+    public static func outboxDue(_ store: any CommunicationStore) async throws {
+        #expect(try await store.outboxDue(now: Timestamp(milliseconds: 1_000_000)) == 0)
+        _ = try await store.create([new("e1", at: 0), new("e2", at: 100_000), new("e3", at: 0)])  // due at 10 s, 110 s, 10 s
+        #expect(try await store.outboxDue(now: Timestamp(milliseconds: 9_999)) == 0)
+        #expect(try await store.outboxDue(now: Timestamp(milliseconds: 10_000)) == 2)
+        #expect(try await store.outboxDue(now: Timestamp(milliseconds: 110_000)) == 3)
+        let now = Timestamp(milliseconds: 20_000)
+        let claimed = try await store.claimDue(now: now, lease: .seconds(30), limit: 1)
+        #expect(claimed.count == 1)
+        #expect(try await store.outboxDue(now: now) == 1)
+        #expect(try await store.outboxDue(now: Timestamp(milliseconds: 50_000)) == 2)
+        _ = try await store.apply(["e1", "e3"].map { StatusTransition(id: $0, event: .queued(dispatchSeq: 1), at: now, service: "s") })
+        #expect(try await store.outboxDue(now: Timestamp(milliseconds: 90_000)) == 0)
+        #expect(try await store.outboxDue(now: Timestamp(milliseconds: 200_000)) == 1)
+    }
 }

@@ -19,6 +19,9 @@ public protocol CommunicationStore: Sendable {
     /// history: up to `limit` of them, starting after the communication `after` (the last one of the previous
     /// page), or at the first when nil. A search index that missed updates catches up from here.
     func communications(createdSince since: Timestamp, after: String?, limit: Int) async throws -> [Communication]
+    /// How many communications the outbox has due at `now` (`dispatchAt <= now`): what the next `claimDue`
+    /// calls would take, leases that ran out included. Cheap: read from the index on the due time.
+    func outboxDue(now: Timestamp) async throws -> Int
     /// Count of communications per channel and status.
     func statusCounts() async throws -> [StatusCount]
     /// Checks that the store answers.

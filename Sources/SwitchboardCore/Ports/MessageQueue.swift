@@ -24,7 +24,7 @@ public protocol MessageQueue: Sendable {
     func deadLetter(stream: String, group: String, entries: [QueueEntry], reason: String) async throws
     /// Entries of a stream, oldest first (for dead-letter inspection).
     func entries(stream: String, limit: Int) async throws -> [QueueEntry]
-    /// Length, pending count and dead-letter count.
+    /// Length, pending count, age of the oldest pending entry and dead-letter count.
     func info(stream: String, group: String) async throws -> StreamBacklog
     /// Checks that the queue answers.
     func ping() async throws
@@ -55,11 +55,30 @@ public struct StreamBacklog: Sendable, Hashable {
     public var pending: Int
     /// Entries in the dead-letter stream.
     public var deadLetters: Int
+    /// Age of the oldest pending entry (handed out and not yet acknowledged), counted from when it was
+    /// published (not from when it was handed out, nor from its last delivery): how long the oldest message a
+    /// consumer holds has been waiting for its outcome. Nil when nothing is pending. Entries not yet handed out
+    /// are in `length` only.
+    public var oldestPendingAge: Duration?
 
-    public init(stream: String, length: Int, pending: Int, deadLetters: Int) {
+    public init(stream: String, length: Int, pending: Int, deadLetters: Int, oldestPendingAge: Duration? = nil) {
         self.stream = stream
         self.length = length
         self.pending = pending
         self.deadLetters = deadLetters
+        self.oldestPendingAge = oldestPendingAge
+    }
+
+    /// `oldestPendingAge` in seconds, 0 when nothing is pending (the gauge's value).
+    public var oldestPendingSeconds: Double {
+        guard let age = oldestPendingAge else { return 0 }
+        let (seconds, attoseconds) = age.components
+        return max(0, Double(seconds) + Double(attoseconds) / 1e18)
+    }
+
+    /// The age of an entry published at `published` (ms since the epoch) seen at `now`; never negative (clocks
+    /// of two machines may disagree).
+    public static func age(publishedAt published: Int64, now: Int64) -> Duration {
+        .milliseconds(max(0, now - published))
     }
 }

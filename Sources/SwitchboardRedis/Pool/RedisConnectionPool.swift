@@ -3,6 +3,7 @@ import SwitchboardBackoff
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SwitchboardTelemetry
 
 /// How a pool retries when it cannot open a connection.
 ///
@@ -142,6 +143,8 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
     private let factory: RedisConnectionFactory
     private let state = NIOLockedValueBox(State())
     private let logger: Logger
+    /// Connections open and lent out, borrowers that waited, failed connections. Recorded outside the lock.
+    private let metrics: RedisPoolMetrics
 
     /// Creates a pool. No connection is opened until one is needed.
     /// - Parameters:
@@ -149,16 +152,19 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
     ///   - options: Size, lease timeout and reconnect policy.
     ///   - eventLoopGroup: The event loops to run on; NIO's shared singleton by default.
     ///   - logger: Where to log; passwords are never logged.
+    ///   - metrics: Where the pool records its connections (open, lent out), waits and failed connections.
     /// - Throws: ``RedisError/tlsConfiguration(_:)`` if the TLS settings are unusable.
     public init(
         configuration: RedisConfiguration,
         options: Options = Options(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "switchboard.redis")
+        logger: Logger = Logger(label: "switchboard.redis"),
+        metrics: RedisPoolMetrics = RedisPoolMetrics(pool: "commands")
     ) throws(RedisError) {
         self.factory = try RedisConnectionFactory(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
         self.options = options
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// The pool's current counters.
@@ -222,12 +228,17 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
         }
         switch action {
         case .none:
-            break
+            self.metrics.lent(-1)
         case .close:
+            self.metrics.lent(-1)
+            self.metrics.opened(-1)
             connection.channel.close(promise: nil)
         case .hand(let continuation, let timeoutTask, let grant):
             timeoutTask?.cancel()
             if case .create = grant {
+                // Returned broken to a waiter, who opens a new one.
+                self.metrics.lent(-1)
+                self.metrics.opened(-1)
                 connection.channel.close(promise: nil)
             }
             continuation.resume(returning: grant)
@@ -268,6 +279,7 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
             waiter.timeoutTask?.cancel()
             waiter.continuation.resume(throwing: RedisError.shutdown)
         }
+        self.metrics.opened(-idle.count)
         for connection in idle {
             await connection.close()
         }
@@ -303,11 +315,11 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
         // Fast path without suspending.
         var stale: [RedisConnection] = []
         let immediate = self.state.withLockedValue { self.grantIfPossible(&$0, stale: &stale) }
-        for connection in stale {
-            connection.channel.close(promise: nil)
-        }
+        self.closeStale(stale)
         switch immediate {
-        case .grant(let grant): return grant
+        case .grant(let grant):
+            if case .connection = grant { self.metrics.lent(1) }
+            return grant
         case .fail(let error): throw error
         case .wait: break
         }
@@ -333,17 +345,26 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
                     state.waiters.append(Waiter(id: waiterID, continuation: continuation, timeoutTask: timeoutTask))
                     return .wait
                 }
-                for connection in stale {
-                    connection.channel.close(promise: nil)
-                }
+                self.closeStale(stale)
                 switch decision {
-                case .grant(let grant): continuation.resume(returning: grant)
+                case .grant(let grant):
+                    if case .connection = grant { self.metrics.lent(1) }
+                    continuation.resume(returning: grant)
                 case .fail(let error): continuation.resume(throwing: error)
-                case .wait: break
+                case .wait: self.metrics.waited()
                 }
             }
         } onCancel: {
             self.failWaiter(id: waiterID, with: .cancelled)
+        }
+    }
+
+    /// Closes idle connections found broken (no longer open).
+    private func closeStale(_ stale: [RedisConnection]) {
+        guard !stale.isEmpty else { return }
+        self.metrics.opened(-stale.count)
+        for connection in stale {
+            connection.channel.close(promise: nil)
         }
     }
 
@@ -390,6 +411,7 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
                 return connection
             } catch {
                 lastError = error
+                self.metrics.failed()
                 guard Self.isRetryable(error) else {
                     self.connectAttemptsEnded(with: nil)
                     throw error
@@ -445,6 +467,10 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
             }
             return (nil, false)
         }
+        if connection != nil {
+            self.metrics.opened(1)
+            self.metrics.lent(1)
+        }
         if let waiter {
             waiter.timeoutTask?.cancel()
             waiter.continuation.resume(returning: .create)
@@ -498,7 +524,12 @@ public final class RedisConnectionPool: RedisCommandExecutor, Sendable {
                 continue
             } catch {
                 self.release(connection)
-                throw RedisConnection.mapError(error)
+                let mapped = RedisConnection.mapError(error)
+                switch mapped {
+                case .connectionClosed, .connectionFailed, .timeout: self.metrics.failed()  // the connection failed, not the command
+                default: break
+                }
+                throw mapped
             }
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SwitchboardTelemetry
 
 /// The connections of one SQLite file in WAL mode, each on a thread of its own: a single writer that
 /// group-commits concurrent writes (`GroupCommitWriter`, with its sync thread), a checkpointer, and a few
@@ -14,7 +15,8 @@ final class DatabaseThreads: Sendable {
     ///
     /// - Parameter prepareWriter: run on the write connection once it is configured and before any other
     ///   connection opens (the owner's schema upgrade, its transaction hooks).
-    init(options: SQLiteOptions, prepareWriter: (Connection) throws -> Void) throws {
+    /// - Parameter metrics: where the writer records its group commits.
+    init(options: SQLiteOptions, metrics: StoreEngineMetrics, prepareWriter: (Connection) throws -> Void) throws {
         let directory = (options.path as NSString).deletingLastPathComponent
         if !directory.isEmpty, options.path != ":memory:" {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -41,7 +43,7 @@ final class DatabaseThreads: Sendable {
         self.checkpointer = checkpointer
         writer = GroupCommitWriter(
             connection: writeConnection, maxGroup: options.maxGroupSize, syncing: options.synchronous == .full && onDisk ? options.path : nil,
-            checkpointer: checkpointer, checkpointPages: options.checkpointPages)
+            checkpointer: checkpointer, checkpointPages: options.checkpointPages, metrics: metrics)
         var readers: [ConnectionThread] = []
         for i in 0..<options.readers {
             let c = try Connection(path: options.path, readOnly: true)

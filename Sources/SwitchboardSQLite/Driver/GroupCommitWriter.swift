@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import SwitchboardTelemetry
 
 /// The write connection: one thread runs every write, many per transaction (group commit).
 ///
@@ -12,8 +13,9 @@ import Foundation
 /// commit holding only such writes is not synced (the next durable commit's sync covers it). A write that throws is rolled back alone: the transaction is rolled back and the
 /// other writes are run again without it, so the common case costs no savepoints.
 final class GroupCommitWriter: JobThread, @unchecked Sendable {
-    /// Committed, waiting for the sync thread (each inner array one commit).
-    private var unsynced: [[Job]] = []
+    /// Committed, waiting for the sync thread: each one commit's durable jobs and when its COMMIT began
+    /// (`DispatchTime` nanoseconds, for the commit duration).
+    private var unsynced: [(jobs: [Job], started: UInt64)] = []
     /// True while the sync thread is syncing.
     private var syncing = false
     private var writerDone = false
@@ -26,6 +28,8 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
     /// Pages written to the log between two background checkpoints (`SQLiteOptions.checkpointPages`).
     private let checkpointPages: Int
     private var stats = WriterStatistics()
+    /// Each group commit's duration and size, and failed commits (handles made once, by the owner).
+    private let metrics: StoreEngineMetrics
 
     /// No commit is waiting for or under a sync (always, without a sync thread). Read holding the lock.
     private var diskFree: Bool { !syncing && unsynced.isEmpty }
@@ -45,8 +49,9 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
 
     /// - Parameter syncing: the database file whose write-ahead log the sync thread makes durable after each
     ///   commit; nil when commits need no sync.
-    init(connection: Connection, maxGroup: Int, syncing path: String?, checkpointer: ConnectionThread?, checkpointPages: Int) {
+    init(connection: Connection, maxGroup: Int, syncing path: String?, checkpointer: ConnectionThread?, checkpointPages: Int, metrics: StoreEngineMetrics) {
         self.maxGroup = maxGroup
+        self.metrics = metrics
         self.checkpointPages = checkpointPages
         walPath = path.map { $0 + "-wal" }
         self.checkpointer = checkpointer
@@ -87,7 +92,7 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
             if commitNow && !open.isEmpty {
                 committed = open
                 open = []
-                commit(committed, on: connection)
+                commit(committed, on: connection, started: DispatchTime.now().uptimeNanoseconds)
             }
             let elapsed = DispatchTime.now().uptimeNanoseconds - start
             let cpu = Self.threadCPUNanoseconds() - cpuStart
@@ -130,6 +135,7 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
                 do {
                     try connection.execute("BEGIN IMMEDIATE")
                 } catch {
+                    metrics.failed()
                     for job in held + toRun { job.finish(error) }
                     return []
                 }
@@ -148,25 +154,34 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
     /// Commits the open transaction holding `jobs`, then hands the durable ones to the sync thread and
     /// resumes the others (all of them when commits are not synced). A commit with no durable job is not
     /// synced on its own: the next durable commit's sync covers it.
-    private func commit(_ jobs: [Job], on connection: Connection) {
+    ///
+    /// Metrics: the group's size, and its duration from the COMMIT (`started`) until its callers are resumed —
+    /// the sync included when the group waits for one (recorded by the sync thread then).
+    private func commit(_ jobs: [Job], on connection: Connection, started: UInt64) {
         do {
             try connection.runBeforeCommitHooks()
             try connection.execute("COMMIT")
         } catch {
             try? connection.execute("ROLLBACK")
             connection.runRollbackHooks()
+            metrics.failed()
             for job in jobs { job.finish(error) }
             return
         }
+        metrics.grouped(transactions: jobs.count)
         guard walPath != nil else {
+            metrics.committed(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started))
             for job in jobs { job.finish(nil) }
             return
         }
         let durable = jobs.filter(\.durable)
         for job in jobs where !job.durable { job.finish(nil) }
-        guard !durable.isEmpty else { return }
+        guard !durable.isEmpty else {
+            metrics.committed(nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started))
+            return
+        }
         condition.lock()
-        unsynced.append(durable)
+        unsynced.append((durable, started))
         condition.broadcast()
         condition.unlock()
     }
@@ -195,7 +210,12 @@ final class GroupCommitWriter: JobThread, @unchecked Sendable {
             condition.lock()
             stats.syncs += 1
             condition.unlock()
-            for group in groups { for job in group { job.finish(failure) } }
+            if failure != nil { metrics.failed() }
+            let synced = DispatchTime.now().uptimeNanoseconds
+            for group in groups {
+                if failure == nil { metrics.committed(nanoseconds: Int64(synced - group.started)) }
+                for job in group.jobs { job.finish(failure) }
+            }
 
             condition.lock()
             syncing = false
