@@ -61,3 +61,8 @@ public struct MeteredPipeline: Pipeline {
         try await base.indexLogs(records, consuming: batch, deadLetters: deadLetters, reason: reason, group: group)
     }
 }
+
+extension Adapters {
+    /// The pipeline that writes, under its metrics: `PortByPortPipeline` or the embedded engine's.
+    public var writePath: any Pipeline { (pipeline as? MeteredPipeline)?.base ?? pipeline }
+}

@@ -5,6 +5,8 @@ import SwitchboardCore
 import SwitchboardElasticsearch
 import SwitchboardRedisStreams
 import SwitchboardSQLite
+import CoreMetrics
+import SwitchboardTelemetry
 #if MongoDB
 import SwitchboardMongo
 #endif
@@ -57,11 +59,13 @@ struct Composition {
         return o
     }
 
-    init(settings: Settings, logger: Logger, clock: @escaping @Sendable () -> Timestamp) throws {
-        database = try SQLiteDatabase(options: SQLiteOptions(path: settings.databasePath, synchronous: settings.synchronous), logger: logger)
-        let store = try Self.store(settings, database: database, logger: logger)
-        let queue = try Self.queue(settings, database: database, logger: logger, clock: clock)
-        let search = Self.search(settings, database: database, storeIsSQLite: store.adapter is SQLiteStore, logger: logger)
+    /// - Parameter metrics: where the engines record (`switchboard_store_*`, `…_redis_pool_*`, `…_search_*`,
+    ///   `…_engine_errors_total`).
+    init(settings: Settings, logger: Logger, clock: @escaping @Sendable () -> Timestamp, metrics: any MetricsFactory) throws {
+        database = try SQLiteDatabase(options: SQLiteOptions(path: settings.databasePath, synchronous: settings.synchronous), logger: logger, metrics: StoreEngineMetrics(engine: "sqlite", factory: metrics))
+        let store = try Self.store(settings, database: database, logger: logger, metrics: metrics)
+        let queue = try Self.queue(settings, database: database, logger: logger, clock: clock, metrics: metrics)
+        let search = Self.search(settings, database: database, storeIsSQLite: store.adapter is SQLiteStore, logger: logger, metrics: metrics)
         redisQueue = queue.adapter as? RedisStreamQueue
         elasticsearch = search.adapter as? ElasticsearchSearchIndex
         #if MongoDB
@@ -85,11 +89,11 @@ struct Composition {
         }
     }
 
-    static func store(_ settings: Settings, database: SQLiteDatabase, logger: Logger) throws -> Picked<any CommunicationStore> {
+    static func store(_ settings: Settings, database: SQLiteDatabase, logger: Logger, metrics: any MetricsFactory) throws -> Picked<any CommunicationStore> {
         #if MongoDB
         if let url = settings.mongoURL {
             let mongo: MongoStore
-            do { mongo = try MongoStore(url: url, logger: logger) } catch { throw SettingsError("MONGODB_URL=\(Settings.mask(url)): \(error)") }
+            do { mongo = try MongoStore(url: url, logger: logger, metrics: StoreEngineMetrics(engine: "mongodb", factory: metrics)) } catch { throw SettingsError("MONGODB_URL=\(Settings.mask(url)): \(error)") }
             return Picked(adapter: mongo, name: "mongodb", engineServices: [mongo])
         }
         #else
@@ -106,9 +110,10 @@ struct Composition {
         return SQLiteKeyStore(database: database)
     }
 
-    static func queue(_ settings: Settings, database: SQLiteDatabase, logger: Logger, clock: @escaping @Sendable () -> Timestamp) throws -> Picked<any MessageQueue> {
+    static func queue(_ settings: Settings, database: SQLiteDatabase, logger: Logger, clock: @escaping @Sendable () -> Timestamp, metrics: any MetricsFactory) throws -> Picked<any MessageQueue> {
         if let url = settings.redisURL {
-            let redis = try RedisStreamQueue(url: url, lease: settings.lease, unavailableWait: settings.redisUnavailableWait, logger: logger)
+            let pools = (commands: RedisPoolMetrics(pool: "commands", factory: metrics), blocking: RedisPoolMetrics(pool: "blocking", factory: metrics))
+            let redis = try RedisStreamQueue(url: url, lease: settings.lease, unavailableWait: settings.redisUnavailableWait, logger: logger, metrics: pools)
             return Picked(adapter: redis, name: "redis", engineServices: [redis])
         }
         return Picked(adapter: SQLiteQueue(database: database, lease: settings.lease, pollInterval: settings.pollInterval, clock: clock), name: "sqlite")
@@ -121,9 +126,9 @@ struct Composition {
         return Picked(adapter: RedisRateLimiter(client: queue.client, fallback: local, logger: logger), name: "redis")
     }
 
-    static func search(_ settings: Settings, database: SQLiteDatabase, storeIsSQLite: Bool, logger: Logger) -> Picked<any SearchIndex> {
+    static func search(_ settings: Settings, database: SQLiteDatabase, storeIsSQLite: Bool, logger: Logger, metrics: any MetricsFactory) -> Picked<any SearchIndex> {
         if let es = settings.elasticsearch {
-            let index = ElasticsearchSearchIndex(configuration: es, logger: logger)
+            let index = ElasticsearchSearchIndex(configuration: es, logger: logger, metrics: SearchEngineMetrics(engine: "elasticsearch", factory: metrics))
             return Picked(adapter: index, name: "elasticsearch", adapterServices: [index])
         }
         let index = SQLiteSearchIndex(database: database, documents: storeIsSQLite ? .storeRows : .ownTable)

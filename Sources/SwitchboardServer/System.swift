@@ -72,6 +72,8 @@ public struct SwitchboardSystem: Sendable {
     public let metrics: PrometheusExposition
     /// The message counters, shared by every pipeline this system builds.
     let messageMetrics: MessageMetrics
+    /// The gauges read when scraped: each stream's backlog, the outbox, whether each engine answers.
+    let backlogCollector: QueueMetricsCollector
 
     /// Opens the engines named by `settings` and builds the configured providers. A TLS certificate or key
     /// that cannot be used stops it first, with a message naming the file and the reason.
@@ -104,7 +106,7 @@ public struct SwitchboardSystem: Sendable {
             throw SettingsError("SMTP settings are unusable: \(error)")
         }
         self.smtp = smtp
-        let picked = try Composition(settings: settings, logger: logger, clock: clock)
+        let picked = try Composition(settings: settings, logger: logger, clock: clock, metrics: metrics.factory)
         database = picked.database
         redisQueue = picked.redisQueue
         elasticsearch = picked.elasticsearch
@@ -133,6 +135,10 @@ public struct SwitchboardSystem: Sendable {
         if let t = p.twilio { wrap(.twilio, TwilioProvider(configuration: t)) }
         if let w = p.whatsApp { wrap(.meta, WhatsAppProvider(configuration: w)) }
         providerInstances = instances
+        backlogCollector = QueueMetricsCollector(
+            adapters: adapters,
+            gauges: BacklogGauges(streams: StreamNames.all, engines: [("store", adapters.names.store), ("queue", adapters.names.queue), ("search", adapters.names.search)], factory: factory),
+            timeout: .seconds(2), clock: clock)
     }
 
     /// Replaces the embedded engine's one-transaction pipeline with the port-by-port one, as other engines run
@@ -148,7 +154,7 @@ public struct SwitchboardSystem: Sendable {
     /// The pipeline options in effect: the stall watchdog runs only when the streams can lose entries on their
     /// own (the port-by-port pipeline, i.e. Redis streams or a store apart from the streams).
     public var pipelineOptions: PipelineOptions {
-        Composition.options(settings, portByPort: ((adapters.pipeline as? MeteredPipeline)?.base ?? adapters.pipeline) is PortByPortPipeline)
+        Composition.options(settings, portByPort: adapters.writePath is PortByPortPipeline)
     }
 
     /// Closes the engines: the Redis connections, then the database. For embedders and tests; `run(role:)`
@@ -258,7 +264,8 @@ public struct SwitchboardSystem: Sendable {
     /// `GET /metrics` of this system: the exposition, after the gauges read when scraped are sampled.
     public var metricsEndpoint: MetricsEndpoint {
         let metrics = self.metrics
-        return MetricsEndpoint(token: settings.metricsToken) { await metrics.scrape() }
+        let collector = backlogCollector
+        return MetricsEndpoint(token: settings.metricsToken) { await metrics.scrape(sampling: { await collector.refresh() }) }
     }
 
     /// The listener of `GET /metrics` for a process without the API (a worker, the logging service), on
@@ -315,7 +322,7 @@ public struct SwitchboardSystem: Sendable {
             services.append(ChannelWorker(channel: channel, adapters: adapters, providers: providers(for: channel), testProvider: providerInstances[.sandbox], options: options, consumer: Self.consumerName(channel.rawValue), logger: logger, clock: clock))
         }
         if role == .all || role == .logger {
-            services.append(LogIndexer(adapters: adapters, options: options, consumer: Self.consumerName("logger"), logger: logger))
+            services.append(LogIndexer(adapters: adapters, options: options, consumer: Self.consumerName("logger"), logger: logger, lag: IndexingLagMetrics(factory: metrics.factory), clock: clock))
         }
         return services
     }

@@ -61,7 +61,7 @@ struct ElasticsearchEndToEndTests {
     func endToEnd() async throws {
         try await withSearchServer(.noida) { server in
             let system = try SwitchboardSystem(settings: try esSettings(node: server.url), logger: quiet())
-            #expect(system.adapters.pipeline is PortByPortPipeline)
+            #expect(system.adapters.writePath is PortByPortPipeline)
             #expect(system.adapters.names.search == "elasticsearch")
             let es = try #require(system.elasticsearch)
             let running = Running(system)

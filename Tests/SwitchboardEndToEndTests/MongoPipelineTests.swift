@@ -53,7 +53,7 @@ struct MongoPipelineTests {
             settings.mongoURL = mongo.url(database: "switchboard-e2e")
             let system = try SwitchboardSystem(settings: settings, logger: quietLogger())
             #expect(system.adapters.names.store == "mongodb" && system.adapters.names.queue == "sqlite")
-            #expect(system.adapters.pipeline is PortByPortPipeline)
+            #expect(system.adapters.writePath is PortByPortPipeline)
             #expect(system.mongoStore != nil)
             let running = Running(system)
             try await system.application().test(.router) { client in
