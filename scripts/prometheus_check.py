@@ -13,17 +13,20 @@ the live run's Prometheus: promtool has no "check expression").
 
 live: starts redis-server, the router, one worker per channel and the logger as separate processes (Redis streams,
 SQLite store), each serving /metrics behind a bearer token made for the run, and Debian's `prometheus` on
-127.0.0.1 scraping them every second with alerts.yml loaded. It sends messages (some failing through the sandbox's
+127.0.0.1 scraping them every 3 seconds with alerts.yml loaded. It sends messages (some failing through the sandbox's
 magic recipients; WhatsApp through a Meta endpoint that does not answer, so its circuit opens and the sandbox takes
 over), waits until each has ended, then asks Prometheus's HTTP API that
   - the counters say exactly what was sent: accepted by channel, sent and failed by channel, provider calls by
     outcome, HTTP requests by route template and status;
   - every expression of alerts.yml and of deploy/grafana/switchboard.json evaluates without error or warning, and
     every metric they name is exported;
+  - the backlog gauges: each failed message dead-lettered, the streams drained, every engine up in every process;
   - /api/v1/rules shows every rule of alerts.yml, healthy;
   - each process's exposition passes `promtool check metrics` (HELP lines aside);
   - Meta's circuit is open (2) and SwitchboardCircuitOpen goes pending;
-  - a process stopped is `up == 0` and SwitchboardProcessDown goes pending.
+  - a process stopped is `up == 0` and SwitchboardProcessDown goes pending;
+  - Redis stopped: the processes still answer their scrapes with switchboard_engine_up{role="queue"} 0, and
+    SwitchboardEngineDown goes pending.
 Everything listens on 127.0.0.1 and is stopped at the end, failed or not.
 """
 import json
@@ -378,7 +381,8 @@ def live_run(binary, names, histograms, work, system):
     with open(token_file, "w") as f:
         f.write(token)
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        # A scrape waits up to 2 s for an engine that does not answer (the collector's bound): a 3 s timeout.
+        "global": {"scrape_interval": "3s", "evaluation_interval": "1s", "scrape_timeout": "3s"},
         "rule_files": [RULES],
         "scrape_configs": [{
             "job_name": "switchboard",
@@ -494,6 +498,24 @@ def live_run(binary, names, histograms, work, system):
         # all_ended polled the same route: at least `gets` 200s, and the unknown id exactly once.
         check(got.get("200", 0) >= gets and got.get("404") == 1, f"GET {template[0]}: >= {gets} answered 200, 1 answered 404 (got {got})")
 
+    # The gauges sampled at each scrape: every failed message dead-lettered on its stream, the streams drained (an
+    # acknowledged entry is deleted), nothing pending or due, every engine up in every process.
+    dead = {f"{ch}_stream": float(n) for ch, n in failed.items()}
+    wait_for("the backlog gauges settle", lambda: nonzero(prom.vector('max by (stream) (switchboard_queue_dead_letters{job="switchboard"})', "stream")) == dead
+             and not nonzero(prom.vector('max by (stream) (switchboard_queue_length{job="switchboard"})', "stream")), 20)
+    check(True, f"switchboard_queue_dead_letters by stream: {dead}; switchboard_queue_length 0 on every stream")
+    for metric in ("switchboard_queue_pending", "switchboard_queue_oldest_pending_age_seconds", "switchboard_outbox_due_messages"):
+        v = prom.query(f'{metric}{j}')["data"]["result"]
+        check(v and all(float(r["value"][1]) == 0 for r in v), f"{metric}: 0 in every process that exports it ({len(v)} series)")
+    streams = {r["metric"].get("stream") for r in prom.query(f"switchboard_queue_length{j}")["data"]["result"]}
+    check(streams == {"email_stream", "sms_stream", "whatsapp_stream", "log_stream"}, f"the queue gauges cover the four streams: {sorted(streams)}")
+    engines = {(r["metric"].get("service"), r["metric"].get("role"), r["metric"].get("engine")): float(r["value"][1])
+               for r in prom.query(f"switchboard_engine_up{j}")["data"]["result"]}
+    roles = {(role, engine) for _, role, engine in engines}
+    check(engines and all(v == 1 for v in engines.values()) and {"router", "worker", "logger"} <= {sv for sv, _, _ in engines}
+          and ("queue", "redis") in roles and ("store", "sqlite") in roles,
+          f"switchboard_engine_up is 1 for every process and engine: {sorted(roles)}")
+
     # More than 5 % failed on every channel here: the failure-rate alert is pending (it fires after 5 minutes).
     wait_for("SwitchboardDeliveryFailureRate pending on every channel",
              lambda: prom.vector('ALERTS{alertname="SwitchboardDeliveryFailureRate", alertstate="pending"}', "channel") == {ch: 1.0 for ch in plan}, 15)
@@ -557,6 +579,21 @@ def live_run(binary, names, histograms, work, system):
     wait_for("SwitchboardProcessDown pending",
              lambda: prom.vector('ALERTS{alertname="SwitchboardProcessDown", alertstate="pending"}', "service") == {"logger": 1.0}, 15)
     check(True, "SwitchboardProcessDown is pending for the logger")
+
+    # --- Redis stopped: the processes still answer their scrapes, say the queue engine is down, the alert pending ---
+    system.stop("redis")
+
+    def queue_down():
+        v = prom.query('switchboard_engine_up{job="switchboard", role="queue"}')["data"]["result"]
+        return v and {r["metric"]["service"] for r in v} >= {"router", "worker"} and all(float(r["value"][1]) == 0 for r in v)
+    wait_for("switchboard_engine_up{role=\"queue\"} == 0", queue_down, 20)
+    check(True, "Redis stopped: switchboard_engine_up{role=\"queue\"} is 0 in the router and the workers")
+    check(prom.vector('up{job="switchboard", service=~"router|worker"}', "instance")
+          == {t: 1.0 for n, t in targets.items() if n != "logger"}, "their scrapes still succeed (within the scrape timeout)")
+    wait_for("SwitchboardEngineDown pending",
+             lambda: {(r["metric"]["service"], r["metric"]["engine"]) for r in prom.query(
+                 'ALERTS{alertname="SwitchboardEngineDown", alertstate="pending"}')["data"]["result"]} >= {("router", "redis"), ("worker", "redis")}, 15)
+    check(True, "SwitchboardEngineDown is pending for redis in the router and the workers")
 
 
 def main():
