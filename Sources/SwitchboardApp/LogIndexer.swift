@@ -2,6 +2,7 @@ import Logging
 import ServiceLifecycle
 import SwitchboardCore
 import SwitchboardLifecycle
+import SwitchboardTelemetry
 
 /// The logging service: consumes `log_stream` and indexes each entry into `communication-logs`, through the
 /// pipeline (one transaction per batch on the embedded engine; on separate engines the batch is indexed,
@@ -55,6 +56,22 @@ public struct LogIndexer: Service {
     func index(_ batch: LogBatch) async throws {
         let (records, bad) = sort(batch.entries)
         if !bad.isEmpty { logger.error("log entries moved to the dead-letter stream", metadata: ["count": "\(bad.count)"]) }
-        try await adapters.pipeline.indexLogs(records, consuming: batch, deadLetters: bad, reason: Self.deadReason, group: StreamNames.loggerGroup)
+        // Tracing on: one span per record of a traced message, child of its trace, for the batch's indexing.
+        let spans = options.tracing.enabled ? records.map { Self.indexingSpan($0, tracing: options.tracing) } : []
+        do {
+            try await adapters.pipeline.indexLogs(records, consuming: batch, deadLetters: bad, reason: Self.deadReason, group: StreamNames.loggerGroup)
+        } catch {
+            for span in spans { span?.recordError(error); span?.end() }
+            throw error
+        }
+        for span in spans { span?.end() }
+    }
+
+    static func indexingSpan(_ r: LogRecord, tracing: MessageTracing) -> MessageSpan? {
+        guard let trace = r.traceParent, let span = tracing.startSpan("index log record", parent: trace, kind: .consumer) else { return nil }
+        span.set("switchboard.communication_id", r.communicationId)
+        span.set("switchboard.status", r.status?.rawValue ?? "")
+        span.set("switchboard.service", r.service)
+        return span
     }
 }
