@@ -31,14 +31,18 @@ public struct LogLineHandler: LogHandler {
     public var metadataProvider: Logger.MetadataProvider?
     let label: String
     let format: Format
+    let counters: LogLevelCounters?
     let write: @Sendable (String) -> Void
 
-    /// - Parameter write: where a finished line goes (standard error by default; tests collect them).
-    public init(label: String, level: Logger.Level, format: Format = .line, metadataProvider: Logger.MetadataProvider? = nil, write: @escaping @Sendable (String) -> Void = LogLineHandler.standardError) {
+    /// - Parameters:
+    ///   - counters: where lines are counted by level; nil: `LogLevelCounters.shared` (the process's metrics).
+    ///   - write: where a finished line goes (standard error by default; tests collect them).
+    public init(label: String, level: Logger.Level, format: Format = .line, metadataProvider: Logger.MetadataProvider? = nil, counters: LogLevelCounters? = nil, write: @escaping @Sendable (String) -> Void = LogLineHandler.standardError) {
         self.label = label
         self.logLevel = level
         self.format = format
         self.metadataProvider = metadataProvider
+        self.counters = counters
         self.write = write
     }
 
@@ -47,16 +51,8 @@ public struct LogLineHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    /// One counter per level, made on first use (after `MetricsSystem` is bootstrapped at start), never looked
-    /// up per line.
-    static let levelCounters: [Counter] = Logger.Level.allCases.map { Counter(label: MetricName.logMessages, dimensions: [("level", $0.rawValue)]) }
-
-    static func counter(_ level: Logger.Level) -> Counter {
-        levelCounters[Logger.Level.allCases.firstIndex(of: level)!]
-    }
-
     public func log(event: LogEvent) {
-        Self.counter(event.level).increment()
+        (counters ?? .shared).count(event.level)
         var all = metadata
         if let provided = metadataProvider?.get(), !provided.isEmpty { all.merge(provided) { _, new in new } }
         if let explicit = event.metadata, !explicit.isEmpty { all.merge(explicit) { _, new in new } }
@@ -135,5 +131,31 @@ public struct LogLineHandler: LogHandler {
                 rest = UnsafeRawBufferPointer(rebasing: rest[n...])
             }
         }
+    }
+}
+
+/// `switchboard_log_messages_total{level}` (`MetricName.logMessages`): one counter per level, made once, never
+/// looked up per line.
+public final class LogLevelCounters: Sendable {
+    /// The process's: made at the first line written, which comes after `MetricsSystem` is bootstrapped at start.
+    public static let shared = LogLevelCounters()
+
+    let counters: [Counter]
+
+    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+        counters = Logger.Level.allCases.map { Counter(label: MetricName.logMessages, dimensions: [("level", $0.rawValue)], factory: factory) }
+    }
+
+    func count(_ level: Logger.Level) {
+        let index = switch level {
+        case .trace: 0
+        case .debug: 1
+        case .info: 2
+        case .notice: 3
+        case .warning: 4
+        case .error: 5
+        case .critical: 6
+        }
+        counters[index].increment()
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import MetricsTestKit
+import SwitchboardTelemetry
 import Synchronization
 import SwitchboardServer
 import Testing
@@ -83,6 +85,25 @@ struct LogLineHandlerTests {
         let second = try Self.object(all[1])
         #expect(second["level"] as? String == "error" && second["trace_id"] == nil && (second["metadata"] as? [String: Any])?.isEmpty == true)
         #expect(try Self.object(all[2])["trace_id"] == nil)
+    }
+
+    @Test("every line written is counted by level in switchboard_log_messages_total{level}, in both formats; dropped levels are not")
+    func counted() throws {
+        let metrics = TestMetrics()
+        let counters = LogLevelCounters(factory: metrics)
+        for format in LogLineHandler.Format.allCases {
+            let logger = Logger(label: "x") { LogLineHandler(label: $0, level: .info, format: format, counters: counters, write: { _ in }) }
+            logger.debug("dropped")
+            logger.info("one")
+            logger.error("two")
+            logger.error("three")
+            logger.critical("four")
+        }
+        #expect(try metrics.expectCounter(MetricName.logMessages, [("level", "error")]).totalValue == 4)
+        #expect(try metrics.expectCounter(MetricName.logMessages, [("level", "info")]).totalValue == 2)
+        #expect(try metrics.expectCounter(MetricName.logMessages, [("level", "critical")]).totalValue == 2)
+        #expect(try metrics.expectCounter(MetricName.logMessages, [("level", "debug")]).totalValue == 0)
+        #expect(try metrics.expectCounter(MetricName.logMessages, [("level", "warning")]).totalValue == 0)
     }
 
     @Test("SWITCHBOARD_LOG_FORMAT: line by default, json on request, anything else refused")
