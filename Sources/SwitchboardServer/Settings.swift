@@ -161,7 +161,7 @@ public struct Settings: Sendable {
             Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
             Variable(name: "SWITCHBOARD_LOG_FORMAT", meaning: "line: `<time> <level> <label> : <key=value …> [<source>] <message>`; json: one JSON object a line (time, level, label, message, source, metadata, trace_id and span_id when the line concerns a traced message), for log shippers", defaultValue: "line"),
         ]),
-        VariableGroup(title: "Tracing (OpenTelemetry, OTLP/HTTP; read by swift-otel as the specification names them)", variables: TracingSettings.variables),
+        VariableGroup(title: "Tracing (OpenTelemetry over OTLP/HTTP; read by swift-otel)", variables: TracingSettings.variables),
         VariableGroup(title: "Test suite (read by the tests of scripts/test.sh, not by switchboard)", variables: [
             Variable(name: "SWITCHBOARD_TEST_SECANTUS_SERVERS", meaning: "MongoDB emulators running at once during the tests", defaultValue: "2"),
             Variable(name: "SWITCHBOARD_SMTP_SCRIPTS", meaning: "folder of the SMTP test scripts", defaultValue: "the package's scripts/"),
