@@ -2,7 +2,8 @@
 # The test command (README): installs what the tests need, then runs every suite, the MongoDB store included
 # (trait MongoDB: the build and the test run must name the same traits, or the test run rebuilds), then fuzzes
 # the running server against its OpenAPI document (scripts/fuzz.sh, on the binary just built) and checks one
-# message's trace across router, worker and logger processes on Redis (scripts/trace_test.py, same binary).
+# message's trace across router, worker and logger processes on Redis and in serve on SQLite
+# (scripts/trace_test.py, same binary).
 # Arguments go to `swift test` (e.g. --filter); with arguments the fuzz runs only if FUZZ=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."

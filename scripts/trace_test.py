@@ -7,6 +7,9 @@ account SID and token, a form with To, From and Body) and answers each recipient
 201; then `switchboard router`, `switchboard worker --channel sms` and `switchboard logger` as separate processes on
 that Redis (store and search in one SQLite file), exporting spans to the receiver (OTEL_EXPORTER_OTLP_ENDPOINT).
 
+Then the same in one process on the embedded engine (`switchboard serve`, SQLite streams: the store write and the
+publication are one transaction, so one span).
+
 Sends two SMS: one without a `traceparent` (the trace starts at the router) and one with (the trace continues the
 caller's). Each is delivered after one retry (the outbox republishes it). Once both are sent and indexed, the
 processes are stopped (SIGTERM: their last spans are flushed), and for each message:
@@ -196,16 +199,49 @@ def eventually(what, predicate, timeout=60):
     return check(False, f"timed out: {what}")
 
 
+SCENARIOS = {
+    # name: (processes, router span names, whether a redis-server is needed)
+    "redis": ({"router": ["router"], "worker": ["worker", "--channel", "sms"], "logger": ["logger"]}, ["validate", "accept", "store write", "publication", "outbox republication"], True),
+    "sqlite": ({"serve": ["serve"]}, ["validate", "store write + publication (one SQLite transaction)", "outbox republication"], False),
+}
+
+
 def main():
     binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug", "switchboard"))
     if not os.access(binary, os.X_OK):
         raise SystemExit(f"no switchboard binary at {binary}: build it first (swift build --traits MongoDB)")
-    work = tempfile.mkdtemp(prefix="switchboard-trace-")
     otlp = serve(OTLPReceiver)
     twilio = serve(TwilioStandIn)
+    works = []
     try:
-        redis_port, port = free_port(), free_port()
-        redis = spawn(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", work], os.path.join(work, "redis.log"))
+        for offset, scenario in enumerate(SCENARIOS):
+            work = tempfile.mkdtemp(prefix=f"switchboard-trace-{scenario}-")
+            works.append(work)
+            print(f"== {scenario}", flush=True)
+            run(binary, scenario, work, otlp, twilio, offset * 10)
+    finally:
+        for p in reversed(processes):
+            stop(p, 10)
+        otlp.shutdown()
+        twilio.shutdown()
+        for work in works:
+            if failures:
+                print(f"logs kept in {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+    print(f"trace test: {'FAILED, ' + str(len(failures)) + ' failures' if failures else 'passed'}")
+    sys.exit(1 if failures else 0)
+
+
+def run(binary, scenario, work, otlp, twilio, offset):
+    commands, router_spans, needs_redis = SCENARIOS[scenario]
+    service = {role: "switchboard-" + ("worker" if role == "worker" else role) for role in commands}
+    front = "serve" if "serve" in commands else "router"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SWITCHBOARD_", "REDIS_", "MONGODB_", "ELASTICSEARCH_"))}
+    if needs_redis:
+        redis_port = free_port()
+        spawn(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", work], os.path.join(work, "redis.log"))
 
         def redis_up():
             with socket.create_connection(("127.0.0.1", redis_port), timeout=1) as s:
@@ -213,123 +249,114 @@ def main():
                 return s.recv(16).startswith(b"+PONG")
         if not eventually("redis-server answers", redis_up, 20):
             return
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}"
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SWITCHBOARD_", "REDIS_", "MONGODB_", "ELASTICSEARCH_"))}
-        env.update({
-            "PORT": str(port), "SWITCHBOARD_HOST": "127.0.0.1", "SWITCHBOARD_DATABASE": os.path.join(work, "switchboard.sqlite"),
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}", "SWITCHBOARD_AUTH": "off",
-            "ACCOUNTSID": ACCOUNT_SID, "AUTHTOKEN": AUTH_TOKEN, "SWITCHBOARD_TWILIO_BASE_URL": f"http://127.0.0.1:{twilio.server_address[1]}",
-            "SWITCHBOARD_RETRY_BASE_MS": "300", "SWITCHBOARD_RETRY_JITTER": "0", "SWITCHBOARD_SCHEDULER_INTERVAL_MS": "100",
-            "SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_LOG_LEVEL": "info",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp.server_address[1]}", "OTEL_TRACES_SAMPLER": "always_on",
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-        })
-        logs = {role: os.path.join(work, f"{role}.log") for role in ("router", "worker", "logger")}
-        roles = {
-            "router": spawn([binary, "router"], logs["router"], env),
-            "worker": spawn([binary, "worker", "--channel", "sms"], logs["worker"], env),
-            "logger": spawn([binary, "logger"], logs["logger"], env),
-        }
-        base = f"http://127.0.0.1:{port}"
-        if not eventually("the router answers", lambda: http("GET", base + "/health/ready")[0] == 200, 60):
-            return
+    env.update({
+        "PORT": str(port), "SWITCHBOARD_HOST": "127.0.0.1", "SWITCHBOARD_DATABASE": os.path.join(work, "switchboard.sqlite"),
+        "SWITCHBOARD_AUTH": "off",
+        "ACCOUNTSID": ACCOUNT_SID, "AUTHTOKEN": AUTH_TOKEN, "SWITCHBOARD_TWILIO_BASE_URL": f"http://127.0.0.1:{twilio.server_address[1]}",
+        "SWITCHBOARD_RETRY_BASE_MS": "300", "SWITCHBOARD_RETRY_JITTER": "0", "SWITCHBOARD_SCHEDULER_INTERVAL_MS": "100",
+        "SWITCHBOARD_LOG_FORMAT": "json", "SWITCHBOARD_LOG_LEVEL": "info",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp.server_address[1]}", "OTEL_TRACES_SAMPLER": "always_on",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    })
+    logs = {role: os.path.join(work, f"{role}.log") for role in commands}
+    roles = {role: spawn([binary] + args, logs[role], env) for role, args in commands.items()}
+    base = f"http://127.0.0.1:{port}"
+    if not eventually("the router answers", lambda: http("GET", base + "/health/ready")[0] == 200, 60):
+        return
 
-        caller_parent = secrets.token_hex(8)
-        caller_trace = secrets.token_hex(16)
-        messages = []  # (id, trace id, expected parent of the root or "")
-        for i, incoming in enumerate([None, f"00-{caller_trace}-{caller_parent}-01"]):
-            headers = {"Content-Type": "application/json"}
-            if incoming:
-                headers["traceparent"] = incoming
-            body = json.dumps({"type": "sms", "data": {"from": "+15005550006", "to": f"+1555000{i:04d}", "msg": f"traced message {i}"}}).encode()
-            status, answer_headers, data = http("POST", base + "/api/v1/communication", body, headers)
-            check(status == 200, f"POST answered {status}: {data[:200]!r}")
-            header = {k.lower(): v for k, v in answer_headers.items()}.get("traceparent", "")
-            parts = header.split("-")
-            check(len(parts) == 4 and len(parts[1]) == 32, f"traceparent answer header {header!r}")
-            trace = parts[1] if len(parts) == 4 else ""
-            if incoming:
-                check(trace == caller_trace, f"the caller's trace {caller_trace} continued, not {trace}")
-            messages.append((json.loads(data)["id"], trace, caller_parent if incoming else ""))
+    caller_parent = secrets.token_hex(8)
+    caller_trace = secrets.token_hex(16)
+    messages = []  # (id, trace id, expected parent of the root or "")
+    for i, incoming in enumerate([None, f"00-{caller_trace}-{caller_parent}-01"]):
+        headers = {"Content-Type": "application/json"}
+        if incoming:
+            headers["traceparent"] = incoming
+        body = json.dumps({"type": "sms", "data": {"from": "+15005550006", "to": f"+1555000{offset + i:04d}", "msg": f"traced message {i}"}}).encode()
+        status, answer_headers, data = http("POST", base + "/api/v1/communication", body, headers)
+        check(status == 200, f"POST answered {status}: {data[:200]!r}")
+        header = {k.lower(): v for k, v in answer_headers.items()}.get("traceparent", "")
+        parts = header.split("-")
+        check(len(parts) == 4 and len(parts[1]) == 32, f"traceparent answer header {header!r}")
+        trace = parts[1] if len(parts) == 4 else ""
+        if incoming:
+            check(trace == caller_trace, f"the caller's trace {caller_trace} continued, not {trace}")
+        messages.append((json.loads(data)["id"], trace, caller_parent if incoming else ""))
 
-        for id, trace, _ in messages:
-            def sent():
-                record = json.loads(http("GET", f"{base}/api/v1/communication/{id}")[2])
-                return record["status"] == "sent"
-            eventually(f"{id} sent", sent)
+    for id, trace, _ in messages:
+        def sent():
             record = json.loads(http("GET", f"{base}/api/v1/communication/{id}")[2])
-            check(record.get("traceId") == trace, f"record traceId {record.get('traceId')} != {trace}")
-            check(record.get("attempts") == 2 and "retrying" in [h["status"] for h in record.get("history", [])], f"{id} delivered after one retry: {record.get('attempts')} attempts, {[h['status'] for h in record.get('history', [])]}")
+            return record["status"] == "sent"
+        eventually(f"{id} sent", sent)
+        record = json.loads(http("GET", f"{base}/api/v1/communication/{id}")[2])
+        check(record.get("traceId") == trace, f"record traceId {record.get('traceId')} != {trace}")
+        check(record.get("attempts") == 2 and "retrying" in [h["status"] for h in record.get("history", [])], f"{id} delivered after one retry: {record.get('attempts')} attempts, {[h['status'] for h in record.get('history', [])]}")
 
-            def indexed():
-                items = json.loads(http("GET", f"{base}/api/v1/logs?communicationId={id}&limit=100")[2])["items"]
-                return {"pending", "queued", "retrying", "sent"} <= {r.get("status") for r in items}
-            eventually(f"log records of {id}", indexed)
+        def indexed():
             items = json.loads(http("GET", f"{base}/api/v1/logs?communicationId={id}&limit=100")[2])["items"]
-            check(items and all(r.get("traceId") == trace for r in items), f"every log record of {id} has trace id {trace}: {[r.get('traceId') for r in items]}")
+            return {"pending", "queued", "retrying", "sent"} <= {r.get("status") for r in items}
+        eventually(f"log records of {id}", indexed)
+        items = json.loads(http("GET", f"{base}/api/v1/logs?communicationId={id}&limit=100")[2])["items"]
+        check(items and all(r.get("traceId") == trace for r in items), f"every log record of {id} has trace id {trace}: {[r.get('traceId') for r in items]}")
 
-        # Wait until the indexing spans of the last records have come, then stop: SIGTERM flushes the rest.
-        def all_services():
-            with spans_lock:
-                return all({"switchboard-router", "switchboard-worker", "switchboard-logger"} <= {s["service"] for s in spans if s["trace"] == t} for _, t, _ in messages)
-        eventually("spans of the three processes", all_services, 30)
-        for role in ("router", "worker", "logger"):
-            stop(roles[role])
-            check(roles[role].returncode == 0, f"{role} stopped cleanly (exit {roles[role].returncode})")
-        time.sleep(0.5)
-
-        check(not otlp_errors, f"OTLP requests refused: {otlp_errors}")
+    # Wait until the indexing spans of the last records have come, then stop: SIGTERM flushes the rest.
+    def all_services():
         with spans_lock:
-            collected = list(spans)
-        print(f"{len(collected)} spans received from {sorted({s['service'] for s in collected})}")
-        for id, trace, root_parent in messages:
-            mine = sorted((s for s in collected if s["trace"] == trace), key=lambda s: s["start"])
-            names = [f"{s['service'].removeprefix('switchboard-')}:{s['name']}" for s in mine]
-            print(f"trace {trace} of {id}: {len(mine)} spans: {', '.join(names)}")
-            ids = [s["span"] for s in mine]
-            check(len(ids) == len(set(ids)), f"{trace}: no span id twice")
-            by_id = {s["span"]: s for s in mine}
-            roots = [s for s in mine if s["parent"] not in by_id]
-            check(len(roots) == 1, f"{trace}: one root, not {[(r['service'], r['name'], r['parent']) for r in roots]}")
-            if roots:
-                check(roots[0]["service"] == "switchboard-router", f"{trace}: the root is the router's, not {roots[0]['service']}")
-                check(roots[0]["parent"] == root_parent, f"{trace}: the root's parent is {roots[0]['parent']!r}, expected {root_parent!r}")
+            return all(set(service.values()) <= {s["service"] for s in spans if s["trace"] == t} and any(s["name"] == "index log record" for s in spans if s["trace"] == t) for _, t, _ in messages)
+    eventually("spans of every process", all_services, 30)
+    time.sleep(1)  # the last records' indexing spans
+    for role in commands:
+        stop(roles[role])
+        check(roles[role].returncode == 0, f"{role} stopped cleanly (exit {roles[role].returncode})")
+    time.sleep(0.5)
 
-            def named(name, service):
-                return [s for s in mine if s["name"] == name and s["service"] == service]
-            for name in ("validate", "accept", "store write", "publication", "outbox republication"):
-                check(named(name, "switchboard-router"), f"{trace}: router span {name!r}")
-            deliveries = named("deliver sms", "switchboard-worker")
-            calls = named("provider twilio", "switchboard-worker")
-            check(len(deliveries) == 2, f"{trace}: two deliveries, not {len(deliveries)}")
-            check(len(calls) == 2, f"{trace}: two provider calls, not {len(calls)}")
-            if len(calls) == 2:
-                check(calls[0]["status"] == 2 and calls[1]["status"] != 2, f"{trace}: the first provider call failed, the second did not: {[c['status'] for c in calls]}")
-                check(all(by_id.get(c["parent"], {}).get("name") == "deliver sms" for c in calls), f"{trace}: each provider call inside a delivery")
-                check([c["attributes"].get("switchboard.outcome") for c in calls] == ["retryable", "sent"], f"{trace}: outcomes {[c['attributes'].get('switchboard.outcome') for c in calls]}")
-            if len(deliveries) == 2:
-                parent = by_id.get(deliveries[1]["parent"], {})
-                check(parent.get("name") == "outbox republication", f"{trace}: the retry's delivery descends from the outbox's republication, not {parent.get('name')!r}")
-            indexing = named("index log record", "switchboard-logger")
-            check(len(indexing) >= 5, f"{trace}: the logger indexed its records in the trace ({len(indexing)} spans)")
+    check(not otlp_errors, f"OTLP requests refused: {otlp_errors}")
+    with spans_lock:
+        collected = [s for s in spans if s["trace"] in {t for _, t, _ in messages}]
+    print(f"{len(collected)} spans received from {sorted({s['service'] for s in collected})}")
+    for id, trace, root_parent in messages:
+        mine = sorted((s for s in collected if s["trace"] == trace), key=lambda s: s["start"])
+        names = [f"{s['service'].removeprefix('switchboard-')}:{s['name']}" for s in mine]
+        print(f"trace {trace} of {id}: {len(mine)} spans: {', '.join(names)}")
+        ids = [s["span"] for s in mine]
+        check(len(ids) == len(set(ids)), f"{trace}: no span id twice")
+        by_id = {s["span"]: s for s in mine}
+        roots = [s for s in mine if s["parent"] not in by_id]
+        check(len(roots) == 1, f"{trace}: one root, not {[(r['service'], r['name'], r['parent']) for r in roots]}")
+        if roots:
+            check(roots[0]["service"] == service[front], f"{trace}: the root is the router's, not {roots[0]['service']}")
+            check(roots[0]["parent"] == root_parent, f"{trace}: the root's parent is {roots[0]['parent']!r}, expected {root_parent!r}")
 
-            # The worker's JSON log line about the failed attempt carries the trace id.
-            with open(logs["worker"], encoding="utf-8") as f:
-                lines = [json.loads(line) for line in f if line.strip()]
-            check(any(l.get("message") == "provider failed, retryable" and l.get("trace_id") == trace for l in lines), f"{trace}: the worker's log line about the retry has trace_id")
-        with twilio_lock:
-            check(sorted(s for _, s in twilio_calls) == [201, 201, 503, 503], f"Twilio stand-in answered {twilio_calls}")
-    finally:
-        for p in reversed(processes):
-            stop(p, 10)
-        otlp.shutdown()
-        twilio.shutdown()
-        if failures:
-            print(f"logs kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(f"trace test: {'FAILED, ' + str(len(failures)) + ' failures' if failures else 'passed'}")
-    sys.exit(1 if failures else 0)
+        def named(name, service):
+            return [s for s in mine if s["name"] == name and s["service"] == service]
+        worker, logger = service.get("worker", service[front]), service.get("logger", service[front])
+        for name in router_spans:
+            check(named(name, service[front]), f"{trace}: router span {name!r}")
+        deliveries = named("deliver sms", worker)
+        calls = named("provider twilio", worker)
+        check(len(deliveries) == 2, f"{trace}: two deliveries, not {len(deliveries)}")
+        check(len(calls) == 2, f"{trace}: two provider calls, not {len(calls)}")
+        if len(calls) == 2:
+            check(calls[0]["status"] == 2 and calls[1]["status"] != 2, f"{trace}: the first provider call failed, the second did not: {[c['status'] for c in calls]}")
+            check(all(by_id.get(c["parent"], {}).get("name") == "deliver sms" for c in calls), f"{trace}: each provider call inside a delivery")
+            check([c["attributes"].get("switchboard.outcome") for c in calls] == ["retryable", "sent"], f"{trace}: outcomes {[c['attributes'].get('switchboard.outcome') for c in calls]}")
+        if len(deliveries) == 2:
+            parent = by_id.get(deliveries[1]["parent"], {})
+            check(parent.get("name") == "outbox republication", f"{trace}: the retry's delivery descends from the outbox's republication, not {parent.get('name')!r}")
+        indexing = named("index log record", logger)
+        check(len(indexing) >= 5, f"{trace}: the logger indexed its records in the trace ({len(indexing)} spans)")
+
+        # The worker's JSON log line about the failed attempt carries the trace id.
+        with open(logs["worker" if "worker" in logs else front], encoding="utf-8") as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        check(any(l.get("message") == "provider failed, retryable" and l.get("trace_id") == trace for l in lines), f"{trace}: the worker's log line about the retry has trace_id")
+    recipients = {f"+1555000{offset + i:04d}" for i in range(len(messages))}
+    with twilio_lock:
+        answered = sorted(s for to, s in twilio_calls if to in recipients)
+    check(answered == [201, 201, 503, 503], f"Twilio stand-in answered {answered}")
+    for p in list(processes):
+        stop(p, 10)
 
 
 if __name__ == "__main__":
