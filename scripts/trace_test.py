@@ -350,7 +350,10 @@ def run(binary, scenario, work, otlp, twilio, offset):
         # The worker's JSON log line about the failed attempt carries the trace id.
         with open(logs["worker" if "worker" in logs else front], encoding="utf-8") as f:
             lines = [json.loads(line) for line in f if line.strip()]
-        check(any(l.get("message") == "provider failed, retryable" and l.get("trace_id") == trace for l in lines), f"{trace}: the worker's log line about the retry has trace_id")
+        retry_lines = [l for l in lines if l.get("message") == "provider failed, retryable" and l.get("trace_id") == trace]
+        check(retry_lines, f"{trace}: the worker's log line about the retry has trace_id")
+        # Written inside the delivery's span: its span_id is that span's (swift-otel's metadata provider).
+        check(any(by_id.get(l.get("span_id"), {}).get("name") == "deliver sms" for l in retry_lines), f"{trace}: the retry's log line has the delivery span's span_id: {[l.get('span_id') for l in retry_lines]}")
     recipients = {f"+1555000{offset + i:04d}" for i in range(len(messages))}
     with twilio_lock:
         answered = sorted(s for to, s in twilio_calls if to in recipients)

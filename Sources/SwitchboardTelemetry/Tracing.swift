@@ -37,13 +37,14 @@ public struct MessageTracing: Sendable {
     }
 
     /// Runs `body` in a span child of `parent` and ends it; an error thrown is recorded on the span. `body` gets
-    /// the span (nil when tracing is off), whose `traceParent` is the context to hand on.
+    /// the span (nil when tracing is off), whose `traceParent` is the context to hand on; it runs with the span as
+    /// the task's current context, so its log lines carry the span's `trace_id` and `span_id`.
     public func withSpan<T>(_ name: String, parent: TraceParent?, kind: SpanKind = .internal, _ body: (MessageSpan?) async throws -> T) async rethrows -> T {
         guard enabled else { return try await body(nil) }
         let span = MessageSpan(Tracing.startSpan(name, context: Self.context(parent), ofKind: kind))
         defer { span.end() }
         do {
-            return try await body(span)
+            return try await ServiceContext.$current.withValue(span.span.context) { try await body(span) }
         } catch {
             span.recordError(error)
             throw error
