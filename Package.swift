@@ -65,6 +65,7 @@ let package = Package(
             name: "SwitchboardApp",
             dependencies: [
                 "SwitchboardTelemetry",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 "SwitchboardCore",
                 "SwitchboardLifecycle",
                 .product(name: "Logging", package: "swift-log"),
@@ -76,6 +77,7 @@ let package = Package(
             name: "SwitchboardHTTP",
             dependencies: [
                 "SwitchboardTelemetry",
+                .product(name: "Metrics", package: "swift-metrics"),
                 "SwitchboardCore",
                 "SwitchboardApp",
                 "SwitchboardProviders",

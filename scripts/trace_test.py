@@ -266,6 +266,11 @@ def run(binary, scenario, work, otlp, twilio, offset):
     if not eventually("the router answers", lambda: http("GET", base + "/health/ready")[0] == 200, 60):
         return
 
+    # The log lines written so far are counted by level on GET /metrics (switchboard_log_messages_total).
+    metrics = http("GET", base + "/metrics")[2].decode()
+    counted = [l for l in metrics.splitlines() if l.startswith('switchboard_log_messages_total{level="info"}')]
+    check(counted and float(counted[0].split()[-1]) >= 1, f"info lines counted on /metrics: {counted}")
+
     caller_parent = secrets.token_hex(8)
     caller_trace = secrets.token_hex(16)
     messages = []  # (id, trace id, expected parent of the root or "")

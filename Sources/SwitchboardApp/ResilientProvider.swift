@@ -1,6 +1,8 @@
 import Logging
 import Synchronization
 import SwitchboardCore
+import CoreMetrics
+import SwitchboardTelemetry
 
 /// Wraps a provider with a circuit breaker and an optional token-bucket rate limit (the I/O-free state
 /// machines of the core), so a failing provider is skipped quickly and a fast one is not overrun.
@@ -20,6 +22,7 @@ public final class ResilientProvider: DeliveryProvider {
     private let origin = ContinuousClock.now
     private let logger: Logger
     private let countsAgainstCircuit: @Sendable (ProviderError) -> Bool
+    private let metrics: ProviderMetrics
 
     /// The wrapped provider's name (what is recorded on the message).
     public var name: String { base.name }
@@ -28,8 +31,12 @@ public final class ResilientProvider: DeliveryProvider {
     ///   - breaker: when the circuit opens and for how long.
     ///   - rateLimit: messages per second, or nil for none.
     ///   - countsAgainstCircuit: whether a retryable error says the provider is unwell (default: every one).
-    public init(_ base: any DeliveryProvider, breaker: CircuitBreakerStateMachine.Configuration, rateLimit: TokenBucketStateMachine.Configuration?, logger: Logger, countsAgainstCircuit: @escaping @Sendable (ProviderError) -> Bool = { _ in true }) {
+    ///   - metricsFactory: where the circuit's state and the refusals go (`switchboard_provider_circuit_state`,
+    ///     `…_rate_limited_total`, `…_circuit_rejected_total`); the process's by default. The calls themselves are
+    ///     counted by `MeteredProvider`.
+    public init(_ base: any DeliveryProvider, breaker: CircuitBreakerStateMachine.Configuration, rateLimit: TokenBucketStateMachine.Configuration?, logger: Logger, countsAgainstCircuit: @escaping @Sendable (ProviderError) -> Bool = { _ in true }, metricsFactory: (any MetricsFactory)? = nil) {
         self.base = base
+        self.metrics = ProviderMetrics(provider: base.name, resilience: true, factory: metricsFactory ?? MetricsSystem.factory)
         self.countsAgainstCircuit = countsAgainstCircuit
         self.breaker = Mutex(CircuitBreakerStateMachine(configuration: breaker))
         self.bucket = Mutex(rateLimit.map { TokenBucketStateMachine(configuration: $0) })
@@ -48,8 +55,10 @@ public final class ResilientProvider: DeliveryProvider {
         let t = now
         let action = breaker.withLock { $0.beforeCall(now: t) }
         if case .reject(let after) = action {
+            metrics.refusedByCircuit()
             return .retryable(ProviderError(code: "circuit_open", message: "\(base.name): circuit open after repeated failures; next probe in \(after)"))
         }
+        if action == .probe { metrics.circuit(.halfOpen) }
         let t2 = now
         if let pace = bucket.withLock({ $0?.acquire(now: t2) }) {
             switch pace {
@@ -57,7 +66,11 @@ public final class ResilientProvider: DeliveryProvider {
             case .wait(let d): try? await Task.sleep(for: d)
             case .refuse(let after):
                 // Not a provider failure: release a probe slot without judging the provider.
-                if action == .probe { breaker.withLock { $0.probeAbandoned(now: self.now) } }
+                if action == .probe {
+                    breaker.withLock { $0.probeAbandoned(now: self.now) }
+                    metrics.circuit(.open)
+                }
+                metrics.refusedByRateLimit()
                 return .retryable(ProviderError(code: "rate_limited", message: "\(base.name): local rate limit reached; next token in \(after)"))
             }
         }
@@ -70,8 +83,12 @@ public final class ResilientProvider: DeliveryProvider {
         }
         switch transition {
         case .none: break
-        case .opened(let until): logger.warning("circuit opened", metadata: ["coolDown": "\(until - now)"])
-        case .closed: logger.notice("circuit closed again")
+        case .opened(let until):
+            metrics.circuit(.open)
+            logger.warning("circuit opened", metadata: ["coolDown": "\(until - now)"])
+        case .closed:
+            metrics.circuit(.closed)
+            logger.notice("circuit closed again")
         }
         return result
     }

@@ -28,13 +28,17 @@ public struct API: Sendable {
     let cors: CORSPolicy
     /// Warnings that repeat per request (refusals, malformed requests), one line per kind and interval.
     public let refusals: AggregatedLog
+    /// `GET /metrics` and the HTTP metrics (Hummingbird's `MetricsMiddleware`), or nil for neither.
+    let metrics: MetricsEndpoint?
 
     /// - Parameters:
     ///   - webhooks: the provider status webhooks to serve (none by default).
     ///   - access: API keys (`KeyCache`) and whether they are enforced; `.open` (the default) asks no key.
     ///   - cors: the browser origins allowed (none by default).
     ///   - warningInterval: how long repeated warnings of one kind are counted before their count is logged.
-    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open, cors: CORSPolicy = .none, warningInterval: Duration = .seconds(10)) {
+    ///   - metrics: serves `GET /metrics` and records the HTTP metrics (none by default).
+    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open, cors: CORSPolicy = .none, warningInterval: Duration = .seconds(10), metrics: MetricsEndpoint? = nil) {
+        self.metrics = metrics
         self.adapters = adapters
         self.dispatcher = dispatcher
         self.logger = logger
@@ -79,7 +83,12 @@ public struct API: Sendable {
             Route(.get, "/health") { _, _ in API.live() },
             Route(.get, "/health/live") { _, _ in API.live() },
             Route(.get, "/health/ready") { _, _ in await self.ready() },
-        ] + keyRoutes() + webhookRoutes() + documentRoutes()
+        ] + keyRoutes() + webhookRoutes() + documentRoutes() + metricsRoutes()
+    }
+
+    func metricsRoutes() -> [Route] {
+        guard let metrics else { return [] }
+        return [Route(.get, "/metrics") { request, _ in try await metrics.respond(request) }]
     }
 
     /// Builds the router. HEAD is answered wherever GET is.
@@ -87,6 +96,8 @@ public struct API: Sendable {
         let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
         let routes = self.routes()
         let table = RouteTable(routes.map { ($0.method, $0.segments) })
+        // Metrics outermost, so every answer is counted, a refused or malformed one too.
+        if metrics != nil { router.add(middleware: MetricsMiddleware()) }
         // Tracing (only when a tracer is bootstrapped): a server span per request, child of an incoming
         // `traceparent`; the message's spans descend from it.
         if dispatcher.tracing.enabled { router.add(middleware: TracingMiddleware()) }

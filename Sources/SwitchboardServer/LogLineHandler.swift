@@ -137,7 +137,8 @@ public struct LogLineHandler: LogHandler {
 /// `switchboard_log_messages_total{level}` (`MetricName.logMessages`): one counter per level, made once, never
 /// looked up per line.
 public final class LogLevelCounters: Sendable {
-    /// The process's: made at the first line written, which comes after `MetricsSystem` is bootstrapped at start.
+    /// The fallback, on `MetricsSystem.factory` as it is at the first line written (the executable passes its own,
+    /// made on the process's Prometheus registry before any line).
     public static let shared = LogLevelCounters()
 
     let counters: [Counter]

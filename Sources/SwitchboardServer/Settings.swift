@@ -75,6 +75,11 @@ public struct Settings: Sendable {
     /// Failed authentications one client address may make per minute (and at once) before it is answered 429
     /// (`SWITCHBOARD_AUTH_FAILURES_PER_MINUTE`); 0: no limit (behind a proxy every client has its address).
     public var authFailuresPerMinute = 10
+    /// The port a worker or the logging service serves `GET /metrics` on (`SWITCHBOARD_METRICS_PORT`,
+    /// `--metrics-port`); nil: none. The router and `serve` serve it on their HTTP port whatever this says.
+    public var metricsPort: Int?
+    /// The bearer token `GET /metrics` asks for (`SWITCHBOARD_METRICS_TOKEN`); nil: open.
+    public var metricsToken: String?
     // Observability (issue 17: tracing and log format).
     /// `SWITCHBOARD_LOG_FORMAT`: `line` (the default, `LogLineHandler`'s line) or `json` (one object a line).
     public var logFormat = LogLineHandler.Format.line
@@ -120,6 +125,10 @@ public struct Settings: Sendable {
         VariableGroup(title: "Access control (API keys)", variables: [
             Variable(name: "SWITCHBOARD_AUTH", meaning: "on: every /api/v1 request needs an API key as soon as one exists (a router listening beyond loopback refuses to start without one); off: the API is open on purpose (logged at every start)", defaultValue: "on"),
             Variable(name: "SWITCHBOARD_ADMIN_KEY", meaning: "a bootstrap admin key (sb_live_ and 43 base64url characters, e.g. from `switchboard keys generate`), for containers; hashed at start, never logged or stored", defaultValue: "unset"),
+        ]),
+        VariableGroup(title: "Metrics (Prometheus)", variables: [
+            Variable(name: "SWITCHBOARD_METRICS_PORT", meaning: "port a worker or the logging service serves GET /metrics on, at SWITCHBOARD_HOST (the router and serve answer it on their HTTP port); 0 picks a free port", defaultValue: "unset (none)"),
+            Variable(name: "SWITCHBOARD_METRICS_TOKEN", meaning: "GET /metrics then needs Authorization: Bearer <token>", defaultValue: "unset (open)"),
         ]),
         VariableGroup(title: "Engines: the embedded SQLite file (store, streams, search, sandbox mailbox)", variables: [
             Variable(name: "SWITCHBOARD_DATABASE", meaning: "SQLite file of the embedded engine", defaultValue: "./data/switchboard.sqlite"),
@@ -255,6 +264,8 @@ public struct Settings: Sendable {
 
         if let v = try int("PORT", 0...65535) { s.port = v }
         if let v = value("SWITCHBOARD_HOST") { s.host = v }
+        if let v = try int("SWITCHBOARD_METRICS_PORT", 0...65535) { s.metricsPort = v }
+        s.metricsToken = value("SWITCHBOARD_METRICS_TOKEN")
         if let v = try millis("SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS") { s.httpIdleTimeout = v == .zero ? nil : v }
         s.tlsCertificateFile = value("SWITCHBOARD_TLS_CERT_FILE")
         s.tlsKeyFile = value("SWITCHBOARD_TLS_KEY_FILE")
@@ -357,6 +368,7 @@ public struct Settings: Sendable {
             ("outboxGrace", "\(pipeline.outboxGrace)"), ("stallTimeout", redisURL == nil ? "off (embedded streams)" : stallTimeout.map { "\($0)" } ?? "off"), ("schedulerInterval", "\(pipeline.schedulerInterval)"), ("poll", "\(pollInterval)"),
             ("retention", retention.map { "\(Int($0.components.seconds / 86_400)) days" } ?? "off (kept for ever)"),
             ("auth", auth == .off ? "off (the API is open)" : adminKey == nil ? "on" : "on (bootstrap admin key set)"),
+            ("metrics", "GET /metrics" + (metricsPort.map { " on port \($0) (workers, logger)" } ?? "") + (metricsToken == nil ? ", open" : ", bearer token")),
             ("keyRateLimit", "rate=\(keyRate)/s burst=\(keyBurst) (\(redisURL == nil ? "per process" : "shared through redis"))"),
             ("tracing", tracing.enabled ? "otlp/http \(Self.mask(tracing.endpoint))" : "off (trace ids only)"), ("logFormat", logFormat.rawValue),
         ] + providers.summary

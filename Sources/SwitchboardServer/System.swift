@@ -12,6 +12,7 @@ import SwitchboardRedisStreams
 import SwitchboardSMTP
 import SwitchboardSQLite
 import SwitchboardSandbox
+import SwitchboardTelemetry
 #if MongoDB
 import SwitchboardMongo
 #endif
@@ -81,11 +82,21 @@ public struct SwitchboardSystem: Sendable {
     let providerInstances: [ProviderKind: any DeliveryProvider]
     /// The router's TLS configuration (`SWITCHBOARD_TLS_CERT_FILE` / `SWITCHBOARD_TLS_KEY_FILE`), read at start.
     let tls: TLSConfiguration?
+    /// Where this system's metrics go and how they are rendered (`GET /metrics`).
+    public let metrics: PrometheusExposition
+    /// The message counters, shared by every pipeline this system builds.
+    let messageMetrics: MessageMetrics
 
     /// Opens the engines named by `settings` and builds the configured providers. A TLS certificate or key
     /// that cannot be used stops it first, with a message naming the file and the reason.
-    public init(settings: Settings, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) throws {
+    ///
+    /// - Parameter metrics: where the system's metrics go; the process's (swift-metrics' backend) by default. A
+    ///   test that counts passes its own.
+    public init(settings: Settings, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now, metrics: PrometheusExposition = .process) throws {
         self.settings = settings
+        self.metrics = metrics
+        let messageMetrics = MeteredPipeline.messageMetrics(factory: metrics.factory)
+        self.messageMetrics = messageMetrics
         self.logger = logger
         self.clock = clock
         if let certificate = settings.tlsCertificateFile, let key = settings.tlsKeyFile {
@@ -114,7 +125,9 @@ public struct SwitchboardSystem: Sendable {
         #if MongoDB
         mongoStore = picked.mongoStore
         #endif
-        adapters = picked.adapters
+        var adapters = picked.adapters
+        adapters.pipeline = MeteredPipeline(adapters.pipeline, metrics: messageMetrics, clock: clock)
+        self.adapters = adapters
         keyCache = KeyCache(store: picked.keyStore, bootstrap: settings.adminKey.map { KeyCache.bootstrapRecord(secret: $0, at: clock()) }, clock: clock)
         rateLimiter = picked.rateLimiter.adapter
         rateLimiterName = picked.rateLimiter.name
@@ -124,10 +137,11 @@ public struct SwitchboardSystem: Sendable {
         engineServices = picked.engineServices
         adapterServices = picked.adapterServices
         // The sandbox is never wrapped: its failures are simulated per recipient, not an outage.
-        var instances: [ProviderKind: any DeliveryProvider] = [.sandbox: SandboxProvider(mailbox: adapters.mailbox!, clock: clock)]
+        let factory = metrics.factory
+        var instances: [ProviderKind: any DeliveryProvider] = [.sandbox: MeteredProvider(SandboxProvider(mailbox: adapters.mailbox!, clock: clock), factory: factory)]
         func wrap(_ kind: ProviderKind, _ base: any DeliveryProvider, _ counts: @escaping @Sendable (ProviderError) -> Bool = { _ in true }) {
             let rate = p.rates[kind].map { TokenBucketStateMachine.Configuration(ratePerSecond: $0, burst: max(1, $0), maxWait: .seconds(2)) }
-            instances[kind] = ResilientProvider(base, breaker: p.breaker, rateLimit: rate, logger: logger, countsAgainstCircuit: counts)
+            instances[kind] = ResilientProvider(MeteredProvider(base, factory: factory), breaker: p.breaker, rateLimit: rate, logger: logger, countsAgainstCircuit: counts, metricsFactory: factory)
         }
         if let smtp { wrap(.smtp, smtp, SMTPProvider.countsAgainstCircuit) }
         if let t = p.twilio { wrap(.twilio, TwilioProvider(configuration: t)) }
@@ -139,7 +153,8 @@ public struct SwitchboardSystem: Sendable {
     /// it (for tests of that path on the embedded engine).
     public mutating func usePortByPortPipeline() {
         let a = adapters
-        let (portByPort, pipeline) = Adapters.portByPort(store: a.store, queue: a.queue, search: a.search, mailbox: a.mailbox, options: Composition.options(settings, portByPort: true), names: a.names, logger: logger, clock: clock)
+        var (portByPort, pipeline) = Adapters.portByPort(store: a.store, queue: a.queue, search: a.search, mailbox: a.mailbox, options: Composition.options(settings, portByPort: true), names: a.names, logger: logger, clock: clock)
+        portByPort.pipeline = MeteredPipeline(pipeline, metrics: messageMetrics, clock: clock)
         adapters = portByPort
         adapterServices.append(pipeline)
     }
@@ -147,7 +162,7 @@ public struct SwitchboardSystem: Sendable {
     /// The pipeline options in effect: the stall watchdog runs only when the streams can lose entries on their
     /// own (the port-by-port pipeline, i.e. Redis streams or a store apart from the streams).
     public var pipelineOptions: PipelineOptions {
-        Composition.options(settings, portByPort: adapters.pipeline is PortByPortPipeline)
+        Composition.options(settings, portByPort: ((adapters.pipeline as? MeteredPipeline)?.base ?? adapters.pipeline) is PortByPortPipeline)
     }
 
     /// Closes the engines: the Redis connections, then the database. For embedders and tests; `run(role:)`
@@ -244,13 +259,32 @@ public struct SwitchboardSystem: Sendable {
     public func application() throws -> Application<RouterResponder<APIRequestContext>> {
         let api = API(
             adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: pipelineOptions, clock: clock), logger: logger, webhooks: webhooks,
-            access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval)
+            access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval, metrics: metricsEndpoint)
         return Application(
             router: api.router(),
             server: try HTTPServerSetup.server(idleTimeout: settings.httpIdleTimeout, tls: tls, log: api.refusals),
             configuration: .init(
                 address: .hostname(settings.host, port: settings.port), serverName: "switchboard",
                 availableConnectionsDelegate: ConnectionCap(maximum: maxConnections, log: api.refusals)),
+            logger: logger)
+    }
+
+    /// `GET /metrics` of this system: the exposition, after the gauges read when scraped are sampled.
+    public var metricsEndpoint: MetricsEndpoint {
+        let metrics = self.metrics
+        return MetricsEndpoint(token: settings.metricsToken) { await metrics.scrape() }
+    }
+
+    /// The listener of `GET /metrics` for a process without the API (a worker, the logging service), on
+    /// `SWITCHBOARD_HOST`:`SWITCHBOARD_METRICS_PORT`.
+    func metricsApplication(port: Int) -> some Service {
+        let logger = self.logger
+        return Application(
+            router: metricsEndpoint.router(),
+            configuration: .init(address: .hostname(settings.host, port: port), serverName: "switchboard-metrics"),
+            onServerRunning: { channel in
+                logger.info("metrics listening", metadata: ["address": "\(settings.host)", "port": "\(channel.localAddress?.port ?? port)"])
+            },
             logger: logger)
     }
 
@@ -334,6 +368,8 @@ public struct SwitchboardSystem: Sendable {
         var services = telemetryServices + engineServices + backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(try application())
+        } else if let port = settings.metricsPort {
+            services.append(metricsApplication(port: port))
         }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

@@ -14,21 +14,28 @@ public struct ProviderMetrics: Sendable {
 
     private let calls: [Outcome: Counter]
     private let duration: Timer
-    private let circuit: Gauge
-    private let rateLimited: Counter
-    private let circuitRejected: Counter
+    private let circuit: Gauge?
+    private let rateLimited: Counter?
+    private let circuitRejected: Counter?
 
-    public init(provider: String, factory: any MetricsFactory = MetricsSystem.factory) {
+    /// - Parameter resilience: whether the provider has a circuit breaker and a rate limit (its gauge and
+    ///   refusal counters are made only then: the sandbox has neither).
+    public init(provider: String, resilience: Bool = false, factory: any MetricsFactory = MetricsSystem.factory) {
         var calls: [Outcome: Counter] = [:]
         for o in Outcome.allCases {
             calls[o] = Counter(label: MetricName.providerCalls, dimensions: [("provider", provider), ("outcome", o.rawValue)], factory: factory)
         }
         self.calls = calls
         self.duration = Timer(label: MetricName.providerCallDuration, dimensions: [("provider", provider)], factory: factory)
-        self.circuit = Gauge(label: MetricName.providerCircuitState, dimensions: [("provider", provider)], factory: factory)
-        self.rateLimited = Counter(label: MetricName.providerRateLimited, dimensions: [("provider", provider)], factory: factory)
-        self.circuitRejected = Counter(label: MetricName.providerCircuitRejected, dimensions: [("provider", provider)], factory: factory)
-        self.circuit.record(CircuitValue.closed.rawValue)
+        if resilience {
+            let circuit = Gauge(label: MetricName.providerCircuitState, dimensions: [("provider", provider)], factory: factory)
+            circuit.record(CircuitValue.closed.rawValue)
+            self.circuit = circuit
+            self.rateLimited = Counter(label: MetricName.providerRateLimited, dimensions: [("provider", provider)], factory: factory)
+            self.circuitRejected = Counter(label: MetricName.providerCircuitRejected, dimensions: [("provider", provider)], factory: factory)
+        } else {
+            (circuit, rateLimited, circuitRejected) = (nil, nil, nil)
+        }
     }
 
     /// A call that reached the provider ended with `outcome` after `nanoseconds`.
@@ -38,11 +45,11 @@ public struct ProviderMetrics: Sendable {
     }
 
     /// The local rate limit refused a call.
-    public func refusedByRateLimit() { rateLimited.increment() }
+    public func refusedByRateLimit() { rateLimited?.increment() }
 
     /// The open circuit refused a call.
-    public func refusedByCircuit() { circuitRejected.increment() }
+    public func refusedByCircuit() { circuitRejected?.increment() }
 
     /// The circuit is now `state`.
-    public func circuit(_ state: CircuitValue) { circuit.record(state.rawValue) }
+    public func circuit(_ state: CircuitValue) { circuit?.record(state.rawValue) }
 }

@@ -52,6 +52,20 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
+/// `GET /metrics` of a process without the API (a worker, the logging service).
+struct MetricsOptions: ParsableArguments {
+    @Option(help: "Port to serve GET /metrics on, at --host / SWITCHBOARD_HOST (SWITCHBOARD_METRICS_PORT; default none; 0 picks a free port).")
+    var metricsPort: Int?
+
+    func validate() throws {
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port \(metricsPort): use 0 to 65535") }
+    }
+
+    func apply(to s: inout Settings) {
+        if let metricsPort { s.metricsPort = metricsPort }
+    }
+}
+
 struct HTTPOptions: ParsableArguments {
     @Option(help: "HTTP port (PORT, default 3001).")
     var port: Int?
@@ -70,7 +84,9 @@ func start(_ settings: Settings, role: Role, name: String) async throws {
     // Tracing on: log lines written inside a span carry its trace_id and span_id (swift-otel's metadata provider;
     // swift-otel's own logging backend is never bootstrapped).
     let traceMetadata = settings.tracing.enabled ? TracingBootstrap.loggingMetadataProvider() : nil
-    LoggingSystem.bootstrap { label in LogLineHandler(label: label, level: level, format: format, metadataProvider: traceMetadata) }
+    // The log lines' counters by level, made on the process's Prometheus registry before the first line.
+    let counters = LogLevelCounters(factory: PrometheusExposition.process.factory)
+    LoggingSystem.bootstrap { label in LogLineHandler(label: label, level: level, format: format, metadataProvider: traceMetadata, counters: counters) }
     let logger = Logger(label: "switchboard.\(name)")
     // Spans over OTLP/HTTP only when OTEL_* configure it: `OTEL_SERVICE_NAME`, else switchboard-<command>.
     let tracing = try settings.tracing.enabled ? TracingBootstrap.bootstrap(serviceName: "switchboard-\(role.serviceName)", logger: logger) : nil
@@ -124,6 +140,7 @@ struct RouterCommand: AsyncParsableCommand {
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run one channel's worker.", discussion: settingsPointer)
     @OptionGroup var common: CommonOptions
+    @OptionGroup var metrics: MetricsOptions
     @Option(help: "email, sms or whatsapp.")
     var channel: String
     @Option(help: "Deliveries in flight (SWITCHBOARD_WORKER_CONCURRENCY).")
@@ -136,6 +153,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         var s = try common.settings()
+        metrics.apply(to: &s)
         if let concurrency { s.pipeline.concurrency = concurrency }
         try await start(s, role: .worker(MessageChannel(rawValue: channel)!), name: "worker-\(channel)")
     }
@@ -144,9 +162,12 @@ struct WorkerCommand: AsyncParsableCommand {
 struct LoggerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "logger", abstract: "Run the logging service: log_stream into communication-logs.", discussion: settingsPointer)
     @OptionGroup var common: CommonOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func run() async throws {
-        try await start(try common.settings(), role: .logger, name: "logger")
+        var s = try common.settings()
+        metrics.apply(to: &s)
+        try await start(s, role: .logger, name: "logger")
     }
 }
 

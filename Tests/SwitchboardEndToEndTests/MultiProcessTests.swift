@@ -233,9 +233,11 @@ struct MultiProcessTests {
             try await eventually("router up") { (try? await get("/health/ready"))?["status"] == .string("ready") }
             let smsA = try ServiceProcess(["worker", "--channel", "sms", "--concurrency", "8"], environment: env, name: "sms-a")
             let smsB = try ServiceProcess(["worker", "--channel", "sms", "--concurrency", "8"], environment: env, name: "sms-b")
-            let email = try ServiceProcess(["worker", "--channel", "email"], environment: env, name: "email")
-            let whatsapp = try ServiceProcess(["worker", "--channel", "whatsapp"], environment: env, name: "whatsapp")
-            let logger = try ServiceProcess(["logger"], environment: env, name: "logger")
+            // Workers and the logging service serve GET /metrics on a port of their own.
+            let metricsPorts = (email: try freeLoopbackPortNow(), whatsapp: try freeLoopbackPortNow(), logger: try freeLoopbackPortNow())
+            let email = try ServiceProcess(["worker", "--channel", "email", "--metrics-port", "\(metricsPorts.email)"], environment: env, name: "email")
+            let whatsapp = try ServiceProcess(["worker", "--channel", "whatsapp"], environment: env.merging(["SWITCHBOARD_METRICS_PORT": "\(metricsPorts.whatsapp)"]) { $1 }, name: "whatsapp")
+            let logger = try ServiceProcess(["logger", "--metrics-port", "\(metricsPorts.logger)"], environment: env, name: "logger")
             started += [smsA, smsB, email, whatsapp, logger]
 
             var ids: [String] = []
@@ -265,6 +267,24 @@ struct MultiProcessTests {
                 guard case .array(let logs)? = try await get("/api/v1/logs?communicationId=\(ids[299])")["items"] else { return false }
                 return Set(logs.compactMap { $0["status"]?.stringValue }).isSuperset(of: ["pending", "processing", "sent"])
             }
+            // Each process counts what it did: the router the accepts, each worker its channel's deliveries.
+            func metrics(_ port: Int) async throws -> [String: Double] {
+                let r = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
+                #expect(r.status == .ok)
+                return samples(String(buffer: try await r.body.collect(upTo: 1 << 24)))
+            }
+            let routerMetrics = try await metrics(port)
+            for channel in MessageChannel.allCases {
+                #expect(sample(routerMetrics, "switchboard_messages_accepted_total", ["channel": channel.rawValue]) == 100)
+            }
+            #expect(sample(routerMetrics, "switchboard_http_requests_total", ["method": "POST", "route": "/api/v1/communication", "status": "200"]) == 300)
+            for (channel, metricsPort) in [(MessageChannel.email, metricsPorts.email), (.whatsapp, metricsPorts.whatsapp)] {
+                let m = try await metrics(metricsPort)
+                #expect(sample(m, "switchboard_status_transitions_total", ["channel": channel.rawValue, "status": "sent"]) == 100)
+                #expect(sample(m, "switchboard_provider_calls_total", ["provider": "sandbox", "outcome": "sent"]) == 100)
+                #expect(sample(m, "switchboard_messages_accepted_total", ["channel": channel.rawValue]) == 0)
+            }
+            #expect(sample(try await metrics(metricsPorts.logger), "process_start_time_seconds") != nil)
             for p in [smsB, email, whatsapp, logger, router] {
                 let status = await p.terminate()
                 #expect(status == 0, "\(p.name) exited with \(status)")

@@ -6,6 +6,7 @@ import SwitchboardApp
 import SwitchboardCore
 @testable import SwitchboardProviders
 import SwitchboardSMTP
+import SwitchboardServer
 
 @Suite("Circuit breaker and rate limit around a real provider client")
 struct ResilientProviderTests {
@@ -17,7 +18,10 @@ struct ResilientProviderTests {
     func breaker() async throws {
         let server = try await MockHTTPServer.start(fallback: twilioError(status: 503, code: 20503, message: "Service Unavailable"))
         defer { Task { await server.stop() } }
-        let p = ResilientProvider(twilio(server), breaker: .init(failureThreshold: 2, coolDown: .milliseconds(300)), rateLimit: nil, logger: Logger(label: "test"))
+        let metrics = PrometheusExposition()
+        let p = ResilientProvider(MeteredProvider(twilio(server), factory: metrics.factory), breaker: .init(failureThreshold: 2, coolDown: .milliseconds(300)), rateLimit: nil, logger: Logger(label: "test"), metricsFactory: metrics.factory)
+        func scraped() async -> String { String(decoding: await metrics.scrape(), as: UTF8.self) }
+        #expect(await scraped().contains(#"switchboard_provider_circuit_state{provider="twilio"} 0"#))
         for _ in 0..<2 {
             guard case .retryable(let e) = await p.deliver(sms()) else { Issue.record("expected retryable"); return }
             #expect(e.code == "20503")
@@ -25,11 +29,19 @@ struct ResilientProviderTests {
         guard case .retryable(let open) = await p.deliver(sms()) else { Issue.record("expected circuit_open"); return }
         #expect(open.code == "circuit_open")
         #expect(server.requests.count == 2)
+        var text = await scraped()
+        #expect(text.contains(#"switchboard_provider_circuit_state{provider="twilio"} 2"#))
+        #expect(text.contains(#"switchboard_provider_circuit_rejected_total{provider="twilio"} 1"#))
+        #expect(text.contains(#"switchboard_provider_calls_total{provider="twilio",outcome="retryable"} 2"#))
         try await Task.sleep(for: .milliseconds(350))
         server.enqueue(twilioCreated(sid: "SMprobe"))
         #expect(await p.deliver(sms()) == .sent(providerMessageID: "SMprobe"))
         #expect(p.circuitState == .closed(failures: 0))
         #expect(server.requests.count == 3)
+        text = await scraped()
+        #expect(text.contains(#"switchboard_provider_circuit_state{provider="twilio"} 0"#))
+        #expect(text.contains(#"switchboard_provider_calls_total{provider="twilio",outcome="sent"} 1"#))
+        #expect(text.contains(#"switchboard_provider_call_duration_seconds_count{provider="twilio"} 3"#))
     }
 
     @Test("a failed probe re-opens the circuit for another cool-down")
@@ -50,7 +62,8 @@ struct ResilientProviderTests {
     func rateLimit() async throws {
         let server = try await MockHTTPServer.start(fallback: twilioCreated(sid: "SMok"))
         defer { Task { await server.stop() } }
-        let p = ResilientProvider(twilio(server), breaker: .init(), rateLimit: .init(ratePerSecond: 10, burst: 1, maxWait: .milliseconds(150)), logger: Logger(label: "test"))
+        let metrics = PrometheusExposition()
+        let p = ResilientProvider(twilio(server), breaker: .init(), rateLimit: .init(ratePerSecond: 10, burst: 1, maxWait: .milliseconds(150)), logger: Logger(label: "test"), metricsFactory: metrics.factory)
         let start = ContinuousClock.now
         #expect(await p.deliver(sms()) == .sent(providerMessageID: "SMok"))
         #expect(await p.deliver(sms()) == .sent(providerMessageID: "SMok"))   // waited ~100 ms for a token
@@ -62,6 +75,7 @@ struct ResilientProviderTests {
         let limited = results.filter { if case .retryable(let e) = $0 { e.code == "rate_limited" } else { false } }
         #expect(limited.count >= 1)
         #expect(server.requests.count == 2 + results.count - limited.count)
+        #expect(String(decoding: await metrics.scrape(), as: UTF8.self).contains(#"switchboard_provider_rate_limited_total{provider="twilio"} \#(limited.count)"#))
     }
 
     @Test("an SMTP 4xx for one recipient does not open the circuit; a dead server does")
