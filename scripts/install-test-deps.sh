@@ -11,6 +11,7 @@
 #     ports (not MongoDB; no mongod is needed)
 #   - openapi-spec-validator (PyPI): the HTTP tests validate docs/openapi.json with it
 #   - schemathesis (PyPI): scripts/fuzz.sh fuzzes a running `switchboard serve` against docs/openapi.json
+#   - opentelemetry-proto (PyPI): scripts/trace_test.py decodes the spans the processes export over OTLP/HTTP
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
 NOIDA_DB_VERSION="0.2.3"
@@ -18,6 +19,7 @@ OSMEM_SERVER_VERSION="0.1.6"
 SECANTUSDB_VERSION="0.7.0b3"
 OPENAPI_SPEC_VALIDATOR_VERSION="0.9.0"
 SCHEMATHESIS_VERSION="4.32.5"
+OPENTELEMETRY_PROTO_VERSION="1.45.2"
 PYTHON="${PYTHON:-python3}"
 
 as_root() {
@@ -61,4 +63,10 @@ if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version(
   echo "installing: openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION} schemathesis==${SCHEMATHESIS_VERSION} (PyPI)"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION}" "schemathesis==${SCHEMATHESIS_VERSION}" --break-system-packages 2>/dev/null \
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION}" "schemathesis==${SCHEMATHESIS_VERSION}"
+fi
+
+if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('opentelemetry-proto') == '${OPENTELEMETRY_PROTO_VERSION}' else 1)" 2>/dev/null; then
+  echo "installing: opentelemetry-proto==${OPENTELEMETRY_PROTO_VERSION} (PyPI)"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "opentelemetry-proto==${OPENTELEMETRY_PROTO_VERSION}" --break-system-packages 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check "opentelemetry-proto==${OPENTELEMETRY_PROTO_VERSION}"
 fi
