@@ -28,7 +28,7 @@ public struct API: Sendable {
     let cors: CORSPolicy
     /// Warnings that repeat per request (refusals, malformed requests), one line per kind and interval.
     public let refusals: AggregatedLog
-    /// `GET /metrics` and the HTTP metrics (Hummingbird's `MetricsMiddleware`), or nil for neither.
+    /// `GET /metrics` and the HTTP metrics (`HTTPMetricsMiddleware`), or nil for neither.
     let metrics: MetricsEndpoint?
 
     /// - Parameters:
@@ -97,7 +97,7 @@ public struct API: Sendable {
         let routes = self.routes()
         let table = RouteTable(routes.map { ($0.method, $0.segments) })
         // Metrics outermost, so every answer is counted, a refused or malformed one too.
-        if metrics != nil { router.add(middleware: MetricsMiddleware()) }
+        if let metrics { router.add(middleware: HTTPMetricsMiddleware(factory: metrics.factory)) }
         // Tracing (only when a tracer is bootstrapped): a server span per request, child of an incoming
         // `traceparent`; the message's spans descend from it.
         if dispatcher.tracing.enabled { router.add(middleware: TracingMiddleware()) }

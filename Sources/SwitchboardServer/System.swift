@@ -279,7 +279,7 @@ public struct SwitchboardSystem: Sendable {
     public var metricsEndpoint: MetricsEndpoint {
         let metrics = self.metrics
         let collector = backlogCollector
-        return MetricsEndpoint(token: settings.metricsToken) { await metrics.scrape(sampling: { await collector.refresh() }) }
+        return MetricsEndpoint(token: settings.metricsToken, factory: metrics.factory) { await metrics.scrape(sampling: { await collector.refresh() }) }
     }
 
     /// The listener of `GET /metrics` for a process without the API (a worker, the logging service), on
