@@ -378,13 +378,14 @@ let package = Package(
             name: "SwitchboardEndToEndTests",
             dependencies: [
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox", "SwitchboardServer", "SwitchboardProviders",
-                "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport", "SwitchboardTestSystem",
+                "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport", "SwitchboardTestSystem", "SwitchboardTelemetry",
                 .target(name: "SwitchboardMongo", condition: .when(traits: ["MongoDB"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
     ]

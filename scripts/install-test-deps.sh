@@ -14,6 +14,7 @@
 #   - prometheus (its promtool too): scripts/prometheus-check.sh checks deploy/prometheus with promtool and runs a
 #     Prometheus on a free loopback port scraping the system (the package's own service is not used)
 #   - python3-yaml: scripts/prometheus_check.py reads the rule and compose files
+#   - opentelemetry-proto (PyPI): scripts/trace_test.py decodes the spans the processes export over OTLP/HTTP
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
 NOIDA_DB_VERSION="0.2.3"
@@ -21,6 +22,7 @@ OSMEM_SERVER_VERSION="0.1.6"
 SECANTUSDB_VERSION="0.7.0b3"
 OPENAPI_SPEC_VALIDATOR_VERSION="0.9.0"
 SCHEMATHESIS_VERSION="4.32.5"
+OPENTELEMETRY_PROTO_VERSION="1.45.2"
 PYTHON="${PYTHON:-python3}"
 
 as_root() {
@@ -65,4 +67,10 @@ if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version(
   echo "installing: openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION} schemathesis==${SCHEMATHESIS_VERSION} (PyPI)"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION}" "schemathesis==${SCHEMATHESIS_VERSION}" --break-system-packages 2>/dev/null \
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==${OPENAPI_SPEC_VALIDATOR_VERSION}" "schemathesis==${SCHEMATHESIS_VERSION}"
+fi
+
+if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('opentelemetry-proto') == '${OPENTELEMETRY_PROTO_VERSION}' else 1)" 2>/dev/null; then
+  echo "installing: opentelemetry-proto==${OPENTELEMETRY_PROTO_VERSION} (PyPI)"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "opentelemetry-proto==${OPENTELEMETRY_PROTO_VERSION}" --break-system-packages 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check "opentelemetry-proto==${OPENTELEMETRY_PROTO_VERSION}"
 fi

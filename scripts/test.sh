@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need, then runs every suite, the MongoDB store included
 # (trait MongoDB: the build and the test run must name the same traits, or the test run rebuilds), then fuzzes
-# the running server against its OpenAPI document (scripts/fuzz.sh, on the binary just built), and checks the
-# Prometheus side (scripts/prometheus-check.sh: promtool on deploy/prometheus, a real Prometheus scraping router,
-# workers and logger).
+# the running server against its OpenAPI document (scripts/fuzz.sh, on the binary just built) and checks one
+# message's trace across router, worker and logger processes on Redis and in serve on SQLite
+# (scripts/trace_test.py, same binary), and checks the Prometheus side (scripts/prometheus-check.sh: promtool on
+# deploy/prometheus, a real Prometheus scraping router, workers and logger).
 # Arguments go to `swift test` (e.g. --filter); with arguments the fuzz runs only if FUZZ=1, the Prometheus check
 # only if PROMETHEUS=1.
 set -euo pipefail
@@ -17,4 +18,5 @@ if [ $# -eq 0 ] || [ "${PROMETHEUS:-0}" = 1 ]; then
 fi
 if [ $# -eq 0 ] || [ "${FUZZ:-0}" = 1 ]; then
   FUZZ_NO_BUILD=1 scripts/fuzz.sh
+  python3 scripts/trace_test.py "$(swift build "${TRAITS[@]}" --show-bin-path)/switchboard"
 fi

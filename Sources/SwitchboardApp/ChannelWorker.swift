@@ -2,6 +2,7 @@ import Logging
 import ServiceLifecycle
 import SwitchboardCore
 import SwitchboardLifecycle
+import SwitchboardTelemetry
 
 /// Consumes one channel's stream and delivers each message through the channel's providers.
 ///
@@ -105,21 +106,27 @@ public struct ChannelWorker: Service {
         }, settle: [], group: StreamNames.workerGroup)
         var skip: [String] = []
         var deliveries: [(QueueEntry, Communication)] = []
-        for (outcome, (entry, _)) in zip(claimed, work) {
+        // The trace each delivery joins: its entry's (the router's accept, or the outbox's republication), else
+        // its record's.
+        var traces: [TraceParent?] = []
+        for (outcome, (entry, reference)) in zip(claimed, work) {
+            let traceID = reference.traceParent?.traceID ?? ""
             switch outcome {
-            case .applied(let c, _): deliveries.append((entry, c))
+            case .applied(let c, _):
+                deliveries.append((entry, c))
+                traces.append(reference.traceParent ?? c.traceParent)
             case .ignored(let c, let reason):
-                logger.debug("entry skipped", metadata: ["id": "\(c.id)", "reason": "\(reason)"])
+                logger.debug("entry skipped", metadata: ["id": "\(c.id)", "reason": "\(reason)", "trace_id": "\(c.traceParent?.traceID ?? traceID)"])
                 skip.append(entry.id)
             case .notFound(let id):
-                logger.warning("entry for an unknown communication skipped", metadata: ["id": "\(id)"])
+                logger.warning("entry for an unknown communication skipped", metadata: ["id": "\(id)", "trace_id": "\(traceID)"])
                 skip.append(entry.id)
             }
         }
         try await adapters.queue.ack(stream: stream, group: StreamNames.workerGroup, ids: skip)
         guard !deliveries.isEmpty else { return }
 
-        let results = await deliverAll(deliveries.map(\.1), concurrency: concurrency)
+        let results = await deliverAll(deliveries.map(\.1), traces: traces, concurrency: concurrency)
         var rng = SystemRandomNumberGenerator()
         var transitions: [StatusTransition] = []
         for (c, (provider, result)) in zip(deliveries.map(\.1), results) {
@@ -142,22 +149,28 @@ public struct ChannelWorker: Service {
         try await adapters.pipeline.record(transitions, settle: deliveries.map(\.0), group: StreamNames.workerGroup)
     }
 
-    /// Delivers each message, at most `concurrency` at a time; returns (provider name, result) in order.
-    func deliverAll(_ messages: [Communication], concurrency: Int) async -> [(String, DeliveryResult)] {
+    /// Delivers each message, at most `concurrency` at a time; returns (provider name, result) in order. With
+    /// tracing on, each delivery is a span child of `traces[i]`, and each provider call a span inside it.
+    func deliverAll(_ messages: [Communication], traces: [TraceParent?] = [], concurrency: Int) async -> [(String, DeliveryResult)] {
         var results = [(String, DeliveryResult)?](repeating: nil, count: messages.count)
         await withTaskGroup(of: (Int, String, DeliveryResult).self) { group in
             var next = 0
             func start() {
                 let i = next
                 let c = messages[i]
+                let trace = i < traces.count ? traces[i] : c.traceParent
                 next += 1
                 group.addTask {
                     let message = OutboundMessage(id: c.id, request: c.request, attempt: c.attempts)
-                    let result: (String, DeliveryResult)
-                    if c.test {
-                        result = await self.deliverTest(message)
-                    } else {
-                        result = await self.deliver(message)
+                    let result = await self.options.tracing.withSpan("deliver \(self.channel.rawValue)", parent: trace, kind: .consumer) { span in
+                        span?.set("switchboard.communication_id", c.id)
+                        span?.set("switchboard.attempt", c.attempts)
+                        span?.set("switchboard.dispatch_seq", c.dispatchSeq)
+                        let result = c.test ? await self.deliverTest(message, trace: trace) : await self.deliver(message, trace: span?.traceParent ?? trace)
+                        span?.set("switchboard.provider", result.0)
+                        span?.set("switchboard.outcome", result.1.outcomeName)
+                        if case .sent = result.1 {} else { span?.fail(result.1.outcomeName) }
+                        return result
                     }
                     return (i, result.0, result.1)
                 }
@@ -172,27 +185,50 @@ public struct ChannelWorker: Service {
     }
 
     /// Delivers a test message through the test provider (the sandbox), never a real one.
-    func deliverTest(_ message: OutboundMessage) async -> (String, DeliveryResult) {
+    func deliverTest(_ message: OutboundMessage, trace: TraceParent? = nil) async -> (String, DeliveryResult) {
         guard let testProvider else {
-            logger.error("test message not delivered: no sandbox for test messages", metadata: ["id": "\(message.id)", "test": "true"])
+            logger.error("test message not delivered: no sandbox for test messages", metadata: ["id": "\(message.id)", "test": "true", "trace_id": "\(trace?.traceID ?? "")"])
             return ("none", .permanent(ProviderError(code: "no_test_provider", message: "a test key's message goes only to the sandbox, which this worker does not have")))
         }
-        logger.debug("test message delivered by the sandbox", metadata: ["id": "\(message.id)", "test": "true"])
+        logger.debug("test message delivered by the sandbox", metadata: ["id": "\(message.id)", "test": "true", "trace_id": "\(trace?.traceID ?? "")"])
         return (testProvider.name, await testProvider.deliver(message))
     }
 
     /// Tries the providers in order; a retryable failure moves on to the next one.
-    func deliver(_ message: OutboundMessage) async -> (String, DeliveryResult) {
+    /// With tracing on, each provider call is a span (kind client) child of `trace`: the HTTP call to Twilio or
+    /// Meta, the SMTP dialogue.
+    func deliver(_ message: OutboundMessage, trace: TraceParent? = nil) async -> (String, DeliveryResult) {
         var last: (String, DeliveryResult)?
         for provider in providers {
-            let result = await provider.deliver(message)
+            let result = await options.tracing.withSpan("provider \(provider.name)", parent: trace, kind: .client) { span in
+                span?.set("switchboard.provider", provider.name)
+                span?.set("switchboard.communication_id", message.id)
+                let result = await provider.deliver(message)
+                span?.set("switchboard.outcome", result.outcomeName)
+                switch result {
+                case .sent: break
+                case .retryable(let e), .permanent(let e): span?.fail(e.description)
+                }
+                return result
+            }
             switch result {
             case .sent, .permanent: return (provider.name, result)
             case .retryable(let e):
-                logger.info("provider failed, retryable", metadata: ["id": "\(message.id)", "provider": "\(provider.name)", "error": "\(e)"])
+                logger.info("provider failed, retryable", metadata: ["id": "\(message.id)", "provider": "\(provider.name)", "error": "\(e)", "trace_id": "\(trace?.traceID ?? "")"])
                 last = (provider.name, result)
             }
         }
         return last!
+    }
+}
+
+extension DeliveryResult {
+    /// `sent`, `retryable` or `permanent`: a span attribute.
+    var outcomeName: String {
+        switch self {
+        case .sent: "sent"
+        case .retryable: "retryable"
+        case .permanent: "permanent"
+        }
     }
 }

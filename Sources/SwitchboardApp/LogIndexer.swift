@@ -67,9 +67,25 @@ public struct LogIndexer: Service {
     func index(_ batch: LogBatch) async throws {
         let (records, bad) = sort(batch.entries)
         if !bad.isEmpty { logger.error("log entries moved to the dead-letter stream", metadata: ["count": "\(bad.count)"]) }
-        try await adapters.pipeline.indexLogs(records, consuming: batch, deadLetters: bad, reason: Self.deadReason, group: StreamNames.loggerGroup)
+        // Tracing on: one span per record of a traced message, child of its trace, for the batch's indexing.
+        let spans = options.tracing.enabled ? records.map { Self.indexingSpan($0, tracing: options.tracing) } : []
+        do {
+            try await adapters.pipeline.indexLogs(records, consuming: batch, deadLetters: bad, reason: Self.deadReason, group: StreamNames.loggerGroup)
+        } catch {
+            for span in spans { span?.recordError(error); span?.end() }
+            throw error
+        }
+        for span in spans { span?.end() }
         if let oldest = records.lazy.map(\.timestamp.milliseconds).min() {
             lag.indexed(oldestAgeMilliseconds: clock().milliseconds - oldest)
         }
+    }
+
+    static func indexingSpan(_ r: LogRecord, tracing: MessageTracing) -> MessageSpan? {
+        guard let trace = r.traceParent, let span = tracing.startSpan("index log record", parent: trace, kind: .consumer) else { return nil }
+        span.set("switchboard.communication_id", r.communicationId)
+        span.set("switchboard.status", r.status?.rawValue ?? "")
+        span.set("switchboard.service", r.service)
+        return span
     }
 }

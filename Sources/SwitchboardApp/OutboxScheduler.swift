@@ -2,6 +2,7 @@ import Logging
 import ServiceLifecycle
 import SwitchboardCore
 import SwitchboardLifecycle
+import SwitchboardTelemetry
 
 /// Publishes what the store says is due: messages whose publication was never confirmed (the router died
 /// or the queue was down) and retries whose backoff has passed. Safe to run in several processes: the store
@@ -73,23 +74,38 @@ public struct OutboxScheduler: Service {
         let acceptLogs = stalled.filter { $0.status == .queued && $0.dispatchSeq == 1 && $0.attempts == 0 && $0.createdAt < startedAt }.flatMap(Self.acceptLogs)
         if !acceptLogs.isEmpty { _ = await PortByPortPipeline.writeLogs(acceptLogs, queue: adapters.queue, spool: adapters.logSpool, logger: logger) }
         let outcomes = try await adapters.pipeline.record(transitions, settle: [], group: "")
-        if !stalled.isEmpty { logger.warning("redispatched messages still in flight at their outbox time", metadata: ["count": "\(stalled.count)"]) }
+        if !stalled.isEmpty { logger.warning("redispatched messages still in flight at their outbox time", metadata: ["count": "\(stalled.count)", "trace_id": "\(stalled.compactMap { $0.traceParent?.traceID }.joined(separator: ","))"]) }
         var queued: [Communication] = []
         for case .applied(let c, _) in outcomes where c.status == .queued { queued.append(c) }
         var published: [Publication] = []
         for channel in MessageChannel.allCases {
             let items = queued.filter { $0.channel == channel }
             guard !items.isEmpty else { continue }
+            // Tracing on: one span per republished message, child of the trace its record keeps (a retry an hour
+            // later is still in the message's trace); its entry carries the span, so the delivery is its child.
+            let spans = items.map { c in Self.republicationSpan(c, tracing: options.tracing) }
+            defer { for span in spans { span?.end() } }
             do {
-                try await adapters.queue.publish(stream: channel.stream, entries: items.map { DispatchEntry($0).fields })
+                try await adapters.queue.publish(stream: channel.stream, entries: zip(items, spans).map { DispatchEntry($0, traceParent: $1?.traceParent).fields })
                 published += items.map { Publication(id: $0.id, dispatchSeq: $0.dispatchSeq) }
             } catch {
+                for span in spans { span?.recordError(error) }
                 logger.warning("outbox could not publish; tried again after the claim lease", metadata: ["stream": "\(channel.stream)", "count": "\(items.count)", "error": "\(error)"])
             }
         }
         try await adapters.store.confirmPublished(published, due: options.watchdog(from: clock()))
         if !published.isEmpty { logger.debug("outbox published", metadata: ["count": "\(published.count)"]) }
         return due.count
+    }
+
+    /// The span of `c`'s republication (nil with tracing off).
+    static func republicationSpan(_ c: Communication, tracing: MessageTracing) -> MessageSpan? {
+        guard let span = tracing.startSpan("outbox republication", parent: c.traceParent, kind: .producer) else { return nil }
+        span.set("switchboard.communication_id", c.id)
+        span.set("switchboard.dispatch_seq", c.dispatchSeq)
+        span.set("switchboard.attempts", c.attempts)
+        span.set("switchboard.stream", c.channel.stream)
+        return span
     }
 
     /// The log entries of a message's accept (`pending`, then `queued`, both at its creation), as the pipeline wrote them.

@@ -1,4 +1,5 @@
 import SwitchboardCore
+import SwitchboardTelemetry
 
 /// Tunables of the pipeline (workers, retries, outbox).
 public struct PipelineOptions: Sendable {
@@ -22,6 +23,9 @@ public struct PipelineOptions: Sendable {
     /// Must be well above the time a backlog takes to drain and a provider call can last: an entry that was
     /// only late is then stale and skipped, but a delivery still running when it fires can be repeated.
     public var stallTimeout: Duration?
+    /// Whether this process records spans (`OTEL_*` configured); off by default. The trace context travels with
+    /// every message either way.
+    public var tracing: MessageTracing = .off
 
     /// The watchdog time for a message entering `queued` or `processing` at `at`.
     public func watchdog(from at: Timestamp) -> Timestamp? {

@@ -3,6 +3,7 @@ import ServiceLifecycle
 import Synchronization
 import SwitchboardCore
 import SwitchboardLifecycle
+import SwitchboardTelemetry
 
 /// The `Pipeline` port on separate engines (a Redis queue, a MongoDB store, Elasticsearch): the store, the
 /// queue and the search index are written one after the other, each step batched across the callers in
@@ -68,9 +69,20 @@ public final class PortByPortPipeline: Pipeline, Service {
             item.queued = true
             item.service = service
             item.createdAt = queuedAt
-            let outcome = try await creations.submit(item).get()
-            if case .created(let c) = outcome, await publications.submit(c) {
-                confirmations.append(Publication(id: c.id, dispatchSeq: c.dispatchSeq))
+            // Spans (tracing on): the store write, then the publication (stream entry, log entries, search
+            // document), each the time this message waited for its batch.
+            let outcome = try await options.tracing.withSpan("store write", parent: item.traceParent) { span in
+                span?.set("switchboard.communication_id", item.id)
+                return try await creations.submit(item).get()
+            }
+            if case .created(let c) = outcome {
+                let published = await options.tracing.withSpan("publication", parent: item.traceParent) { span in
+                    span?.set("switchboard.stream", c.channel.stream)
+                    let done = await publications.submit(c)
+                    if !done { span?.fail("publication deferred to the outbox") }
+                    return done
+                }
+                if published { confirmations.append(Publication(id: c.id, dispatchSeq: c.dispatchSeq)) }
             }
             outcomes.append(outcome)
         }
@@ -91,7 +103,7 @@ public final class PortByPortPipeline: Pipeline, Service {
                 _ = try await queue.publish(stream: stream, entries: indices.map { DispatchEntry(messages[$0]).fields })
             } catch {
                 for i in indices { published[i] = false }
-                logger.warning("publication deferred to the outbox", metadata: ["stream": "\(stream)", "messages": "\(indices.count)", "first": "\(messages[indices[0]].id)", "error": "\(error)"])
+                logger.warning("publication deferred to the outbox", metadata: ["stream": "\(stream)", "messages": "\(indices.count)", "first": "\(messages[indices[0]].id)", "trace_id": "\(messages[indices[0]].traceParent?.traceID ?? "")", "error": "\(error)"])
             }
         }
         await indexed

@@ -42,8 +42,11 @@ public struct Communication: Sendable, Hashable {
     public var keyID: String?
     /// Created with a test key: delivered by the sandbox whatever providers are configured.
     public var test: Bool
+    /// The message's trace context (W3C `traceparent`): its trace id, and the router's span every later span of
+    /// the message (deliveries, retries, indexing) descends from. Nil on records stored before traces existed.
+    public var traceParent: TraceParent?
 
-    public init(id: String, request: CommunicationRequest, status: CommunicationStatus, attempts: Int = 0, dispatchSeq: Int = 1, dispatchAt: Timestamp? = nil, provider: String? = nil, providerMessageID: String? = nil, lastError: ProviderError? = nil, idempotencyKey: String? = nil, createdAt: Timestamp, updatedAt: Timestamp, history: [StatusChange] = [], keyID: String? = nil, test: Bool = false) {
+    public init(id: String, request: CommunicationRequest, status: CommunicationStatus, attempts: Int = 0, dispatchSeq: Int = 1, dispatchAt: Timestamp? = nil, provider: String? = nil, providerMessageID: String? = nil, lastError: ProviderError? = nil, idempotencyKey: String? = nil, createdAt: Timestamp, updatedAt: Timestamp, history: [StatusChange] = [], keyID: String? = nil, test: Bool = false, traceParent: TraceParent? = nil) {
         self.id = id
         self.request = request
         self.status = status
@@ -59,6 +62,7 @@ public struct Communication: Sendable, Hashable {
         self.history = history
         self.keyID = keyID
         self.test = test
+        self.traceParent = traceParent
     }
 
     public var channel: MessageChannel { request.channel }
@@ -104,8 +108,10 @@ public struct NewCommunication: Sendable, Hashable {
     public var keyID: String?
     /// Sent with a test key: goes to the sandbox whatever providers are configured.
     public var test: Bool
+    /// The message's trace context, stored on the record (see `Communication.traceParent`).
+    public var traceParent: TraceParent?
 
-    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp, service: String = "router", queued: Bool = false, keyID: String? = nil, test: Bool = false) {
+    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp, service: String = "router", queued: Bool = false, keyID: String? = nil, test: Bool = false, traceParent: TraceParent? = nil) {
         self.id = id
         self.request = request
         self.idempotencyKey = idempotencyKey
@@ -115,12 +121,13 @@ public struct NewCommunication: Sendable, Hashable {
         self.queued = queued
         self.keyID = keyID
         self.test = test
+        self.traceParent = traceParent
     }
 
     /// The stored record: `pending`, dispatch 1, with its first history entry; with `queued`, then `queued`
     /// at the same time (through `StatusMachine`, still due at `dispatchAt`).
     public var communication: Communication {
-        let pending = Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: service)], keyID: keyID, test: test)
+        let pending = Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: service)], keyID: keyID, test: test, traceParent: traceParent)
         return queued ? pending.queued(at: createdAt, service: service, due: dispatchAt) : pending
     }
 }

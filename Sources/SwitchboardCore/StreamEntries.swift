@@ -3,23 +3,32 @@ public struct DispatchEntry: Sendable, Hashable {
     public var communicationId: String
     public var dispatchSeq: Int
     public var request: CommunicationRequest
+    /// The trace context the dispatch belongs to (field `traceparent`, W3C format): the worker's delivery span is
+    /// its child. The one field added to the seed's; absent on entries of records without one.
+    public var traceParent: TraceParent?
 
-    public init(communicationId: String, dispatchSeq: Int, request: CommunicationRequest) {
+    public init(communicationId: String, dispatchSeq: Int, request: CommunicationRequest, traceParent: TraceParent? = nil) {
         self.communicationId = communicationId
         self.dispatchSeq = dispatchSeq
         self.request = request
+        self.traceParent = traceParent
     }
 
-    public init(_ c: Communication) {
-        self.init(communicationId: c.id, dispatchSeq: c.dispatchSeq, request: c.request)
+    /// The entry of `c`'s current dispatch, carrying its trace context (`traceParent` replaces the record's, e.g.
+    /// with the outbox's republication span).
+    public init(_ c: Communication, traceParent: TraceParent? = nil) {
+        self.init(communicationId: c.id, dispatchSeq: c.dispatchSeq, request: c.request, traceParent: traceParent ?? c.traceParent)
     }
 
     /// The stream fields in key order: the one list both `fields` and `fieldsText` are made from.
     var members: [(key: String, value: String)] {
-        [
+        var m: [(key: String, value: String)] = [
             ("_id", communicationId), ("data", request.data.canonicalText), ("from", request.from), ("msg", request.msg),
-            ("seq", String(dispatchSeq)), ("status", CommunicationStatus.queued.rawValue), ("to", request.to), ("type", request.channel.rawValue),
+            ("seq", String(dispatchSeq)), ("status", CommunicationStatus.queued.rawValue), ("to", request.to),
         ]
+        if let traceParent { m.append(("traceparent", traceParent.text)) }
+        m.append(("type", request.channel.rawValue))
+        return m
     }
 
     /// Stream fields.
@@ -34,11 +43,14 @@ public struct DispatchEntry: Sendable, Hashable {
     public struct Reference: Sendable, Hashable {
         public var communicationId: String
         public var dispatchSeq: Int
+        /// The entry's `traceparent`; nil when absent or not a valid one (the entry is still delivered).
+        public var traceParent: TraceParent?
 
         public init?(fields: [String: String]) {
             guard let id = fields["_id"], !id.isEmpty, let seq = fields["seq"].flatMap({ Int($0) }), seq >= 1 else { return nil }
             communicationId = id
             dispatchSeq = seq
+            traceParent = fields["traceparent"].flatMap { TraceParent(parsing: $0) }
         }
     }
 
@@ -48,7 +60,7 @@ public struct DispatchEntry: Sendable, Hashable {
             let dataText = fields["data"], let data = try? JSONParser.parse(dataText),
             case .success(let request) = RequestValidator.validate(.object(["type": .string(type), "data": data]))
         else { return nil }
-        self.init(communicationId: reference.communicationId, dispatchSeq: reference.dispatchSeq, request: request)
+        self.init(communicationId: reference.communicationId, dispatchSeq: reference.dispatchSeq, request: request, traceParent: reference.traceParent)
     }
 }
 
@@ -64,6 +76,7 @@ extension LogRecord {
         if let status { m.append(("status", status.rawValue)) }
         if test { m.append(("test", "true")) }
         m += [("timestamp", timestamp.iso8601), ("to", to)]
+        if let traceParent { m.append(("traceparent", traceParent.text)) }
         if let type { m.append(("type", type.rawValue)) }
         return m
     }
@@ -79,11 +92,11 @@ extension LogRecord {
         guard let id = f["communicationId"], let service = f["service"], let status = f["status"].flatMap(CommunicationStatus.init(rawValue:)),
             let type = f["type"].flatMap(MessageChannel.init(rawValue:)), let ts = f["timestamp"].flatMap(Timestamp.init(parsing:))
         else { return nil }
-        self.init(communicationId: id, service: service, status: status, type: type, from: f["from"] ?? "", to: f["to"] ?? "", msg: f["msg"] ?? "", error: f["error"], attempt: f["attempt"].flatMap(Int.init) ?? 0, provider: f["provider"], timestamp: ts, test: f["test"] == "true")
+        self.init(communicationId: id, service: service, status: status, type: type, from: f["from"] ?? "", to: f["to"] ?? "", msg: f["msg"] ?? "", error: f["error"], attempt: f["attempt"].flatMap(Int.init) ?? 0, provider: f["provider"], timestamp: ts, test: f["test"] == "true", traceParent: f["traceparent"].flatMap { TraceParent(parsing: $0) })
     }
 
     /// The log record of a status change of `c`.
     public init(_ c: Communication, change: StatusChange) {
-        self.init(communicationId: c.id, service: change.service, status: change.status, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, error: change.detail, attempt: change.attempt, provider: change.provider, timestamp: change.at, test: c.test)
+        self.init(communicationId: c.id, service: change.service, status: change.status, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, error: change.detail, attempt: change.attempt, provider: change.provider, timestamp: change.at, test: c.test, traceParent: c.traceParent)
     }
 }

@@ -203,12 +203,12 @@ struct CommunicationSource: Decodable {
 
 /// The `_source` of a `communication-logs` document (`Documents.source(_:id:)` writes it).
 struct LogSource: Decodable {
-    var communicationId, service, status, type, from, to, msg, error, provider: String?
+    var communicationId, service, status, type, from, to, msg, error, provider, traceparent: String?
     var attempt: Double?
     var timestamp: Timestamp?
     var test: Bool?
 
-    enum CodingKeys: String, CodingKey { case communicationId, service, status, type, from, to, msg, error, provider, attempt, timestamp, test }
+    enum CodingKeys: String, CodingKey { case communicationId, service, status, type, from, to, msg, error, provider, attempt, timestamp, test, traceparent }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -223,6 +223,7 @@ struct LogSource: Decodable {
         provider = c.lenient(.provider)
         attempt = c.lenient(.attempt)
         test = c.lenient(.test)
+        traceparent = c.lenient(.traceparent)
         timestamp = c.lenient(SourceDate.self, .timestamp)?.timestamp
     }
 }

@@ -45,6 +45,10 @@ enum Documents {
         if let e = l.error { o["error"] = .string(e) }
         if let p = l.provider { o["provider"] = .string(p) }
         if l.test { o["test"] = .bool(true) }
+        if let trace = l.traceParent {
+            o["traceId"] = .string(trace.traceID)
+            o["traceparent"] = .string(trace.text)
+        }
         return .object(o)
     }
 
@@ -53,7 +57,7 @@ enum Documents {
         let status = s.status.flatMap(CommunicationStatus.init(rawValue:)), type = s.type.flatMap(MessageChannel.init(rawValue:))
         guard let id = s.communicationId, let service = s.service, (status != nil) == (s.status != nil), (type != nil) == (s.type != nil), let timestamp = s.timestamp
         else { return nil }
-        return LogRecord(communicationId: id, service: service, status: status, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", error: s.error, attempt: s.attempt.map { Int($0) } ?? 0, provider: s.provider, timestamp: timestamp, test: s.test ?? false)
+        return LogRecord(communicationId: id, service: service, status: status, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", error: s.error, attempt: s.attempt.map { Int($0) } ?? 0, provider: s.provider, timestamp: timestamp, test: s.test ?? false, traceParent: s.traceparent.flatMap { TraceParent(parsing: $0) })
     }
 }
 

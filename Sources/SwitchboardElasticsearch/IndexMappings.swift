@@ -36,6 +36,9 @@ public enum IndexMappings {
         Field("logId", "keyword"),
         // Added with test keys: present (true) on the records of a test key's message.
         Field("test", "boolean"),
+        // Added with tracing: the message's trace id (the `traceId` of its record and of its spans in the tracing
+        // backend) and its whole W3C trace context, on the records of communications that have one.
+        Field("traceId", "keyword"), Field("traceparent", "keyword"),
     ]
 
     /// The fields of `index` (either name above), or nil.

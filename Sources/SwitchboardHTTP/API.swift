@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import SwitchboardApp
 import SwitchboardCore
+import SwitchboardTelemetry
 import Synchronization
 
 /// The HTTP API: the seed's `POST /api/v1/communication` contract, read endpoints, sandbox and health.
@@ -27,7 +28,7 @@ public struct API: Sendable {
     let cors: CORSPolicy
     /// Warnings that repeat per request (refusals, malformed requests), one line per kind and interval.
     public let refusals: AggregatedLog
-    /// `GET /metrics` and the HTTP metrics (Hummingbird's `MetricsMiddleware`), or nil for neither.
+    /// `GET /metrics` and the HTTP metrics (`HTTPMetricsMiddleware`), or nil for neither.
     let metrics: MetricsEndpoint?
 
     /// - Parameters:
@@ -96,7 +97,10 @@ public struct API: Sendable {
         let routes = self.routes()
         let table = RouteTable(routes.map { ($0.method, $0.segments) })
         // Metrics outermost, so every answer is counted, a refused or malformed one too.
-        if metrics != nil { router.add(middleware: MetricsMiddleware()) }
+        if let metrics { router.add(middleware: HTTPMetricsMiddleware(factory: metrics.factory)) }
+        // Tracing (only when a tracer is bootstrapped): a server span per request, child of an incoming
+        // `traceparent`; the message's spans descend from it.
+        if dispatcher.tracing.enabled { router.add(middleware: TracingMiddleware()) }
         // CORS first: a preflight needs no key.
         router.add(middleware: HTTPConventionsMiddleware(cors: cors, routes: table))
         router.add(middleware: ErrorMiddleware(logger: logger, refusals: refusals, writes: writes, routes: table))
@@ -132,6 +136,8 @@ public struct API: Sendable {
 
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
     static let replayed = HTTPField.Name("Idempotent-Replayed")!
+    /// W3C Trace Context: read on `POST /api/v1/communication`, and answered with the message's trace context.
+    static let traceparent = HTTPField.Name("traceparent")!
 
     /// The media type of a Content-Type value, lowercased, without parameters or surrounding white space.
     static func mediaType(_ contentType: String) -> String {
@@ -171,19 +177,30 @@ public struct API: Sendable {
             throw APIError(.badRequest, code: "malformed_json", message: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
         }
         let validated: CommunicationRequest
+        let validation = dispatcher.tracing.startSpanInCurrentContext("validate")
         switch RequestValidator.validate(body) {
-        case .failure(let e): throw APIError(e)
-        case .success(let r): validated = r
+        case .failure(let e):
+            validation?.fail(e.code)
+            validation?.end()
+            throw APIError(e)
+        case .success(let r):
+            validation?.end()
+            validated = r
         }
-        switch try await dispatcher.accept(validated, idempotencyKey: key, keyID: context.identity?.id, test: context.identity?.test ?? false) {
+        // The trace the message joins: the request's span (tracing on: `TracingMiddleware` honoured an incoming
+        // `traceparent`), else the caller's `traceparent`, else a new one (`Dispatcher`).
+        let trace = dispatcher.tracing.currentTraceParent() ?? request.headers[Self.traceparent].flatMap { TraceParent(parsing: $0) }
+        switch try await dispatcher.accept(validated, idempotencyKey: key, keyID: context.identity?.id, test: context.identity?.test ?? false, trace: trace) {
         case .conflict(let existing):
             throw APIError(.conflict, code: "idempotency_conflict", message: "Idempotency-Key was already used with a different request (communication \(existing)).", field: "Idempotency-Key")
-        case .accepted(let id, let stored, let replayed):
+        case .accepted(let id, let stored, let replayed, let traceParent):
             writes.stored()
             let body: JSONValue = .object([
                 "status": .string("queued"), "stream": .string(stored.channel.stream), "data": stored.data, "id": .string(id),
             ])
-            return .json(body, headers: replayed ? [Self.replayed: "true"] : [:])
+            var headers: HTTPFields = replayed ? [Self.replayed: "true"] : [:]
+            if let traceParent { headers[Self.traceparent] = traceParent.text }
+            return .json(body, headers: headers)
         }
     }
 

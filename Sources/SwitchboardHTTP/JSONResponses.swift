@@ -18,7 +18,7 @@ enum Render {
             "from": .string(c.request.from), "to": .string(c.request.to), "msg": .string(c.request.msg), "data": c.request.data,
             "status": .string(c.status.rawValue), "attempts": .number(Double(c.attempts)),
             "provider": optional(c.provider), "providerMessageId": optional(c.providerMessageID), "lastError": error(c.lastError),
-            "idempotencyKey": optional(c.idempotencyKey), "keyId": optional(c.keyID), "test": .bool(c.test),
+            "idempotencyKey": optional(c.idempotencyKey), "keyId": optional(c.keyID), "test": .bool(c.test), "traceId": optional(c.traceParent?.traceID),
             "createdAt": .string(c.createdAt.iso8601), "updatedAt": .string(c.updatedAt.iso8601),
             "nextAttemptAt": c.status == .retrying ? optional(c.dispatchAt?.iso8601) : .null,
             "history": .array(c.history.map(change)),
@@ -46,7 +46,7 @@ enum Render {
         .object([
             "communicationId": .string(l.communicationId), "service": .string(l.service), "status": optional(l.status?.rawValue), "type": optional(l.type?.rawValue),
             "from": .string(l.from), "to": .string(l.to), "msg": .string(l.msg), "error": optional(l.error),
-            "attempt": .number(Double(l.attempt)), "provider": optional(l.provider), "timestamp": .string(l.timestamp.iso8601), "test": .bool(l.test),
+            "attempt": .number(Double(l.attempt)), "provider": optional(l.provider), "timestamp": .string(l.timestamp.iso8601), "test": .bool(l.test), "traceId": optional(l.traceParent?.traceID),
         ])
     }
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -11,9 +12,12 @@ public struct MetricsEndpoint: Sendable {
     public let token: String?
     /// Renders the metrics (sampling what is read when scraped first).
     public let render: @Sendable () async -> [UInt8]
+    /// Where the HTTP metrics go (the exposition `render` renders).
+    public let factory: any MetricsFactory
 
-    public init(token: String?, render: @escaping @Sendable () async -> [UInt8]) {
+    public init(token: String?, factory: any MetricsFactory = MetricsSystem.factory, render: @escaping @Sendable () async -> [UInt8]) {
         self.token = token
+        self.factory = factory
         self.render = render
     }
 

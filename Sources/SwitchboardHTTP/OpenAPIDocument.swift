@@ -88,6 +88,9 @@ enum OpenAPIDocument {
         "parameters": [
           {
             "$ref": "#/components/parameters/Idempotency-Key"
+          },
+          {
+            "$ref": "#/components/parameters/traceparent"
           }
         ],
         "requestBody": {
@@ -116,6 +119,9 @@ enum OpenAPIDocument {
               },
               "RateLimit-Reset": {
                 "$ref": "#/components/headers/RateLimit-Reset"
+              },
+              "traceparent": {
+                "$ref": "#/components/headers/traceparent"
               }
             },
             "content": {
@@ -3084,7 +3090,8 @@ enum OpenAPIDocument {
           "createdAt",
           "updatedAt",
           "nextAttemptAt",
-          "history"
+          "history",
+          "traceId"
         ],
         "properties": {
           "id": {
@@ -3186,6 +3193,17 @@ enum OpenAPIDocument {
           "test": {
             "type": "boolean",
             "description": "Created with a test key: delivered by the sandbox whatever providers are configured."
+          },
+          "traceId": {
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/TraceId"
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "The message's trace id (from the request's `traceparent`, else new); null for a message stored before traces existed."
           }
         }
       },
@@ -3269,7 +3287,8 @@ enum OpenAPIDocument {
           "attempt",
           "provider",
           "timestamp",
-          "test"
+          "test",
+          "traceId"
         ],
         "description": "One entry of `communication-logs`: the seed's fields plus type, attempt, provider and test; or an audit record of the API keys (`service=auth`: creation, revocation, first use, admin actions, failed authentications).",
         "properties": {
@@ -3332,6 +3351,17 @@ enum OpenAPIDocument {
           "test": {
             "type": "boolean",
             "description": "A message created with a test key."
+          },
+          "traceId": {
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/TraceId"
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "The trace id of the record's communication; null for audit records and messages stored before traces existed."
           }
         }
       },
@@ -4187,6 +4217,11 @@ enum OpenAPIDocument {
             "description": "The secret: keep it; only its hash is stored."
           }
         }
+      },
+      "TraceId": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{32}$",
+        "description": "A W3C Trace Context trace id (32 lowercase hex digits): the message's trace, the same in its `traceparent` answer header, its log records, the process's log lines (`trace_id`) and, when tracing is exported, the tracing backend."
       }
     },
     "parameters": {
@@ -4258,6 +4293,15 @@ enum OpenAPIDocument {
         "schema": {
           "type": "string"
         }
+      },
+      "traceparent": {
+        "name": "traceparent",
+        "in": "header",
+        "required": false,
+        "description": "W3C Trace Context of the caller: the message joins that trace (its trace id is kept on the record). An invalid value is ignored (a new trace is started).",
+        "schema": {
+          "type": "string"
+        }
       }
     },
     "headers": {
@@ -4302,6 +4346,13 @@ enum OpenAPIDocument {
         "description": "Present (`true`) when the answer replays the first request made with the same `Idempotency-Key`; nothing new was created.",
         "schema": {
           "const": "true"
+        }
+      },
+      "traceparent": {
+        "description": "The message's W3C Trace Context (`00-<trace id>-<span id>-<flags>`): its trace id is the record's `traceId`. Continues the request's `traceparent` when one was sent.",
+        "schema": {
+          "type": "string",
+          "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
         }
       }
     },

@@ -8,7 +8,8 @@ import SwitchboardCore
 ///   status: "queued", history: [ { status, at, attempt, service, provider?, detail? } ],
 ///   attempts, dispatchSeq, dispatchAt: Date | null, provider, providerMessageId, lastError: { code, message } | null,
 ///   idempotencyKey (only when given), keyId (the API key that created it, when one did), test: true (only for
-///   a test key's message), createdAt: Date, updatedAt: Date, revision }
+///   a test key's message), traceparent (the message's W3C trace context, `00-<trace id>-<span id>-<flags>`),
+///   createdAt: Date, updatedAt: Date, revision }
 /// ```
 enum MongoDocuments {
     static func document(_ item: NewCommunication) -> BSONDocument {
@@ -19,6 +20,7 @@ enum MongoDocuments {
         if let key = c.idempotencyKey { d["idempotencyKey"] = .string(key) }
         if let keyID = c.keyID { d["keyId"] = .string(keyID) }
         if c.test { d["test"] = .bool(true) }
+        if let trace = c.traceParent { d["traceparent"] = .string(trace.text) }
         d["createdAt"] = .datetime(c.createdAt.milliseconds)
         d["revision"] = .int64(1)
         return d
@@ -71,7 +73,7 @@ enum MongoDocuments {
             id: id, request: request, status: status, attempts: Int(d["attempts"]?.intValue ?? 0), dispatchSeq: Int(d["dispatchSeq"]?.intValue ?? 1),
             dispatchAt: dispatchAt, provider: d["provider"]?.stringValue, providerMessageID: d["providerMessageId"]?.stringValue, lastError: lastError,
             idempotencyKey: d["idempotencyKey"]?.stringValue, createdAt: Timestamp(milliseconds: created), updatedAt: Timestamp(milliseconds: updated), history: history,
-            keyID: d["keyId"]?.stringValue, test: d["test"] == .bool(true))
+            keyID: d["keyId"]?.stringValue, test: d["test"] == .bool(true), traceParent: d["traceparent"]?.stringValue.flatMap { TraceParent(parsing: $0) })
     }
 
     /// JSON as BSON: numbers as doubles (JSON has one number type), objects with their keys sorted.

@@ -67,11 +67,11 @@ public struct SQLiteSearchIndex: SearchIndex {
     static func insert(_ c: Connection, _ l: LogRecord) throws {
         try c.run(
             """
-            INSERT INTO search_logs (communication_id, service, status, type, sender, recipient, msg, error, attempt, provider, timestamp, test)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO search_logs (communication_id, service, status, type, sender, recipient, msg, error, attempt, provider, timestamp, test, traceparent)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [.text(l.communicationId), .text(l.service), .text(l.status?.rawValue ?? ""), .text(l.type?.rawValue ?? ""), .text(l.from), .text(l.to), .text(l.msg.utf8.count <= inlineMessageLimit ? l.msg : ""),
-             l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds), .int(l.test ? 1 : 0)])
+             l.error.map(SQLValue.text) ?? .null, .int(Int64(l.attempt)), l.provider.map(SQLValue.text) ?? .null, .int(l.timestamp.milliseconds), .int(l.test ? 1 : 0), l.traceParent.map { .text($0.text) } ?? .null])
     }
 
     /// Rows added to a full-text index per write: each write then holds the single writer for a few
@@ -189,7 +189,7 @@ public struct SQLiteSearchIndex: SearchIndex {
         let sql = """
             SELECT l.rowid, l.communication_id, l.service, l.status, l.type, l.sender, l.recipient,
                 CASE l.msg WHEN '' THEN ifnull((SELECT msg FROM \(rows) WHERE id = l.communication_id), '') ELSE l.msg END,
-                l.error, l.attempt, l.provider, l.timestamp, l.test FROM search_logs l
+                l.error, l.attempt, l.provider, l.timestamp, l.test, l.traceparent FROM search_logs l
             \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY l.rowid DESC LIMIT ?
             """
         return try await db.read { [values] c in
@@ -199,7 +199,7 @@ public struct SQLiteSearchIndex: SearchIndex {
                 let statusText = s.text(3), typeText = s.text(4)
                 let status = CommunicationStatus(rawValue: statusText), type = MessageChannel(rawValue: typeText)
                 guard status != nil || statusText.isEmpty, type != nil || typeText.isEmpty else { return }
-                rows.append((s.int(0), LogRecord(communicationId: s.text(1), service: s.text(2), status: status, type: type, from: s.text(5), to: s.text(6), msg: s.text(7), error: s.optionalText(8), attempt: Int(s.int(9)), provider: s.optionalText(10), timestamp: Timestamp(milliseconds: s.int(11)), test: s.int(12) != 0)))
+                rows.append((s.int(0), LogRecord(communicationId: s.text(1), service: s.text(2), status: status, type: type, from: s.text(5), to: s.text(6), msg: s.text(7), error: s.optionalText(8), attempt: Int(s.int(9)), provider: s.optionalText(10), timestamp: Timestamp(milliseconds: s.int(11)), test: s.int(12) != 0, traceParent: s.optionalText(13).flatMap { TraceParent(parsing: $0) })))
             }
             let more = rows.count > limit
             let page = Array(rows.prefix(limit))

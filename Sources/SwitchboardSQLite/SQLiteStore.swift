@@ -6,7 +6,7 @@ public struct SQLiteStore: CommunicationStore {
 
     public init(database: SQLiteDatabase) { db = database }
 
-    static let columns = "seq, id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, provider, provider_message_id, error_code, error_message, idempotency_key, created_at, updated_at, key_id, test"
+    static let columns = "seq, id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, provider, provider_message_id, error_code, error_message, idempotency_key, created_at, updated_at, key_id, test, traceparent"
 
     /// A row as read on the writer thread: everything but the `data` JSON, which is parsed afterwards, off
     /// the writer thread (`finished`), to keep the single writer's work per row small.
@@ -34,7 +34,7 @@ public struct SQLiteStore: CommunicationStore {
             id: s.text(1), request: request, status: status, attempts: Int(s.int(8)), dispatchSeq: Int(s.int(9)),
             dispatchAt: s.optionalInt(10).map(Timestamp.init(milliseconds:)), provider: s.optionalText(11), providerMessageID: s.optionalText(12),
             lastError: error, idempotencyKey: s.optionalText(15), createdAt: Timestamp(milliseconds: s.int(16)), updatedAt: Timestamp(milliseconds: s.int(17)),
-            keyID: s.optionalText(18), test: s.int(19) != 0)
+            keyID: s.optionalText(18), test: s.int(19) != 0, traceParent: s.optionalText(20).flatMap { TraceParent(parsing: $0) })
         return Loaded(seq: s.int(0), communication: c, dataText: s.text(6))
     }
 
@@ -107,13 +107,13 @@ public struct SQLiteStore: CommunicationStore {
         do {
             try c.run(
                 """
-                INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at, history, key_id, test)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO communications (id, type, sender, recipient, msg, data, status, attempts, dispatch_seq, dispatch_at, idempotency_key, created_at, updated_at, history, key_id, test, traceparent)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [.text(item.id), .text(r.channel.rawValue), .text(r.from), .text(r.to), .text(r.msg), .text(dataText),
                  .text(record.status.rawValue), .int(Int64(record.attempts)), .int(Int64(record.dispatchSeq)), record.dispatchAt.map { .int($0.milliseconds) } ?? .null,
                  item.idempotencyKey.map(SQLValue.text) ?? .null, .int(record.createdAt.milliseconds), .int(record.updatedAt.milliseconds), .text(history),
-                 item.keyID.map(SQLValue.text) ?? .null, .int(item.test ? 1 : 0)])
+                 item.keyID.map(SQLValue.text) ?? .null, .int(item.test ? 1 : 0), item.traceParent.map { .text($0.text) } ?? .null])
         } catch let error as SQLiteError where error.isConstraint {
             // Another process stored the same idempotency key first.
             guard let key = item.idempotencyKey, let r = try existing(key) else { throw error }

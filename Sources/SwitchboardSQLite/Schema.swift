@@ -169,8 +169,16 @@ enum Schema {
         ALTER TABLE search_logs ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
         """
 
+    /// Version 5: tracing. Each communication keeps its trace context (W3C `traceparent`: the trace id every span,
+    /// log line and log record of the message carries, and the router's span later spans descend from, so a retry
+    /// an hour later joins the same trace); the embedded `communication-logs` keeps it with each record.
+    static let v5 = """
+        ALTER TABLE communications ADD COLUMN traceparent TEXT;
+        ALTER TABLE search_logs ADD COLUMN traceparent TEXT;
+        """
+
     /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
-    static let upgrades = [v2, v3, v4]
+    static let upgrades = [v2, v3, v4, v5]
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0

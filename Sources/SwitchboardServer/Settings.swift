@@ -8,6 +8,7 @@ import SwitchboardProviders
 import SwitchboardRedis
 import SwitchboardSMTP
 import SwitchboardSQLite
+import SwitchboardTelemetry
 
 /// A setting that could not be read.
 public struct SettingsError: Error, CustomStringConvertible, Sendable {
@@ -79,6 +80,11 @@ public struct Settings: Sendable {
     public var metricsPort: Int?
     /// The bearer token `GET /metrics` asks for (`SWITCHBOARD_METRICS_TOKEN`); nil: open.
     public var metricsToken: String?
+    // Observability (issue 17: tracing and log format).
+    /// `SWITCHBOARD_LOG_FORMAT`: `line` (the default, `LogLineHandler`'s line) or `json` (one object a line).
+    public var logFormat = LogLineHandler.Format.line
+    /// Span export, from the `OTEL_*` variables (off unless configured).
+    public var tracing = TracingSettings(environment: [:])
 
     /// The rate limit of `key`: its own rate and burst, else the deployment's defaults.
     public func rateLimit(of key: APIKeyRecord) -> RateLimit {
@@ -162,7 +168,9 @@ public struct Settings: Sendable {
         ]),
         VariableGroup(title: "Logging", variables: [
             Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
+            Variable(name: "SWITCHBOARD_LOG_FORMAT", meaning: "line: `<time> <level> <label> : <key=value …> [<source>] <message>`; json: one JSON object a line (time, level, label, message, source, metadata, trace_id and span_id when the line concerns a traced message), for log shippers", defaultValue: "line"),
         ]),
+        VariableGroup(title: "Tracing (OpenTelemetry over OTLP/HTTP; read by swift-otel)", variables: TracingSettings.variables),
         VariableGroup(title: "Test suite (read by the tests of scripts/test.sh, not by switchboard)", variables: [
             Variable(name: "SWITCHBOARD_TEST_SECANTUS_SERVERS", meaning: "MongoDB emulators running at once during the tests", defaultValue: "2"),
             Variable(name: "SWITCHBOARD_SMTP_SCRIPTS", meaning: "folder of the SMTP test scripts", defaultValue: "the package's scripts/"),
@@ -300,6 +308,12 @@ public struct Settings: Sendable {
             guard let level = Logger.Level(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_LOG_LEVEL=\(v): use trace, debug, info, notice, warning, error or critical") }
             s.logLevel = level
         }
+        if let v = value("SWITCHBOARD_LOG_FORMAT") {
+            guard let format = LogLineHandler.Format(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_LOG_FORMAT=\(v): use line or json") }
+            s.logFormat = format
+        }
+        s.tracing = TracingSettings(environment: env)
+        s.pipeline.tracing = MessageTracing(enabled: s.tracing.enabled)
         s.providers = try ProviderSettings.fromEnvironment(env)
         if let v = value("REDIS_URL") { s.redisURL = v }
         if let v = try millis("SWITCHBOARD_REDIS_WAIT_MS") { s.redisUnavailableWait = v }
@@ -356,6 +370,7 @@ public struct Settings: Sendable {
             ("auth", auth == .off ? "off (the API is open)" : adminKey == nil ? "on" : "on (bootstrap admin key set)"),
             ("metrics", "GET /metrics" + (metricsPort.map { " on port \($0) (workers, logger)" } ?? "") + (metricsToken == nil ? ", open" : ", bearer token")),
             ("keyRateLimit", "rate=\(keyRate)/s burst=\(keyBurst) (\(redisURL == nil ? "per process" : "shared through redis"))"),
+            ("tracing", tracing.enabled ? "otlp/http \(Self.mask(tracing.endpoint))" : "off (trace ids only)"), ("logFormat", logFormat.rawValue),
         ] + providers.summary
     }
 

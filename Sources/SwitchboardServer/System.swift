@@ -27,6 +27,17 @@ public enum Role: Sendable, Hashable {
     case worker(MessageChannel)
     /// The logging service.
     case logger
+
+    /// The name of its command (`serve`, `router`, `worker`, `logger`): the default tracing service name is
+    /// `switchboard-<this>`.
+    public var serviceName: String {
+        switch self {
+        case .all: "serve"
+        case .router: "router"
+        case .worker: "worker"
+        case .logger: "logger"
+        }
+    }
 }
 
 /// The assembled system: engines, providers and the services of a role.
@@ -60,6 +71,9 @@ public struct SwitchboardSystem: Sendable {
     var engineServices: [any Service]
     var adapterServices: [any Service]
     public let logger: Logger
+    /// Observability services the executable adds (the OTLP span exporter): started first, stopped last, so the
+    /// spans of every other service's shutdown are still exported.
+    public var telemetryServices: [any Service] = []
     let clock: @Sendable () -> Timestamp
     /// The SMTP provider, shared by every email worker of the process (one connection pool).
     let smtp: SMTPProvider?
@@ -265,7 +279,7 @@ public struct SwitchboardSystem: Sendable {
     public var metricsEndpoint: MetricsEndpoint {
         let metrics = self.metrics
         let collector = backlogCollector
-        return MetricsEndpoint(token: settings.metricsToken) { await metrics.scrape(sampling: { await collector.refresh() }) }
+        return MetricsEndpoint(token: settings.metricsToken, factory: metrics.factory) { await metrics.scrape(sampling: { await collector.refresh() }) }
     }
 
     /// The listener of `GET /metrics` for a process without the API (a worker, the logging service), on
@@ -358,7 +372,7 @@ public struct SwitchboardSystem: Sendable {
                 throw error
             }
         }
-        var services = engineServices + backgroundServices(role: role)
+        var services = telemetryServices + engineServices + backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(try application())
         } else if let port = settings.metricsPort {

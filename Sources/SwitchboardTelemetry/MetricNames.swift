@@ -6,13 +6,13 @@
 /// names; the process bootstraps swift-prometheus as the backend (`SwitchboardServer`), so nothing here
 /// knows about the exposition format.
 public enum MetricName {
-    // MARK: HTTP (recorded by Hummingbird's `MetricsMiddleware`; renamed by `hummingbirdRenames`)
+    // MARK: HTTP (recorded by `HTTPMetricsMiddleware`)
 
     /// Counter {method, route, status}: requests answered, by route template (`/api/v1/communication/{id}`).
     public static let httpRequests = "switchboard_http_requests_total"
     /// Histogram {method, route, status}: time to answer.
     public static let httpRequestDuration = "switchboard_http_request_duration_seconds"
-    /// Counter {method, route, error}: requests whose handler threw (the status it became is `error`).
+    /// Counter {method, route, error}: requests answered with a server error (5xx; `error` is the status).
     public static let httpRequestErrors = "switchboard_http_request_errors_total"
     /// Gauge {method}: requests being answered now.
     public static let httpActiveRequests = "switchboard_http_active_requests"
@@ -89,21 +89,6 @@ public enum MetricName {
     public static let processOpenFDs = "process_open_fds"
     public static let processMaxFDs = "process_max_fds"
     public static let processStartTime = "process_start_time_seconds"
-
-    /// Hummingbird's `MetricsMiddleware` labels and ours: (its name, our name).
-    public static let hummingbirdRenames: [String: String] = [
-        "hb.requests": httpRequests,
-        "http.server.request.duration": httpRequestDuration,
-        "hb.request.errors": httpRequestErrors,
-        "http.server.active_requests": httpActiveRequests,
-    ]
-    /// Hummingbird's dimension names and ours.
-    public static let hummingbirdLabelRenames: [String: String] = [
-        "http.route": "route",
-        "http.request.method": "method",
-        "http.response.status_code": "status",
-        "error.type": "error",
-    ]
 }
 
 /// Histogram buckets, by metric name (the defaults of swift-prometheus suit none of these).

@@ -80,9 +80,16 @@ struct HTTPOptions: ParsableArguments {
 }
 
 func start(_ settings: Settings, role: Role, name: String) async throws {
-    let level = settings.logLevel
-    LoggingSystem.bootstrap { label in LogLineHandler(label: label, level: level) }
+    let level = settings.logLevel, format = settings.logFormat
+    // Tracing on: log lines written inside a span carry its trace_id and span_id (swift-otel's metadata provider;
+    // swift-otel's own logging backend is never bootstrapped).
+    let traceMetadata = settings.tracing.enabled ? TracingBootstrap.loggingMetadataProvider() : nil
+    // The log lines' counters by level, made on the process's Prometheus registry before the first line.
+    let counters = LogLevelCounters(factory: PrometheusExposition.process.factory)
+    LoggingSystem.bootstrap { label in LogLineHandler(label: label, level: level, format: format, metadataProvider: traceMetadata, counters: counters) }
     let logger = Logger(label: "switchboard.\(name)")
+    // Spans over OTLP/HTTP only when OTEL_* configure it: `OTEL_SERVICE_NAME`, else switchboard-<command>.
+    let tracing = try settings.tracing.enabled ? TracingBootstrap.bootstrap(serviceName: "switchboard-\(role.serviceName)", logger: logger) : nil
     Settings.warnAboutUnknownVariables(logger: logger)
     // Every connection takes a file descriptor: the limit is raised as far as allowed, and the connection cap
     // leaves room below it for the database, the engines and the runtime.
@@ -96,7 +103,8 @@ func start(_ settings: Settings, role: Role, name: String) async throws {
         summary.append(("connections", "at most \(cap.value) (open-file limit \(files.after), was \(files.before))"))
     }
     logger.info("starting \(name)", metadata: Logger.Metadata(uniqueKeysWithValues: summary.map { ($0.0, .string($0.1)) }))
-    let system = try SwitchboardSystem(settings: settings, logger: logger)
+    var system = try SwitchboardSystem(settings: settings, logger: logger)
+    if let tracing { system.telemetryServices.append(tracing) }
     try await system.run(role: role)
 }
 

@@ -192,6 +192,15 @@ struct SavedObjectsTests {
                 for field in read { #expect(IndexMappings.fields(of: fields.index)?.contains { $0.name == field } == true, "\(name) reads \(field), not in \(fields.index)") }
             }
         }
+        // Field labels name mapped fields; the logs view labels the trace id (issue 17).
+        for view in views {
+            let attrs = try #require(try Fixtures.parse(view.attributes["fieldAttrs"]) as? [String: [String: Any]])
+            let index = try DataViewFields(view).index
+            for name in attrs.keys { #expect(IndexMappings.fields(of: index)?.contains { $0.name == name } == true, "\(view.whereabouts): label for \(name), not a field of \(index)") }
+        }
+        let logAttrs = try #require(try Fixtures.parse(byIndex[IndexMappings.logsIndex]?.attributes["fieldAttrs"]) as? [String: [String: Any]])
+        #expect(logAttrs["traceId"]?["customLabel"] as? String == "Trace id")
+        #expect(IndexMappings.logs.contains(IndexMappings.Field("traceId", "keyword")))
         let comm = try DataViewFields(try #require(byIndex[IndexMappings.communicationsIndex]))
         #expect(comm.runtime == ["processingLatencyMs"])
         #expect(comm.types["processingLatencyMs"] == "long")

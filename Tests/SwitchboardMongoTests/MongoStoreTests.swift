@@ -44,6 +44,7 @@ struct MongoStoreContractTests {
     @Test func acceptedQueuedAndConfirmed() async throws { try await withStore { s, _ in try await StoreContract.acceptedQueuedAndConfirmed(s) } }
     @Test func purge() async throws { try await withStore { s, _ in try await StoreContract.purge(s) } }
     @Test func attribution() async throws { try await withStore { s, _ in try await StoreContract.attribution(s) } }
+    @Test func traceContext() async throws { try await withStore { s, _ in try await StoreContract.traceContext(s) } }
 }
 
 @Suite("MongoDB store", .timeLimit(.minutes(2)))

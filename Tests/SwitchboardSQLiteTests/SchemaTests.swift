@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SwitchboardCore
+import SwitchboardTestSupport
 @testable import SwitchboardSQLite
 
 @Suite("SQLite schema")
@@ -36,6 +37,13 @@ struct SchemaTests {
         #expect(try await SQLiteStore(database: db).statusCounts() == [StatusCount(channel: .sms, status: .sent, count: 1)])
         // ... and the sets of fields of the stream entries already there.
         #expect(try await SQLiteQueue(database: db, clock: wallClock).info(stream: "log_stream", group: "logger").length == 3)
+        // Version 5: a row from before traces reads without a trace context; a new one keeps it.
+        let store = SQLiteStore(database: db)
+        #expect(try await store.communication(id: "000000000000000000000001")?.traceParent == nil)
+        var traced = StoreContract.new("000000000000000000000002")
+        traced.traceParent = TraceParent(parsing: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        _ = try await store.create([traced])
+        #expect(try await store.communication(id: "000000000000000000000002")?.traceParent?.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
         await db.close()
         // Opening again changes nothing.
         let again = try SQLiteDatabase(options: SQLiteOptions(path: path, synchronous: .normal))

@@ -22,6 +22,7 @@ struct SQLiteStoreTests {
     @Test func acceptedQueuedAndConfirmed() async throws { try await StoreContract.acceptedQueuedAndConfirmed(SQLiteStore(database: try temporaryDatabase())) }
     @Test func purge() async throws { try await StoreContract.purge(SQLiteStore(database: try temporaryDatabase())) }
     @Test func attribution() async throws { try await StoreContract.attribution(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func traceContext() async throws { try await StoreContract.traceContext(SQLiteStore(database: try temporaryDatabase())) }
 }
 
 /// What only the SQLite engine promises: durability of the file, isolation within a group commit.

@@ -81,6 +81,23 @@ public enum StoreContract {
         #expect(try await store.communications(createdSince: Timestamp(milliseconds: 0), after: nil, limit: 10).map(\.keyID) == ["key_0123456789abcdef", nil])
     }
 
+    /// The trace context is kept with the message: read back, on the communication a status change returns, on
+    /// what the outbox claims (a retry republished an hour later stays in the trace) and in a catch-up page.
+    public static func traceContext(_ store: any CommunicationStore) async throws {
+        let trace = try #require(TraceParent(parsing: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+        var traced = new("t1")
+        traced.traceParent = trace
+        _ = try await store.create([traced, new("t2")])
+        #expect(try await store.communication(id: "t1")?.traceParent == trace)
+        #expect(try await store.communication(id: "t2")?.traceParent == nil)
+        let due = try await store.claimDue(now: Timestamp(milliseconds: 1_000_000), lease: .seconds(30), limit: 10)
+        #expect(due.count == 2 && due.first { $0.id == "t1" }?.traceParent == trace)
+        let outcomes = try await store.apply([StatusTransition(id: "t1", event: .queued(dispatchSeq: 1), at: Timestamp(milliseconds: 2000), service: "router")])
+        guard case .applied(let applied, _)? = outcomes.first else { Issue.record("not applied: \(outcomes)"); return }
+        #expect(applied.traceParent == trace)
+        #expect(try await store.communications(createdSince: Timestamp(milliseconds: 0), after: nil, limit: 10).map(\.traceParent) == [trace, nil])
+    }
+
     /// Two messages to one recipient are two communications (a recipient is not a key).
     public static func sameRecipientTwice(_ store: any CommunicationStore) async throws {
         let out = try await store.create([new("r1", sms("+15557654321", msg: "one")), new("r2", sms("+15557654321", msg: "two"))])

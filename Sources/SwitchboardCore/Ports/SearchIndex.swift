@@ -68,8 +68,11 @@ public struct LogRecord: Sendable, Hashable {
     public var timestamp: Timestamp
     /// A record of a test message (sent with a test key).
     public var test: Bool
+    /// The communication's trace context (its record's): documents show its trace id (`traceId`); the logging
+    /// service's indexing span is its child. Nil for audit records and records of messages without one.
+    public var traceParent: TraceParent?
 
-    public init(communicationId: String, service: String, status: CommunicationStatus?, type: MessageChannel?, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp, test: Bool = false) {
+    public init(communicationId: String, service: String, status: CommunicationStatus?, type: MessageChannel?, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp, test: Bool = false, traceParent: TraceParent? = nil) {
         self.communicationId = communicationId
         self.service = service
         self.status = status
@@ -82,6 +85,7 @@ public struct LogRecord: Sendable, Hashable {
         self.provider = provider
         self.timestamp = timestamp
         self.test = test
+        self.traceParent = traceParent
     }
 }
 

@@ -6,8 +6,7 @@ import SwitchboardTelemetry
 /// API (every `Counter`, `Timer`, `Gauge` made through `factory` lands in it) and the `process_*` metrics.
 public final class PrometheusExposition: Sendable {
     public let registry: PrometheusCollectorRegistry
-    /// The swift-metrics factory writing into `registry`, with Switchboard's buckets and Hummingbird's names
-    /// mapped to ours.
+    /// The swift-metrics factory writing into `registry`, with Switchboard's buckets.
     public let factory: PrometheusMetricsFactory
     private let process: ProcessMetrics
 
@@ -17,17 +16,13 @@ public final class PrometheusExposition: Sendable {
         factory.durationHistogramBuckets = MetricBuckets.durations
         factory.valueHistogramBuckets = MetricBuckets.values
         factory.defaultDurationHistogramBuckets = MetricBuckets.request
-        factory.nameAndLabelSanitizer = { name, labels in
-            guard let renamed = MetricName.hummingbirdRenames[name] else { return (name, labels) }
-            return (renamed, labels.map { (MetricName.hummingbirdLabelRenames[$0.0] ?? $0.0, $0.1) })
-        }
         self.registry = registry
         self.factory = factory
         self.process = ProcessMetrics(factory: factory)
     }
 
-    /// The process's exposition, bootstrapped as swift-metrics' backend the first time it is used: what
-    /// Hummingbird's middleware and every handle made with `MetricsSystem.factory` record into.
+    /// The process's exposition, bootstrapped as swift-metrics' backend the first time it is used: what every
+    /// handle made with `MetricsSystem.factory` records into.
     public static let process: PrometheusExposition = {
         let exposition = PrometheusExposition()
         MetricsSystem.bootstrap(exposition.factory)
