@@ -526,6 +526,8 @@ def live_run(binary, names, histograms, work, system):
         pass
     if seen_down:
         print(f"  note  switchboard_engine_up was 0 for a scrape: {sorted(seen_down)}", flush=True)
+        longest = prom.vector('max by (service) (max_over_time(scrape_duration_seconds{job="switchboard"}[5m]))', "service")
+        print(f"  note  longest scrape by service: { {k: round(v, 3) for k, v in longest.items()} }", flush=True)
     engines = {k[1:]: v for k, v in engines_now().items()}
     roles = {(role, engine) for _, role, engine in engines}
     check(engines and all(v == 1 for v in engines.values()) and {"router", "worker", "logger"} <= {sv for sv, _, _ in engines}
