@@ -18,8 +18,18 @@ ensure_wrk
 BIN=$(build_release switchboard)
 WORK=$(mktemp -d)
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
+SINK=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; [ -n "$SINK" ] && kill "$SINK" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
+
+# OTLP_SINK=1: tracing on, every span of every message exported (100 % sampling) to a local OTLP/HTTP receiver.
+if [ "${OTLP_SINK:-0}" = 1 ]; then
+  SINK_PORT=$(free_port)
+  python3 scripts/bench/otlp_sink.py "$SINK_PORT" &
+  SINK=$!
+  export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_TRACES_SAMPLER=always_on
+  echo "== tracing on: OTLP/HTTP to 127.0.0.1:$SINK_PORT, sampler always_on"
+fi
 
 start() { # $1: database file, $2: subcommand (serve, the default, or router)
   SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_SQLITE_SYNCHRONOUS=$SYNC "$BIN" "${2:-serve}" --port "$PORT" --database "$1" >"$WORK/serve.log" 2>&1 &
