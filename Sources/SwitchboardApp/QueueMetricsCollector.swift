@@ -42,37 +42,55 @@ public final class QueueMetricsCollector: Sendable {
         async let queue = bounded("up:queue") { try await adapters.queue.ping() }
         async let search = bounded("up:search") { try await adapters.search.ping() }
         async let due = bounded("outbox") { try await adapters.store.outboxDue(now: now) }
-        let backlogs = await withTaskGroup(of: StreamBacklog?.self) { group in
+        let backlogs = await withTaskGroup(of: Answer<StreamBacklog>.self) { group in
             for (stream, consumerGroup) in streams {
                 group.addTask { await self.bounded("info:\(stream)") { try await adapters.queue.info(stream: stream, group: consumerGroup) } }
             }
-            return await group.reduce(into: [StreamBacklog]()) { if let b = $1 { $0.append(b) } }
+            return await group.reduce(into: [StreamBacklog]()) { if case .value(let b) = $1 { $0.append(b) } }
         }
         for b in backlogs { gauges.record(b) }
-        if let due = await due { gauges.outboxDue(due) }
-        gauges.engine(role: "store", up: await store != nil)
-        gauges.engine(role: "queue", up: await queue != nil)
-        gauges.engine(role: "search", up: await search != nil)
+        if case .value(let due) = await due { gauges.outboxDue(due) }
+        for (role, answer) in await [("store", store), ("queue", queue), ("search", search)] {
+            switch answer {
+            case .value: gauges.engine(role: role, up: true)
+            case .failed: gauges.engine(role: role, up: false)
+            case .stillAsking: break  // the previous scrape's check has not ended: its answer will say
+            }
+        }
     }
 
-    /// `body`'s value, or nil when it threw, did not answer within `timeout`, or the previous call under `key`
-    /// is still running.
-    func bounded<T: Sendable>(_ key: String, _ body: @escaping @Sendable () async throws -> T) async -> T? {
-        guard inFlight.withLock({ $0.insert(key).inserted }) else { return nil }
+    /// What one bounded question gave.
+    enum Answer<T: Sendable>: Sendable {
+        /// The engine answered.
+        case value(T)
+        /// It threw, or did not answer within `timeout`.
+        case failed
+        /// The previous scrape's question under the same key is still running (and was counted as failed then,
+        /// once past `timeout`): this scrape says nothing new about it.
+        case stillAsking
+    }
+
+    /// `body`'s answer within `timeout`. The check runs in a task of its own, so that a hung engine does not hold
+    /// the scrape: it ends when its engine answers or gives up (the engines' own timeouts).
+    func bounded<T: Sendable>(_ key: String, _ body: @escaping @Sendable () async throws -> T) async -> Answer<T> {
+        guard inFlight.withLock({ $0.insert(key).inserted }) else { return .stillAsking }
         let timeout = timeout
-        return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Answer<T>, Never>) in
             let answer = FirstAnswer(continuation)
             // Both tasks end by themselves: the timer when the check answers (cancelled) or at `timeout`, the
-            // check when its engine answers or gives up.
+            // check when its engine answers or gives up. The check's answer is given before the timer is
+            // cancelled, and a cancelled timer gives nothing: an answer in time always wins.
             let timer = Task {
-                try? await Task.sleep(for: timeout)
-                answer.give(nil)
+                do {
+                    try await Task.sleep(for: timeout)
+                    answer.give(.failed)
+                } catch {}
             }
             Task {
                 let value = try? await body()
                 self.inFlight.withLock { _ = $0.remove(key) }
+                answer.give(value.map { .value($0) } ?? .failed)
                 timer.cancel()
-                answer.give(value)
             }
         }
     }
@@ -80,13 +98,13 @@ public final class QueueMetricsCollector: Sendable {
 
 /// Resumes a continuation with the first value given; later ones are dropped.
 final class FirstAnswer<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T?, Never>?>
+    private let continuation: Mutex<CheckedContinuation<T, Never>?>
 
-    init(_ continuation: CheckedContinuation<T?, Never>) {
+    init(_ continuation: CheckedContinuation<T, Never>) {
         self.continuation = Mutex(continuation)
     }
 
-    func give(_ value: T?) {
+    func give(_ value: T) {
         continuation.withLock { c in
             c?.resume(returning: value)
             c = nil

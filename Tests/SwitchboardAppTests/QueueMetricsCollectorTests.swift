@@ -110,6 +110,23 @@ struct QueueMetricsCollectorTests {
         #expect(try gauge(metrics, MetricName.queueLength, s) == 1)
     }
 
+    @Test("an engine that answers in time is never counted down: the answer always wins over the timer it cancels")
+    func answersInTimeWin() async throws {
+        let (adapters, _, _) = try sqliteAdapters()
+        let metrics = TestMetrics()
+        let collector = QueueMetricsCollector(
+            adapters: adapters,
+            gauges: BacklogGauges(streams: StreamNames.all, engines: [("store", "sqlite"), ("queue", "sqlite"), ("search", "sqlite")], factory: metrics),
+            timeout: .seconds(30))
+        // The timer, once cancelled, used to give "down" too: whichever came first won, and scrapes of a healthy
+        // system read 0 now and then.
+        for _ in 0..<300 { await collector.refresh() }
+        for role in ["store", "queue", "search"] {
+            let values = try metrics.expectGauge(MetricName.engineUp, [("engine", "sqlite"), ("role", role)]).values
+            #expect(values.count == 300 && values.allSatisfy { $0 == 1 }, "\(role): \(values.filter { $0 != 1 }.count) of \(values.count) down")
+        }
+    }
+
     @Test(
         "an engine that does not answer counts as down after the timeout, and is not asked again while its check runs",
         .timeLimit(.minutes(1)))
