@@ -41,12 +41,13 @@ public struct Dispatcher: Sendable {
     ///   - keyID: the API key that sent it (recorded on the message; nil when the API is open).
     ///   - test: sent with a test key: the message goes to the sandbox whatever providers are configured.
     ///   - trace: the trace the message joins: the caller's `traceparent`, or (tracing on) the HTTP request's
-    ///     span; nil: a new trace. With tracing on, the accept's span is its child and is what the record keeps;
-    ///     off, the record keeps `trace` itself.
+    ///     span; nil: a new trace with tracing on, none with tracing off (no id is made and nothing is stored:
+    ///     off costs the hot path nothing). With tracing on, the accept's span is its child and is what the record
+    ///     keeps; off, the record keeps the caller's `trace` itself.
     public func accept(_ request: CommunicationRequest, idempotencyKey: String?, keyID: String? = nil, test: Bool = false, trace: TraceParent? = nil) async throws -> Outcome {
         let now = clock()
         let id = ids.next(now: now)
-        let trace = trace ?? TraceParent.random()
+        let trace = trace ?? (options.tracing.enabled ? TraceParent.random() : nil)
         return try await options.tracing.withSpan(acceptSpan, parent: trace) { span in
             span?.set("switchboard.communication_id", id)
             span?.set("switchboard.channel", request.channel.rawValue)
