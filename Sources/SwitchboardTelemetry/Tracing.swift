@@ -24,9 +24,10 @@ public struct MessageTracing: Sendable {
     public static let off = MessageTracing(enabled: false)
 
     /// Starts a span whose parent is `parent` (a new trace when nil). Nil when tracing is off. End it with `end()`.
-    public func startSpan(_ name: String, parent: TraceParent?, kind: SpanKind = .internal) -> MessageSpan? {
+    /// The name is evaluated only when tracing is on.
+    public func startSpan(_ name: @autoclosure () -> String, parent: TraceParent?, kind: SpanKind = .internal) -> MessageSpan? {
         guard enabled else { return nil }
-        return MessageSpan(Tracing.startSpan(name, context: Self.context(parent), ofKind: kind))
+        return MessageSpan(Tracing.startSpan(name(), context: Self.context(parent), ofKind: kind))
     }
 
     /// Starts a span child of the task's current context (the HTTP request's span, set by Hummingbird's
@@ -39,9 +40,10 @@ public struct MessageTracing: Sendable {
     /// Runs `body` in a span child of `parent` and ends it; an error thrown is recorded on the span. `body` gets
     /// the span (nil when tracing is off), whose `traceParent` is the context to hand on; it runs with the span as
     /// the task's current context, so its log lines carry the span's `trace_id` and `span_id`.
-    public func withSpan<T>(_ name: String, parent: TraceParent?, kind: SpanKind = .internal, _ body: (MessageSpan?) async throws -> T) async rethrows -> T {
+    /// The name is evaluated only when tracing is on (no string is built per message when it is off).
+    public func withSpan<T>(_ name: @autoclosure () -> String, parent: TraceParent?, kind: SpanKind = .internal, _ body: (MessageSpan?) async throws -> T) async rethrows -> T {
         guard enabled else { return try await body(nil) }
-        let span = MessageSpan(Tracing.startSpan(name, context: Self.context(parent), ofKind: kind))
+        let span = MessageSpan(Tracing.startSpan(name(), context: Self.context(parent), ofKind: kind))
         defer { span.end() }
         do {
             return try await ServiceContext.$current.withValue(span.span.context) { try await body(span) }
