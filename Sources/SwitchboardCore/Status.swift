@@ -7,6 +7,8 @@
 ///                        ▼  │   └──────────▶ failed
 ///                      retrying
 /// ```
+///
+/// `pending`, `queued` and `retrying` can also end in `cancelled` (`POST /api/v1/communication/{id}/cancel`).
 public enum CommunicationStatus: String, Sendable, CaseIterable, Codable, Hashable {
     /// Stored, not yet on its stream.
     case pending
@@ -26,19 +28,21 @@ public enum CommunicationStatus: String, Sendable, CaseIterable, Codable, Hashab
     case undelivered
     /// Delivery failed for good (permanent error, retries exhausted, or a provider report).
     case failed
+    /// Cancelled before a provider had it: never delivered.
+    case cancelled
 
     /// True once no more delivery attempts will be made (the provider has it, or it failed).
     public var isPastDispatch: Bool {
         switch self {
         case .pending, .queued, .processing, .retrying: false
-        case .sent, .delivered, .read, .undelivered, .failed: true
+        case .sent, .delivered, .read, .undelivered, .failed, .cancelled: true
         }
     }
 
     /// True when nothing can change this status any more.
     public var isFinal: Bool {
         switch self {
-        case .read, .undelivered, .failed: true
+        case .read, .undelivered, .failed, .cancelled: true
         default: false
         }
     }
@@ -91,6 +95,9 @@ public enum StatusEvent: Sendable, Hashable {
     /// between the claim and this event), nothing changes — a message being delivered is never redispatched
     /// because of a claim that came a moment before.
     case redispatch(dispatchSeq: Int, reason: String, seen: CommunicationStatus? = nil)
+    /// Cancelled by a client (`by`: its API key id, nil when the API is open): only before a worker takes it
+    /// (`pending`, `queued`, `retrying`). A stream entry read afterwards is acknowledged without sending.
+    case cancelled(by: String?)
 
     /// The status this event asks for.
     public var targetStatus: CommunicationStatus {
@@ -102,6 +109,7 @@ public enum StatusEvent: Sendable, Hashable {
         case .failed: .failed
         case .reported(let status, _): status
         case .redispatch: .pending
+        case .cancelled: .cancelled
         }
     }
 }
@@ -236,6 +244,14 @@ public enum StatusMachine {
             var e = effect(.pending)
             e.dispatchSeq += 1
             e.detail = reason
+            return .apply(e)
+
+        case .cancelled(let by):
+            guard s == .pending || s == .queued || s == .retrying else {
+                return .ignore(reason: s == .cancelled ? "already cancelled" : "already \(s.rawValue): handed to a provider")
+            }
+            var e = effect(.cancelled, dispatchAt: .clear)
+            e.detail = by.map { "cancelled by \($0)" } ?? "cancelled"
             return .apply(e)
         }
     }

@@ -74,6 +74,7 @@ public struct API: Sendable {
         [
             Route(.post, "/api/v1/communication", scope: .send) { request, context in try await self.create(request, context) },
             Route(.get, "/api/v1/communication/:id", scope: .read) { request, context in try await self.show(request, context) },
+            Route(.post, "/api/v1/communication/:id/cancel", scope: .send) { request, context in try await self.cancel(request, context) },
             Route(.get, "/api/v1/communications", scope: .read) { request, _ in try await self.list(request) },
             Route(.get, "/api/v1/logs", scope: .read) { request, _ in try await self.logs(request) },
             Route(.get, "/api/v1/sandbox/messages", scope: .read) { request, _ in try await self.sandbox(request) },
@@ -445,6 +446,31 @@ final class StoreWriteHealth: Sendable {
             guard let last else { return nil }
             let age = ContinuousClock.now - last.at
             return age < within ? (last.reason, age) : nil
+        }
+    }
+}
+
+// MARK: POST /api/v1/communication/{id}/cancel
+
+extension API {
+    /// Cancels a message a worker has not taken yet (`pending`, `queued`, `retrying`): recorded through the write
+    /// path like any status change (history, log entry, search document), by the key that asked. A worker that
+    /// reads its stream entry afterwards finds it past dispatch and acknowledges the entry without sending.
+    func cancel(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = context.parameters.get("id") ?? ""
+        let transition = StatusTransition(id: id, event: .cancelled(by: context.identity?.id), at: SystemTime.now(), service: "router")
+        switch try await adapters.pipeline.record([transition], settle: [], group: StreamNames.workerGroup).first {
+        case .applied(var c, let change)?:
+            // The store answers the record as it was read for the compare-and-set, with the new status.
+            if c.history.last != change { c.history.append(change) }
+            return .json(Render.communication(c))
+        case .ignored(let c, _)? where c.status == .cancelled:
+            return .json(Render.communication(c))
+        case .ignored(let c, _)?:
+            let why = c.status == .processing ? "a worker has handed it to a provider" : "it is past dispatch"
+            throw APIError(.conflict, code: "not_cancellable", message: "Communication \(c.id) is \(c.status.rawValue): \(why); only a pending, queued or retrying message can be cancelled.", field: "id")
+        case .notFound?, nil:
+            throw APIError(.notFound, code: "not_found", message: "No communication has id \"\(id.prefix(64))\".", field: "id")
         }
     }
 }

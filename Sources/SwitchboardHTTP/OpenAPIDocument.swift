@@ -2704,6 +2704,91 @@ enum OpenAPIDocument {
           }
         }
       }
+    },
+    "/api/v1/communication/{id}/cancel": {
+      "post": {
+        "operationId": "cancelCommunication",
+        "tags": [
+          "communications"
+        ],
+        "summary": "Cancel a message",
+        "description": "Moves a message that is `pending`, `queued` or `retrying` to `cancelled`, a final status: no worker delivers it afterwards, even one that already read its stream entry. The history records who cancelled it (the key id). Cancelling a cancelled message answers it again. A message a worker has handed to a provider (`processing`) or that is past dispatch answers 409 `not_cancellable` naming its status.",
+        "security": [
+          {
+            "bearerAuth": [
+              "send"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "send"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The id `POST /api/v1/communication` answered.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The message, now `cancelled`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Communication"
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "description": "The message cannot be cancelled any more: `not_cancellable`, naming its status.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      }
     }
   },
   "components": {
@@ -2728,9 +2813,10 @@ enum OpenAPIDocument {
           "delivered",
           "read",
           "undelivered",
-          "failed"
+          "failed",
+          "cancelled"
         ],
-        "description": "pending → queued → processing → sent → delivered → read; retrying between attempts; undelivered and failed are final."
+        "description": "pending → queued → processing → sent → delivered → read; retrying between attempts; undelivered and failed are final; pending, queued and retrying can be cancelled (final)."
       },
       "ChannelStream": {
         "type": "string",

@@ -27,6 +27,28 @@ struct StatusMachineTests {
         #expect(applied(StatusMachine.decide(state(.delivered), .reported(status: .read, error: nil)))?.status == .read)
     }
 
+    @Test("cancel: from pending, queued or retrying to cancelled (final, due time cleared, who asked in the detail); never from processing or later")
+    func cancel() throws {
+        for from in [CommunicationStatus.pending, .queued, .retrying] {
+            let e = try #require(applied(StatusMachine.decide(state(from, seq: 2, attempts: 1), .cancelled(by: "key_abc"))))
+            #expect(e.status == .cancelled && e.dispatchAt == .clear && e.detail == "cancelled by key_abc" && e.dispatchSeq == 2 && e.attempts == 1)
+        }
+        #expect(applied(StatusMachine.decide(state(.pending), .cancelled(by: nil)))?.detail == "cancelled")
+        for from in [CommunicationStatus.processing, .sent, .delivered, .read, .undelivered, .failed, .cancelled] {
+            #expect(applied(StatusMachine.decide(state(from), .cancelled(by: nil))) == nil, "\(from)")
+        }
+        // Nothing moves a cancelled message: a worker's entry read afterwards, the outbox, a provider's report.
+        let events: [StatusEvent] = [
+            .queued(dispatchSeq: 1), .processing(dispatchSeq: 1, redelivery: false), .processing(dispatchSeq: 1, redelivery: true),
+            .sent(provider: "p", providerMessageID: nil), .retrying(error: err, provider: nil, nextAttemptAt: later), .failed(error: err, provider: nil),
+            .reported(status: .delivered, error: nil), .redispatch(dispatchSeq: 1, reason: "stall"),
+        ]
+        for event in events {
+            #expect(applied(StatusMachine.decide(state(.cancelled), event)) == nil, "\(event)")
+        }
+        #expect(CommunicationStatus.cancelled.isFinal && CommunicationStatus.cancelled.isPastDispatch)
+    }
+
     @Test("a worker may overtake the router's queued record")
     func processingFromPending() {
         #expect(applied(StatusMachine.decide(state(.pending), .processing(dispatchSeq: 1, redelivery: false)))?.status == .processing)
