@@ -2769,12 +2769,36 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/NotFound"
           },
           "409": {
-            "description": "The message cannot be cancelled any more: `not_cancellable`, naming its status.",
+            "description": "The message cannot be cancelled any more (a worker handed it to a provider, or it is past dispatch): `not_cancellable`, naming its status.",
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/Error"
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "not_cancellable"
+                        }
+                      }
+                    }
+                  }
                 }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
               }
             }
           },

@@ -164,7 +164,7 @@ public struct Settings: Sendable {
             Variable(name: "SWITCHBOARD_SCHEDULER_INTERVAL_MS", meaning: "how often the outbox looks for due messages and retries", defaultValue: "500"),
         ]),
         VariableGroup(title: "Retention", variables: [
-            Variable(name: "SWITCHBOARD_RETENTION_DAYS", meaning: "days a message past dispatch (sent, delivered, read, undelivered, failed) is kept after its last change; log records, dead letters and sandbox copies are kept as long; purged hourly by the router; 0 = kept for ever", defaultValue: "0"),
+            Variable(name: "SWITCHBOARD_RETENTION_DAYS", meaning: "days a message past dispatch (sent, delivered, read, undelivered, failed, cancelled) is kept after its last change; log records, dead letters and sandbox copies are kept as long; purged hourly by the router; 0 = kept for ever", defaultValue: "0"),
         ]),
         VariableGroup(title: "Logging", variables: [
             Variable(name: "SWITCHBOARD_LOG_LEVEL", meaning: "trace, debug, info, notice, warning, error, critical", defaultValue: "info"),
