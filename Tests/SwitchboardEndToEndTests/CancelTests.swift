@@ -63,4 +63,38 @@ struct CancelTests {
         }
         await system.close()
     }
+
+    @Test("cancels racing running workers: a message answered cancelled is never delivered; one answered 409 was handed to a provider", arguments: [true, false])
+    func racingWorkers(atomic: Bool) async throws {
+        var configured = try SwitchboardSystem(settings: testSettings(), logger: quietLogger(), metrics: PrometheusExposition())
+        if !atomic { configured.usePortByPortPipeline() }
+        let system = configured
+        let running = Running(system)
+        try await system.application().test(.router) { client in
+            // Each message is cancelled as soon as it is accepted, while the workers take the stream's entries.
+            let answers = try await withThrowingTaskGroup(of: (String, HTTPResponse.Status).self) { group in
+                for i in 0..<150 {
+                    group.addTask {
+                        let id = try await post(client, .sms, to: recipient(.sms, i), msg: "race \(i)")
+                        let r = try await client.execute(uri: "/api/v1/communication/\(id)/cancel", method: .post)
+                        return (id, r.status)
+                    }
+                }
+                return try await group.reduce(into: [(String, HTTPResponse.Status)]()) { $0.append($1) }
+            }
+            let cancelled = Set(answers.filter { $0.1 == .ok }.map(\.0))
+            let refused = Set(answers.filter { $0.1 == .conflict }.map(\.0))
+            #expect(cancelled.count + refused.count == 150, "other answers: \(answers.filter { $0.1 != .ok && $0.1 != .conflict })")
+            try await eventually("all 150 ended") { try await count(system, .sent) + count(system, .cancelled) == 150 }
+            let delivered = Set(try await system.adapters.mailbox!.messages(channel: nil, to: nil, limit: 1000).map(\.communicationId))
+            #expect(delivered.isDisjoint(with: cancelled), "delivered after being cancelled: \(delivered.intersection(cancelled).sorted())")
+            #expect(delivered == refused)
+            #expect(try await count(system, .cancelled) == cancelled.count)
+            try await eventually("the sms stream drained") {
+                try await system.adapters.queue.info(stream: MessageChannel.sms.stream, group: StreamNames.workerGroup).length == 0
+            }
+        }
+        try await running.stop()
+        await system.close()
+    }
 }
