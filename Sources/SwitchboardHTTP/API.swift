@@ -460,10 +460,12 @@ extension API {
         let id = context.parameters.get("id") ?? ""
         let transition = StatusTransition(id: id, event: .cancelled(by: context.identity?.id), at: SystemTime.now(), service: "router")
         switch try await adapters.pipeline.record([transition], settle: [], group: StreamNames.workerGroup).first {
-        case .applied(var c, let change)?:
-            // The store answers the record as it was read for the compare-and-set, with the new status.
-            if c.history.last != change { c.history.append(change) }
-            return .json(Render.communication(c))
+        case .applied(let c, let change)?:
+            // The store's answer carries the new status, not the history (`CommunicationStore.apply`): the record
+            // is read back whole for the answer, else the change is added to what the answer has.
+            var shown = try await adapters.store.communication(id: c.id) ?? c
+            if shown.history.last != change { shown.history.append(change) }
+            return .json(Render.communication(shown))
         case .ignored(let c, _)? where c.status == .cancelled:
             return .json(Render.communication(c))
         case .ignored(let c, _)?:

@@ -35,6 +35,7 @@ struct MongoStoreContractTests {
     @Test func idempotencyRace() async throws { try await withStore { s, _ in try await StoreContract.idempotencyRace(s) } }
     @Test func transitions() async throws { try await withStore { s, _ in try await StoreContract.transitions(s) } }
     @Test func retryAndFailure() async throws { try await withStore { s, _ in try await StoreContract.retryAndFailure(s) } }
+    @Test func cancel() async throws { try await withStore { s, _ in try await StoreContract.cancel(s) } }
     @Test func createdSince() async throws { try await withStore { s, _ in try await StoreContract.createdSince(s) } }
     @Test func statusCounts() async throws { try await withStore { s, _ in try await StoreContract.statusCounts(s) } }
     @Test func concurrentTransitions() async throws { try await withStore { s, _ in try await StoreContract.concurrentTransitions(s) } }

@@ -186,6 +186,25 @@ public enum StoreContract {
         #expect(try await store.statusCounts() == [StatusCount(channel: .sms, status: .failed, count: 1)])
     }
 
+    /// Cancel: from queued to cancelled (due time cleared, who asked in the history); afterwards a worker's entry,
+    /// a retry or a report changes nothing; a message being delivered is not cancelled.
+    public static func cancel(_ store: any CommunicationStore) async throws {
+        _ = try await store.create([new("c"), new("d")])
+        func t(_ id: String, _ e: StatusEvent, _ at: Int64) -> StatusTransition { StatusTransition(id: id, event: e, at: Timestamp(milliseconds: at), service: "router") }
+        let r = try await store.apply([
+            t("c", .queued(dispatchSeq: 1), 2000), t("c", .cancelled(by: "key_contract"), 2500), t("c", .processing(dispatchSeq: 1, redelivery: false), 3000),
+            t("c", .failed(error: ProviderError(message: "x"), provider: nil), 3100), t("c", .cancelled(by: nil), 3200),
+            t("d", .processing(dispatchSeq: 1, redelivery: false), 2000), t("d", .cancelled(by: "key_contract"), 2100),
+        ])
+        #expect(r.map { if case .applied = $0 { true } else { false } } == [true, true, false, false, false, true, false])
+        let c = try #require(try await store.communication(id: "c"))
+        #expect(c.status == .cancelled && c.dispatchAt == nil && c.attempts == 0)
+        #expect(c.history.map(\.status) == [.pending, .queued, .cancelled])
+        #expect(c.history.last?.detail == "cancelled by key_contract" && c.history.last?.service == "router")
+        #expect(try await store.communication(id: "d")?.status == .processing)
+        #expect(try await store.statusCounts().contains(StatusCount(channel: .sms, status: .cancelled, count: 1)))
+    }
+
     /// Retention (`Purging`): the communications past dispatch whose last change is before the cutoff are
     /// deleted, with their idempotency keys; one still on its way is kept however old, and so is one created
     /// long ago but changed since (a late delivery report). Over a page of rows (`SQLiteRetention.chunk`), so
