@@ -7,24 +7,23 @@ import SwitchboardTelemetry
 /// Sits inside `ResilientProvider`, so the calls its circuit or rate limit refuse are not counted as calls.
 public struct MeteredProvider: DeliveryProvider {
     public let base: any DeliveryProvider
-    let metrics: ProviderMetrics
+    let metrics: ProviderCallMetrics
 
     public var name: String { base.name }
 
     public init(_ base: any DeliveryProvider, factory: (any MetricsFactory)? = nil) {
         self.base = base
-        self.metrics = ProviderMetrics(provider: base.name, factory: factory ?? MetricsSystem.factory)
+        self.metrics = ProviderCallMetrics(provider: base.name, factory: factory ?? MetricsSystem.factory)
     }
 
     public func deliver(_ message: OutboundMessage) async -> DeliveryResult {
         let started = ContinuousClock.now
         let result = await base.deliver(message)
-        let took = ContinuousClock.now - started
-        let nanoseconds = took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000
+        let took = SwitchboardTelemetry.nanoseconds(ContinuousClock.now - started)
         switch result {
-        case .sent: metrics.called(.sent, nanoseconds: nanoseconds)
-        case .retryable: metrics.called(.retryable, nanoseconds: nanoseconds)
-        case .permanent: metrics.called(.permanent, nanoseconds: nanoseconds)
+        case .sent: metrics.called(.sent, nanoseconds: took)
+        case .retryable: metrics.called(.retryable, nanoseconds: took)
+        case .permanent: metrics.called(.permanent, nanoseconds: took)
         }
         return result
     }

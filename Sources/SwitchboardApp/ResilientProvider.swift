@@ -22,7 +22,7 @@ public final class ResilientProvider: DeliveryProvider {
     private let origin = ContinuousClock.now
     private let logger: Logger
     private let countsAgainstCircuit: @Sendable (ProviderError) -> Bool
-    private let metrics: ProviderMetrics
+    private let metrics: ProviderResilienceMetrics
 
     /// The wrapped provider's name (what is recorded on the message).
     public var name: String { base.name }
@@ -36,7 +36,7 @@ public final class ResilientProvider: DeliveryProvider {
     ///     counted by `MeteredProvider`.
     public init(_ base: any DeliveryProvider, breaker: CircuitBreakerStateMachine.Configuration, rateLimit: TokenBucketStateMachine.Configuration?, logger: Logger, countsAgainstCircuit: @escaping @Sendable (ProviderError) -> Bool = { _ in true }, metricsFactory: (any MetricsFactory)? = nil) {
         self.base = base
-        self.metrics = ProviderMetrics(provider: base.name, resilience: true, factory: metricsFactory ?? MetricsSystem.factory)
+        self.metrics = ProviderResilienceMetrics(provider: base.name, factory: metricsFactory ?? MetricsSystem.factory)
         self.countsAgainstCircuit = countsAgainstCircuit
         self.breaker = Mutex(CircuitBreakerStateMachine(configuration: breaker))
         self.bucket = Mutex(rateLimit.map { TokenBucketStateMachine(configuration: $0) })

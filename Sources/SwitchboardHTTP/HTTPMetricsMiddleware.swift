@@ -56,8 +56,7 @@ final class HTTPMetricsCache: Sendable {
 
         func record(since started: ContinuousClock.Instant) {
             requests.increment()
-            let took = ContinuousClock.now - started
-            duration.recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+            duration.recordNanoseconds(SwitchboardTelemetry.nanoseconds(ContinuousClock.now - started))
         }
     }
 

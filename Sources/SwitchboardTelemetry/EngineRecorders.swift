@@ -2,12 +2,12 @@ import CoreMetrics
 import SwitchboardCore
 
 // What each engine adapter records, as one value per adapter holding its handles, made once (at the adapter's
-// init) from `EngineMetrics`: the hot paths (a group commit, a pool lease) only increment or record on a handle.
+// init): the hot paths (a group commit, a pool lease) only increment or record on a handle.
 // The adapters take these values (not a factory), so they need no metrics import; tests pass values made with a
 // test factory.
 
-/// A duration in nanoseconds, for `Timer.recordNanoseconds`.
-func nanoseconds(_ d: Duration) -> Int64 {
+/// A duration in nanoseconds, for `Timer.recordNanoseconds` (never negative).
+public func nanoseconds(_ d: Duration) -> Int64 {
     let (seconds, attoseconds) = d.components
     return max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
 }
@@ -19,9 +19,9 @@ public struct StoreEngineMetrics: Sendable {
     private let errors: Counter
 
     public init(engine: String, factory: any MetricsFactory = MetricsSystem.factory) {
-        duration = EngineMetrics.commitDuration(engine: engine, factory: factory)
-        batchSize = EngineMetrics.commitBatchSize(engine: engine, factory: factory)
-        errors = EngineMetrics.errors(engine: engine, factory: factory)
+        duration = Timer(label: MetricName.storeCommitDuration, dimensions: [("engine", engine)], factory: factory)
+        batchSize = Recorder(label: MetricName.storeCommitBatchSize, dimensions: [("engine", engine)], aggregate: true, factory: factory)
+        errors = Counter(label: MetricName.engineErrors, dimensions: [("engine", engine)], factory: factory)
     }
 
     /// One commit took `nanoseconds`.
@@ -46,10 +46,10 @@ public struct RedisPoolMetrics: Sendable {
     private let errors: Counter
 
     public init(pool: String, factory: any MetricsFactory = MetricsSystem.factory) {
-        open = EngineMetrics.redisPoolConnections(pool: pool, factory: factory)
-        inUse = EngineMetrics.redisPoolConnectionsInUse(pool: pool, factory: factory)
-        waits = EngineMetrics.redisPoolWaits(pool: pool, factory: factory)
-        errors = EngineMetrics.errors(engine: "redis", factory: factory)
+        open = Meter(label: MetricName.redisPoolConnections, dimensions: [("pool", pool)], factory: factory)
+        inUse = Meter(label: MetricName.redisPoolConnectionsInUse, dimensions: [("pool", pool)], factory: factory)
+        waits = Counter(label: MetricName.redisPoolWaits, dimensions: [("pool", pool)], factory: factory)
+        errors = Counter(label: MetricName.engineErrors, dimensions: [("engine", "redis")], factory: factory)
     }
 
     /// Connections opened (`n` > 0) or closed (`n` < 0).
@@ -69,8 +69,8 @@ public struct SearchEngineMetrics: Sendable {
     private let errors: Counter
 
     public init(engine: String, factory: any MetricsFactory = MetricsSystem.factory) {
-        bulkFailures = EngineMetrics.searchBulkFailures(factory: factory)
-        errors = EngineMetrics.errors(engine: engine, factory: factory)
+        bulkFailures = Counter(label: MetricName.searchBulkFailures, factory: factory)
+        errors = Counter(label: MetricName.engineErrors, dimensions: [("engine", engine)], factory: factory)
     }
 
     /// `documents` of a bulk request were not indexed (items the cluster refused for good).
@@ -84,7 +84,7 @@ public struct IndexingLagMetrics: Sendable {
     private let lag: Gauge
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
-        lag = EngineMetrics.searchIndexingLag(factory: factory)
+        lag = Gauge(label: MetricName.searchIndexingLag, factory: factory)
     }
 
     /// The batch just indexed held a record `milliseconds` old (0 when none is older than now).
