@@ -15,8 +15,12 @@ public struct Adapters: Sendable {
     public var names: (store: String, queue: String, search: String)
     /// `log_stream` entries waiting for the queue to come back (shared by every copy of these adapters).
     public let logSpool: LogSpool
+    /// The status feed (`status_stream`) the pipeline writes and the router's `EventHub` reads: on the queue's
+    /// engine. Nil: no live events (some tests).
+    public var feed: (any StatusFeed)?
 
-    public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, pipeline: any Pipeline, logSpool: LogSpool, names: (store: String, queue: String, search: String)) {
+    public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, pipeline: any Pipeline, logSpool: LogSpool, feed: (any StatusFeed)? = nil, names: (store: String, queue: String, search: String)) {
+        self.feed = feed
         self.store = store
         self.queue = queue
         self.search = search
@@ -28,9 +32,9 @@ public struct Adapters: Sendable {
 
     /// Adapters whose write path is the port-by-port one (`PortByPortPipeline`), built on these ports with
     /// `options`; run the returned pipeline as a service (it writes the publications' confirmations).
-    public static func portByPort(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, options: PipelineOptions, names: (store: String, queue: String, search: String), logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) -> (Adapters, PortByPortPipeline) {
+    public static func portByPort(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, feed: (any StatusFeed)? = nil, options: PipelineOptions, names: (store: String, queue: String, search: String), logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) -> (Adapters, PortByPortPipeline) {
         let spool = LogSpool()
-        let pipeline = PortByPortPipeline(store: store, queue: queue, search: search, spool: spool, options: options, logger: logger, clock: clock)
-        return (Adapters(store: store, queue: queue, search: search, mailbox: mailbox, pipeline: pipeline, logSpool: spool, names: names), pipeline)
+        let pipeline = PortByPortPipeline(store: store, queue: queue, search: search, spool: spool, feed: feed, options: options, logger: logger, clock: clock)
+        return (Adapters(store: store, queue: queue, search: search, mailbox: mailbox, pipeline: pipeline, logSpool: spool, feed: feed, names: names), pipeline)
     }
 }

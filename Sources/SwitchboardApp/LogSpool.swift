@@ -53,12 +53,13 @@ public actor LogSpool {
     /// Writes what is waiting to `log_stream`, oldest first, until the spool is empty or a write fails.
     /// Returns how many entries were written.
     @discardableResult
-    public func drain(to queue: any MessageQueue, chunk: Int = 1000) async throws -> Int {
+    public func drain(to queue: any MessageQueue, feed: (any StatusFeed)? = nil, chunk: Int = 1000) async throws -> Int {
         var written = 0
         while !entries.isEmpty {
             let batch = take(chunk)
             do {
                 try await queue.publish(stream: StreamNames.log, entries: batch)
+                try await feed?.append(batch)
             } catch {
                 putBack(batch)
                 throw error
@@ -94,7 +95,7 @@ public struct LogSpoolService: Service {
         let spool = adapters.logSpool
         guard await spool.count > 0 else { return }
         do {
-            let n = try await spool.drain(to: adapters.queue)
+            let n = try await spool.drain(to: adapters.queue, feed: adapters.feed)
             logger.info("spooled log entries written to log_stream", metadata: ["count": "\(n)"])
         } catch {
             let waiting = await spool.count

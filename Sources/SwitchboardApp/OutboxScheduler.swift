@@ -72,7 +72,7 @@ public struct OutboxScheduler: Service {
         // (Elasticsearch keeps one record per log id; the embedded index may then show them twice.) Messages
         // accepted by this process had theirs written or kept in this process's spool.
         let acceptLogs = stalled.filter { $0.status == .queued && $0.dispatchSeq == 1 && $0.attempts == 0 && $0.createdAt < startedAt }.flatMap(Self.acceptLogs)
-        if !acceptLogs.isEmpty { _ = await PortByPortPipeline.writeLogs(acceptLogs, queue: adapters.queue, spool: adapters.logSpool, logger: logger) }
+        if !acceptLogs.isEmpty { _ = await PortByPortPipeline.writeLogs(acceptLogs, queue: adapters.queue, spool: adapters.logSpool, feed: adapters.feed, logger: logger) }
         let outcomes = try await adapters.pipeline.record(transitions, settle: [], group: "")
         if !stalled.isEmpty { logger.warning("redispatched messages still in flight at their outbox time", metadata: ["count": "\(stalled.count)", "trace_id": "\(stalled.compactMap { $0.traceParent?.traceID }.joined(separator: ","))"]) }
         var queued: [Communication] = []

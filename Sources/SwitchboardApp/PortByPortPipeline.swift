@@ -29,6 +29,8 @@ public final class PortByPortPipeline: Pipeline, Service {
     let queue: any MessageQueue
     let search: any SearchIndex
     let spool: LogSpool
+    /// Where status changes go beside `log_stream` (the status feed), when there is one.
+    let feed: (any StatusFeed)?
     let options: PipelineOptions
     let clock: @Sendable () -> Timestamp
     let logger: Logger
@@ -36,8 +38,9 @@ public final class PortByPortPipeline: Pipeline, Service {
     private let publications: Coalescer<Communication, Bool>
     private let confirmations = ConfirmationBuffer()
 
-    public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, spool: LogSpool, options: PipelineOptions, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
+    public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, spool: LogSpool, feed: (any StatusFeed)? = nil, options: PipelineOptions, logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
         self.store = store
+        self.feed = feed
         self.queue = queue
         self.search = search
         self.spool = spool
@@ -56,7 +59,7 @@ public final class PortByPortPipeline: Pipeline, Service {
             }
         }
         publications = Coalescer { messages in
-            await Self.publish(messages, queue: queue, search: search, spool: spool, logger: logger)
+            await Self.publish(messages, queue: queue, search: search, spool: spool, feed: feed, logger: logger)
         }
     }
 
@@ -92,9 +95,9 @@ public final class PortByPortPipeline: Pipeline, Service {
     /// Appends the entries of stored messages to their streams (one pipelined write per stream), writes their
     /// history's log entries and indexes their documents, concurrently. Returns, per message, whether its
     /// entry and its log entries were written; failures are logged, not thrown (the message stays due).
-    static func publish(_ messages: [Communication], queue: any MessageQueue, search: any SearchIndex, spool: LogSpool, logger: Logger) async -> [Bool] {
+    static func publish(_ messages: [Communication], queue: any MessageQueue, search: any SearchIndex, spool: LogSpool, feed: (any StatusFeed)?, logger: Logger) async -> [Bool] {
         async let indexed: Void = index(messages.map(CommunicationDocument.init), search: search, logger: logger)
-        async let logged = writeLogs(messages.flatMap { c in c.history.map { LogRecord(c, change: $0).fields } }, queue: queue, spool: spool, logger: logger)
+        async let logged = writeLogs(messages.flatMap { c in c.history.map { LogRecord(c, change: $0).fields } }, queue: queue, spool: spool, feed: feed, logger: logger)
         var published = [Bool](repeating: true, count: messages.count)
         var byStream: [String: [Int]] = [:]
         for (i, c) in messages.enumerated() { byStream[c.channel.stream, default: []].append(i) }
@@ -125,7 +128,7 @@ public final class PortByPortPipeline: Pipeline, Service {
             if c.status != .processing { documents.append(CommunicationDocument(c)) }
         }
         async let indexed: Void = Self.index(documents, search: search, logger: logger)
-        _ = await Self.writeLogs(logs, queue: queue, spool: spool, logger: logger)
+        _ = await Self.writeLogs(logs, queue: queue, spool: spool, feed: feed, logger: logger)
         await indexed
         var acks: [String: [String]] = [:]
         for (outcome, entry) in zip(outcomes, settle) {
@@ -140,12 +143,14 @@ public final class PortByPortPipeline: Pipeline, Service {
         return outcomes
     }
 
-    /// Writes entries to `log_stream`; entries the queue refused wait in the `LogSpool` for `LogSpoolService`.
-    /// Returns whether they were written.
-    static func writeLogs(_ logs: [[String: String]], queue: any MessageQueue, spool: LogSpool, logger: Logger) async -> Bool {
+    /// Writes entries to `log_stream`, then their status changes to the status feed; entries the queue refused
+    /// wait in the `LogSpool` for `LogSpoolService`, which writes both again (a feed that failed after `log_stream`
+    /// took the entries may so hold an event twice: at least once, like the log). Returns whether they were written.
+    static func writeLogs(_ logs: [[String: String]], queue: any MessageQueue, spool: LogSpool, feed: (any StatusFeed)?, logger: Logger) async -> Bool {
         guard !logs.isEmpty else { return true }
         do {
             try await queue.publish(stream: StreamNames.log, entries: logs)
+            try await feed?.append(logs)
             return true
         } catch {
             let dropped = await spool.keep(logs)

@@ -70,7 +70,9 @@ extension LogRecord {
     var members: [(key: String, value: String)] {
         var m: [(key: String, value: String)] = [("attempt", String(attempt)), ("communicationId", communicationId)]
         if let error { m.append(("error", error)) }
-        m += [("from", from), ("msg", msg)]
+        m.append(("from", from))
+        if let keyID { m.append(("keyId", keyID)) }
+        m.append(("msg", msg))
         if let provider { m.append(("provider", provider)) }
         m.append(("service", service))
         if let status { m.append(("status", status.rawValue)) }
@@ -84,6 +86,13 @@ extension LogRecord {
     /// Stream fields for `log_stream`.
     public var fields: [String: String] { Dictionary(uniqueKeysWithValues: members) }
 
+    /// The fields of the status feed's entry (`status_stream`): the log record's without the body (`msg`), which
+    /// events never show and the feed, kept for a while, would otherwise copy.
+    public var statusFields: [String: String] { Dictionary(uniqueKeysWithValues: members.filter { $0.key != "msg" }) }
+
+    /// `statusFields` as canonical JSON text.
+    public var statusFieldsText: String { SortedStringFieldsWriter.text(of: members.filter { $0.key != "msg" }, capacity: 256) }
+
     /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
     public var fieldsText: String { SortedStringFieldsWriter.text(of: members, capacity: 192 + msg.utf8.count) }
 
@@ -92,11 +101,11 @@ extension LogRecord {
         guard let id = f["communicationId"], let service = f["service"], let status = f["status"].flatMap(CommunicationStatus.init(rawValue:)),
             let type = f["type"].flatMap(MessageChannel.init(rawValue:)), let ts = f["timestamp"].flatMap(Timestamp.init(parsing:))
         else { return nil }
-        self.init(communicationId: id, service: service, status: status, type: type, from: f["from"] ?? "", to: f["to"] ?? "", msg: f["msg"] ?? "", error: f["error"], attempt: f["attempt"].flatMap(Int.init) ?? 0, provider: f["provider"], timestamp: ts, test: f["test"] == "true", traceParent: f["traceparent"].flatMap { TraceParent(parsing: $0) })
+        self.init(communicationId: id, service: service, status: status, type: type, from: f["from"] ?? "", to: f["to"] ?? "", msg: f["msg"] ?? "", error: f["error"], attempt: f["attempt"].flatMap(Int.init) ?? 0, provider: f["provider"], timestamp: ts, test: f["test"] == "true", traceParent: f["traceparent"].flatMap { TraceParent(parsing: $0) }, keyID: f["keyId"])
     }
 
     /// The log record of a status change of `c`.
     public init(_ c: Communication, change: StatusChange) {
-        self.init(communicationId: c.id, service: change.service, status: change.status, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, error: change.detail, attempt: change.attempt, provider: change.provider, timestamp: change.at, test: c.test, traceParent: c.traceParent)
+        self.init(communicationId: c.id, service: change.service, status: change.status, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, error: change.detail, attempt: change.attempt, provider: change.provider, timestamp: change.at, test: c.test, traceParent: c.traceParent, keyID: c.keyID)
     }
 }

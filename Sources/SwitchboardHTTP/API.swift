@@ -30,6 +30,8 @@ public struct API: Sendable {
     public let refusals: AggregatedLog
     /// `GET /metrics` and the HTTP metrics (`HTTPMetricsMiddleware`), or nil for neither.
     let metrics: MetricsEndpoint?
+    /// Live status (`EventHub`): SSE and WebSocket; nil: those endpoints answer 503 `events_unavailable`.
+    let events: EventHub?
 
     /// - Parameters:
     ///   - webhooks: the provider status webhooks to serve (none by default).
@@ -37,8 +39,9 @@ public struct API: Sendable {
     ///   - cors: the browser origins allowed (none by default).
     ///   - warningInterval: how long repeated warnings of one kind are counted before their count is logged.
     ///   - metrics: serves `GET /metrics` and records the HTTP metrics (none by default).
-    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open, cors: CORSPolicy = .none, warningInterval: Duration = .seconds(10), metrics: MetricsEndpoint? = nil) {
+    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open, cors: CORSPolicy = .none, warningInterval: Duration = .seconds(10), metrics: MetricsEndpoint? = nil, events: EventHub? = nil) {
         self.metrics = metrics
+        self.events = events
         self.adapters = adapters
         self.dispatcher = dispatcher
         self.logger = logger
@@ -75,6 +78,8 @@ public struct API: Sendable {
             Route(.post, "/api/v1/communication", scope: .send) { request, context in try await self.create(request, context) },
             Route(.get, "/api/v1/communication/:id", scope: .read) { request, context in try await self.show(request, context) },
             Route(.post, "/api/v1/communication/:id/cancel", scope: .send) { request, context in try await self.cancel(request, context) },
+            Route(.get, "/api/v1/communication/:id/events", scope: .read) { request, context in try await self.communicationEvents(request, context) },
+            Route(.get, "/api/v1/events", scope: .read) { request, context in try await self.allEvents(request, context) },
             Route(.get, "/api/v1/communications", scope: .read) { request, _ in try await self.list(request) },
             Route(.get, "/api/v1/logs", scope: .read) { request, _ in try await self.logs(request) },
             Route(.get, "/api/v1/sandbox/messages", scope: .read) { request, _ in try await self.sandbox(request) },

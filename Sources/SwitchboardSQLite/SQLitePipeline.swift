@@ -24,29 +24,36 @@ public struct SQLitePipeline: Pipeline {
             var dataText: String
             var entry: String
             var logs: [String]
+            /// The status feed's records of the same changes (without the body).
+            var events: [String]
         }
         let prepared = items.map { item -> Prepared in
             // `pending` → `queued` through `StatusMachine`, not due: its stream entry is written with it.
             let queued = item.communication.queued(at: queuedAt, service: service, due: nil)
-            let logs = queued.history.map { LogRecord(queued, change: $0).fieldsText }
-            return Prepared(item: item, queued: queued, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: logs)
+            let records = queued.history.map { LogRecord(queued, change: $0) }
+            return Prepared(item: item, queued: queued, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: records.map(\.fieldsText), events: records.map(\.statusFieldsText))
         }
         let results = try await db.write { c in
             var logs: [String] = []
+            var events: [String] = []
             logs.reserveCapacity(prepared.count * 2)
+            events.reserveCapacity(prepared.count * 2)
             let results = try prepared.map { p -> SQLiteStore.CreateResult in
                 let r = try SQLiteStore.createOne(c, p.item, as: p.queued, dataText: p.dataText)
                 guard case .created = r else { return r }
                 try SQLiteQueue.append(c, stream: p.item.request.channel.stream, fields: p.entry, at: queuedAt)
                 logs += p.logs
+                events += p.events
                 return r
             }
-            // The transaction's log records as one entry (see SQLiteQueue).
+            // The transaction's log records as one entry (see SQLiteQueue), and its status events as one row.
             if !logs.isEmpty { try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.batchText(logs), sets: logs.count, at: queuedAt) }
+            try SQLiteStatusFeed.append(c, records: events, at: queuedAt)
             return results
         }
         for channel in Set(items.map(\.request.channel)) { db.signal.notify(channel.stream) }
         db.signal.notify(StreamNames.log)
+        db.signal.notify(StreamNames.status)
         return zip(prepared, results).map { p, r in
             guard case .created = r else { return SQLiteStore.outcome(p.item, r) }
             return .created(p.queued)
@@ -62,13 +69,16 @@ public struct SQLitePipeline: Pipeline {
             results.reserveCapacity(transitions.count)
             var acks: [String: [String]] = [:]
             var logs: [String] = []
+            var events: [String] = []
             for (i, t) in transitions.enumerated() {
                 let r = try SQLiteStore.applyOne(c, t)
                 results.append(r)
                 var failed: Communication?
                 if case .applied(let loaded, let change) = r {
                     let comm = loaded.communication
-                    logs.append(LogRecord(comm, change: change).fieldsText)
+                    let record = LogRecord(comm, change: change)
+                    logs.append(record.fieldsText)
+                    events.append(record.statusFieldsText)
                     if comm.status == .failed { failed = comm }
                 }
                 guard i < settle.count, let entry = settle[i] else { continue }
@@ -80,9 +90,11 @@ public struct SQLitePipeline: Pipeline {
             for (stream, ids) in acks { try SQLiteQueue.ack(c, stream: stream, group: group, ids: ids) }
             // The transaction's log records as one entry (see SQLiteQueue).
             if !logs.isEmpty { try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.batchText(logs), sets: logs.count, at: now) }
+            try SQLiteStatusFeed.append(c, records: events, at: now)
             return results
         }
         db.signal.notify(StreamNames.log)
+        db.signal.notify(StreamNames.status)
         return results.map(SQLiteStore.outcome)
     }
 

@@ -177,8 +177,20 @@ enum Schema {
         ALTER TABLE search_logs ADD COLUMN traceparent TEXT;
         """
 
+    /// Version 6: the status feed (`StatusFeed`, `status_stream`). Each row holds the status-change records of one
+    /// transaction (a JSON array, like `log_stream`'s entries); a record's place is (row id, index). Rows are never
+    /// consumed, only trimmed by age: AUTOINCREMENT, so an id is never handed out twice even once the feed is empty.
+    static let v6 = """
+        CREATE TABLE status_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at INTEGER NOT NULL,
+            sets INTEGER NOT NULL,
+            records TEXT NOT NULL
+        );
+        """
+
     /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
-    static let upgrades = [v2, v3, v4, v5]
+    static let upgrades = [v2, v3, v4, v5, v6]
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0

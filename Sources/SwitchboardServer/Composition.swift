@@ -74,15 +74,18 @@ struct Composition {
         keyStore = Self.keyStore(store: store.adapter, database: database)
         rateLimiter = Self.rateLimiter(queue: redisQueue, logger: logger)
         let names = (store: store.name, queue: queue.name, search: search.name)
+        // The status feed lives with the streams: in the SQLite file, or in Redis beside them.
+        let feed: any StatusFeed = redisQueue.map { RedisStatusFeed(client: $0.client, retention: settings.events.retention, clock: clock) }
+            ?? SQLiteStatusFeed(database: database, pollInterval: settings.events.pollInterval, clock: clock)
         let mailbox = SQLiteSandboxMailbox(database: database)
         engineServices = [SQLiteDatabaseService(database: database, logger: logger, reportEvery: settings.sqliteStatsInterval)]
         for picked in [store.engineServices, queue.engineServices, search.engineServices] { engineServices += picked }
         adapterServices = store.adapterServices + queue.adapterServices + search.adapterServices
         if store.adapter is SQLiteStore, let embeddedQueue = queue.adapter as? SQLiteQueue, search.adapter is SQLiteSearchIndex {
             let spool = LogSpool()
-            adapters = Adapters(store: store.adapter, queue: queue.adapter, search: search.adapter, mailbox: mailbox, pipeline: SQLitePipeline(queue: embeddedQueue), logSpool: spool, names: names)
+            adapters = Adapters(store: store.adapter, queue: queue.adapter, search: search.adapter, mailbox: mailbox, pipeline: SQLitePipeline(queue: embeddedQueue), logSpool: spool, feed: feed, names: names)
         } else {
-            let (portByPort, pipeline) = Adapters.portByPort(store: store.adapter, queue: queue.adapter, search: search.adapter, mailbox: mailbox, options: Self.options(settings, portByPort: true), names: names, logger: logger, clock: clock)
+            let (portByPort, pipeline) = Adapters.portByPort(store: store.adapter, queue: queue.adapter, search: search.adapter, mailbox: mailbox, feed: feed, options: Self.options(settings, portByPort: true), names: names, logger: logger, clock: clock)
             adapters = portByPort
             // First among the adapter services, so that it stops after the services that accept.
             adapterServices.insert(pipeline, at: 0)

@@ -45,6 +45,10 @@ public struct Settings: Sendable {
     public var logRepeatInterval: Duration = .seconds(10)
     /// Real providers and failover (all unset: every channel on the sandbox).
     public var providers = ProviderSettings()
+    /// Live status (SSE, WebSocket): how long the status feed keeps events, how often a router looks for events
+    /// other processes wrote to the embedded feed, the heartbeat, and how many events a subscriber may fall
+    /// behind before it is disconnected.
+    public var events = EventSettings()
     /// The seed's `REDIS_URL`: when set, the four streams live in Redis (the store and search stay SQLite).
     public var redisURL: String?
     /// How long a Redis command keeps trying to reach a Redis that is down before it fails
@@ -135,6 +139,12 @@ public struct Settings: Sendable {
             Variable(name: "SWITCHBOARD_SQLITE_SYNCHRONOUS", meaning: "full (fsync each commit) or normal (fsync at checkpoints)", defaultValue: "full"),
             Variable(name: "SWITCHBOARD_POLL_MS", meaning: "how often an idle reader checks for entries written by other processes", defaultValue: "100"),
             Variable(name: "SWITCHBOARD_SQLITE_STATS", meaning: "set (to anything): the writer logs its group-commit statistics every second", defaultValue: "unset"),
+        ]),
+        VariableGroup(title: "Live status (Server-Sent Events, WebSocket)", variables: [
+            Variable(name: "SWITCHBOARD_EVENTS_RETENTION_SECONDS", meaning: "how long the status feed (status_stream) keeps events: how far back Last-Event-ID can resume", defaultValue: "3600"),
+            Variable(name: "SWITCHBOARD_EVENTS_POLL_MS", meaning: "embedded engine: how often a router with subscribers looks for events written by other processes", defaultValue: "20"),
+            Variable(name: "SWITCHBOARD_EVENTS_HEARTBEAT_MS", meaning: "an idle event stream gets a heartbeat (an SSE comment, a WebSocket ping) this often", defaultValue: "15000"),
+            Variable(name: "SWITCHBOARD_EVENTS_BUFFER", meaning: "events a subscriber may fall behind before it is disconnected (an SSE client then resumes with Last-Event-ID)", defaultValue: "1000"),
         ]),
         VariableGroup(title: "Rate limits of API keys", variables: [
             Variable(name: "SWITCHBOARD_KEY_RATE", meaning: "requests per second a key may make, unless it has its own rate (a decimal above 0); with REDIS_URL one allowance shared by every router, else per process", defaultValue: "100"),
@@ -304,6 +314,10 @@ public struct Settings: Sendable {
         if let v = try millis("SWITCHBOARD_OUTBOX_GRACE_MS") { s.pipeline.outboxGrace = v }
         if let v = try millis("SWITCHBOARD_SCHEDULER_INTERVAL_MS") { s.pipeline.schedulerInterval = v }
         if let v = try millis("SWITCHBOARD_POLL_MS") { s.pollInterval = v }
+        if let v = try int("SWITCHBOARD_EVENTS_RETENTION_SECONDS", 60...2_592_000) { s.events.retention = .seconds(v) }
+        if let v = try int("SWITCHBOARD_EVENTS_POLL_MS", 1...10_000) { s.events.pollInterval = .milliseconds(v) }
+        if let v = try int("SWITCHBOARD_EVENTS_HEARTBEAT_MS", 100...300_000) { s.events.heartbeat = .milliseconds(v) }
+        if let v = try int("SWITCHBOARD_EVENTS_BUFFER", 10...1_000_000) { s.events.buffer = v }
         if let v = value("SWITCHBOARD_LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_LOG_LEVEL=\(v): use trace, debug, info, notice, warning, error or critical") }
             s.logLevel = level

@@ -88,6 +88,8 @@ public struct SwitchboardSystem: Sendable {
     let messageMetrics: MessageMetrics
     /// The gauges read when scraped: each stream's backlog, the outbox, whether each engine answers.
     let backlogCollector: QueueMetricsCollector
+    /// The router's fan-out of the status feed (SSE, WebSocket); nil without a feed.
+    public let events: EventHub?
 
     /// Opens the engines named by `settings` and builds the configured providers. A TLS certificate or key
     /// that cannot be used stops it first, with a message naming the file and the reason.
@@ -149,6 +151,7 @@ public struct SwitchboardSystem: Sendable {
         if let t = p.twilio { wrap(.twilio, TwilioProvider(configuration: t)) }
         if let w = p.whatsApp { wrap(.meta, WhatsAppProvider(configuration: w)) }
         providerInstances = instances
+        events = adapters.feed.map { EventHub(feed: $0, settings: settings.events, logger: logger, clock: clock) }
         backlogCollector = QueueMetricsCollector(
             adapters: adapters,
             gauges: BacklogGauges(streams: StreamNames.all, engines: [("store", adapters.names.store), ("queue", adapters.names.queue), ("search", adapters.names.search)], factory: factory),
@@ -159,7 +162,7 @@ public struct SwitchboardSystem: Sendable {
     /// it (for tests of that path on the embedded engine).
     public mutating func usePortByPortPipeline() {
         let a = adapters
-        var (portByPort, pipeline) = Adapters.portByPort(store: a.store, queue: a.queue, search: a.search, mailbox: a.mailbox, options: Composition.options(settings, portByPort: true), names: a.names, logger: logger, clock: clock)
+        var (portByPort, pipeline) = Adapters.portByPort(store: a.store, queue: a.queue, search: a.search, mailbox: a.mailbox, feed: a.feed, options: Composition.options(settings, portByPort: true), names: a.names, logger: logger, clock: clock)
         portByPort.pipeline = MeteredPipeline(pipeline, metrics: messageMetrics, clock: clock)
         adapters = portByPort
         adapterServices.append(pipeline)
@@ -265,7 +268,7 @@ public struct SwitchboardSystem: Sendable {
     public func application() throws -> Application<RouterResponder<APIRequestContext>> {
         let api = API(
             adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: pipelineOptions, clock: clock), logger: logger, webhooks: webhooks,
-            access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval, metrics: metricsEndpoint)
+            access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval, metrics: metricsEndpoint, events: events)
         return Application(
             router: api.router(),
             server: try HTTPServerSetup.server(idleTimeout: settings.httpIdleTimeout, tls: tls, log: api.refusals),
@@ -341,6 +344,12 @@ public struct SwitchboardSystem: Sendable {
         return services
     }
 
+    /// The router's live-status service (the `EventHub`), run after the HTTP application so it stops before it.
+    public func liveServices(role: Role) -> [any Service] {
+        guard role == .all || role == .router, let events else { return [] }
+        return [events]
+    }
+
     /// Runs `role` until SIGINT or SIGTERM, then shuts down gracefully: the HTTP server stops accepting,
     /// workers finish the batch in hand, and the database closes last.
     public func run(role: Role) async throws {
@@ -375,6 +384,8 @@ public struct SwitchboardSystem: Sendable {
         var services = telemetryServices + engineServices + backgroundServices(role: role)
         if role == .all || role == .router {
             services.append(try application())
+            // After the HTTP server, so it stops first: its open event streams end, and the server can drain.
+            services += liveServices(role: role)
         } else if let port = settings.metricsPort {
             services.append(metricsApplication(port: port))
         }

@@ -32,7 +32,7 @@ public final class Running: Sendable {
     public init(_ system: SwitchboardSystem, role: Role = .all) {
         var logger = Logger(label: "test-services")
         logger.logLevel = .critical
-        let group = ServiceGroup(configuration: .init(services: system.backgroundServices(role: role).map { .init(service: $0) }, logger: logger))
+        let group = ServiceGroup(configuration: .init(services: (system.backgroundServices(role: role) + system.liveServices(role: role)).map { .init(service: $0) }, logger: logger))
         self.group = group
         task = Task { try await group.run() }
     }

@@ -71,8 +71,12 @@ public struct LogRecord: Sendable, Hashable {
     /// The communication's trace context (its record's): documents show its trace id (`traceId`); the logging
     /// service's indexing span is its child. Nil for audit records and records of messages without one.
     public var traceParent: TraceParent?
+    /// The id of the API key that sent the communication (field `keyId`): the status feed's `key` filter and
+    /// the callbacks' per-key endpoints use it. Nil for audit records and messages sent without a key.
+    public var keyID: String?
 
-    public init(communicationId: String, service: String, status: CommunicationStatus?, type: MessageChannel?, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp, test: Bool = false, traceParent: TraceParent? = nil) {
+    public init(communicationId: String, service: String, status: CommunicationStatus?, type: MessageChannel?, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp, test: Bool = false, traceParent: TraceParent? = nil, keyID: String? = nil) {
+        self.keyID = keyID
         self.communicationId = communicationId
         self.service = service
         self.status = status

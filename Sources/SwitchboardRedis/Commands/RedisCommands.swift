@@ -250,6 +250,33 @@ extension RedisCommandExecutor {
         return streams.first { $0.stream == stream }?.entries ?? streams.first?.entries ?? []
     }
 
+    /// `XREAD [COUNT count] [BLOCK ms] STREAMS key id`: entries after `id` without a consumer group (nothing is
+    /// claimed or acknowledged; every reader sees every entry).
+    /// - Parameters:
+    ///   - stream: The stream key.
+    ///   - id: Entries with a greater ID are returned (`"0-0"` for all, `"$"` for new ones only).
+    ///   - count: At most this many entries.
+    ///   - block: How long to wait for entries, or `nil` not to block.
+    /// - Returns: The entries, in order; empty when a blocking read timed out.
+    /// - Throws: ``RedisError``.
+    public func xread(stream: String, after id: String, count: Int? = nil, block: Duration? = nil) async throws(RedisError) -> [StreamEntry] {
+        var command = ["XREAD"]
+        if let count {
+            command += ["COUNT", String(count)]
+        }
+        var options = RedisCommandOptions.default
+        if let block {
+            let milliseconds = max(1, block.wholeMilliseconds)
+            command += ["BLOCK", String(milliseconds)]
+            options.isBlocking = true
+            options.timeout = .defaultPlus(block)
+        }
+        command += ["STREAMS", stream, id]
+        let reply = try await self.send(command: command, options: options)
+        let streams = try ReplyDecoding.streams(reply, "XREAD")
+        return streams.first { $0.stream == stream }?.entries ?? streams.first?.entries ?? []
+    }
+
     /// `XACK key group id [id …]`.
     /// - Parameters:
     ///   - key: The stream key.
@@ -364,6 +391,22 @@ extension RedisCommandExecutor {
             command += ["COUNT", String(count)]
         }
         return try ReplyDecoding.entries(try await self.send(command: command), "XRANGE")
+    }
+
+    /// `XREVRANGE key end start [COUNT count]`: entries newest first.
+    /// - Parameters:
+    ///   - key: The stream key.
+    ///   - end: The highest ID (`"+"`: the newest).
+    ///   - start: The lowest ID (`"-"`: the oldest).
+    ///   - count: At most this many entries.
+    /// - Returns: The entries, newest first.
+    /// - Throws: ``RedisError``.
+    public func xrevrange(_ key: String, end: String = "+", start: String = "-", count: Int? = nil) async throws(RedisError) -> [StreamEntry] {
+        var command = ["XREVRANGE", key, end, start]
+        if let count {
+            command += ["COUNT", String(count)]
+        }
+        return try ReplyDecoding.entries(try await self.send(command: command), "XREVRANGE")
     }
 
     /// `XINFO GROUPS key`.

@@ -1,0 +1,313 @@
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+import Synchronization
+
+/// How a router serves live status.
+public struct EventSettings: Sendable, Hashable {
+    /// How long the status feed keeps events (`SWITCHBOARD_EVENTS_RETENTION_SECONDS`).
+    public var retention: Duration = .seconds(3600)
+    /// Embedded engine: how often the hub looks for events other processes wrote (`SWITCHBOARD_EVENTS_POLL_MS`).
+    public var pollInterval: Duration = .milliseconds(20)
+    /// How often an idle subscriber gets a heartbeat (`SWITCHBOARD_EVENTS_HEARTBEAT_MS`).
+    public var heartbeat: Duration = .seconds(15)
+    /// How many events a subscriber may fall behind before it is disconnected (`SWITCHBOARD_EVENTS_BUFFER`).
+    public var buffer = 1000
+
+    public init() {}
+}
+
+/// Which status changes a subscriber wants. Empty sets match everything.
+public struct EventFilter: Sendable, Hashable {
+    public var communicationIDs: Set<String>
+    public var types: Set<MessageChannel>
+    public var statuses: Set<CommunicationStatus>
+    /// Only messages sent with this API key id.
+    public var keyID: String?
+
+    public init(communicationIDs: Set<String> = [], types: Set<MessageChannel> = [], statuses: Set<CommunicationStatus> = [], keyID: String? = nil) {
+        self.communicationIDs = communicationIDs
+        self.types = types
+        self.statuses = statuses
+        self.keyID = keyID
+    }
+
+    public func matches(_ r: LogRecord) -> Bool {
+        guard let status = r.status, let type = r.type else { return false }
+        if !communicationIDs.isEmpty, !communicationIDs.contains(r.communicationId) { return false }
+        if !types.isEmpty, !types.contains(type) { return false }
+        if !statuses.isEmpty, !statuses.contains(status) { return false }
+        if let keyID, r.keyID != keyID { return false }
+        return true
+    }
+}
+
+/// One status change as subscribers receive it: its place in the feed, the record, and its JSON (made once and
+/// shared by every subscriber).
+public struct LiveEvent: Sendable {
+    public let position: FeedPosition
+    public let record: LogRecord
+    /// The change as a JSON object (`id`: the communication; `eventId`: the position; no message body).
+    public let json: String
+
+    public init(_ r: FeedRecord) {
+        position = r.position
+        record = r.record
+        json = Self.json(r.record, eventID: r.position.description)
+    }
+
+    /// The JSON of a change: the same fields whether it comes from the feed or from a record's history.
+    public static func json(_ r: LogRecord, eventID: String) -> String {
+        var o: [String: JSONValue] = [
+            "id": .string(r.communicationId), "eventId": .string(eventID), "status": .string(r.status?.rawValue ?? ""),
+            "type": .string(r.type?.rawValue ?? ""), "at": .string(r.timestamp.iso8601), "attempt": .number(Double(r.attempt)),
+            "service": .string(r.service), "to": .string(r.to), "test": .bool(r.test),
+        ]
+        if let p = r.provider { o["provider"] = .string(p) }
+        if let e = r.error { o["error"] = .string(e) }
+        if let k = r.keyID { o["keyId"] = .string(k) }
+        if let t = r.traceParent { o["traceId"] = .string(t.traceID) }
+        return JSONValue.object(o).canonicalText
+    }
+}
+
+/// The router's fan-out of the status feed: one reader of `status_stream` per process, whatever the number of
+/// subscribers (SSE streams, WebSocket subscriptions), each with a bounded buffer. A subscriber that falls
+/// `buffer` events behind is dropped (`Subscription.overflowed`), so a slow client never grows the process's
+/// memory; an SSE client resumes from the feed with `Last-Event-ID`.
+///
+/// The hub reads only while someone subscribes; it also trims the feed to its retention every minute. On
+/// graceful shutdown it ends every subscription first, so open event streams close and the HTTP server can stop.
+public final class EventHub: Service, Sendable {
+    /// What a subscription receives.
+    public enum Delivery: Sendable {
+        case event(LiveEvent)
+        /// Nothing happened for a heartbeat interval: time for an SSE comment or a WebSocket ping.
+        case heartbeat
+    }
+
+    /// A subscriber's handle: its deliveries, and whether it was dropped for falling behind.
+    public final class Subscription: Sendable {
+        public let id: Int
+        public let filter: EventFilter
+        /// Where its catch-up starts: the hub never starts reading after it.
+        let start: FeedPosition
+        let deliveries: AsyncStream<Delivery>
+        let continuation: AsyncStream<Delivery>.Continuation
+        private let dropped = Atomic<Bool>(false)
+
+        init(id: Int, filter: EventFilter, start: FeedPosition, buffer: Int) {
+            self.id = id
+            self.filter = filter
+            self.start = start
+            (deliveries, continuation) = AsyncStream.makeStream(of: Delivery.self, bufferingPolicy: .bufferingOldest(buffer))
+        }
+
+        /// True when the hub dropped it because its buffer was full.
+        public var overflowed: Bool { dropped.load(ordering: .acquiring) }
+
+        func overflow() {
+            dropped.store(true, ordering: .releasing)
+            continuation.finish()
+        }
+    }
+
+    private struct State {
+        var nextID = 1
+        var byMessage: [String: [Int: Subscription]] = [:]
+        var others: [Int: Subscription] = [:]
+        var count = 0
+        var stopped = false
+        /// Where the reader is; nil while idle.
+        var position: FeedPosition?
+        /// The smallest start of the subscriptions made while idle.
+        var pendingStart: FeedPosition?
+    }
+
+    let feed: any StatusFeed
+    public let settings: EventSettings
+    let logger: Logger
+    let clock: @Sendable () -> Timestamp
+    private let state = Mutex(State())
+
+    public init(feed: any StatusFeed, settings: EventSettings = EventSettings(), logger: Logger, clock: @escaping @Sendable () -> Timestamp = SystemTime.now) {
+        self.feed = feed
+        self.settings = settings
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// How many subscriptions are open.
+    public var subscribers: Int { state.withLock { $0.count } }
+
+    /// Registers a subscription whose catch-up starts after `start`. Nil when the hub has stopped.
+    func subscribe(_ filter: EventFilter, start: FeedPosition) -> Subscription? {
+        state.withLock { s -> Subscription? in
+            guard !s.stopped else { return nil }
+            let sub = Subscription(id: s.nextID, filter: filter, start: start, buffer: settings.buffer)
+            s.nextID += 1
+            s.count += 1
+            if filter.communicationIDs.isEmpty {
+                s.others[sub.id] = sub
+            } else {
+                for id in filter.communicationIDs { s.byMessage[id, default: [:]][sub.id] = sub }
+            }
+            if s.position == nil { s.pendingStart = min(s.pendingStart ?? start, start) }
+            return sub
+        }
+    }
+
+    func unsubscribe(_ sub: Subscription) {
+        state.withLock { s in Self.remove(sub, from: &s) }
+        sub.continuation.finish()
+    }
+
+    private static func remove(_ sub: Subscription, from s: inout State) {
+        if sub.filter.communicationIDs.isEmpty {
+            guard s.others.removeValue(forKey: sub.id) != nil else { return }
+        } else {
+            var found = false
+            for id in sub.filter.communicationIDs {
+                if s.byMessage[id]?.removeValue(forKey: sub.id) != nil { found = true }
+                if s.byMessage[id]?.isEmpty == true { s.byMessage[id] = nil }
+            }
+            guard found else { return }
+        }
+        s.count -= 1
+    }
+
+    /// Why `follow` returned.
+    public enum End: Sendable, Equatable {
+        /// The subscriber fell `buffer` events behind and was dropped.
+        case overflow
+        /// The hub stopped (graceful shutdown).
+        case stopped
+        /// `body` asked to stop.
+        case done
+    }
+
+    /// Follows the feed: the events after `after` still in the feed (nil: from now), then live ones, each once, in
+    /// order, matching `filter`, with heartbeats; until `body` returns false or throws (a client gone), the
+    /// subscriber overflows, or the hub stops. `prelude` runs once subscribed, before the first event (what it
+    /// reads from the store then cannot miss a change: a change committed meanwhile is delivered after it).
+    public func follow(_ filter: EventFilter, after: FeedPosition?, prelude: () async throws -> Bool = { true }, _ body: (Delivery) async throws -> Bool) async throws -> End {
+        let start: FeedPosition
+        if let after { start = after } else { start = try await feed.end() }
+        guard let sub = subscribe(filter, start: start) else { return .stopped }
+        defer { unsubscribe(sub) }
+        guard try await prelude() else { return .done }
+        // Catch up from the feed (registered first: what the hub reads from now on reaches the buffer too).
+        var last = start
+        while true {
+            let page = try await feed.read(after: last, count: 256, block: .zero)
+            guard let newest = page.last?.position else { break }
+            for r in page where filter.matches(r.record) {
+                guard try await body(.event(LiveEvent(r))) else { return .done }
+            }
+            last = newest
+        }
+        for await delivery in sub.deliveries {
+            if case .event(let e) = delivery, e.position <= last { continue }
+            guard try await body(delivery) else { return .done }
+            if case .event(let e) = delivery { last = e.position }
+        }
+        return sub.overflowed ? .overflow : .stopped
+    }
+
+    /// A subscription for a caller that reads the deliveries itself (the WebSocket's subscriptions), from now.
+    /// End it with `cancel(_:)`.
+    public func open(_ filter: EventFilter) async throws -> (Subscription, AsyncStream<Delivery>)? {
+        let start = try await feed.end()
+        guard let sub = subscribe(filter, start: start) else { return nil }
+        return (sub, sub.deliveries)
+    }
+
+    public func cancel(_ sub: Subscription) { unsubscribe(sub) }
+
+    // MARK: the reader
+
+    public func run() async throws {
+        var lastTrim = ContinuousClock.now - .seconds(3600)
+        var lastBeat = ContinuousClock.now
+        await withGracefulShutdownHandler {
+            await ServiceLoop.run("event hub", logger: logger) {
+                let now = ContinuousClock.now
+                if now - lastTrim >= .seconds(60) {
+                    lastTrim = now
+                    try await feed.trim(before: clock().adding(.zero - settings.retention))
+                }
+                guard let position = reader() else { return .milliseconds(50) }
+                let records = try await feed.read(after: position, count: 512, block: min(settings.pollInterval * 25, .milliseconds(500)))
+                if let newest = records.last?.position {
+                    dispatch(records.map(LiveEvent.init), through: newest)
+                }
+                if ContinuousClock.now - lastBeat >= settings.heartbeat {
+                    lastBeat = ContinuousClock.now
+                    beat()
+                }
+                return .zero
+            }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+        stop()
+    }
+
+    /// Where to read from, or nil when nobody subscribes (the hub is then idle).
+    private func reader() -> FeedPosition? {
+        state.withLock { s -> FeedPosition? in
+            guard s.count > 0 else {
+                s.position = nil
+                return nil
+            }
+            if s.position == nil {
+                s.position = s.pendingStart ?? .start
+                s.pendingStart = nil
+            }
+            return s.position
+        }
+    }
+
+    private func dispatch(_ events: [LiveEvent], through newest: FeedPosition) {
+        var overflowed: [Subscription] = []
+        state.withLock { s in
+            s.position = newest
+            for e in events {
+                if let subs = s.byMessage[e.record.communicationId] {
+                    for sub in subs.values where sub.filter.matches(e.record) {
+                        if case .dropped = sub.continuation.yield(.event(e)) { overflowed.append(sub) }
+                    }
+                }
+                for sub in s.others.values where sub.filter.matches(e.record) {
+                    if case .dropped = sub.continuation.yield(.event(e)) { overflowed.append(sub) }
+                }
+            }
+            for sub in overflowed { Self.remove(sub, from: &s) }
+        }
+        for sub in overflowed {
+            logger.info("event subscriber dropped: it fell behind", metadata: ["buffer": "\(settings.buffer)"])
+            sub.overflow()
+        }
+    }
+
+    private func beat() {
+        state.withLock { s in
+            for subs in s.byMessage.values { for sub in subs.values { sub.continuation.yield(.heartbeat) } }
+            for sub in s.others.values { sub.continuation.yield(.heartbeat) }
+        }
+    }
+
+    /// Ends every subscription; later ones are refused.
+    private func stop() {
+        let all = state.withLock { s -> [Subscription] in
+            s.stopped = true
+            var all = Array(s.others.values)
+            for subs in s.byMessage.values { all += subs.values }
+            s.others = [:]
+            s.byMessage = [:]
+            s.count = 0
+            return all
+        }
+        for sub in all { sub.continuation.finish() }
+    }
+}

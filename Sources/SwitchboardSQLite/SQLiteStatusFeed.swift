@@ -1,0 +1,96 @@
+import SwitchboardCore
+
+/// The embedded status feed: table `status_events`, one row per transaction holding its status-change records
+/// (a JSON array, or one object), written by `SQLitePipeline` in the transaction that records the changes, so an
+/// event exists exactly when its change is committed. A record's position is (row id, index in the row).
+///
+/// Readers in this process wake when a transaction adds a row (`StreamSignal`); readers in other processes on the
+/// same file (a router beside separate workers) poll every `pollInterval`.
+public struct SQLiteStatusFeed: StatusFeed {
+    let db: SQLiteDatabase
+    /// How often a blocked reader looks for rows written by other processes.
+    public var pollInterval: Duration
+    let clock: @Sendable () -> Timestamp
+
+    public init(database: SQLiteDatabase, pollInterval: Duration = .milliseconds(20), clock: @escaping @Sendable () -> Timestamp) {
+        db = database
+        self.pollInterval = pollInterval
+        self.clock = clock
+    }
+
+    /// Inserts one row holding `records` (texts of JSON objects) on the writer connection, in the caller's
+    /// transaction; the caller notifies `StreamNames.status` after the commit.
+    static func append(_ c: Connection, records: [String], at: Timestamp) throws {
+        guard !records.isEmpty else { return }
+        try c.run("INSERT INTO status_events (at, sets, records) VALUES (?, ?, ?)", [.int(at.milliseconds), .int(Int64(records.count)), .text(SQLiteQueue.batchText(records))])
+    }
+
+    public func append(_ records: [[String: String]]) async throws {
+        let texts = records.filter { $0["status"] != nil }.map(SQLiteQueue.encode)
+        guard !texts.isEmpty else { return }
+        let now = clock()
+        try await db.write { c in try Self.append(c, records: texts, at: now) }
+        db.signal.notify(StreamNames.status)
+    }
+
+    public func read(after position: FeedPosition?, count: Int, block: Duration) async throws -> [FeedRecord] {
+        let after = position ?? .start
+        let deadline = ContinuousClock.now + block
+        while true {
+            let generation = db.signal.generation(StreamNames.status)
+            let found = try await db.read { c in try Self.records(c, after: after, count: count) }
+            if !found.isEmpty { return found }
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero || Task.isCancelled { return [] }
+            await db.signal.wait(StreamNames.status, after: generation, timeout: min(remaining, pollInterval))
+            if Task.isCancelled { return [] }
+        }
+    }
+
+    /// Whole rows from `after`'s row on, until they hold at least `count` records after `after`.
+    static func records(_ c: Connection, after: FeedPosition, count: Int) throws -> [FeedRecord] {
+        var found: [FeedRecord] = []
+        var from = Int64(clamping: after.major)
+        var first = true
+        while found.count < count {
+            let limit = 64
+            var rows = 0
+            try c.query("SELECT id, records FROM status_events WHERE id >= ? ORDER BY id LIMIT ?", [.int(from), .int(Int64(limit))]) { s in
+                rows += 1
+                let id = s.int(0)
+                from = id + 1
+                for (i, entry) in SQLiteQueue.decodeEntries(id: "", stream: StreamNames.status, text: s.text(1), deliveries: 0).enumerated() {
+                    let position = FeedPosition(major: UInt64(id), minor: UInt64(i))
+                    guard position > after, let record = LogRecord(fields: entry.fields) else { continue }
+                    found.append(FeedRecord(position: position, record: record))
+                }
+            }
+            if first, rows == 0 { break }
+            first = false
+            if rows < limit { break }
+        }
+        return found
+    }
+
+    public func end() async throws -> FeedPosition {
+        try await db.read { c in
+            var end = FeedPosition.start
+            try c.query("SELECT id, sets FROM status_events ORDER BY id DESC LIMIT 1") { s in
+                end = FeedPosition(major: UInt64(s.int(0)), minor: UInt64(max(0, s.int(1) - 1)))
+            }
+            return end
+        }
+    }
+
+    public func trim(before: Timestamp) async throws {
+        try await db.write(durable: false) { c in
+            // Rows are in time order (one writer, one clock): the first row young enough bounds the delete, found
+            // by reading only the rows that go.
+            guard let keep = try c.scalar("SELECT id FROM status_events WHERE at >= ? ORDER BY id LIMIT 1", [.int(before.milliseconds)]) else {
+                try c.run("DELETE FROM status_events WHERE at < ?", [.int(before.milliseconds)])
+                return
+            }
+            try c.run("DELETE FROM status_events WHERE id < ?", [.int(keep)])
+        }
+    }
+}
