@@ -81,25 +81,20 @@ public struct LiveEvent: Sendable {
 public final class EventHub: Service, Sendable {
     /// What a subscription receives.
     public enum Delivery: Sendable {
-        case event(LiveEvent)
-        /// Nothing happened for a heartbeat interval: time for an SSE comment or a WebSocket ping.
+        /// A change matching the subscription with this id.
+        case event(LiveEvent, subscription: Int)
+        /// Nothing happened for a heartbeat interval: time for an SSE comment.
         case heartbeat
     }
 
-    /// A subscriber's handle: its deliveries, and whether it was dropped for falling behind.
-    public final class Subscription: Sendable {
-        public let id: Int
-        public let filter: EventFilter
-        /// Where its catch-up starts: the hub never starts reading after it.
-        let start: FeedPosition
-        let deliveries: AsyncStream<Delivery>
+    /// Where deliveries go: a bounded buffer read by one consumer (an SSE response, a WebSocket), shared by that
+    /// consumer's subscriptions. When it is full the consumer has fallen behind: it is finished and marked.
+    public final class Sink: Sendable {
+        public let deliveries: AsyncStream<Delivery>
         let continuation: AsyncStream<Delivery>.Continuation
         private let dropped = Atomic<Bool>(false)
 
-        init(id: Int, filter: EventFilter, start: FeedPosition, buffer: Int) {
-            self.id = id
-            self.filter = filter
-            self.start = start
+        init(buffer: Int) {
             (deliveries, continuation) = AsyncStream.makeStream(of: Delivery.self, bufferingPolicy: .bufferingOldest(buffer))
         }
 
@@ -109,6 +104,29 @@ public final class EventHub: Service, Sendable {
         func overflow() {
             dropped.store(true, ordering: .releasing)
             continuation.finish()
+        }
+
+        /// Ends the deliveries (the consumer is done).
+        public func finish() { continuation.finish() }
+
+        /// Yields unless dropped; false when the buffer was full (the sink is then finished).
+        func send(_ d: Delivery) -> Bool {
+            guard !overflowed else { return true }
+            if case .dropped = continuation.yield(d) { return false }
+            return true
+        }
+    }
+
+    /// One subscriber's filter and where its deliveries go.
+    public final class Subscription: Sendable {
+        public let id: Int
+        public let filter: EventFilter
+        let sink: Sink
+
+        init(id: Int, filter: EventFilter, sink: Sink) {
+            self.id = id
+            self.filter = filter
+            self.sink = sink
         }
     }
 
@@ -140,11 +158,15 @@ public final class EventHub: Service, Sendable {
     /// How many subscriptions are open.
     public var subscribers: Int { state.withLock { $0.count } }
 
-    /// Registers a subscription whose catch-up starts after `start`. Nil when the hub has stopped.
-    func subscribe(_ filter: EventFilter, start: FeedPosition) -> Subscription? {
+    /// A sink with the configured buffer, for `subscribe`.
+    public func makeSink() -> Sink { Sink(buffer: settings.buffer) }
+
+    /// Registers a subscription delivering into `sink`, whose catch-up (if any) starts after `start`: the hub
+    /// never starts reading after it. Nil when the hub has stopped.
+    public func subscribe(_ filter: EventFilter, start: FeedPosition, sink: Sink) -> Subscription? {
         state.withLock { s -> Subscription? in
             guard !s.stopped else { return nil }
-            let sub = Subscription(id: s.nextID, filter: filter, start: start, buffer: settings.buffer)
+            let sub = Subscription(id: s.nextID, filter: filter, sink: sink)
             s.nextID += 1
             s.count += 1
             if filter.communicationIDs.isEmpty {
@@ -157,10 +179,13 @@ public final class EventHub: Service, Sendable {
         }
     }
 
-    func unsubscribe(_ sub: Subscription) {
+    /// Ends a subscription (its sink stays open for the others sharing it).
+    public func unsubscribe(_ sub: Subscription) {
         state.withLock { s in Self.remove(sub, from: &s) }
-        sub.continuation.finish()
     }
+
+    /// The feed's newest position: a subscription made with it as `start` gets what is committed from now on.
+    public func now() async throws -> FeedPosition { try await feed.end() }
 
     private static func remove(_ sub: Subscription, from s: inout State) {
         if sub.filter.communicationIDs.isEmpty {
@@ -193,7 +218,9 @@ public final class EventHub: Service, Sendable {
     public func follow(_ filter: EventFilter, after: FeedPosition?, prelude: () async throws -> Bool = { true }, _ body: (Delivery) async throws -> Bool) async throws -> End {
         let start: FeedPosition
         if let after { start = after } else { start = try await feed.end() }
-        guard let sub = subscribe(filter, start: start) else { return .stopped }
+        let sink = makeSink()
+        defer { sink.continuation.finish() }
+        guard let sub = subscribe(filter, start: start, sink: sink) else { return .stopped }
         defer { unsubscribe(sub) }
         guard try await prelude() else { return .done }
         // Catch up from the feed (registered first: what the hub reads from now on reaches the buffer too).
@@ -202,27 +229,18 @@ public final class EventHub: Service, Sendable {
             let page = try await feed.read(after: last, count: 256, block: .zero)
             guard let newest = page.last?.position else { break }
             for r in page where filter.matches(r.record) {
-                guard try await body(.event(LiveEvent(r))) else { return .done }
+                guard try await body(.event(LiveEvent(r), subscription: sub.id)) else { return .done }
             }
             last = newest
         }
-        for await delivery in sub.deliveries {
-            if case .event(let e) = delivery, e.position <= last { continue }
+        for await delivery in sink.deliveries {
+            if sink.overflowed { break }
+            if case .event(let e, _) = delivery, e.position <= last { continue }
             guard try await body(delivery) else { return .done }
-            if case .event(let e) = delivery { last = e.position }
+            if case .event(let e, _) = delivery { last = e.position }
         }
-        return sub.overflowed ? .overflow : .stopped
+        return sink.overflowed ? .overflow : .stopped
     }
-
-    /// A subscription for a caller that reads the deliveries itself (the WebSocket's subscriptions), from now.
-    /// End it with `cancel(_:)`.
-    public func open(_ filter: EventFilter) async throws -> (Subscription, AsyncStream<Delivery>)? {
-        let start = try await feed.end()
-        guard let sub = subscribe(filter, start: start) else { return nil }
-        return (sub, sub.deliveries)
-    }
-
-    public func cancel(_ sub: Subscription) { unsubscribe(sub) }
 
     // MARK: the reader
 
@@ -275,25 +293,25 @@ public final class EventHub: Service, Sendable {
             for e in events {
                 if let subs = s.byMessage[e.record.communicationId] {
                     for sub in subs.values where sub.filter.matches(e.record) {
-                        if case .dropped = sub.continuation.yield(.event(e)) { overflowed.append(sub) }
+                        if !sub.sink.send(.event(e, subscription: sub.id)) { overflowed.append(sub) }
                     }
                 }
                 for sub in s.others.values where sub.filter.matches(e.record) {
-                    if case .dropped = sub.continuation.yield(.event(e)) { overflowed.append(sub) }
+                    if !sub.sink.send(.event(e, subscription: sub.id)) { overflowed.append(sub) }
                 }
             }
             for sub in overflowed { Self.remove(sub, from: &s) }
         }
         for sub in overflowed {
             logger.info("event subscriber dropped: it fell behind", metadata: ["buffer": "\(settings.buffer)"])
-            sub.overflow()
+            sub.sink.overflow()
         }
     }
 
     private func beat() {
         state.withLock { s in
-            for subs in s.byMessage.values { for sub in subs.values { sub.continuation.yield(.heartbeat) } }
-            for sub in s.others.values { sub.continuation.yield(.heartbeat) }
+            for subs in s.byMessage.values { for sub in subs.values { _ = sub.sink.send(.heartbeat) } }
+            for sub in s.others.values { _ = sub.sink.send(.heartbeat) }
         }
     }
 
@@ -308,6 +326,6 @@ public final class EventHub: Service, Sendable {
             s.count = 0
             return all
         }
-        for sub in all { sub.continuation.finish() }
+        for sub in all { sub.sink.continuation.finish() }
     }
 }

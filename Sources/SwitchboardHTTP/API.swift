@@ -80,6 +80,10 @@ public struct API: Sendable {
             Route(.post, "/api/v1/communication/:id/cancel", scope: .send) { request, context in try await self.cancel(request, context) },
             Route(.get, "/api/v1/communication/:id/events", scope: .read) { request, context in try await self.communicationEvents(request, context) },
             Route(.get, "/api/v1/events", scope: .read) { request, context in try await self.allEvents(request, context) },
+            // Reached only by a request that is not a WebSocket upgrade (the upgrade router answers those).
+            Route(.get, "/api/v1/ws", scope: .read) { _, _ in
+                throw APIError(.init(code: 426, reasonPhrase: "Upgrade Required"), code: "upgrade_required", message: "GET /api/v1/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket.", headers: [.upgrade: "websocket"])
+            },
             Route(.get, "/api/v1/communications", scope: .read) { request, _ in try await self.list(request) },
             Route(.get, "/api/v1/logs", scope: .read) { request, _ in try await self.logs(request) },
             Route(.get, "/api/v1/sandbox/messages", scope: .read) { request, _ in try await self.sandbox(request) },

@@ -93,7 +93,7 @@ extension API {
                 case .heartbeat:
                     try await writer.write(Self.sseHeartbeat)
                     return true
-                case .event(let e):
+                case .event(let e, _):
                     return try await emit(e.record)
                 }
             }
@@ -123,7 +123,7 @@ extension API {
                 switch delivery {
                 case .heartbeat:
                     try await writer.write(Self.sseHeartbeat)
-                case .event(let e):
+                case .event(let e, _):
                     try await writer.write(Self.sseFrame(id: e.position.description, event: e.record.status?.rawValue ?? "", data: e.json))
                 }
                 return true

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOSSL
@@ -11,10 +12,19 @@ import NIOSSL
 public enum HTTPServerSetup {
     /// The server for `Application(server:)`: HTTP/1.1, behind TLS when `tls` is given (HTTPS only: a plain
     /// HTTP request on the port fails its handshake), with `MalformedRequestHandler` after the decoder.
-    public static func server(idleTimeout: Duration?, tls: TLSConfiguration?, log: AggregatedLog?) throws -> HTTPServerBuilder {
-        let http: HTTPServerBuilder = .http1(configuration: .init(
-            additionalChannelHandlers: [MalformedRequestHandler(log: log)],
-            idleTimeout: idleTimeout.map { TimeAmount($0) }))
+    ///
+    /// With `webSockets` (the router of `GET /api/v1/ws`), an upgrade to a WebSocket is offered on the same port
+    /// (hummingbird-websocket); the server pings every `ping` and closes a client that does not answer.
+    public static func server(idleTimeout: Duration?, tls: TLSConfiguration?, log: AggregatedLog?, webSockets: Router<LiveSocketContext>? = nil, ping: Duration = .seconds(15)) throws -> HTTPServerBuilder {
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [MalformedRequestHandler(log: log)], idleTimeout: idleTimeout.map { TimeAmount($0) })
+        let http: HTTPServerBuilder
+        if let webSockets {
+            http = .http1WebSocketUpgrade(
+                webSocketRouter: webSockets,
+                configuration: .init(http1: http1, ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: ping))))
+        } else {
+            http = .http1(configuration: http1)
+        }
         guard let tls else { return http }
         return try .tls(http, tlsConfiguration: tls)
     }

@@ -271,7 +271,8 @@ public struct SwitchboardSystem: Sendable {
             access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval, metrics: metricsEndpoint, events: events)
         return Application(
             router: api.router(),
-            server: try HTTPServerSetup.server(idleTimeout: settings.httpIdleTimeout, tls: tls, log: api.refusals),
+            server: try HTTPServerSetup.server(
+                idleTimeout: settings.httpIdleTimeout, tls: tls, log: api.refusals, webSockets: events == nil ? nil : api.webSocketRouter(), ping: settings.events.heartbeat),
             configuration: .init(
                 address: .hostname(settings.host, port: settings.port), serverName: "switchboard",
                 availableConnectionsDelegate: ConnectionCap(maximum: maxConnections, log: api.refusals)),

@@ -108,8 +108,15 @@ public struct KeyAuthenticator: AuthenticatorMiddleware {
     }
 
     public func authenticate(request: Request, context: Context) async throws -> APIKeyRecord? {
-        guard let keys = access.keys else { return nil }
+        guard access.keys != nil else { return nil }
         guard let presented = try Self.presentedKey(request.headers) else { return nil }
+        return try await key(presented)
+    }
+
+    /// The valid key `presented` is (header or, for a WebSocket, its first message); a 401 for a malformed,
+    /// unknown or revoked one, a 503 when the keys cannot be read.
+    func key(_ presented: String) async throws -> APIKeyRecord? {
+        guard let keys = access.keys else { return nil }
         guard APIKeySecret.isWellFormed(presented) else {
             throw Self.unauthorized("The API key is not one Switchboard issued (keys begin with sb_live_ or sb_test_ followed by 43 characters).")
         }
