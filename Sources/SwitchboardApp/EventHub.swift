@@ -56,6 +56,12 @@ public struct LiveEvent: Sendable {
         json = Self.json(r.record, eventID: r.position.description)
     }
 
+    /// What identifies a change whether it comes from the feed or from a record's history (its status, time,
+    /// attempt and service): to write a change once when it is in both.
+    public static func changeKey(_ r: LogRecord) -> String {
+        "\(r.status?.rawValue ?? "")|\(r.timestamp.milliseconds)|\(r.attempt)|\(r.service)"
+    }
+
     /// The JSON of a change: the same fields whether it comes from the feed or from a record's history.
     public static func json(_ r: LogRecord, eventID: String) -> String {
         var o: [String: JSONValue] = [
@@ -85,6 +91,9 @@ public final class EventHub: Service, Sendable {
         case event(LiveEvent, subscription: Int)
         /// Nothing happened for a heartbeat interval: time for an SSE comment.
         case heartbeat
+        /// A message the consumer queued itself (`Sink.post`), behind the events already buffered: a WebSocket's
+        /// replies, which must not overtake or fall behind its events. `opens`: the subscription it announces.
+        case note(String, opens: Int?, skip: Set<String>)
     }
 
     /// Where deliveries go: a bounded buffer read by one consumer (an SSE response, a WebSocket), shared by that
@@ -108,6 +117,13 @@ public final class EventHub: Service, Sendable {
 
         /// Ends the deliveries (the consumer is done).
         public func finish() { continuation.finish() }
+
+        /// Queues the consumer's own message behind the buffered events; `opens` names the subscription it announces,
+        /// `skip` the changes (`LiveEvent.changeKey`) it already holds. False when the buffer is full.
+        @discardableResult
+        public func post(_ text: String, opens: Int? = nil, skip: Set<String> = []) -> Bool {
+            send(.note(text, opens: opens, skip: skip))
+        }
 
         /// Yields unless dropped; false when the buffer was full (the sink is then finished).
         func send(_ d: Delivery) -> Bool {

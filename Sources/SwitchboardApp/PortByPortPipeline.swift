@@ -97,7 +97,9 @@ public final class PortByPortPipeline: Pipeline, Service {
     /// entry and its log entries were written; failures are logged, not thrown (the message stays due).
     static func publish(_ messages: [Communication], queue: any MessageQueue, search: any SearchIndex, spool: LogSpool, feed: (any StatusFeed)?, logger: Logger) async -> [Bool] {
         async let indexed: Void = index(messages.map(CommunicationDocument.init), search: search, logger: logger)
-        async let logged = writeLogs(messages.flatMap { c in c.history.map { LogRecord(c, change: $0).fields } }, queue: queue, spool: spool, feed: feed, logger: logger)
+        // The log entries (and status events) first: a worker that takes the entry at once must not get its
+        // `processing` into the status feed before the message's `pending` and `queued`.
+        let logged = await writeLogs(messages.flatMap { c in c.history.map { LogRecord(c, change: $0).fields } }, queue: queue, spool: spool, feed: feed, logger: logger)
         var published = [Bool](repeating: true, count: messages.count)
         var byStream: [String: [Int]] = [:]
         for (i, c) in messages.enumerated() { byStream[c.channel.stream, default: []].append(i) }
@@ -110,7 +112,7 @@ public final class PortByPortPipeline: Pipeline, Service {
             }
         }
         await indexed
-        guard await logged else { return messages.map { _ in false } }
+        guard logged else { return messages.map { _ in false } }
         return published
     }
 
@@ -149,8 +151,10 @@ public final class PortByPortPipeline: Pipeline, Service {
     static func writeLogs(_ logs: [[String: String]], queue: any MessageQueue, spool: LogSpool, feed: (any StatusFeed)?, logger: Logger) async -> Bool {
         guard !logs.isEmpty else { return true }
         do {
+            // Both at once: the accept waits for the two (see `publish`), one round trip.
+            async let fed: Void = feed?.append(logs) ?? ()
             try await queue.publish(stream: StreamNames.log, entries: logs)
-            try await feed?.append(logs)
+            try await fed
             return true
         } catch {
             let dropped = await spool.keep(logs)

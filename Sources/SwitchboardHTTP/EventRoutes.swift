@@ -13,8 +13,9 @@ extension API {
         .contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no",
     ]
 
-    /// How long an SSE client waits before reconnecting (the stream's first line, `retry:`), in milliseconds.
-    static let sseRetryMilliseconds = 1000
+    /// The stream's first bytes: a comment, so the client sees the stream open at once (clients ignore comments;
+    /// a lone `retry:` field would be an empty event to some).
+    static let sseOpening = ByteBuffer(string: ": stream open\n\n")
 
     /// One SSE event: `id`, `event` (the status) and `data` (the change as one line of JSON).
     static func sseFrame(id: String, event: String, data: String) -> ByteBuffer {
@@ -67,13 +68,12 @@ extension API {
         }
         let store = adapters.store
         return Response(status: .ok, headers: Self.eventStreamHeaders, body: ResponseBody { writer in
-            try await writer.write(ByteBuffer(string: "retry: \(Self.sseRetryMilliseconds)\n\n"))
+            try await writer.write(Self.sseOpening)
             var count = 0
             var seen = Set<String>()
-            func key(_ r: LogRecord) -> String { "\(r.status?.rawValue ?? "")|\(r.timestamp.milliseconds)|\(r.attempt)|\(r.service)" }
             /// Writes the change unless it was written already; false once the stream should close.
             func emit(_ r: LogRecord) async throws -> Bool {
-                guard seen.insert(key(r)).inserted else { return true }
+                guard seen.insert(LiveEvent.changeKey(r)).inserted else { return true }
                 count += 1
                 if count > skip {
                     try await writer.write(Self.sseFrame(id: String(count), event: r.status?.rawValue ?? "", data: LiveEvent.json(r, eventID: String(count))))
@@ -95,6 +95,8 @@ extension API {
                     return true
                 case .event(let e, _):
                     return try await emit(e.record)
+                case .note:
+                    return true
                 }
             }
             try await writer.finish(nil)
@@ -118,13 +120,15 @@ extension API {
         }
         let hub = try hub()
         return Response(status: .ok, headers: Self.eventStreamHeaders, body: ResponseBody { writer in
-            try await writer.write(ByteBuffer(string: "retry: \(Self.sseRetryMilliseconds)\n\n"))
+            try await writer.write(Self.sseOpening)
             _ = try await hub.follow(filter, after: after) { delivery in
                 switch delivery {
                 case .heartbeat:
                     try await writer.write(Self.sseHeartbeat)
                 case .event(let e, _):
                     try await writer.write(Self.sseFrame(id: e.position.description, event: e.record.status?.rawValue ?? "", data: e.json))
+                case .note:
+                    break
                 }
                 return true
             }

@@ -52,13 +52,11 @@ extension API {
         return router
     }
 
-    /// Whether to upgrade: a key given in the headers must be valid and have the `read` scope (a 401 / 403 JSON
-    /// answer, no upgrade); without one the key is expected as the first message.
+    /// Whether to upgrade: always, while live status is served. A key in the headers that is not valid, or lacks
+    /// the `read` scope, gets the session closed with 1008 and a reason (a browser sees no answer to a refused
+    /// upgrade, and hummingbird-websocket answers a refusal with an empty 400).
     func webSocketUpgrade(_ request: Request, _ context: LiveSocketContext) async throws -> RouterShouldUpgrade {
         _ = try hub()
-        if let key = try await presentedSocketKey(request.headers, remote: context.remoteAddress) {
-            try Self.requireRead(key)
-        }
         return .upgrade([:])
     }
 
@@ -68,18 +66,12 @@ extension API {
         }
     }
 
-    /// The valid key the headers give, nil when they give none; a 401 for one that is not valid (recorded like
+    /// The valid key `presented` is, nil when keys are not in use; a 401 for one that is not valid (recorded like
     /// every failed authentication).
-    func presentedSocketKey(_ headers: HTTPFields, remote: SocketAddress?) async throws -> APIKeyRecord? {
-        guard let presented = try KeyAuthenticator.presentedKey(headers) else { return nil }
-        return try await socketKey(presented, remote: remote)
-    }
-
     func socketKey(_ presented: String, remote: SocketAddress?) async throws -> APIKeyRecord? {
         guard access.keys != nil, access.mode == .on else { return nil }
-        let authenticator = KeyAuthenticator(access: access, logger: logger)
         do {
-            return try await authenticator.key(presented)
+            return try await KeyAuthenticator(access: access, logger: logger).key(presented)
         } catch let error as APIError where error.status == .unauthorized {
             let address = remote?.ipAddress ?? "unknown"
             access.failures?.recordFailure(address)
@@ -88,54 +80,53 @@ extension API {
         }
     }
 
-    /// Whether a key is needed now (keys exist and auth is on).
-    func socketKeysRequired() async throws -> Bool {
-        try await KeyAuthenticator(access: access, logger: logger).keysRequired()
-    }
-
-    /// One WebSocket session: reads the client's messages, writes the events of its subscriptions.
+    /// One WebSocket session: reads the client's messages, writes the events of its subscriptions and the replies,
+    /// in one order (every write goes through the session's sink).
     func liveSocket(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, request: Request, remote: SocketAddress?) async {
         guard let hub = events else { return }
         let session = LiveSocketSession(hub: hub)
         defer { session.end() }
+        // A key in the headers is checked now; without one, when keys are required, the first message gives it.
         do {
-            // Keys required and none in the headers: the first message must give one.
-            let headerKey = try? await presentedSocketKey(request.headers, remote: remote)
-            let required = (try? await socketKeysRequired()) ?? true
-            if required && headerKey == nil { session.authorized.store(false, ordering: .releasing) }
+            if let presented = try KeyAuthenticator.presentedKey(request.headers) {
+                if let key = try await socketKey(presented, remote: remote) { try Self.requireRead(key) }
+            } else if try await KeyAuthenticator(access: access, logger: logger).keysRequired() {
+                session.authorized.store(false, ordering: .releasing)
+            }
+        } catch let error as APIError {
+            try? await outbound.close(.policyViolation, reason: String(error.message.prefix(120)))
+            return
+        } catch {
+            try? await outbound.close(.unexpectedServerError, reason: "the API keys cannot be read now")
+            return
+        }
+        do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    // Events out, until the hub stops or drops the session's buffer.
-                    for await delivery in session.sink.deliveries {
-                        if session.sink.overflowed { break }
-                        guard case .event(let e, let subscription) = delivery else { continue }
-                        try await outbound.writeTextMessage("{\"type\":\"event\",\"subscription\":\(subscription),\"event\":\(e.json)}")
-                    }
-                    if session.sink.overflowed {
-                        try await outbound.close(.unknown(1013), reason: "too slow: fell \(hub.settings.buffer) events behind")
-                    } else {
-                        try await outbound.close(.goingAway, reason: "server shutting down")
-                    }
-                }
                 group.addTask {
                     // Unauthenticated too long: closed.
                     try await Task.sleep(for: Self.authTimeout)
                     if !session.authorized.load(ordering: .acquiring) {
-                        try await outbound.close(.policyViolation, reason: "no API key: send {\"type\":\"auth\",\"key\":…} first")
+                        session.close(.policyViolation, "no API key: send {\"type\":\"auth\",\"key\":…} first")
                     }
-                    try await Task.sleep(for: .seconds(1_000_000_000))
                 }
                 group.addTask {
-                    for try await message in inbound.messages(maxSize: Self.maxClientMessage) {
-                        guard case .text(let text) = message else {
-                            try await outbound.writeTextMessage(Self.socketError("invalid_message", "Messages are JSON text."))
-                            continue
+                    do {
+                        for try await message in inbound.messages(maxSize: Self.maxClientMessage) {
+                            guard case .text(let text) = message else {
+                                session.sink.post(Self.socketError("invalid_message", "Messages are JSON text."))
+                                continue
+                            }
+                            guard try await self.handleSocketMessage(text, session: session, remote: remote) else { return }
                         }
-                        guard try await self.handleSocketMessage(text, session: session, outbound: outbound, remote: remote) else { return }
+                        session.close(.normalClosure, "")
+                    } catch {
+                        session.close(.normalClosure, "")
+                        throw error
                     }
                 }
-                // The first to end (the client left, the session closed) ends the others.
-                try await group.next()
+                // The writer ends the session: once its sink is finished (a close asked for, the client gone, the
+                // client too slow, the hub stopping) and the close is written.
+                try await Self.writeSession(session, outbound, buffer: hub.settings.buffer)
                 group.cancelAll()
             }
         } catch {
@@ -143,83 +134,125 @@ extension API {
         }
     }
 
+    /// The session's only writer: events (held until their subscription's reply is out), replies, then the close.
+    static func writeSession(_ session: LiveSocketSession, _ outbound: WebSocketOutboundWriter, buffer: Int) async throws {
+        var open = Set<Int>()
+        var held: [Int: [LiveEvent]] = [:]
+        var heldCount = 0
+        for await delivery in session.sink.deliveries {
+            if session.sink.overflowed { break }
+            switch delivery {
+            case .heartbeat:
+                continue
+            case .note(let text, let opens, let skip):
+                try await outbound.writeTextMessage(text)
+                guard let opens else { continue }
+                open.insert(opens)
+                for e in held.removeValue(forKey: opens) ?? [] where !skip.contains(LiveEvent.changeKey(e.record)) {
+                    try await outbound.writeTextMessage(eventMessage(e, opens))
+                }
+            case .event(let e, let subscription):
+                if open.contains(subscription) {
+                    try await outbound.writeTextMessage(eventMessage(e, subscription))
+                } else {
+                    held[subscription, default: []].append(e)
+                    heldCount += 1
+                    if heldCount > buffer { session.sink.overflowed ? () : session.close(.init(codeNumber: 1013), "too slow") }
+                }
+            }
+        }
+        if session.sink.overflowed {
+            try await outbound.close(.init(codeNumber: 1013), reason: "too slow: fell \(buffer) events behind")
+        } else if let (code, reason) = session.closing {
+            try await outbound.close(code, reason: reason)
+        } else {
+            try await outbound.close(.goingAway, reason: "server shutting down")
+        }
+    }
+
+    static func eventMessage(_ e: LiveEvent, _ subscription: Int) -> String {
+        "{\"type\":\"event\",\"subscription\":\(subscription),\"event\":\(e.json)}"
+    }
+
     static func socketError(_ code: String, _ message: String) -> String {
         JSONValue.object(["type": .string("error"), "code": .string(code), "message": .string(message)]).canonicalText
     }
 
-    /// Handles one client message; false when the session must end (it was closed).
-    func handleSocketMessage(_ text: String, session: LiveSocketSession, outbound: WebSocketOutboundWriter, remote: SocketAddress?) async throws -> Bool {
+    /// Handles one client message; false when the session is closing.
+    func handleSocketMessage(_ text: String, session: LiveSocketSession, remote: SocketAddress?) async throws -> Bool {
+        let sink = session.sink
         guard let message = try? JSONParser.parse(text), case .object(let o) = message, let type = o["type"]?.stringValue else {
-            try await outbound.writeTextMessage(Self.socketError("invalid_message", "Each message is a JSON object with a \"type\": auth, subscribe, unsubscribe or ping."))
+            sink.post(Self.socketError("invalid_message", "Each message is a JSON object with a \"type\": auth, subscribe, unsubscribe or ping."))
             return true
         }
         if type == "auth" {
             guard let presented = o["key"]?.stringValue else {
-                try await outbound.writeTextMessage(Self.socketError("invalid_message", "auth needs \"key\": the API key."))
+                sink.post(Self.socketError("invalid_message", "auth needs \"key\": the API key."))
                 return true
             }
             do {
+                var reply: [String: JSONValue] = ["type": .string("authenticated")]
                 if let key = try await socketKey(presented, remote: remote) {
                     try Self.requireRead(key)
-                    try await outbound.writeTextMessage(JSONValue.object(["type": .string("authenticated"), "keyId": .string(key.id)]).canonicalText)
-                } else {
-                    try await outbound.writeTextMessage(JSONValue.object(["type": .string("authenticated")]).canonicalText)
+                    reply["keyId"] = .string(key.id)
                 }
                 session.authorized.store(true, ordering: .releasing)
+                sink.post(JSONValue.object(reply).canonicalText)
                 return true
             } catch let error as APIError {
-                try await outbound.close(.policyViolation, reason: String(error.message.prefix(120)))
+                session.close(.policyViolation, String(error.message.prefix(120)))
                 return false
             }
         }
         guard session.authorized.load(ordering: .acquiring) else {
-            try await outbound.close(.policyViolation, reason: "no API key: send {\"type\":\"auth\",\"key\":…} first")
+            session.close(.policyViolation, "no API key: send {\"type\":\"auth\",\"key\":…} first")
             return false
         }
         switch type {
         case "ping":
-            try await outbound.writeTextMessage("{\"type\":\"pong\"}")
+            sink.post("{\"type\":\"pong\"}")
         case "subscribe":
             guard session.count < Self.maxSubscriptionsPerSocket else {
-                try await outbound.writeTextMessage(Self.socketError("too_many_subscriptions", "At most \(Self.maxSubscriptionsPerSocket) subscriptions per connection."))
+                sink.post(Self.socketError("too_many_subscriptions", "At most \(Self.maxSubscriptionsPerSocket) subscriptions per connection."))
                 return true
             }
             let filter: EventFilter
-            var snapshot: Communication?
-            if let id = o["id"]?.stringValue {
-                guard let c = try await adapters.store.communication(id: id) else {
-                    try await outbound.writeTextMessage(Self.socketError("not_found", "No communication has id \"\(id.prefix(64))\"."))
-                    return true
-                }
+            let id = o["id"]?.stringValue
+            if let id {
                 filter = EventFilter(communicationIDs: [id])
-                snapshot = c
             } else {
                 do {
                     filter = try Self.socketFilter(o["filter"])
                 } catch let error as APIError {
-                    try await outbound.writeTextMessage(Self.socketError(error.code, error.message))
+                    sink.post(Self.socketError(error.code, error.message))
                     return true
                 }
             }
             guard let sub = try await session.subscribe(filter) else { return false }
             var reply: [String: JSONValue] = ["type": .string("subscribed"), "subscription": .number(Double(sub.id))]
-            if let c = snapshot {
-                // Read again once subscribed: a change committed meanwhile is in the history or comes as an event.
-                let now = try await adapters.store.communication(id: c.id) ?? c
-                reply["status"] = .string(now.status.rawValue)
-                reply["history"] = .array(now.history.enumerated().map { i, change in
-                    (try? JSONParser.parse(LiveEvent.json(LogRecord(now, change: change), eventID: String(i + 1)))) ?? .null
-                })
+            var skip = Set<String>()
+            if let id {
+                // Read once subscribed: a change committed meanwhile is in the history, and its event is skipped.
+                guard let c = try await adapters.store.communication(id: id) else {
+                    _ = session.unsubscribe(sub.id)
+                    sink.post(Self.socketError("not_found", "No communication has id \"\(id.prefix(64))\"."))
+                    return true
+                }
+                let records = c.history.map { LogRecord(c, change: $0) }
+                skip = Set(records.map(LiveEvent.changeKey))
+                reply["id"] = .string(c.id)
+                reply["status"] = .string(c.status.rawValue)
+                reply["history"] = .array(records.enumerated().map { i, r in (try? JSONParser.parse(LiveEvent.json(r, eventID: String(i + 1)))) ?? .null })
             }
-            try await outbound.writeTextMessage(JSONValue.object(reply).canonicalText)
+            sink.post(JSONValue.object(reply).canonicalText, opens: sub.id, skip: skip)
         case "unsubscribe":
             guard let n = o["subscription"].flatMap({ v -> Int? in if case .number(let d) = v { return Int(exactly: d) } else { return nil } }), session.unsubscribe(n) else {
-                try await outbound.writeTextMessage(Self.socketError("unknown_subscription", "unsubscribe needs \"subscription\": the number a subscribe was answered with."))
+                sink.post(Self.socketError("unknown_subscription", "unsubscribe needs \"subscription\": the number a subscribe was answered with."))
                 return true
             }
-            try await outbound.writeTextMessage("{\"type\":\"unsubscribed\",\"subscription\":\(n)}")
+            sink.post("{\"type\":\"unsubscribed\",\"subscription\":\(n)}")
         default:
-            try await outbound.writeTextMessage(Self.socketError("invalid_message", "Unknown type \"\(type.prefix(32))\": use auth, subscribe, unsubscribe or ping."))
+            sink.post(Self.socketError("invalid_message", "Unknown type \"\(type.prefix(32))\": use auth, subscribe, unsubscribe or ping."))
         }
         return true
     }
@@ -257,6 +290,7 @@ final class LiveSocketSession: Sendable {
     let hub: EventHub
     let sink: EventHub.Sink
     let authorized = Atomic<Bool>(true)
+    private let closeRequest = Mutex<(WebSocketErrorCode, String)?>(nil)
     private let subscriptions = Mutex<[Int: EventHub.Subscription]>([:])
 
     init(hub: EventHub) {
@@ -265,6 +299,14 @@ final class LiveSocketSession: Sendable {
     }
 
     var count: Int { subscriptions.withLock { $0.count } }
+
+    /// Asks the writer to close with `code` once what is queued is written.
+    func close(_ code: WebSocketErrorCode, _ reason: String) {
+        closeRequest.withLock { if $0 == nil { $0 = (code, reason) } }
+        sink.finish()
+    }
+
+    var closing: (WebSocketErrorCode, String)? { closeRequest.withLock { $0 } }
 
     func subscribe(_ filter: EventFilter) async throws -> EventHub.Subscription? {
         let start = try await hub.now()
