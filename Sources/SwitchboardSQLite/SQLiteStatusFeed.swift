@@ -26,7 +26,8 @@ public struct SQLiteStatusFeed: StatusFeed {
     }
 
     public func append(_ records: [[String: String]]) async throws {
-        let texts = records.filter { $0["status"] != nil }.map(SQLiteQueue.encode)
+        // Without the body, as the pipeline writes them (`LogRecord.statusFieldsText`).
+        let texts = records.filter { $0["status"] != nil }.map { SQLiteQueue.encode($0.filter { $0.key != "msg" }) }
         guard !texts.isEmpty else { return }
         let now = clock()
         try await db.write { c in try Self.append(c, records: texts, at: now) }

@@ -200,3 +200,28 @@ func eventuallyTrue(_ condition: () async -> Bool) async throws {
     }
     Issue.record("condition not met within 60 s")
 }
+
+@Suite("Redis status feed: the feed contract", .timeLimit(.minutes(1)))
+struct RedisStatusFeedContractTests {
+    func withFeed(_ body: (RedisStatusFeed) async throws -> Void) async throws {
+        try await withQueue { q, _ in try await body(RedisStatusFeed(client: q.client, retention: .seconds(3600), clock: { Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)) })) }
+    }
+
+    @Test func orderAndPositions() async throws { try await withFeed { try await StatusFeedContract.orderAndPositions($0) } }
+    @Test func blockingReadWakes() async throws { try await withFeed { try await StatusFeedContract.blockingReadWakes($0) } }
+
+    /// Every XADD trims what is older than the retention (MINID, approximate: Redis drops whole nodes): the
+    /// command carries it, and an exact trim at the same cutoff leaves only the newer entries.
+    @Test func trimByAge() async throws {
+        try await withQueue { q, _ in
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            _ = try await q.client.send(command: ["XADD", StreamNames.status, "\(now - 7_200_000)-0", "communicationId", "old", "service", "router", "status", "pending", "type", "sms", "timestamp", "2026-01-01T00:00:00Z"])
+            let feed = RedisStatusFeed(client: q.client, retention: .seconds(3600), clock: { Timestamp(milliseconds: now) })
+            #expect(feed.trim == .minID("\(now - 3_600_000)-0"))
+            try await feed.append([StatusFeedContract.record("new", .pending, at: now)])
+            _ = try await q.client.send(command: ["XTRIM", StreamNames.status, "MINID", "=", "\(now - 3_600_000)-0"])
+            let left = try await feed.read(after: nil, count: 10, block: .zero)
+            #expect(left.map(\.record.communicationId) == ["new"])
+        }
+    }
+}
