@@ -63,6 +63,8 @@ SERVER_ENV=(
   SWITCHBOARD_PUBLIC_URL="$URL"
   SWITCHBOARD_KEY_RATE=1000000 SWITCHBOARD_KEY_BURST=1000000 SWITCHBOARD_AUTH_FAILURES_PER_MINUTE=0
   SWITCHBOARD_DATABASE="$DB"
+  # Event streams end after a second (heartbeats every 200 ms see the limit), so the fuzzer reads whole answers.
+  SWITCHBOARD_EVENTS_STREAM_MAX_SECONDS=1 SWITCHBOARD_EVENTS_HEARTBEAT_MS=200
 )
 
 # Keys: the fuzzer runs with a bootstrap admin key (SWITCHBOARD_ADMIN_KEY, from `switchboard keys generate`): it

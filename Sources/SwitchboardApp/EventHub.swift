@@ -13,6 +13,10 @@ public struct EventSettings: Sendable, Hashable {
     public var heartbeat: Duration = .seconds(15)
     /// How many events a subscriber may fall behind before it is disconnected (`SWITCHBOARD_EVENTS_BUFFER`).
     public var buffer = 1000
+    /// The longest one event stream stays open (`SWITCHBOARD_EVENTS_STREAM_MAX_SECONDS`; nil: no limit): an SSE
+    /// client then reconnects with `Last-Event-ID` (an EventSource does by itself), which spreads long-lived
+    /// clients over the routers behind a load balancer.
+    public var streamLimit: Duration?
 
     public init() {}
 }

@@ -67,6 +67,7 @@ extension API {
             throw APIError(.notFound, code: "not_found", message: "No communication has id \"\(id.prefix(64))\".", field: "id")
         }
         let store = adapters.store
+        let deadline = hub.settings.streamLimit.map { ContinuousClock.now + $0 }
         return Response(status: .ok, headers: Self.eventStreamHeaders, body: ResponseBody { writer in
             try await writer.write(Self.sseOpening)
             var count = 0
@@ -89,6 +90,7 @@ extension API {
                 }
                 return true
             }) { delivery in
+                if let deadline, ContinuousClock.now >= deadline { return false }
                 switch delivery {
                 case .heartbeat:
                     try await writer.write(Self.sseHeartbeat)
@@ -119,9 +121,11 @@ extension API {
             return p
         }
         let hub = try hub()
+        let deadline = hub.settings.streamLimit.map { ContinuousClock.now + $0 }
         return Response(status: .ok, headers: Self.eventStreamHeaders, body: ResponseBody { writer in
             try await writer.write(Self.sseOpening)
             _ = try await hub.follow(filter, after: after) { delivery in
+                if let deadline, ContinuousClock.now >= deadline { return false }
                 switch delivery {
                 case .heartbeat:
                     try await writer.write(Self.sseHeartbeat)

@@ -145,6 +145,7 @@ public struct Settings: Sendable {
             Variable(name: "SWITCHBOARD_EVENTS_POLL_MS", meaning: "embedded engine: how often a router with subscribers looks for events written by other processes", defaultValue: "20"),
             Variable(name: "SWITCHBOARD_EVENTS_HEARTBEAT_MS", meaning: "an idle event stream gets a heartbeat (an SSE comment, a WebSocket ping) this often", defaultValue: "15000"),
             Variable(name: "SWITCHBOARD_EVENTS_BUFFER", meaning: "events a subscriber may fall behind before it is disconnected (an SSE client then resumes with Last-Event-ID)", defaultValue: "1000"),
+            Variable(name: "SWITCHBOARD_EVENTS_STREAM_MAX_SECONDS", meaning: "an SSE stream is closed after this long (the client reconnects with Last-Event-ID, spreading clients over routers); 0 = never", defaultValue: "0"),
         ]),
         VariableGroup(title: "Rate limits of API keys", variables: [
             Variable(name: "SWITCHBOARD_KEY_RATE", meaning: "requests per second a key may make, unless it has its own rate (a decimal above 0); with REDIS_URL one allowance shared by every router, else per process", defaultValue: "100"),
@@ -318,6 +319,7 @@ public struct Settings: Sendable {
         if let v = try int("SWITCHBOARD_EVENTS_POLL_MS", 1...10_000) { s.events.pollInterval = .milliseconds(v) }
         if let v = try int("SWITCHBOARD_EVENTS_HEARTBEAT_MS", 100...300_000) { s.events.heartbeat = .milliseconds(v) }
         if let v = try int("SWITCHBOARD_EVENTS_BUFFER", 10...1_000_000) { s.events.buffer = v }
+        if let v = try int("SWITCHBOARD_EVENTS_STREAM_MAX_SECONDS", 0...86_400) { s.events.streamLimit = v == 0 ? nil : .seconds(v) }
         if let v = value("SWITCHBOARD_LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_LOG_LEVEL=\(v): use trace, debug, info, notice, warning, error or critical") }
             s.logLevel = level
