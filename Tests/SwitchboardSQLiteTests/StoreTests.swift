@@ -14,6 +14,7 @@ struct SQLiteStoreTests {
     @Test func transitions() async throws { try await StoreContract.transitions(SQLiteStore(database: try temporaryDatabase())) }
     @Test func retryAndFailure() async throws { try await StoreContract.retryAndFailure(SQLiteStore(database: try temporaryDatabase())) }
     @Test func cancel() async throws { try await StoreContract.cancel(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func redrive() async throws { try await StoreContract.redrive(SQLiteStore(database: try temporaryDatabase())) }
     @Test func createdSince() async throws { try await StoreContract.createdSince(SQLiteStore(database: try temporaryDatabase())) }
     @Test func statusCounts() async throws { try await StoreContract.statusCounts(SQLiteStore(database: try temporaryDatabase())) }
     @Test func concurrentTransitions() async throws { try await StoreContract.concurrentTransitions(SQLiteStore(database: try temporaryDatabase())) }
