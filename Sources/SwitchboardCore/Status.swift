@@ -85,8 +85,10 @@ public enum StatusEvent: Sendable, Hashable {
     case sent(provider: String, providerMessageID: String?)
     /// A retryable failure; try again at `nextAttemptAt`.
     case retrying(error: ProviderError, provider: String?, nextAttemptAt: Timestamp)
-    /// Delivery failed for good.
-    case failed(error: ProviderError, provider: String?)
+    /// Delivery failed for good. `dispatchSeq`, when given, is the dispatch whose entry failed: an event of an
+    /// earlier dispatch is stale (a leftover entry given up after `maxDeliveries`, arriving after a retry or a
+    /// redrive started a new dispatch) and changes nothing.
+    case failed(error: ProviderError, provider: String?, dispatchSeq: Int? = nil)
     /// A provider's status report (webhook): delivered, read, undelivered or failed.
     case reported(status: CommunicationStatus, error: ProviderError?)
     /// Dispatch `dispatchSeq` made no progress (queued or processing past its watchdog, e.g. its stream entry
@@ -221,8 +223,9 @@ public enum StatusMachine {
             e.provider = provider
             return .apply(e)
 
-        case .failed(let error, let provider):
+        case .failed(let error, let provider, let seq):
             guard !s.isPastDispatch else { return .ignore(reason: "already \(s.rawValue)") }
+            if let seq, seq != state.dispatchSeq { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
             var e = effect(.failed, dispatchAt: .clear)
             e.lastError = error
             e.provider = provider

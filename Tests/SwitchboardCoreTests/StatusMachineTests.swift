@@ -73,6 +73,7 @@ struct StatusMachineTests {
             .queued(dispatchSeq: 2), .processing(dispatchSeq: 2, redelivery: false), .processing(dispatchSeq: 2, redelivery: true),
             .redispatch(dispatchSeq: 2, reason: "stall"), .sent(provider: "p", providerMessageID: nil),
             .retrying(error: err, provider: nil, nextAttemptAt: later), .reported(status: .delivered, error: nil), .reported(status: .failed, error: err),
+            .failed(error: err, provider: nil, dispatchSeq: 2),
         ]
         for event in stale {
             #expect(applied(StatusMachine.decide(redriven, event)) == nil, "\(event)")
@@ -81,7 +82,9 @@ struct StatusMachineTests {
         #expect(applied(StatusMachine.decide(redriven, .queued(dispatchSeq: 3)))?.status == .queued)
         let taken = try #require(applied(StatusMachine.decide(state(.queued, seq: 3), .processing(dispatchSeq: 3, redelivery: false))))
         #expect(taken.status == .processing && taken.attempts == 1)
-        #expect(applied(StatusMachine.decide(state(.processing, seq: 3, attempts: 1), .failed(error: err, provider: "p")))?.status == .failed)
+        #expect(applied(StatusMachine.decide(state(.processing, seq: 3, attempts: 1), .failed(error: err, provider: "p", dispatchSeq: 3)))?.status == .failed)
+        // A failure that names no dispatch (as before) still ends the message wherever it is in flight.
+        #expect(applied(StatusMachine.decide(redriven, .failed(error: err, provider: nil)))?.status == .failed)
         // The other final statuses stay final: a redrive does not resend a sent, delivered, undelivered, read or cancelled message.
         for from in [CommunicationStatus.sent, .delivered, .read, .undelivered, .cancelled] {
             #expect(applied(StatusMachine.decide(state(from), .redriven(by: nil, due: now))) == nil, "\(from)")

@@ -237,7 +237,7 @@ public enum StoreContract {
             StatusTransition(id: "a", event: .redriven(by: "key_contract", due: due), at: Timestamp(milliseconds: 6001), service: "router"),
             StatusTransition(id: "d", event: .redriven(by: nil, due: due), at: due, service: "router"),
             // The failed dispatch's late events: stale.
-            t("a", .processing(dispatchSeq: 1, redelivery: true), 6100), t("a", .failed(error: ProviderError(message: "late"), provider: nil), 6200),
+            t("a", .processing(dispatchSeq: 1, redelivery: true), 6100), t("a", .failed(error: ProviderError(message: "late"), provider: nil, dispatchSeq: 1), 6200),
         ])
         #expect(r.map { if case .applied = $0 { true } else { false } } == [true, false, false, false, false])
         if case .ignored(let c, _) = r[1] { #expect(c.status == .pending) } else { Issue.record("second redrive: \(r[1])") }
