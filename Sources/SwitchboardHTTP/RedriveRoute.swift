@@ -67,7 +67,7 @@ extension API {
                 throw APIError(.badRequest, code: "invalid_field", message: "ids must be a list of 1 to \(max) communication ids.", field: "ids")
             }
             return .ids(try items.map { item in
-                guard case .string(let id) = item, (1...100).contains(id.utf8.count), !id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                guard case .string(let id) = item, (1...100).contains(id.unicodeScalars.count), !id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
                     throw APIError(.badRequest, code: "invalid_field", message: "Each of ids must be a communication id: a string of 1 to 100 characters, no control characters.", field: "ids")
                 }
                 return id
@@ -94,7 +94,7 @@ extension API {
             }
             var code: String?
             if let e = f["error"] {
-                guard case .string(let text) = e, (1...200).contains(text.utf8.count) else {
+                guard case .string(let text) = e, (1...200).contains(text.unicodeScalars.count) else {
                     throw APIError(.badRequest, code: "invalid_field", message: "filter.error must be a provider error code: a string of 1 to 200 characters (21211, SANDBOX_REJECTED).", field: "filter.error")
                 }
                 code = text
