@@ -4514,6 +4514,20 @@ enum OpenAPIDocument {
         "type": "object",
         "additionalProperties": false,
         "description": "Either `ids` (the messages to redrive) or `filter` (which failed messages to find, with `limit`).",
+        "examples": [
+          {
+            "filter": {
+              "stream": "sms_stream",
+              "error": "21211"
+            },
+            "limit": 100
+          },
+          {
+            "ids": [
+              "691ff0a2c1d7e64b0a000001"
+            ]
+          }
+        ],
         "properties": {
           "ids": {
             "type": "array",
