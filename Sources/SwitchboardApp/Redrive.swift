@@ -15,7 +15,11 @@ import SwitchboardCore
 /// dispatch and earlier: if the message fails again, its new entry stays), so `GET /api/v1/dead-letters` lists
 /// what is still dead. That deletion comes after the commit: should it fail, the redrive stands and an entry of a
 /// message already on its way stays listed (logged; the answer says how many were deleted), rather than the
-/// other way round — a message still failed that no longer shows as a dead letter.
+/// other way round — a message still failed that no longer shows as a dead letter. The same holds for a message
+/// redriven in the instant after its failure was committed on separate engines, before the worker's `deadLetter`
+/// (`PortByPortPipeline.record` writes the store first): its entry comes after the deletion and stays listed,
+/// although the message is on its way (a redrive of it answers `not_failed`). The embedded engine commits the
+/// failure and its dead-letter entry together.
 public struct Redrive: Sendable {
     /// What became of one message asked for.
     public enum Outcome: Sendable, Hashable {

@@ -4554,13 +4554,11 @@ enum OpenAPIDocument {
               },
               "since": {
                 "type": "string",
-                "format": "date-time",
-                "description": "Failed at or after this RFC 3339 time."
+                "description": "Failed at or after this time: RFC 3339 (`2026-12-01T00:00:00Z`) or epoch milliseconds."
               },
               "until": {
                 "type": "string",
-                "format": "date-time",
-                "description": "Failed before this RFC 3339 time (after `since`)."
+                "description": "Failed before this time (after `since`): RFC 3339 or epoch milliseconds."
               },
               "error": {
                 "type": "string",

@@ -84,7 +84,7 @@ extension API {
             func time(_ name: String) throws -> Timestamp? {
                 guard let v = f[name] else { return nil }
                 guard case .string(let text) = v, let t = Timestamp(parsing: text) else {
-                    throw APIError(.badRequest, code: "invalid_field", message: "filter.\(name) must be an RFC 3339 time (2026-01-31T12:00:00Z).", field: "filter.\(name)")
+                    throw APIError(.badRequest, code: "invalid_field", message: "filter.\(name) must be an RFC 3339 time (2026-01-31T12:00:00Z) or epoch milliseconds, as a string.", field: "filter.\(name)")
                 }
                 return t
             }
