@@ -28,7 +28,7 @@ public protocol MessageQueue: Sendable {
     /// (malformed). Returns how many were deleted.
     @discardableResult
     func removeDeadLetters(stream: String, through dispatches: [String: Int]) async throws -> Int
-    /// Entries of a stream, oldest first (for dead-letter inspection).    /// Entries of a stream, oldest first (for dead-letter inspection).
+    /// Entries of a stream, oldest first (for dead-letter inspection).
     func entries(stream: String, limit: Int) async throws -> [QueueEntry]
     /// Length, pending count, age of the oldest pending entry and dead-letter count.
     func info(stream: String, group: String) async throws -> StreamBacklog
