@@ -115,7 +115,7 @@ struct RedriveTests {
         try await system.adapters.queue.info(stream: MessageChannel.sms.stream, group: StreamNames.workerGroup).deadLetters
     }
 
-    @Test("failed, fixed, redriven by filter: each sent once, the redrive and its key in the history, the dead letters gone; a second redrive sends nothing", arguments: Engines.available)
+    @Test("failed, redriven and failed again, fixed, redriven by filter: each sent once, the redrives and their key in the history, the dead letters gone; a further redrive sends nothing", arguments: Engines.available)
     func redriveAfterFix(engines: Engines) async throws {
         try await Self.withSystem(engines) { system, admin in
         let provider = FixableProvider()
@@ -129,6 +129,18 @@ struct RedriveTests {
                 try await eventually("all dead-lettered") { try await Self.deadLetters(system) == 5 }
                 #expect(provider.calls.values.sorted() == [1, 1, 1, 1, 1] && provider.sends.isEmpty)
 
+                // Redriven before the cause is fixed: each gets a fresh attempt, fails again, and is dead-lettered
+                // again — its first entry deleted by the redrive, its new one kept.
+                let early = try await Self.redrive(client, key: key, #"{"filter":{"stream":"sms_stream"}}"#)
+                #expect(early["counts"]?["redriven"] == .number(5) && early["deadLettersRemoved"] == .number(5), "\(early)")
+                try await eventually("all failed again") {
+                    guard provider.calls.values.allSatisfy({ $0 == 2 }) else { return false }
+                    return try await count(system, .failed) == 5
+                }
+                try await eventually("dead-lettered again") { try await Self.deadLetters(system) == 5 }
+                let dead = try await system.adapters.queue.entries(stream: StreamNames.deadLetter(of: MessageChannel.sms.stream), limit: 100)
+                #expect(dead.map { $0.fields["seq"] } == Array(repeating: "2", count: 5), "the second dispatch's entries only")
+
                 // The cause fixed, the failures are redriven: found by stream and error code, oldest first.
                 provider.rejecting = false
                 let report = try await Self.redrive(client, key: key, #"{"filter":{"stream":"sms_stream","error":"FIXABLE_REJECTED"},"limit":1000}"#)
@@ -140,12 +152,12 @@ struct RedriveTests {
 
                 try await eventually("all sent") { try await count(system, .sent) == 5 }
                 #expect(provider.sends == Dictionary(uniqueKeysWithValues: ids.map { ($0, 1) }))
-                #expect(provider.calls == Dictionary(uniqueKeysWithValues: ids.map { ($0, 2) }))
+                #expect(provider.calls == Dictionary(uniqueKeysWithValues: ids.map { ($0, 3) }))
                 let c = try #require(try await system.adapters.store.communication(id: ids[0]))
-                #expect(c.history.map(\.status) == [.pending, .queued, .processing, .failed, .pending, .queued, .processing, .sent], "\(c.history)")
-                let redrive = try #require(c.history.first { $0.status == .pending && $0.detail != nil })
-                #expect(redrive.detail == "redriven by \(keyID)" && redrive.service == "router" && redrive.attempt == 0)
-                #expect(c.attempts == 1 && c.dispatchSeq == 2 && c.provider == "fixable")
+                #expect(c.history.map(\.status) == [.pending, .queued, .processing, .failed, .pending, .queued, .processing, .failed, .pending, .queued, .processing, .sent], "\(c.history)")
+                let redrives = c.history.filter { $0.status == .pending && $0.detail != nil }
+                #expect(redrives.count == 2 && redrives.allSatisfy { $0.detail == "redriven by \(keyID)" && $0.service == "router" && $0.attempt == 0 }, "\(redrives)")
+                #expect(c.attempts == 1 && c.dispatchSeq == 3 && c.provider == "fixable")
 
                 // Again, by id: every one is reported not_failed (sent) and nothing is published or sent again.
                 let again = try await Self.redrive(client, key: key, JSONValue.object(["ids": .array(ids.map(JSONValue.string))]).canonicalText)
@@ -153,7 +165,7 @@ struct RedriveTests {
                 guard case .array(let second)? = again["items"] else { Issue.record("no items"); return }
                 #expect(second.allSatisfy { $0["status"] == .string("sent") })
                 try await Task.sleep(for: .milliseconds(500))  // ten outbox passes
-                #expect(provider.sends.values.allSatisfy { $0 == 1 } && provider.calls.values.reduce(0, +) == 10)
+                #expect(provider.sends.values.allSatisfy { $0 == 1 } && provider.calls.values.reduce(0, +) == 15)
                 // Nothing is due in the outbox now (only the stall watchdogs of separate engines, minutes ahead).
                 #expect(try await system.adapters.store.outboxDue(now: SystemTime.now()) == 0)
                 try await eventually("the sms stream drained") {
