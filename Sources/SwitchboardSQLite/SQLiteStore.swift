@@ -247,6 +247,13 @@ public struct SQLiteStore: CommunicationStore {
         }.map { (row: Loaded) in row.finished }
     }
 
+    /// `failed`'s statement: ?1 channel, ?2 since, ?3 until, ?4 error code (each NULL for any), ?5 limit.
+    static let failedQuery = """
+        SELECT \(columns) FROM communications WHERE status = 'failed'
+        AND (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR updated_at >= ?2) AND (?3 IS NULL OR updated_at < ?3) AND (?4 IS NULL OR error_code = ?4)
+        ORDER BY updated_at, seq LIMIT ?5
+        """
+
     /// Over the partial index on the failed rows' `updated_at` (`communications_failed`, schema version 6): a
     /// redrive reads the failed messages only, however many others the table holds. `seq` breaks ties (the
     /// index's own order after `updated_at`).
@@ -258,13 +265,7 @@ public struct SQLiteStore: CommunicationStore {
         ]
         return try await db.read { c -> [Loaded] in
             var rows: [Loaded] = []
-            try c.query(
-                """
-                SELECT \(Self.columns) FROM communications WHERE status = 'failed'
-                AND (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR updated_at >= ?2) AND (?3 IS NULL OR updated_at < ?3) AND (?4 IS NULL OR error_code = ?4)
-                ORDER BY updated_at, seq LIMIT ?5
-                """, values
-            ) { s in
+            try c.query(Self.failedQuery, values) { s in
                 if let row = Self.communication(s) { rows.append(row) }
             }
             return rows
