@@ -118,7 +118,10 @@ struct RedriveAPITests {
             // A filter on another error code finds nothing; on 21211 it finds the failed one only.
             let other = try await client.execute(uri: path, method: .post, headers: bearer(sender, json: true), body: buffer(#"{"filter":{"stream":"sms_stream","error":"30003"}}"#))
             #expect(try json(other)["count"] == .number(0))
-            let r = try await client.execute(uri: path, method: .post, headers: bearer(sender, json: true), body: buffer(#"{"filter":{"stream":"sms_stream","error":"21211","since":"2020-01-01T00:00:00Z"},"limit":10}"#))
+            // Nor does a time range that ends before it failed.
+            let before = try await client.execute(uri: path, method: .post, headers: bearer(sender, json: true), body: buffer(#"{"filter":{"stream":"sms_stream","until":"2020-01-01T00:00:00Z"}}"#))
+            #expect(try json(before)["count"] == .number(0))
+            let r = try await client.execute(uri: path, method: .post, headers: bearer(sender, json: true), body: buffer(#"{"filter":{"stream":"sms_stream","error":"21211","since":"2020-01-01T00:00:00Z","until":"4102444800000"},"limit":10}"#))
             #expect(r.status == .ok, "\(String(buffer: r.body))")
             let report = try json(r)
             #expect(report["items"] == .array([.object(["id": .string(ids[0]), "outcome": .string("redriven"), "status": .string("pending")])]), "\(report)")
