@@ -141,11 +141,15 @@ struct RedriveTests {
                 let dead = try await system.adapters.queue.entries(stream: StreamNames.deadLetter(of: MessageChannel.sms.stream), limit: 100)
                 #expect(dead.map { $0.fields["seq"] } == Array(repeating: "2", count: 5), "the second dispatch's entries only")
 
-                // The cause fixed, the failures are redriven: found by stream and error code, oldest first.
+                // The cause fixed, the failures are redriven: found by stream and error code, oldest failure first
+                // (the second failures came in the order the worker's concurrent deliveries ended; ties in creation order).
                 provider.rejecting = false
+                var failedAt: [String: Timestamp] = [:]
+                for id in ids { failedAt[id] = try #require(try await system.adapters.store.communication(id: id)).updatedAt }
+                let oldestFirst = ids.enumerated().sorted { (failedAt[$0.element]!, $0.offset) < (failedAt[$1.element]!, $1.offset) }.map(\.element)
                 let report = try await Self.redrive(client, key: key, #"{"filter":{"stream":"sms_stream","error":"FIXABLE_REJECTED"},"limit":1000}"#)
                 guard case .array(let items)? = report["items"] else { Issue.record("no items: \(report)"); return }
-                #expect(items.compactMap { $0["id"]?.stringValue } == ids, "oldest failure first")
+                #expect(items.compactMap { $0["id"]?.stringValue } == oldestFirst, "oldest failure first")
                 #expect(items.allSatisfy { $0["outcome"] == .string("redriven") })
                 #expect(report["counts"]?["redriven"] == .number(5) && report["deadLettersRemoved"] == .number(5), "\(report)")
                 #expect(try await Self.deadLetters(system) == 0)
