@@ -1280,7 +1280,7 @@ enum OpenAPIDocument {
         ],
         "responses": {
           "200": {
-            "description": "Entries of `<stream>:dead`, with the reason.",
+            "description": "Entries of `<stream>:dead`, with the reason. A redrive (`POST /api/v1/dead-letters/redrive`) deletes the entries of the messages it sends again.",
             "content": {
               "application/json": {
                 "schema": {
