@@ -88,7 +88,7 @@ public struct ChannelWorker: Service {
         }
         if !exhausted.isEmpty {
             let reason = "delivered \(options.maxDeliveries) times without being acknowledged"
-            let transitions = exhausted.map { StatusTransition(id: $0.1.communicationId, event: .failed(error: ProviderError(code: "max_deliveries", message: reason), provider: nil), at: clock(), service: channel.rawValue) }
+            let transitions = exhausted.map { StatusTransition(id: $0.1.communicationId, event: .failed(error: ProviderError(code: "max_deliveries", message: reason), provider: nil, dispatchSeq: $0.1.dispatchSeq), at: clock(), service: channel.rawValue) }
             // Failed ones go to the dead-letter stream; an entry whose message was already past dispatch is acknowledged.
             try await adapters.pipeline.record(transitions, settle: exhausted.map(\.0), group: StreamNames.workerGroup)
         }
@@ -136,13 +136,13 @@ public struct ChannelWorker: Service {
             case (.done, .sent(let pid)):
                 event = .sent(provider: provider, providerMessageID: pid)
             case (.fail, .permanent(let e)):
-                event = .failed(error: e, provider: provider)
+                event = .failed(error: e, provider: provider, dispatchSeq: c.dispatchSeq)
             case (.retry(let delay), .retryable(let e)):
                 event = .retrying(error: e, provider: provider, nextAttemptAt: now.adding(delay))
             case (.giveUp, .retryable(let e)):
-                event = .failed(error: ProviderError(code: e.code, message: "\(e.message) (gave up after \(c.attempts) attempts)"), provider: provider)
+                event = .failed(error: ProviderError(code: e.code, message: "\(e.message) (gave up after \(c.attempts) attempts)"), provider: provider, dispatchSeq: c.dispatchSeq)
             default:
-                event = .failed(error: ProviderError(code: "internal", message: "retry policy and result disagree: \(result)"), provider: provider)
+                event = .failed(error: ProviderError(code: "internal", message: "retry policy and result disagree: \(result)"), provider: provider, dispatchSeq: c.dispatchSeq)
             }
             transitions.append(StatusTransition(id: c.id, event: event, at: now, service: channel.rawValue))
         }

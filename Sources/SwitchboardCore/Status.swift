@@ -9,6 +9,7 @@
 /// ```
 ///
 /// `pending`, `queued` and `retrying` can also end in `cancelled` (`POST /api/v1/communication/{id}/cancel`).
+/// `failed` is left only by a redrive (`POST /api/v1/dead-letters/redrive`): back to `pending` as a new dispatch.
 public enum CommunicationStatus: String, Sendable, CaseIterable, Codable, Hashable {
     /// Stored, not yet on its stream.
     case pending
@@ -84,8 +85,10 @@ public enum StatusEvent: Sendable, Hashable {
     case sent(provider: String, providerMessageID: String?)
     /// A retryable failure; try again at `nextAttemptAt`.
     case retrying(error: ProviderError, provider: String?, nextAttemptAt: Timestamp)
-    /// Delivery failed for good.
-    case failed(error: ProviderError, provider: String?)
+    /// Delivery failed for good. `dispatchSeq`, when given, is the dispatch whose entry failed: an event of an
+    /// earlier dispatch is stale (a leftover entry given up after `maxDeliveries`, arriving after a retry or a
+    /// redrive started a new dispatch) and changes nothing.
+    case failed(error: ProviderError, provider: String?, dispatchSeq: Int? = nil)
     /// A provider's status report (webhook): delivered, read, undelivered or failed.
     case reported(status: CommunicationStatus, error: ProviderError?)
     /// Dispatch `dispatchSeq` made no progress (queued or processing past its watchdog, e.g. its stream entry
@@ -98,6 +101,11 @@ public enum StatusEvent: Sendable, Hashable {
     /// Cancelled by a client (`by`: its API key id, nil when the API is open): only before a worker takes it
     /// (`pending`, `queued`, `retrying`). A stream entry read afterwards is acknowledged without sending.
     case cancelled(by: String?)
+    /// A dead-lettered message put back on its way by a client (`by`: its API key id, nil when the API is open):
+    /// only from `failed`, the one move out of a final status. It goes back to `pending` as a new dispatch with a
+    /// fresh attempt budget, due in the outbox at `due` (now), which publishes it as it publishes a retry; entries
+    /// of the failed dispatch are stale. A second redrive finds it no longer `failed` and changes nothing.
+    case redriven(by: String?, due: Timestamp)
 
     /// The status this event asks for.
     public var targetStatus: CommunicationStatus {
@@ -110,6 +118,7 @@ public enum StatusEvent: Sendable, Hashable {
         case .reported(let status, _): status
         case .redispatch: .pending
         case .cancelled: .cancelled
+        case .redriven: .pending
         }
     }
 }
@@ -164,7 +173,9 @@ public enum TransitionDecision: Sendable, Hashable {
 ///
 /// Transitions are monotonic: a late or duplicate event never moves a message backwards. Within the
 /// dispatch phase the order is (dispatchSeq, pending < queued < processing < retrying); after it, the order
-/// of provider reports (sent < delivered | undelivered | failed < read).
+/// of provider reports (sent < delivered | undelivered | failed < read). The one exception is asked for by a
+/// client, never by a late event: `redriven` takes a `failed` message to `pending` in a new dispatch, so every
+/// event of the failed dispatch is still stale afterwards.
 public enum StatusMachine {
     /// Whether a confirmed publication of dispatch `dispatchSeq` moves the outbox due time of a communication in
     /// `state`: only while it is still `queued` in that dispatch (a worker that already took it set its own).
@@ -212,8 +223,9 @@ public enum StatusMachine {
             e.provider = provider
             return .apply(e)
 
-        case .failed(let error, let provider):
+        case .failed(let error, let provider, let seq):
             guard !s.isPastDispatch else { return .ignore(reason: "already \(s.rawValue)") }
+            if let seq, seq != state.dispatchSeq { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
             var e = effect(.failed, dispatchAt: .clear)
             e.lastError = error
             e.provider = provider
@@ -252,6 +264,18 @@ public enum StatusMachine {
             }
             var e = effect(.cancelled, dispatchAt: .clear)
             e.detail = by.map { "cancelled by \($0)" } ?? "cancelled"
+            return .apply(e)
+
+        case .redriven(let by, let due):
+            guard s == .failed else { return .ignore(reason: "not failed (\(s.rawValue))") }
+            // `pending`, not `queued`: the message is not on its stream until the outbox publishes it (due now), and
+            // a `queued` message due in the outbox would be taken for a stalled one and redispatched once more.
+            // The attempt budget starts again; `lastError` keeps the error it failed with until another replaces
+            // it (as a retry that ends `sent` keeps its last error), and the history keeps every one.
+            var e = effect(.pending, dispatchAt: .set(due))
+            e.dispatchSeq += 1
+            e.attempts = 0
+            e.detail = by.map { "redriven by \($0)" } ?? "redriven"
             return .apply(e)
         }
     }

@@ -89,6 +89,7 @@ public struct API: Sendable {
             Route(.get, "/api/v1/sandbox/messages", scope: .read) { request, _ in try await self.sandbox(request) },
             Route(.get, "/api/v1/stats", scope: .read) { _, _ in try await self.stats() },
             Route(.get, "/api/v1/dead-letters", scope: .read) { request, _ in try await self.deadLetters(request) },
+            Route(.post, "/api/v1/dead-letters/redrive", scope: .send) { request, context in try await self.redrive(request, context) },
             Route(.get, "/api/v1/health", scope: .read) { _, _ in await self.healthDetails() },
             Route(.get, "/health") { _, _ in API.live() },
             Route(.get, "/health/live") { _, _ in API.live() },

@@ -1280,7 +1280,7 @@ enum OpenAPIDocument {
         ],
         "responses": {
           "200": {
-            "description": "Entries of `<stream>:dead`, with the reason.",
+            "description": "Entries of `<stream>:dead`, with the reason. A redrive (`POST /api/v1/dead-letters/redrive`) deletes the entries of the messages it sends again.",
             "content": {
               "application/json": {
                 "schema": {
@@ -1419,6 +1419,183 @@ enum OpenAPIDocument {
           },
           "403": {
             "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      }
+    },
+    "/api/v1/dead-letters/redrive": {
+      "post": {
+        "operationId": "redriveDeadLetters",
+        "tags": [
+          "operations"
+        ],
+        "summary": "Redrive dead-lettered messages",
+        "description": "Puts `failed` (dead-lettered) messages back on their channel stream with a fresh attempt budget: by `ids`, or the failed messages a `filter` finds (stream, failure time, provider error code; oldest first, up to `limit`, default 100). Each goes to `pending` as a new dispatch and is published by the outbox within a second; its history records the redrive and the key that asked, and its entries on `<stream>:dead` are deleted (`GET /api/v1/dead-letters` no longer lists them). A message that is not `failed` — already redriven, delivered, still on its way — is reported `not_failed` with its status and left alone, so a redrive repeated or racing another never sends twice. Scope `send`, as cancel.",
+        "security": [
+          {
+            "bearerAuth": [
+              "send"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "send"
+            ]
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/RedriveRequest"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "What became of each message, and the counts.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RedriveReport"
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "The request is invalid; `field` names the field at fault (`ids`, `limit`, `filter.stream`, …).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "malformed_json",
+                            "invalid_body",
+                            "unknown_field",
+                            "invalid_field"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "413": {
+            "description": "The body is larger than 256 KiB.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "body_too_large"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "415": {
+            "description": "`Content-Type` is not `application/json`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "unsupported_media_type"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
@@ -4332,6 +4509,178 @@ enum OpenAPIDocument {
         "type": "string",
         "pattern": "^[0-9a-f]{32}$",
         "description": "A W3C Trace Context trace id (32 lowercase hex digits): the message's trace, the same in its `traceparent` answer header, its log records, the process's log lines (`trace_id`) and, when tracing is exported, the tracing backend."
+      },
+      "RedriveRequest": {
+        "type": "object",
+        "additionalProperties": false,
+        "description": "Either `ids` (the messages to redrive) or `filter` (which failed messages to find, with `limit`).",
+        "examples": [
+          {
+            "filter": {
+              "stream": "sms_stream",
+              "error": "21211"
+            },
+            "limit": 100
+          },
+          {
+            "ids": [
+              "691ff0a2c1d7e64b0a000001"
+            ]
+          }
+        ],
+        "properties": {
+          "ids": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "description": "Communication ids, as `POST /api/v1/communication` answered them; each is reported once.",
+            "items": {
+              "type": "string",
+              "minLength": 1,
+              "maxLength": 100,
+              "pattern": "^[^\\u0000-\\u001f\\u007f]+$"
+            }
+          },
+          "filter": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "stream"
+            ],
+            "description": "Failed messages of one stream, oldest failure first; every condition given must hold.",
+            "properties": {
+              "stream": {
+                "$ref": "#/components/schemas/ChannelStream"
+              },
+              "since": {
+                "type": "string",
+                "description": "Failed at or after this time: RFC 3339 (`2026-12-01T00:00:00Z`) or epoch milliseconds."
+              },
+              "until": {
+                "type": "string",
+                "description": "Failed before this time (after `since`): RFC 3339 or epoch milliseconds."
+              },
+              "error": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "description": "The provider error code the message failed with (`lastError.code`: `21211`, `SANDBOX_REJECTED`, `max_deliveries`)."
+              }
+            }
+          },
+          "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000,
+            "default": 100,
+            "description": "With `filter`: at most this many messages."
+          }
+        },
+        "oneOf": [
+          {
+            "required": [
+              "ids"
+            ],
+            "not": {
+              "anyOf": [
+                {
+                  "required": [
+                    "filter"
+                  ]
+                },
+                {
+                  "required": [
+                    "limit"
+                  ]
+                }
+              ]
+            }
+          },
+          {
+            "required": [
+              "filter"
+            ],
+            "not": {
+              "required": [
+                "ids"
+              ]
+            }
+          }
+        ]
+      },
+      "RedriveReport": {
+        "type": "object",
+        "required": [
+          "items",
+          "count",
+          "counts",
+          "deadLettersRemoved"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "items": {
+            "type": "array",
+            "description": "Each message asked for (or found), in order.",
+            "items": {
+              "type": "object",
+              "required": [
+                "id",
+                "outcome"
+              ],
+              "additionalProperties": false,
+              "properties": {
+                "id": {
+                  "type": "string"
+                },
+                "outcome": {
+                  "type": "string",
+                  "enum": [
+                    "redriven",
+                    "not_failed",
+                    "not_found"
+                  ],
+                  "description": "`redriven`: back on its stream (`pending` until the outbox publishes it, within a second). `not_failed`: not `failed` (already redriven, delivered, never dead-lettered), left as it is. `not_found`: no message has this id."
+                },
+                "status": {
+                  "$ref": "#/components/schemas/CommunicationStatus",
+                  "description": "Its status now (absent for `not_found`)."
+                }
+              }
+            }
+          },
+          "count": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "counts": {
+            "type": "object",
+            "required": [
+              "redriven",
+              "not_failed",
+              "not_found"
+            ],
+            "additionalProperties": false,
+            "properties": {
+              "redriven": {
+                "type": "integer",
+                "minimum": 0
+              },
+              "not_failed": {
+                "type": "integer",
+                "minimum": 0
+              },
+              "not_found": {
+                "type": "integer",
+                "minimum": 0
+              }
+            }
+          },
+          "deadLettersRemoved": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Entries of `<stream>:dead` deleted for the redriven messages (those of the dispatch that failed)."
+          }
+        }
       }
     },
     "parameters": {

@@ -71,6 +71,8 @@ public struct MongoStore: CommunicationStore {
         .document(["key": .document(["dispatchAt": .int32(1)]), "name": .string("dispatchAt")]),
         // Search catch-up pages in creation order.
         .document(["key": .document(["createdAt": .int32(1), "_id": .int32(1)]), "name": .string("createdAt_id")]),
+        // A redrive's filter: failed messages by the time they failed (their last change).
+        .document(["key": .document(["status": .int32(1), "updatedAt": .int32(1)]), "name": .string("status_updatedAt")]),
     ]
 
     static let ourUniqueIndexes: Set<String> = ["_id_", "idempotencyKey_unique"]
@@ -175,6 +177,25 @@ public struct MongoStore: CommunicationStore {
                 "sort": .document(["createdAt": .int32(1), "_id": .int32(1)]), "limit": .int64(Int64(limit)), "projection": .document(["history": .int32(0)]),
             ])
             return try docs.map(MongoDocuments.communication)
+        }
+    }
+
+    /// `status` and `updatedAt` on their index (`status_updatedAt`), the channel and error code checked on what it finds.
+    public func failed(_ query: FailedQuery) async throws -> [Communication] {
+        guard query.limit > 0 else { return [] }
+        var filter: BSONDocument = ["status": .string(CommunicationStatus.failed.rawValue)]
+        if let channel = query.channel { filter["type"] = .string(channel.rawValue) }
+        var failedAt: BSONDocument = [:]
+        if let since = query.since { failedAt["$gte"] = .datetime(since.milliseconds) }
+        if let until = query.until { failedAt["$lt"] = .datetime(until.milliseconds) }
+        if !failedAt.isEmpty { filter["updatedAt"] = .document(failedAt) }
+        if let code = query.errorCode { filter["lastError.code"] = .string(code) }
+        let options: BSONDocument = [
+            "sort": .document(["updatedAt": .int32(1), "_id": .int32(1)]), "limit": .int64(Int64(query.limit)), "projection": .document(["history": .int32(0)]),
+        ]
+        let query = filter
+        return try await withCollection { c throws(MongoError) in
+            try c.find(query, options: options).map(MongoDocuments.communication)
         }
     }
 

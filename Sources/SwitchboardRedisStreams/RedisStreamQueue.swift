@@ -254,6 +254,31 @@ public final class RedisStreamQueue: MessageQueue {
         for result in results { _ = try result.throwingIfError() }
     }
 
+    /// `XRANGE` over the dead-letter stream a page at a time (`removalPage` entries, from after the last id read),
+    /// then one `XDEL` per page for the entries that match. Not atomic, and needs none: a dead-letter entry is never
+    /// changed, and one added meanwhile belongs to a later dispatch (or is read by a later page).
+    @discardableResult
+    public func removeDeadLetters(stream: String, through dispatches: [String: Int]) async throws -> Int {
+        guard !dispatches.isEmpty else { return 0 }
+        let dead = StreamNames.deadLetter(of: stream)
+        var start = "-"
+        var removed = 0
+        while true {
+            let page = try await client.xrange(dead, start: start, count: Self.removalPage)
+            let matching = page.filter { entry in
+                let fields = Self.fields(entry)
+                guard let id = fields["_id"], let last = dispatches[id], let seq = fields["seq"].flatMap(Int.init) else { return false }
+                return seq <= last
+            }.map(\.id)
+            if !matching.isEmpty { removed += try await client.xdel(dead, ids: matching) }
+            guard page.count == Self.removalPage, let last = page.last else { return removed }
+            start = "(" + last.id
+        }
+    }
+
+    /// Dead-letter entries read per `XRANGE` by `removeDeadLetters`.
+    static let removalPage = 500
+
     public func entries(stream: String, limit: Int) async throws -> [QueueEntry] {
         guard limit > 0 else { return [] }
         return try await client.xrange(stream, count: limit).map { QueueEntry(id: $0.id, stream: stream, fields: Self.fields($0), deliveryCount: 0) }

@@ -320,6 +320,31 @@ public struct SQLiteQueue: MessageQueue {
         }
     }
 
+    /// One statement over the dead-letter stream's entries (`stream_entries_stream`), matched against the
+    /// dispatches as a JSON object (`json_each`: key = `_id`, value = last `seq`). Dead-letter entries are one set of
+    /// fields each (`deadFields`); `CASE` keeps `json_extract` off a text that is not JSON.
+    @discardableResult
+    public func removeDeadLetters(stream: String, through dispatches: [String: Int]) async throws -> Int {
+        guard !dispatches.isEmpty else { return 0 }
+        let wanted = JSONValue.object(dispatches.mapValues { .number(Double($0)) }).canonicalText
+        return try await db.write { c in
+            var removed = 0
+            try c.query(
+                """
+                DELETE FROM stream_entries WHERE stream = ?1 AND id IN (
+                    SELECT e.id FROM (
+                        SELECT id, CASE WHEN json_valid(fields) THEN json_extract(fields, '$._id') END AS communication,
+                        CASE WHEN json_valid(fields) THEN json_extract(fields, '$.seq') END AS seq
+                        FROM stream_entries WHERE stream = ?1
+                    ) e JOIN json_each(?2) d ON d.key = e.communication
+                    WHERE e.seq GLOB '[1-9]*' AND CAST(e.seq AS INTEGER) <= d.value
+                ) RETURNING id
+                """, [.text(StreamNames.deadLetter(of: stream)), .text(wanted)]
+            ) { _ in removed += 1 }
+            return removed
+        }
+    }
+
     public func entries(stream: String, limit: Int) async throws -> [QueueEntry] {
         try await db.read { c in
             var result: [QueueEntry] = []

@@ -247,6 +247,31 @@ public struct SQLiteStore: CommunicationStore {
         }.map { (row: Loaded) in row.finished }
     }
 
+    /// `failed`'s statement: ?1 channel, ?2 since, ?3 until, ?4 error code (each NULL for any), ?5 limit.
+    static let failedQuery = """
+        SELECT \(columns) FROM communications WHERE status = 'failed'
+        AND (?1 IS NULL OR type = ?1) AND (?2 IS NULL OR updated_at >= ?2) AND (?3 IS NULL OR updated_at < ?3) AND (?4 IS NULL OR error_code = ?4)
+        ORDER BY updated_at, seq LIMIT ?5
+        """
+
+    /// Over the partial index on the failed rows' `updated_at` (`communications_failed`, schema version 6): a
+    /// redrive reads the failed messages only, however many others the table holds. `seq` breaks ties (the
+    /// index's own order after `updated_at`).
+    public func failed(_ query: FailedQuery) async throws -> [Communication] {
+        guard query.limit > 0 else { return [] }
+        let values: [SQLValue] = [
+            query.channel.map { .text($0.rawValue) } ?? .null, query.since.map { .int($0.milliseconds) } ?? .null,
+            query.until.map { .int($0.milliseconds) } ?? .null, query.errorCode.map(SQLValue.text) ?? .null, .int(Int64(query.limit)),
+        ]
+        return try await db.read { c -> [Loaded] in
+            var rows: [Loaded] = []
+            try c.query(Self.failedQuery, values) { s in
+                if let row = Self.communication(s) { rows.append(row) }
+            }
+            return rows
+        }.map { (row: Loaded) in row.finished }
+    }
+
     /// A count over the partial index on `dispatch_at` (`communications_dispatch`): the due rows only.
     public func outboxDue(now: Timestamp) async throws -> Int {
         try await db.read { c in

@@ -177,10 +177,16 @@ enum Schema {
         ALTER TABLE search_logs ADD COLUMN traceparent TEXT;
         """
 
-    /// Version 6: the status feed (`StatusFeed`, `status_stream`). Each row holds the status-change records of one
+    /// Version 6: redrive. The failed messages by the time they failed (their last change), in an index of their
+    /// own: `POST /api/v1/dead-letters/redrive` with a filter reads them without scanning every other message.
+    static let v6 = """
+        CREATE INDEX communications_failed ON communications(updated_at) WHERE status = 'failed';
+        """
+
+    /// Version 7: the status feed (`StatusFeed`, `status_stream`). Each row holds the status-change records of one
     /// transaction (a JSON array, like `log_stream`'s entries); a record's place is (row id, index). Rows are never
     /// consumed, only trimmed by age: AUTOINCREMENT, so an id is never handed out twice even once the feed is empty.
-    static let v6 = """
+    static let v7 = """
         CREATE TABLE status_events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             at INTEGER NOT NULL,
@@ -190,7 +196,7 @@ enum Schema {
         """
 
     /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
-    static let upgrades = [v2, v3, v4, v5, v6]
+    static let upgrades = [v2, v3, v4, v5, v6, v7]
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0

@@ -42,6 +42,7 @@ final class HangingQueue: MessageQueue {
     func deadLetter(stream: String, group: String, entries: [QueueEntry], reason: String) async throws {
         try await base.deadLetter(stream: stream, group: group, entries: entries, reason: reason)
     }
+    func removeDeadLetters(stream: String, through dispatches: [String: Int]) async throws -> Int { try await base.removeDeadLetters(stream: stream, through: dispatches) }
     func entries(stream: String, limit: Int) async throws -> [QueueEntry] { try await base.entries(stream: stream, limit: limit) }
     func info(stream: String, group: String) async throws -> StreamBacklog { try await base.info(stream: stream, group: group) }
 }

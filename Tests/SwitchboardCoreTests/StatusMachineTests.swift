@@ -49,6 +49,49 @@ struct StatusMachineTests {
         #expect(CommunicationStatus.cancelled.isFinal && CommunicationStatus.cancelled.isPastDispatch)
     }
 
+    @Test("redrive: only from failed, to pending as a new dispatch with a fresh attempt budget, due now, who asked in the detail")
+    func redrive() throws {
+        let now = Timestamp(milliseconds: 7000)
+        let e = try #require(applied(StatusMachine.decide(state(.failed, seq: 3, attempts: 5), .redriven(by: "key_abc", due: now))))
+        #expect(e.status == .pending && e.dispatchSeq == 4 && e.attempts == 0 && e.dispatchAt == .set(now) && e.detail == "redriven by key_abc")
+        // The error it failed with is kept (nil: keep), so is the provider.
+        #expect(e.lastError == nil && e.provider == nil)
+        #expect(applied(StatusMachine.decide(state(.failed), .redriven(by: nil, due: now)))?.detail == "redriven")
+        // Never from anything else: a second redrive finds it pending (or further on) and changes nothing.
+        for from in CommunicationStatus.allCases where from != .failed {
+            #expect(StatusMachine.decide(state(from), .redriven(by: "key_abc", due: now)) == .ignore(reason: "not failed (\(from.rawValue))"), "\(from)")
+        }
+    }
+
+    @Test("after a redrive, the failed dispatch's late events are stale; the new dispatch runs as any other and may fail again")
+    func redriveKeepsMonotonic() throws {
+        let now = Timestamp(milliseconds: 7000)
+        let redriven = state(.pending, seq: 3, attempts: 0)
+        #expect(try #require(applied(StatusMachine.decide(state(.failed, seq: 2, attempts: 3), .redriven(by: nil, due: now)))).dispatchSeq == redriven.dispatchSeq)
+        // An entry of the failed dispatch (a duplicate, a redelivery) or its outbox claim moves nothing.
+        let stale: [StatusEvent] = [
+            .queued(dispatchSeq: 2), .processing(dispatchSeq: 2, redelivery: false), .processing(dispatchSeq: 2, redelivery: true),
+            .redispatch(dispatchSeq: 2, reason: "stall"), .sent(provider: "p", providerMessageID: nil),
+            .retrying(error: err, provider: nil, nextAttemptAt: later), .reported(status: .delivered, error: nil), .reported(status: .failed, error: err),
+            .failed(error: err, provider: nil, dispatchSeq: 2),
+        ]
+        for event in stale {
+            #expect(applied(StatusMachine.decide(redriven, event)) == nil, "\(event)")
+        }
+        // The new dispatch: queued by the outbox, taken as attempt 1, and it may fail (and be redriven) again.
+        #expect(applied(StatusMachine.decide(redriven, .queued(dispatchSeq: 3)))?.status == .queued)
+        let taken = try #require(applied(StatusMachine.decide(state(.queued, seq: 3), .processing(dispatchSeq: 3, redelivery: false))))
+        #expect(taken.status == .processing && taken.attempts == 1)
+        #expect(applied(StatusMachine.decide(state(.processing, seq: 3, attempts: 1), .failed(error: err, provider: "p", dispatchSeq: 3)))?.status == .failed)
+        // A failure that names no dispatch (as before) still ends the message wherever it is in flight.
+        #expect(applied(StatusMachine.decide(redriven, .failed(error: err, provider: nil)))?.status == .failed)
+        // The other final statuses stay final: a redrive does not resend a sent, delivered, undelivered, read or cancelled message.
+        for from in [CommunicationStatus.sent, .delivered, .read, .undelivered, .cancelled] {
+            #expect(applied(StatusMachine.decide(state(from), .redriven(by: nil, due: now))) == nil, "\(from)")
+        }
+        #expect(StatusEvent.redriven(by: nil, due: now).targetStatus == .pending)
+    }
+
     @Test("a worker may overtake the router's queued record")
     func processingFromPending() {
         #expect(applied(StatusMachine.decide(state(.pending), .processing(dispatchSeq: 1, redelivery: false)))?.status == .processing)

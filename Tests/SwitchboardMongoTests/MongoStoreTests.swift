@@ -36,6 +36,7 @@ struct MongoStoreContractTests {
     @Test func transitions() async throws { try await withStore { s, _ in try await StoreContract.transitions(s) } }
     @Test func retryAndFailure() async throws { try await withStore { s, _ in try await StoreContract.retryAndFailure(s) } }
     @Test func cancel() async throws { try await withStore { s, _ in try await StoreContract.cancel(s) } }
+    @Test func redrive() async throws { try await withStore { s, _ in try await StoreContract.redrive(s) } }
     @Test func createdSince() async throws { try await withStore { s, _ in try await StoreContract.createdSince(s) } }
     @Test func statusCounts() async throws { try await withStore { s, _ in try await StoreContract.statusCounts(s) } }
     @Test func concurrentTransitions() async throws { try await withStore { s, _ in try await StoreContract.concurrentTransitions(s) } }
@@ -70,7 +71,7 @@ struct MongoStoreTests {
             try await second.prepare()  // again, from another pool: no error
             await second.shutdown()
             let byName = Dictionary(uniqueKeysWithValues: try await indexes(store).map { ($0["name"]?.stringValue ?? "", $0) })
-            #expect(Set(byName.keys) == ["_id_", "status_createdAt", "idempotencyKey_unique", "providerMessageId", "dispatchAt", "createdAt_id"])
+            #expect(Set(byName.keys) == ["_id_", "status_createdAt", "idempotencyKey_unique", "providerMessageId", "dispatchAt", "createdAt_id", "status_updatedAt"])
             #expect(byName["status_createdAt"]?["key"]?.documentValue?.keys == ["status", "createdAt"])
             #expect(byName["createdAt_id"]?["key"]?.documentValue?.keys == ["createdAt", "_id"])
             let idem = try #require(byName["idempotencyKey_unique"])

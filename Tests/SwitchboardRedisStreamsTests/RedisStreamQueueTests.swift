@@ -39,6 +39,7 @@ struct RedisQueueContractTests {
         try await withQueue(lease: .seconds(3)) { q, _ in try await QueueContract.renewedLeaseIsKept(q, lease: .seconds(3)) }
     }
     @Test func deadLetter() async throws { try await withQueue { q, _ in try await QueueContract.deadLetter(q) } }
+    @Test func removeDeadLetters() async throws { try await withQueue { q, _ in try await QueueContract.removeDeadLetters(q) } }
     @Test func blockingReadWakesOnPublish() async throws { try await withQueue { q, _ in try await QueueContract.blockingReadWakesOnPublish(q) } }
     @Test func deliveryCountGrowsWithEachTakeover() async throws {
         try await withQueue(lease: .milliseconds(300)) { q, _ in try await QueueContract.deliveryCountGrowsWithEachTakeover(q, lease: .milliseconds(300)) }

@@ -16,6 +16,7 @@ struct SQLiteQueueTests {
     @Test func expiredLeaseIsRedelivered() async throws { try await QueueContract.expiredLeaseIsRedelivered(try queue(lease: .seconds(3)), lease: .seconds(3)) }
     @Test func renewedLeaseIsKept() async throws { try await QueueContract.renewedLeaseIsKept(try queue(lease: .seconds(3)), lease: .seconds(3)) }
     @Test func deadLetter() async throws { try await QueueContract.deadLetter(try queue()) }
+    @Test func removeDeadLetters() async throws { try await QueueContract.removeDeadLetters(try queue()) }
     @Test func blockingReadWakesOnPublish() async throws { try await QueueContract.blockingReadWakesOnPublish(try queue()) }
     @Test func deliveryCountGrowsWithEachTakeover() async throws { try await QueueContract.deliveryCountGrowsWithEachTakeover(try queue(lease: .milliseconds(300)), lease: .milliseconds(300)) }
     @Test func acknowledgedEntriesAreDeleted() async throws { try await QueueContract.acknowledgedEntriesAreDeleted(try queue()) }

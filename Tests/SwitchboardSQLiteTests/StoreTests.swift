@@ -14,6 +14,22 @@ struct SQLiteStoreTests {
     @Test func transitions() async throws { try await StoreContract.transitions(SQLiteStore(database: try temporaryDatabase())) }
     @Test func retryAndFailure() async throws { try await StoreContract.retryAndFailure(SQLiteStore(database: try temporaryDatabase())) }
     @Test func cancel() async throws { try await StoreContract.cancel(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func redrive() async throws { try await StoreContract.redrive(SQLiteStore(database: try temporaryDatabase())) }
+
+    @Test("a redrive's filter reads the failed rows through their partial index (schema 6), in its order: no scan of the table, no sort")
+    func failedUsesItsIndex() async throws {
+        let db = try temporaryDatabase()
+        var plan: [String] = []
+        for values: [SQLValue] in [[.null, .null, .null, .null, .int(10)], [.text("sms"), .int(1), .int(2), .text("E1"), .int(10)]] {
+            plan += try await db.read { c in
+                var details: [String] = []
+                try c.query("EXPLAIN QUERY PLAN " + SQLiteStore.failedQuery, values) { s in details.append(s.text(3)) }
+                return details
+            }
+        }
+        #expect(plan.count == 2 && plan.allSatisfy { $0.contains("USING INDEX communications_failed") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(plan)")
+    }
     @Test func createdSince() async throws { try await StoreContract.createdSince(SQLiteStore(database: try temporaryDatabase())) }
     @Test func statusCounts() async throws { try await StoreContract.statusCounts(SQLiteStore(database: try temporaryDatabase())) }
     @Test func concurrentTransitions() async throws { try await StoreContract.concurrentTransitions(SQLiteStore(database: try temporaryDatabase())) }

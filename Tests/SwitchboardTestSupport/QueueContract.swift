@@ -110,6 +110,39 @@ public enum QueueContract {
         #expect(try await q.read(stream: "d", group: "g", consumer: "c", count: 2, block: .zero).isEmpty)
     }
 
+    /// `removeDeadLetters` (a redrive): the dead-letter entries of the named messages whose dispatch (`seq`) is at
+    /// most the one given are deleted; a later dispatch's entry, other messages' and malformed entries stay, as does
+    /// the live stream. Over more entries than one page of a paging engine (Redis reads 500 at a time).
+    public static func removeDeadLetters(_ q: any MessageQueue) async throws {
+        try await q.createGroup(stream: "rd", group: "g")
+        let sets: [[String: String]] = [
+            ["_id": "a", "seq": "1"], ["_id": "b", "seq": "1"], ["_id": "a", "seq": "2"], ["_id": "c", "seq": "1"], ["x": "malformed"],
+            ["_id": "a", "seq": "3"], ["_id": "b", "seq": "x"], ["_id": "d", "seq": "1"],
+        ]
+        try await q.publish(stream: "rd", entries: sets)
+        let got = try await q.read(stream: "rd", group: "g", consumer: "c", count: 10, block: .zero)
+        #expect(got.count == sets.count)
+        try await q.deadLetter(stream: "rd", group: "g", entries: Array(got.prefix(7)), reason: "failed")
+        let dead = StreamNames.deadLetter(of: "rd")
+        #expect(try await q.removeDeadLetters(stream: "rd", through: [:]) == 0)
+        #expect(try await q.removeDeadLetters(stream: "rd", through: ["a": 2, "b": 1, "missing": 4]) == 3)
+        let left = try await q.entries(stream: dead, limit: 100).map { "\($0.fields["_id"] ?? "-")/\($0.fields["seq"] ?? $0.fields["x"] ?? "-")" }
+        #expect(left == ["c/1", "-/malformed", "a/3", "b/x"])
+        // Again: nothing more to delete.
+        #expect(try await q.removeDeadLetters(stream: "rd", through: ["a": 2, "b": 1]) == 0)
+        // The live stream's entry (not dead-lettered) is untouched, still pending.
+        let info = try await q.info(stream: "rd", group: "g")
+        #expect(info.length == 1 && info.pending == 1 && info.deadLetters == 4, "\(info)")
+        #expect(try await q.removeDeadLetters(stream: "rd", through: ["d": 1]) == 0)
+
+        // Many: 1,100 entries of one message, its dispatches 1 to 1,100; those up to 1,000 go, with pages in between.
+        try await q.publish(stream: dead, entries: (1...1100).map { ["_id": "bulk", "seq": "\($0)", "dead_reason": "failed"] })
+        #expect(try await q.removeDeadLetters(stream: "rd", through: ["bulk": 1000]) == 1000)
+        let rest = try await q.entries(stream: dead, limit: 1000).compactMap { $0.fields["_id"] == "bulk" ? $0.fields["seq"] : nil }
+        #expect(rest == (1001...1100).map(String.init))
+        #expect(try await q.info(stream: "rd", group: "g").deadLetters == 104)
+    }
+
     /// Retention (`Purging`): the dead-letter entries added before the cutoff are deleted; later ones, and the
     /// live stream's entries, are kept. Uses the seed's stream names (only their dead-letter streams are purged).
     public static func purgeDeadLetters(_ q: any MessageQueue) async throws {

@@ -205,6 +205,62 @@ public enum StoreContract {
         #expect(try await store.statusCounts().contains(StatusCount(channel: .sms, status: .cancelled, count: 1)))
     }
 
+    /// Redrive: `failed` finds the failed messages by channel, failure time (`since` inclusive, `until` exclusive)
+    /// and error code, oldest failure first, at most `limit`; a redrive moves one back to `pending` as a new
+    /// dispatch with a fresh attempt budget, due now, who asked in the history, its error kept; a second redrive
+    /// and the failed dispatch's late events change nothing; the new dispatch runs as any other.
+    public static func redrive(_ store: any CommunicationStore) async throws {
+        let email = CommunicationRequest(channel: .email, from: "a@example.com", to: "b@example.com", msg: "hi")
+        _ = try await store.create([new("a"), new("b"), new("c"), new("d"), new("f", email)])
+        func t(_ id: String, _ e: StatusEvent, _ at: Int64) -> StatusTransition { StatusTransition(id: id, event: e, at: Timestamp(milliseconds: at), service: "sms") }
+        func fail(_ id: String, _ code: String, at: Int64) -> [StatusTransition] {
+            [t(id, .processing(dispatchSeq: 1, redelivery: false), at - 500), t(id, .failed(error: ProviderError(code: code, message: "no"), provider: "p"), at)]
+        }
+        _ = try await store.apply(fail("c", "E1", at: 5000) + fail("a", "E1", at: 3000) + fail("b", "E2", at: 4000) + fail("f", "E1", at: 3500) + [
+            t("d", .processing(dispatchSeq: 1, redelivery: false), 2000), t("d", .sent(provider: "p", providerMessageID: nil), 2100),
+        ])
+        func ids(_ q: FailedQuery) async throws -> [String] { try await store.failed(q).map(\.id) }
+        #expect(try await ids(FailedQuery(channel: .sms, limit: 100)) == ["a", "b", "c"])
+        #expect(try await ids(FailedQuery(limit: 100)) == ["a", "f", "b", "c"])
+        #expect(try await ids(FailedQuery(channel: .sms, since: Timestamp(milliseconds: 4000), limit: 100)) == ["b", "c"])
+        #expect(try await ids(FailedQuery(channel: .sms, until: Timestamp(milliseconds: 4000), limit: 100)) == ["a"])
+        #expect(try await ids(FailedQuery(channel: .sms, errorCode: "E1", limit: 100)) == ["a", "c"])
+        #expect(try await ids(FailedQuery(channel: .sms, since: Timestamp(milliseconds: 3000), until: Timestamp(milliseconds: 5001), errorCode: "E1", limit: 1)) == ["a"])
+        #expect(try await ids(FailedQuery(channel: .whatsapp, limit: 100)) == [])
+        #expect(try await ids(FailedQuery(channel: .sms, errorCode: "nope", limit: 100)) == [])
+        let found = try #require(try await store.failed(FailedQuery(channel: .sms, limit: 1)).first)
+        #expect(found.status == .failed && found.lastError == ProviderError(code: "E1", message: "no") && found.updatedAt == Timestamp(milliseconds: 3000))
+
+        let due = Timestamp(milliseconds: 6000)
+        let r = try await store.apply([
+            StatusTransition(id: "a", event: .redriven(by: "key_contract", due: due), at: due, service: "router"),
+            StatusTransition(id: "a", event: .redriven(by: "key_contract", due: due), at: Timestamp(milliseconds: 6001), service: "router"),
+            StatusTransition(id: "d", event: .redriven(by: nil, due: due), at: due, service: "router"),
+            // The failed dispatch's late events: stale.
+            t("a", .processing(dispatchSeq: 1, redelivery: true), 6100), t("a", .failed(error: ProviderError(message: "late"), provider: nil, dispatchSeq: 1), 6200),
+        ])
+        #expect(r.map { if case .applied = $0 { true } else { false } } == [true, false, false, false, false])
+        if case .ignored(let c, _) = r[1] { #expect(c.status == .pending) } else { Issue.record("second redrive: \(r[1])") }
+        let a = try #require(try await store.communication(id: "a"))
+        #expect(a.status == .pending && a.dispatchSeq == 2 && a.attempts == 0 && a.dispatchAt == due)
+        #expect(a.lastError == ProviderError(code: "E1", message: "no") && a.updatedAt == due)
+        #expect(a.history.map(\.status) == [.pending, .processing, .failed, .pending])
+        #expect(a.history.last?.detail == "redriven by key_contract" && a.history.last?.service == "router" && a.history.last?.attempt == 0)
+        #expect(try await store.communication(id: "d")?.status == .sent)
+        // No longer failed: the filter skips it; the outbox has it due now.
+        #expect(try await ids(FailedQuery(channel: .sms, limit: 100)) == ["b", "c"])
+        #expect(try await store.claimDue(now: due, lease: .seconds(30), limit: 10).map(\.id) == ["a"])
+        #expect(try await store.statusCounts().contains(StatusCount(channel: .sms, status: .failed, count: 2)))
+        // The new dispatch: published, taken as attempt 1, delivered.
+        let next = try await store.apply([
+            StatusTransition(id: "a", event: .queued(dispatchSeq: 2), at: Timestamp(milliseconds: 6300), service: "scheduler"),
+            t("a", .processing(dispatchSeq: 2, redelivery: false), 6400), t("a", .sent(provider: "p", providerMessageID: "pm-a"), 6500),
+        ])
+        #expect(appliedCount(next) == 3)
+        let sent = try #require(try await store.communication(id: "a"))
+        #expect(sent.status == .sent && sent.attempts == 1 && sent.history.map(\.status) == [.pending, .processing, .failed, .pending, .queued, .processing, .sent])
+    }
+
     /// Retention (`Purging`): the communications past dispatch whose last change is before the cutoff are
     /// deleted, with their idempotency keys; one still on its way is kept however old, and so is one created
     /// long ago but changed since (a late delivery report). Over a page of rows (`SQLiteRetention.chunk`), so

@@ -19,6 +19,10 @@ public protocol CommunicationStore: Sendable {
     /// history: up to `limit` of them, starting after the communication `after` (the last one of the previous
     /// page), or at the first when nil. A search index that missed updates catches up from here.
     func communications(createdSince since: Timestamp, after: String?, limit: Int) async throws -> [Communication]
+    /// Failed communications (`failed`: dead-lettered, the ones a redrive takes) matching `query`, oldest failure
+    /// first (then by id, or creation order), without their history: at most `query.limit`. A failed message's
+    /// last change is its failure (nothing moves a final status but a redrive), so its `updatedAt` is when it failed.
+    func failed(_ query: FailedQuery) async throws -> [Communication]
     /// How many communications the outbox has due at `now` (`dispatchAt <= now`): what the next `claimDue`
     /// calls would take, leases that ran out included. Cheap: read from the index on the due time.
     func outboxDue(now: Timestamp) async throws -> Int
@@ -49,5 +53,27 @@ public struct Publication: Sendable, Hashable {
     public init(id: String, dispatchSeq: Int) {
         self.id = id
         self.dispatchSeq = dispatchSeq
+    }
+}
+
+/// Which failed communications `CommunicationStore.failed` finds; every condition given must hold.
+public struct FailedQuery: Sendable, Hashable {
+    /// Only this channel's (its stream's) messages.
+    public var channel: MessageChannel?
+    /// Failed at or after this time.
+    public var since: Timestamp?
+    /// Failed before this time.
+    public var until: Timestamp?
+    /// Failed with this provider error code (`ProviderError.code` of `lastError`: `21211`, `SANDBOX_REJECTED`).
+    public var errorCode: String?
+    /// At most this many.
+    public var limit: Int
+
+    public init(channel: MessageChannel? = nil, since: Timestamp? = nil, until: Timestamp? = nil, errorCode: String? = nil, limit: Int) {
+        self.channel = channel
+        self.since = since
+        self.until = until
+        self.errorCode = errorCode
+        self.limit = limit
     }
 }

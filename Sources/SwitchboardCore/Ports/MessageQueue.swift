@@ -22,6 +22,12 @@ public protocol MessageQueue: Sendable {
     func renew(stream: String, group: String, consumer: String, ids: [String]) async throws -> [String]
     /// Moves entries to the dead-letter stream `<stream>:dead` with `reason`, and acknowledges them.
     func deadLetter(stream: String, group: String, entries: [QueueEntry], reason: String) async throws
+    /// Deletes from the dead-letter stream `<stream>:dead` the entries of the dispatches a redrive replaced:
+    /// those whose `_id` is a key of `dispatches` and whose `seq` is at most its value (the dispatch that failed).
+    /// An entry of a later dispatch (the redriven message failed again) is kept, as are entries without them
+    /// (malformed). Returns how many were deleted.
+    @discardableResult
+    func removeDeadLetters(stream: String, through dispatches: [String: Int]) async throws -> Int
     /// Entries of a stream, oldest first (for dead-letter inspection).
     func entries(stream: String, limit: Int) async throws -> [QueueEntry]
     /// Length, pending count, age of the oldest pending entry and dead-letter count.
