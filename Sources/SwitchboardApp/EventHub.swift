@@ -148,12 +148,21 @@ public final class EventHub: Service, Sendable {
             self.filter = filter
             self.sink = sink
         }
+
+        /// Where the hub files it: by its messages, else its key, else its channels, else with every event.
+        var buckets: [String] {
+            if !filter.communicationIDs.isEmpty { return filter.communicationIDs.map { "m:" + $0 } }
+            if let key = filter.keyID { return ["k:" + key] }
+            if !filter.types.isEmpty { return filter.types.map { "t:" + $0.rawValue } }
+            return ["*"]
+        }
     }
 
     private struct State {
         var nextID = 1
-        var byMessage: [String: [Int: Subscription]] = [:]
-        var others: [Int: Subscription] = [:]
+        /// Subscriptions by what an event must have to concern them (`Subscription.buckets`): an event looks in
+        /// the few buckets it can match, so subscribers to other messages, keys or channels cost it nothing.
+        var buckets: [String: [Int: Subscription]] = [:]
         var count = 0
         var stopped = false
         /// Where the reader is; nil while idle.
@@ -189,11 +198,7 @@ public final class EventHub: Service, Sendable {
             let sub = Subscription(id: s.nextID, filter: filter, sink: sink)
             s.nextID += 1
             s.count += 1
-            if filter.communicationIDs.isEmpty {
-                s.others[sub.id] = sub
-            } else {
-                for id in filter.communicationIDs { s.byMessage[id, default: [:]][sub.id] = sub }
-            }
+            for bucket in sub.buckets { s.buckets[bucket, default: [:]][sub.id] = sub }
             if s.position == nil { s.pendingStart = min(s.pendingStart ?? start, start) }
             return sub
         }
@@ -208,17 +213,12 @@ public final class EventHub: Service, Sendable {
     public func now() async throws -> FeedPosition { try await feed.end() }
 
     private static func remove(_ sub: Subscription, from s: inout State) {
-        if sub.filter.communicationIDs.isEmpty {
-            guard s.others.removeValue(forKey: sub.id) != nil else { return }
-        } else {
-            var found = false
-            for id in sub.filter.communicationIDs {
-                if s.byMessage[id]?.removeValue(forKey: sub.id) != nil { found = true }
-                if s.byMessage[id]?.isEmpty == true { s.byMessage[id] = nil }
-            }
-            guard found else { return }
+        var found = false
+        for bucket in sub.buckets {
+            if s.buckets[bucket]?.removeValue(forKey: sub.id) != nil { found = true }
+            if s.buckets[bucket]?.isEmpty == true { s.buckets[bucket] = nil }
         }
-        s.count -= 1
+        if found { s.count -= 1 }
     }
 
     /// Why `follow` returned.
@@ -311,13 +311,15 @@ public final class EventHub: Service, Sendable {
         state.withLock { s in
             s.position = newest
             for e in events {
-                if let subs = s.byMessage[e.record.communicationId] {
+                // Each subscription is in at most one of these buckets for a given event.
+                var keys = ["m:" + e.record.communicationId, "*"]
+                if let type = e.record.type { keys.append("t:" + type.rawValue) }
+                if let key = e.record.keyID { keys.append("k:" + key) }
+                for key in keys {
+                    guard let subs = s.buckets[key] else { continue }
                     for sub in subs.values where sub.filter.matches(e.record) {
                         if !sub.sink.send(.event(e, subscription: sub.id)) { overflowed.append(sub) }
                     }
-                }
-                for sub in s.others.values where sub.filter.matches(e.record) {
-                    if !sub.sink.send(.event(e, subscription: sub.id)) { overflowed.append(sub) }
                 }
             }
             for sub in overflowed { Self.remove(sub, from: &s) }
@@ -330,8 +332,10 @@ public final class EventHub: Service, Sendable {
 
     private func beat() {
         state.withLock { s in
-            for subs in s.byMessage.values { for sub in subs.values { _ = sub.sink.send(.heartbeat) } }
-            for sub in s.others.values { _ = sub.sink.send(.heartbeat) }
+            var beaten = Set<ObjectIdentifier>()
+            for subs in s.buckets.values {
+                for sub in subs.values where beaten.insert(ObjectIdentifier(sub.sink)).inserted { _ = sub.sink.send(.heartbeat) }
+            }
         }
     }
 
@@ -339,10 +343,9 @@ public final class EventHub: Service, Sendable {
     private func stop() {
         let all = state.withLock { s -> [Subscription] in
             s.stopped = true
-            var all = Array(s.others.values)
-            for subs in s.byMessage.values { all += subs.values }
-            s.others = [:]
-            s.byMessage = [:]
+            var all: [Subscription] = []
+            for subs in s.buckets.values { all += subs.values }
+            s.buckets = [:]
             s.count = 0
             return all
         }

@@ -2990,6 +2990,741 @@ enum OpenAPIDocument {
           }
         }
       }
+    },
+    "/api/v1/communication/{id}/events": {
+      "get": {
+        "operationId": "followCommunication",
+        "tags": [
+          "live status"
+        ],
+        "summary": "Follow one message (Server-Sent Events)",
+        "description": "The message's history so far, then each change as it is committed, as Server-Sent Events whose ids are the change's place in the history (1, 2, …). The stream ends after the message is past dispatch (`sent`, `failed`, `cancelled`, `undelivered`, `delivered`, `read`), or with `until=final` after a final status (delivery reports included). `Last-Event-ID: n` (or `lastEventId=n`) resumes after the n-th change.",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The id `POST /api/v1/communication` answered.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          },
+          {
+            "name": "until",
+            "in": "query",
+            "required": false,
+            "description": "`dispatched` (the default): end once past dispatch; `final`: end at a final status.",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "dispatched",
+                "final"
+              ]
+            }
+          },
+          {
+            "name": "lastEventId",
+            "in": "query",
+            "required": false,
+            "description": "As the Last-Event-ID header, for a first connection that resumes.",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9]+$",
+              "maxLength": 18
+            }
+          },
+          {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": false,
+            "description": "Resume right after this event (an EventSource sends it when it reconnects).",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9]+$",
+              "maxLength": 18
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "A `text/event-stream`: one event per status change, `id:` the event id, `event:` the status, `data:` the change as one line of JSON (schema `StatusEvent`), and a comment line (`: heartbeat`) every `SWITCHBOARD_EVENTS_HEARTBEAT_MS` of quiet.",
+            "content": {
+              "text/event-stream": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "A bad parameter: `invalid_parameter` (until) or `invalid_last_event_id`, naming it.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "invalid_parameter",
+                            "unknown_parameter",
+                            "invalid_last_event_id"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "503": {
+            "description": "This process serves no live events: `events_unavailable`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "events_unavailable"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          }
+        }
+      },
+      "head": {
+        "operationId": "headFollowCommunication",
+        "tags": [
+          "live status"
+        ],
+        "summary": "Follow one message (headers only)",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The id `POST /api/v1/communication` answered.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          },
+          {
+            "name": "until",
+            "in": "query",
+            "required": false,
+            "description": "`dispatched` (the default): end once past dispatch; `final`: end at a final status.",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "dispatched",
+                "final"
+              ]
+            }
+          },
+          {
+            "name": "lastEventId",
+            "in": "query",
+            "required": false,
+            "description": "As the Last-Event-ID header, for a first connection that resumes.",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9]+$",
+              "maxLength": 18
+            }
+          },
+          {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": false,
+            "description": "Resume right after this event (an EventSource sends it when it reconnects).",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9]+$",
+              "maxLength": 18
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "A `text/event-stream`: one event per status change, `id:` the event id, `event:` the status, `data:` the change as one line of JSON (schema `StatusEvent`), and a comment line (`: heartbeat`) every `SWITCHBOARD_EVENTS_HEARTBEAT_MS` of quiet.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "A bad parameter: `invalid_parameter` (until) or `invalid_last_event_id`, naming it.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "503": {
+            "description": "This process serves no live events: `events_unavailable`.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          }
+        },
+        "description": "The headers of the GET (200 `text/event-stream`), without a body."
+      }
+    },
+    "/api/v1/events": {
+      "get": {
+        "operationId": "followEvents",
+        "tags": [
+          "live status"
+        ],
+        "summary": "Follow every status change (Server-Sent Events)",
+        "description": "Every status change as it is committed by any process (router, workers), filtered by `type`, `status` and `key`. Each event's id is its place in the status feed: `Last-Event-ID` (or `lastEventId`) resumes right after it without a gap or a duplicate, as long as the feed still holds it (`SWITCHBOARD_EVENTS_RETENTION_SECONDS`, 1 h by default). A client that falls `SWITCHBOARD_EVENTS_BUFFER` events behind is disconnected and resumes the same way.",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "type",
+            "in": "query",
+            "required": false,
+            "description": "Channels, comma-separated: email, sms, whatsapp.",
+            "schema": {
+              "type": "string",
+              "pattern": "^(email|sms|whatsapp)(,(email|sms|whatsapp))*$"
+            }
+          },
+          {
+            "name": "status",
+            "in": "query",
+            "required": false,
+            "description": "Statuses, comma-separated.",
+            "schema": {
+              "type": "string",
+              "pattern": "^(pending|queued|processing|retrying|sent|delivered|read|undelivered|failed|cancelled)(,(pending|queued|processing|retrying|sent|delivered|read|undelivered|failed|cancelled))*$"
+            }
+          },
+          {
+            "name": "key",
+            "in": "query",
+            "required": false,
+            "description": "Only messages sent with this API key id.",
+            "schema": {
+              "type": "string",
+              "pattern": "^key_[A-Za-z0-9]{1,64}$"
+            }
+          },
+          {
+            "name": "lastEventId",
+            "in": "query",
+            "required": false,
+            "description": "As the Last-Event-ID header, for a first connection that resumes.",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9]{1,19}(-[0-9]{1,19})?$"
+            }
+          },
+          {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": false,
+            "description": "Resume right after this event (an EventSource sends it when it reconnects).",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9]{1,19}(-[0-9]{1,19})?$"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "A `text/event-stream`: one event per status change, `id:` the event id, `event:` the status, `data:` the change as one line of JSON (schema `StatusEvent`), and a comment line (`: heartbeat`) every `SWITCHBOARD_EVENTS_HEARTBEAT_MS` of quiet.",
+            "content": {
+              "text/event-stream": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "A bad parameter (`invalid_parameter`, `unknown_parameter`) or `invalid_last_event_id`, naming it.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "invalid_parameter",
+                            "unknown_parameter",
+                            "invalid_last_event_id"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "description": "This process serves no live events: `events_unavailable`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "events_unavailable"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          }
+        }
+      },
+      "head": {
+        "operationId": "headFollowEvents",
+        "tags": [
+          "live status"
+        ],
+        "summary": "Follow every status change (headers only)",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "type",
+            "in": "query",
+            "required": false,
+            "description": "Channels, comma-separated: email, sms, whatsapp.",
+            "schema": {
+              "type": "string",
+              "pattern": "^(email|sms|whatsapp)(,(email|sms|whatsapp))*$"
+            }
+          },
+          {
+            "name": "status",
+            "in": "query",
+            "required": false,
+            "description": "Statuses, comma-separated.",
+            "schema": {
+              "type": "string",
+              "pattern": "^(pending|queued|processing|retrying|sent|delivered|read|undelivered|failed|cancelled)(,(pending|queued|processing|retrying|sent|delivered|read|undelivered|failed|cancelled))*$"
+            }
+          },
+          {
+            "name": "key",
+            "in": "query",
+            "required": false,
+            "description": "Only messages sent with this API key id.",
+            "schema": {
+              "type": "string",
+              "pattern": "^key_[A-Za-z0-9]{1,64}$"
+            }
+          },
+          {
+            "name": "lastEventId",
+            "in": "query",
+            "required": false,
+            "description": "As the Last-Event-ID header, for a first connection that resumes.",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9]{1,19}(-[0-9]{1,19})?$"
+            }
+          },
+          {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": false,
+            "description": "Resume right after this event (an EventSource sends it when it reconnects).",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9]{1,19}(-[0-9]{1,19})?$"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "A `text/event-stream`: one event per status change, `id:` the event id, `event:` the status, `data:` the change as one line of JSON (schema `StatusEvent`), and a comment line (`: heartbeat`) every `SWITCHBOARD_EVENTS_HEARTBEAT_MS` of quiet.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "A bad parameter (`invalid_parameter`, `unknown_parameter`) or `invalid_last_event_id`, naming it.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "description": "This process serves no live events: `events_unavailable`.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          }
+        },
+        "description": "The headers of the GET (200 `text/event-stream`), without a body."
+      }
+    },
+    "/api/v1/ws": {
+      "get": {
+        "operationId": "liveSocket",
+        "tags": [
+          "live status"
+        ],
+        "summary": "Follow status changes over a WebSocket",
+        "description": "A WebSocket (send `Connection: Upgrade`, `Upgrade: websocket`). The key goes in the Authorization (or X-API-Key) header or, from a browser, in the first message: `{\"type\":\"auth\",\"key\":\"sb_live_…\"}` (within 10 s). Then `{\"type\":\"subscribe\",\"id\":\"…\"}` or `{\"type\":\"subscribe\",\"filter\":{\"type\":…,\"status\":…,\"key\":…}}` (answered `{\"type\":\"subscribed\",\"subscription\":n}`, with the history for an id), `{\"type\":\"unsubscribe\",\"subscription\":n}`, `{\"type\":\"ping\"}`. Events arrive as `{\"type\":\"event\",\"subscription\":n,\"event\":StatusEvent}`. The server pings every heartbeat interval. Close codes: 1008 for a missing, unknown or revoked key or one without the read scope; 1013 for a client that fell `SWITCHBOARD_EVENTS_BUFFER` events behind; 1001 when the router stops. A request that is not an upgrade answers 426. A message the server cannot act on is answered with `LiveSocketError` (`invalid_message`, `invalid_filter`, `too_many_subscriptions`, `unknown_subscription`, `not_found`).",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "responses": {
+          "101": {
+            "description": "Switching to the WebSocket protocol."
+          },
+          "426": {
+            "description": "Not a WebSocket upgrade: `upgrade_required`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "upgrade_required"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          }
+        }
+      },
+      "head": {
+        "operationId": "headLiveSocket",
+        "tags": [
+          "live status"
+        ],
+        "summary": "The WebSocket endpoint (headers only)",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "responses": {
+          "426": {
+            "description": "Not a WebSocket upgrade: `upgrade_required`.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          }
+        },
+        "description": "A HEAD is not an upgrade: 426 without a body."
+      }
     }
   },
   "components": {
@@ -4679,6 +5414,112 @@ enum OpenAPIDocument {
             "type": "integer",
             "minimum": 0,
             "description": "Entries of `<stream>:dead` deleted for the redriven messages (those of the dispatch that failed)."
+          }
+        }
+      },
+      "StatusEvent": {
+        "type": "object",
+        "description": "One status change: the `data` of a Server-Sent Event and the `event` of a WebSocket message. Never the message body.",
+        "required": [
+          "id",
+          "eventId",
+          "status",
+          "type",
+          "at",
+          "attempt",
+          "service",
+          "to",
+          "test"
+        ],
+        "properties": {
+          "id": {
+            "type": "string",
+            "description": "The communication."
+          },
+          "eventId": {
+            "type": "string",
+            "description": "The event's id: its place in the status feed (`12-0`) on `/api/v1/events`, its place in the message's history (1, 2, …) on a message's stream."
+          },
+          "status": {
+            "type": "string",
+            "enum": [
+              "pending",
+              "queued",
+              "processing",
+              "retrying",
+              "sent",
+              "delivered",
+              "read",
+              "undelivered",
+              "failed",
+              "cancelled"
+            ]
+          },
+          "type": {
+            "type": "string",
+            "enum": [
+              "email",
+              "sms",
+              "whatsapp"
+            ]
+          },
+          "at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "attempt": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "service": {
+            "type": "string",
+            "description": "Who recorded it: router, email, sms, whatsapp, scheduler, webhook."
+          },
+          "to": {
+            "type": "string"
+          },
+          "test": {
+            "type": "boolean"
+          },
+          "provider": {
+            "type": "string"
+          },
+          "error": {
+            "type": "string"
+          },
+          "keyId": {
+            "type": "string",
+            "description": "The API key that sent the message."
+          },
+          "traceId": {
+            "type": "string"
+          }
+        }
+      },
+      "LiveSocketError": {
+        "type": "object",
+        "description": "What the WebSocket answers a message it cannot act on (the connection stays open).",
+        "required": [
+          "type",
+          "code",
+          "message"
+        ],
+        "properties": {
+          "type": {
+            "const": "error"
+          },
+          "code": {
+            "type": "string",
+            "enum": [
+              "invalid_message",
+              "invalid_filter",
+              "too_many_subscriptions",
+              "unknown_subscription",
+              "not_found"
+            ]
+          },
+          "message": {
+            "type": "string"
           }
         }
       }
