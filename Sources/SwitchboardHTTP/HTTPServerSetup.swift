@@ -19,9 +19,13 @@ public enum HTTPServerSetup {
         let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [MalformedRequestHandler(log: log)], idleTimeout: idleTimeout.map { TimeAmount($0) })
         let http: HTTPServerBuilder
         if let webSockets {
-            http = .http1WebSocketUpgrade(
-                webSocketRouter: webSockets,
-                configuration: .init(http1: http1, ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: ping))))
+            let responder = webSockets.buildResponder()
+            let configuration = HTTP1WebSocketUpgradeChannel.Configuration(http1: http1, ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: ping)))
+            http = HTTPServerBuilder { httpResponder in
+                let upgrade = HTTP1WebSocketUpgradeChannel(responder: httpResponder, webSocketResponder: responder, configuration: configuration)
+                guard let idleTimeout else { return upgrade }
+                return IdleConnectionChannel(base: upgrade, timeout: TimeAmount(idleTimeout))
+            }
         } else {
             http = .http1(configuration: http1)
         }
@@ -103,5 +107,39 @@ public struct ConnectionCap: AvailableConnectionsDelegate {
 
     public func isAcceptingNewConnections() -> Bool {
         open < maximum
+    }
+}
+
+/// Closes a connection on which nothing was read or written for `timeout`, from its first moment. With the
+/// WebSocket upgrade, hummingbird-websocket installs its idle handling only once a first request has been read, so
+/// a connection that never sends anything would stay open forever; this keeps the router's rule
+/// (`SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS`) for it. Event streams and WebSockets are never idle that long: they get a
+/// heartbeat or a ping well within it.
+struct IdleConnectionChannel<Base: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Base.Value
+    let base: Base
+    let timeout: TimeAmount
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: timeout), IdleCloser()])
+        }.flatMap { base.setup(channel: channel, logger: logger) }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+
+    /// Closes the channel when `IdleStateHandler` says it was idle both ways.
+    final class IdleCloser: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+        typealias InboundIn = NIOAny
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
+                context.close(promise: nil)
+            } else {
+                context.fireUserInboundEventTriggered(event)
+            }
+        }
     }
 }

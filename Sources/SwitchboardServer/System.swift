@@ -151,7 +151,10 @@ public struct SwitchboardSystem: Sendable {
         if let t = p.twilio { wrap(.twilio, TwilioProvider(configuration: t)) }
         if let w = p.whatsApp { wrap(.meta, WhatsAppProvider(configuration: w)) }
         providerInstances = instances
-        events = adapters.feed.map { EventHub(feed: $0, settings: settings.events, logger: logger, clock: clock) }
+        // Heartbeats (SSE comments, WebSocket pings) within half the idle timeout, so a quiet stream is never closed as idle.
+        var eventSettings = settings.events
+        if let idle = settings.httpIdleTimeout, eventSettings.heartbeat > idle / 2 { eventSettings.heartbeat = idle / 2 }
+        events = adapters.feed.map { EventHub(feed: $0, settings: eventSettings, logger: logger, clock: clock) }
         backlogCollector = QueueMetricsCollector(
             adapters: adapters,
             gauges: BacklogGauges(streams: StreamNames.all, engines: [("store", adapters.names.store), ("queue", adapters.names.queue), ("search", adapters.names.search)], factory: factory),
@@ -272,7 +275,7 @@ public struct SwitchboardSystem: Sendable {
         return Application(
             router: api.router(),
             server: try HTTPServerSetup.server(
-                idleTimeout: settings.httpIdleTimeout, tls: tls, log: api.refusals, webSockets: events == nil ? nil : api.webSocketRouter(), ping: settings.events.heartbeat),
+                idleTimeout: settings.httpIdleTimeout, tls: tls, log: api.refusals, webSockets: events == nil ? nil : api.webSocketRouter(), ping: events?.settings.heartbeat ?? .seconds(15)),
             configuration: .init(
                 address: .hostname(settings.host, port: settings.port), serverName: "switchboard",
                 availableConnectionsDelegate: ConnectionCap(maximum: maxConnections, log: api.refusals)),

@@ -103,16 +103,23 @@ struct EventHubTests {
     @Test func slowSubscriberIsDropped() async throws {
         try await withHub(buffer: 8) { hub, feed in
             let release = Mutex<Bool>(false)
+            let fastSeen = Atomic<Int>(0)
             async let slow = hub.follow(EventFilter(), after: nil) { _ in
                 while !release.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
                 return true
             }
-            async let fast = collect(hub, after: nil, count: 60)
-            try await Task.sleep(for: .milliseconds(200))
-            for i in 0..<60 { try await append(feed, ["s\(i)"]) }
-            let (got, _) = try await fast
-            #expect(got.count == 60)
-            try await eventually("the slow subscriber is dropped", timeout: .seconds(5)) { hub.subscribers == 0 }
+            async let fast = hub.follow(EventFilter(), after: nil) { d in
+                guard case .event = d else { return true }
+                return fastSeen.add(1, ordering: .relaxed).newValue < 60
+            }
+            try await eventually("both subscribed", timeout: .seconds(5)) { hub.subscribers == 2 }
+            // One at a time, each taken by the fast subscriber before the next: only the slow one falls behind.
+            for i in 0..<60 {
+                try await append(feed, ["s\(i)"])
+                try await eventually("the fast subscriber takes event \(i)", timeout: .seconds(30)) { fastSeen.load(ordering: .relaxed) > i }
+            }
+            #expect(try await fast == .done)
+            #expect(hub.subscribers == 0)
             release.withLock { $0 = true }
             #expect(try await slow == .overflow)
         }

@@ -35,19 +35,18 @@ struct SQLiteStatusFeedTests {
     }
 
     /// A feed on the same file written by another connection (another process: a separate database handle) is
-    /// seen by a blocked reader within its poll interval.
+    /// seen by a blocked reader: the read returns it, not the empty answer at the end of its block (how soon is a
+    /// benchmark's business: scripts/bench-events.sh).
     @Test func otherWriterSeenByPolling() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-feed-\(UUID().uuidString)")
         let path = dir.appendingPathComponent("f.sqlite").path
         let reader = SQLiteStatusFeed(database: try SQLiteDatabase(options: SQLiteOptions(path: path, synchronous: .normal)), pollInterval: .milliseconds(20), clock: wallClock)
         let writer = SQLiteStatusFeed(database: try SQLiteDatabase(options: SQLiteOptions(path: path, synchronous: .normal)), pollInterval: .milliseconds(20), clock: wallClock)
         let end = try await reader.end()
-        async let read = reader.read(after: end, count: 10, block: .seconds(10))
+        async let read = reader.read(after: end, count: 10, block: .seconds(60))
         try await Task.sleep(for: .milliseconds(100))
-        let wrote = ContinuousClock.now
         try await writer.append([StatusFeedContract.record("x", .sent, at: 4)])
         let got = try await read
         #expect(got.map(\.record.communicationId) == ["x"])
-        #expect(ContinuousClock.now - wrote < .seconds(2))
     }
 }
