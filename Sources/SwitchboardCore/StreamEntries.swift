@@ -90,11 +90,14 @@ extension LogRecord {
     /// events never show and the feed, kept for a while, would otherwise copy.
     public var statusFields: [String: String] { Dictionary(uniqueKeysWithValues: members.filter { $0.key != "msg" }) }
 
-    /// `statusFields` as canonical JSON text.
-    public var statusFieldsText: String { SortedStringFieldsWriter.text(of: members.filter { $0.key != "msg" }, capacity: 256) }
-
     /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
     public var fieldsText: String { SortedStringFieldsWriter.text(of: members, capacity: 192 + msg.utf8.count) }
+
+    /// `fieldsText` and the status feed's text (`statusFields` as canonical JSON), from one list of fields.
+    public var logAndStatusTexts: (log: String, status: String) {
+        let m = members
+        return (SortedStringFieldsWriter.text(of: m, capacity: 192 + msg.utf8.count), SortedStringFieldsWriter.text(of: m.filter { $0.key != "msg" }, capacity: 256))
+    }
 
     /// Reads `log_stream` fields back; nil when required fields are missing.
     public init?(fields f: [String: String]) {

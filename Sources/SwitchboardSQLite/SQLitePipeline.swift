@@ -30,8 +30,8 @@ public struct SQLitePipeline: Pipeline {
         let prepared = items.map { item -> Prepared in
             // `pending` → `queued` through `StatusMachine`, not due: its stream entry is written with it.
             let queued = item.communication.queued(at: queuedAt, service: service, due: nil)
-            let records = queued.history.map { LogRecord(queued, change: $0) }
-            return Prepared(item: item, queued: queued, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: records.map(\.fieldsText), events: records.map(\.statusFieldsText))
+            let texts = queued.history.map { LogRecord(queued, change: $0).logAndStatusTexts }
+            return Prepared(item: item, queued: queued, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: texts.map(\.log), events: texts.map(\.status))
         }
         let results = try await db.write { c in
             var logs: [String] = []
@@ -76,9 +76,9 @@ public struct SQLitePipeline: Pipeline {
                 var failed: Communication?
                 if case .applied(let loaded, let change) = r {
                     let comm = loaded.communication
-                    let record = LogRecord(comm, change: change)
-                    logs.append(record.fieldsText)
-                    events.append(record.statusFieldsText)
+                    let texts = LogRecord(comm, change: change).logAndStatusTexts
+                    logs.append(texts.log)
+                    events.append(texts.status)
                     if comm.status == .failed { failed = comm }
                 }
                 guard i < settle.count, let entry = settle[i] else { continue }

@@ -26,7 +26,7 @@ public struct SQLiteStatusFeed: StatusFeed {
     }
 
     public func append(_ records: [[String: String]]) async throws {
-        // Without the body, as the pipeline writes them (`LogRecord.statusFieldsText`).
+        // Without the body, as the pipeline writes them (`LogRecord.logAndStatusTexts`).
         let texts = records.filter { $0["status"] != nil }.map { SQLiteQueue.encode($0.filter { $0.key != "msg" }) }
         guard !texts.isEmpty else { return }
         let now = clock()

@@ -94,7 +94,7 @@ struct EventHubTests {
             #expect(try await byType.0.map(\.record.communicationId) == ["m3"])
             #expect(try await byStatus.0.map(\.record.communicationId) == ["m4"])
             #expect(try await byKey.0.map(\.record.communicationId) == ["m4"])
-            try await eventually("subscriptions end", timeout: .seconds(5)) { hub.subscribers == 0 }
+            try await eventually("subscriptions end", timeout: .seconds(30)) { hub.subscribers == 0 }
         }
     }
 
@@ -112,7 +112,7 @@ struct EventHubTests {
                 guard case .event = d else { return true }
                 return fastSeen.add(1, ordering: .relaxed).newValue < 60
             }
-            try await eventually("both subscribed", timeout: .seconds(5)) { hub.subscribers == 2 }
+            try await eventually("both subscribed", timeout: .seconds(30)) { hub.subscribers == 2 }
             // One at a time, each taken by the fast subscriber before the next: only the slow one falls behind.
             for i in 0..<60 {
                 try await append(feed, ["s\(i)"])
@@ -141,7 +141,7 @@ struct EventHubTests {
                 }
                 seen.end.withLock { $0 = e }
             }
-            try await eventually("two heartbeats", timeout: .seconds(5)) { seen.beats.load(ordering: .relaxed) >= 2 }
+            try await eventually("two heartbeats", timeout: .seconds(30)) { seen.beats.load(ordering: .relaxed) >= 2 }
         }
         try await follower?.value
         #expect(seen.end.withLock { $0 } == .stopped)

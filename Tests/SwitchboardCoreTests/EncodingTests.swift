@@ -68,6 +68,9 @@ struct EncodingTests {
         for r in [bare, full] {
             #expect(r.fieldsText == JSONValue.canonicalText(stringFields: r.fields))
             #expect(JSONParser.parseStringFields(r.fieldsText) == r.fields)
+            #expect(r.logAndStatusTexts.log == r.fieldsText)
+            #expect(r.logAndStatusTexts.status == JSONValue.canonicalText(stringFields: r.statusFields))
+            #expect(r.statusFields["msg"] == nil && r.statusFields.count == r.fields.count - 1)
         }
     }
 
