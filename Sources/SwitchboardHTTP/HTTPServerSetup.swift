@@ -6,6 +6,8 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOSSL
+import Synchronization
+import ServiceLifecycle
 
 /// How the router's HTTP server is set up beyond its routes: TLS, the connection cap, the idle timeout, and
 /// the handler that answers what the HTTP decoder cannot read with a JSON error.
@@ -126,13 +128,28 @@ struct IdleConnectionChannel<Base: ServerChildChannel>: ServerChildChannel {
         }.flatMap { base.setup(channel: channel, logger: logger) }
     }
 
+    /// On graceful shutdown a connection that has not sent a byte is closed at once, as Hummingbird's HTTP/1
+    /// channel closes its idle ones (the upgrade channel waits for a first request before it handles shutdown).
     func handle(value: Value, logger: Logger) async {
-        await base.handle(value: value, logger: logger)
+        let channel = value.channel
+        await withGracefulShutdownHandler {
+            await base.handle(value: value, logger: logger)
+        } onGracefulShutdown: {
+            channel.pipeline.handler(type: IdleCloser.self).whenSuccess { closer in
+                if !closer.readSomething.load(ordering: .relaxed) { channel.close(promise: nil) }
+            }
+        }
     }
 
-    /// Closes the channel when `IdleStateHandler` says it was idle both ways.
+    /// Closes the channel when `IdleStateHandler` says it was idle both ways; notes whether anything was read.
     final class IdleCloser: ChannelInboundHandler, RemovableChannelHandler, Sendable {
         typealias InboundIn = NIOAny
+        let readSomething = Atomic<Bool>(false)
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            readSomething.store(true, ordering: .relaxed)
+            context.fireChannelRead(data)
+        }
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
