@@ -3064,7 +3064,7 @@ enum OpenAPIDocument {
             "content": {
               "text/event-stream": {
                 "schema": {
-                  "type": "string"
+                  "$ref": "#/components/schemas/StatusServerSentEvent"
                 }
               }
             },
@@ -3374,7 +3374,7 @@ enum OpenAPIDocument {
             "content": {
               "text/event-stream": {
                 "schema": {
-                  "type": "string"
+                  "$ref": "#/components/schemas/StatusServerSentEvent"
                 }
               }
             },
@@ -5520,6 +5520,42 @@ enum OpenAPIDocument {
           },
           "message": {
             "type": "string"
+          }
+        }
+      },
+      "StatusServerSentEvent": {
+        "type": "object",
+        "description": "One Server-Sent Event (the stream is a sequence of them).",
+        "required": [
+          "id",
+          "event",
+          "data"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "event": {
+            "type": "string",
+            "enum": [
+              "pending",
+              "queued",
+              "processing",
+              "retrying",
+              "sent",
+              "delivered",
+              "read",
+              "undelivered",
+              "failed",
+              "cancelled"
+            ]
+          },
+          "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+              "$ref": "#/components/schemas/StatusEvent"
+            }
           }
         }
       }
