@@ -86,7 +86,7 @@ public struct LiveEvent: Sendable {
 /// `buffer` events behind is dropped (`Subscription.overflowed`), so a slow client never grows the process's
 /// memory; an SSE client resumes from the feed with `Last-Event-ID`.
 ///
-/// The hub reads only while someone subscribes; it also trims the feed to its retention every minute. On
+/// The hub reads only while someone subscribes; it also trims the feed to its retention every 10 s. On
 /// graceful shutdown it ends every subscription first, so open event streams close and the HTTP server can stop.
 public final class EventHub: Service, Sendable {
     /// What a subscription receives.
@@ -270,7 +270,7 @@ public final class EventHub: Service, Sendable {
         await withGracefulShutdownHandler {
             await ServiceLoop.run("event hub", logger: logger) {
                 let now = ContinuousClock.now
-                if now - lastTrim >= .seconds(60) {
+                if now - lastTrim >= .seconds(10) {
                     lastTrim = now
                     try await feed.trim(before: clock().adding(.zero - settings.retention))
                 }

@@ -84,14 +84,24 @@ public struct SQLiteStatusFeed: StatusFeed {
     }
 
     public func trim(before: Timestamp) async throws {
-        try await db.write(durable: false) { c in
-            // Rows are in time order (one writer, one clock): the first row young enough bounds the delete, found
-            // by reading only the rows that go.
-            guard let keep = try c.scalar("SELECT id FROM status_events WHERE at >= ? ORDER BY id LIMIT 1", [.int(before.milliseconds)]) else {
-                try c.run("DELETE FROM status_events WHERE at < ?", [.int(before.milliseconds)])
-                return
-            }
-            try c.run("DELETE FROM status_events WHERE id < ?", [.int(keep)])
+        // Rows are in time order (one writer, one clock): the first row young enough bounds the delete, found by
+        // reading only the rows that go. Deleted a thousand rows per transaction, so a large trim never holds the
+        // writer (and the accepts behind it) for long.
+        let bounds = try await db.read { c -> (first: Int64, keep: Int64)? in
+            guard let first = try c.scalar("SELECT min(id) FROM status_events") else { return nil }
+            let keep = try c.scalar("SELECT id FROM status_events WHERE at >= ? ORDER BY id LIMIT 1", [.int(before.milliseconds)])
+            let end = try keep ?? ((c.scalar("SELECT max(id) FROM status_events") ?? first) + 1)
+            return (first, end)
+        }
+        guard let bounds else { return }
+        var from = bounds.first
+        while from < bounds.keep {
+            let (lower, to) = (from, min(from + Self.trimChunk, bounds.keep))
+            try await db.write(durable: false) { c in try c.run("DELETE FROM status_events WHERE id >= ? AND id < ?", [.int(lower), .int(to)]) }
+            from = to
         }
     }
+
+    /// Rows deleted per transaction by `trim`.
+    static let trimChunk: Int64 = 1000
 }

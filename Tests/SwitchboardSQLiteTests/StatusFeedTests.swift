@@ -34,6 +34,17 @@ struct SQLiteStatusFeedTests {
         #expect(later.count == 1 && later[0].position > before.last!.position)
     }
 
+    /// A trim larger than one chunk deletes everything old, a thousand rows per transaction.
+    @Test func trimInChunks() async throws {
+        let now = Mutex<Int64>(10_000_000)
+        let feed = try feed { Timestamp(milliseconds: now.withLock { $0 }) }
+        for i in 0..<2_500 { try await feed.append([StatusFeedContract.record("old\(i)", .pending, at: 1)]) }
+        now.withLock { $0 += 7_200_000 }
+        try await feed.append([StatusFeedContract.record("new", .pending, at: 2)])
+        try await feed.trim(before: Timestamp(milliseconds: now.withLock { $0 } - 3_600_000))
+        #expect(try await feed.read(after: nil, count: 10_000, block: .zero).map(\.record.communicationId) == ["new"])
+    }
+
     /// A feed on the same file written by another connection (another process: a separate database handle) is
     /// seen by a blocked reader: the read returns it, not the empty answer at the end of its block (how soon is a
     /// benchmark's business: scripts/bench-events.sh).
