@@ -90,6 +90,8 @@ public struct SwitchboardSystem: Sendable {
     let backlogCollector: QueueMetricsCollector
     /// The router's fan-out of the status feed (SSE, WebSocket); nil without a feed.
     public let events: EventHub?
+    /// Status callbacks to clients: the endpoints (in the store's engine) as the router sees them.
+    public let callbacks: CallbackDirectory
 
     /// Opens the engines named by `settings` and builds the configured providers. A TLS certificate or key
     /// that cannot be used stops it first, with a message naming the file and the reason.
@@ -151,6 +153,7 @@ public struct SwitchboardSystem: Sendable {
         if let t = p.twilio { wrap(.twilio, TwilioProvider(configuration: t)) }
         if let w = p.whatsApp { wrap(.meta, WhatsAppProvider(configuration: w)) }
         providerInstances = instances
+        callbacks = CallbackDirectory(store: picked.callbackStore, settings: settings.callbacks)
         events = adapters.feed.map { EventHub(feed: $0, settings: settings.events, logger: logger, clock: clock) }
         backlogCollector = QueueMetricsCollector(
             adapters: adapters,
@@ -268,7 +271,8 @@ public struct SwitchboardSystem: Sendable {
     public func application() throws -> Application<RouterResponder<APIRequestContext>> {
         let api = API(
             adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: pipelineOptions, clock: clock), logger: logger, webhooks: webhooks,
-            access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval, metrics: metricsEndpoint, events: events)
+            access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval, metrics: metricsEndpoint, events: events,
+            callbacks: callbacks)
         return Application(
             router: api.router(),
             server: try HTTPServerSetup.server(idleTimeout: settings.httpIdleTimeout, tls: tls, log: api.refusals),
@@ -331,6 +335,7 @@ public struct SwitchboardSystem: Sendable {
             // After the adapter services, so it stops before them: its last failures reach the search index.
             services.append(auditLog)
             services.append(OutboxScheduler(adapters: adapters, options: options, logger: logger, clock: clock))
+            services += callbackServices
             if let period = settings.retention {
                 services.append(RetentionService(period: period, targets: retentionTargets, logger: logger, clock: clock))
             }
@@ -342,6 +347,21 @@ public struct SwitchboardSystem: Sendable {
             services.append(LogIndexer(adapters: adapters, options: options, consumer: Self.consumerName("logger"), logger: logger, lag: IndexingLagMetrics(factory: metrics.factory), clock: clock))
         }
         return services
+    }
+
+    /// The router's status-callback services: the dispatcher (status feed → deliveries) and the sender (deliveries →
+    /// HTTP, on its own client that follows no redirect). None without a status feed.
+    public var callbackServices: [any Service] {
+        guard let feed = adapters.feed else { return [] }
+        let settings = self.settings.callbacks
+        return [
+            CallbackDispatcher(feed: feed, communications: adapters.store, directory: callbacks, audit: auditLog, logger: logger, clock: clock),
+            CallbackSender(
+                transport: {
+                    let client = HTTPCallbackTransport.makeClient()
+                    return (HTTPCallbackTransport(client: client, timeout: settings.timeout, allowPrivate: settings.allowPrivate), { try? await client.shutdown() })
+                }, directory: callbacks, logger: logger, clock: clock),
+        ]
     }
 
     /// The router's live-status service (the `EventHub`), run after the HTTP application so it stops before it.

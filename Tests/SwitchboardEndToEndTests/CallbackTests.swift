@@ -1,0 +1,231 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import SwitchboardApp
+import SwitchboardCore
+import SwitchboardHTTP
+import SwitchboardProviders
+import SwitchboardServer
+import SwitchboardTestHTTP
+import SwitchboardTestSystem
+import Testing
+
+/// Status callbacks (Standard Webhooks) on the embedded system: real SQLite file, the real dispatcher and sender,
+/// and a real local HTTP receiver (`MockHTTPServer`) on loopback.
+@Suite("Status callbacks: every status change POSTed, signed, retried, to registered endpoints", .serialized)
+struct CallbackTests {
+    func settings(allowPrivate: Bool = true) -> Settings {
+        var s = testSettings()
+        s.callbacks.allowPrivate = allowPrivate
+        s.callbacks.baseDelay = .milliseconds(50)
+        s.callbacks.maxDelay = .milliseconds(300)
+        s.callbacks.horizon = .seconds(60)
+        s.callbacks.pollInterval = .milliseconds(20)
+        s.callbacks.refreshInterval = .milliseconds(200)
+        return s
+    }
+
+    /// A system with an admin key (keys are then required); returns the key's `Authorization` header too.
+    func system(_ s: Settings) async throws -> (SwitchboardSystem, HTTPFields, String) {
+        let system = try SwitchboardSystem(settings: s, logger: quietLogger(), metrics: PrometheusExposition())
+        let (secret, record) = try await KeyIssuer(store: system.keyCache.store).create(APIKeySpec(name: "admin", scopes: [.admin]))
+        _ = try await system.keyCache.refresh()
+        return (system, [.authorization: "Bearer \(secret)", .contentType: "application/json"], record.id)
+    }
+
+    func register(_ client: some TestClientProtocol, _ headers: HTTPFields, _ fields: [String: JSONValue]) async throws -> (id: String, secret: String) {
+        let r = try await client.execute(uri: "/api/v1/webhooks", method: .post, headers: headers, body: ByteBuffer(string: JSONValue.object(fields).canonicalText))
+        #expect(r.status == .created, "\(String(buffer: r.body))")
+        let o = try json(r)
+        return (try #require(o["id"]?.stringValue), try #require(o["secret"]?.stringValue))
+    }
+
+    func send(_ client: some TestClientProtocol, _ headers: HTTPFields, to: String, callbackURL: String? = nil) async throws -> TestResponse {
+        var data: [String: JSONValue] = ["from": .string("+15550000000"), "to": .string(to), "msg": .string("hello")]
+        if let callbackURL { data["callbackUrl"] = .string(callbackURL) }
+        return try await client.execute(uri: "/api/v1/communication", method: .post, headers: headers, body: ByteBuffer(string: JSONValue.object(["type": .string("sms"), "data": .object(data)]).canonicalText))
+    }
+
+    /// Every (communication, status) of `ids`' histories, as `communication.<status>`.
+    func expected(_ system: SwitchboardSystem, _ ids: [String]) async throws -> Set<String> {
+        var out: Set<String> = []
+        for id in ids {
+            for h in try #require(try await system.adapters.store.communication(id: id)).history { out.insert("\(id) communication.\(h.status.rawValue)") }
+        }
+        return out
+    }
+
+    /// The requests that carry a valid Standard Webhooks signature for `secret` (and the other headers), as
+    /// "<communication id> <type>", with their webhook-ids; records an issue for any that does not verify.
+    func verified(_ requests: [MockHTTPServer.Recorded], secret: String) -> [(event: String, webhookID: String)] {
+        requests.compactMap { r -> (String, String)? in
+            let h = r.headers
+            guard let id = h["webhook-id"], let ts = h["webhook-timestamp"], let sig = h["webhook-signature"],
+                StandardWebhooks.verify(secret: secret, id: id, timestamp: ts, signatures: sig, body: r.body, now: Int64(Date().timeIntervalSince1970))
+            else {
+                Issue.record("a callback without a valid signature: \(r.headers)")
+                return nil
+            }
+            #expect(h["content-type"] == "application/json" && h["user-agent"]?.contains("switchboard") == true)
+            guard let body = try? JSONParser.parse(r.body), case .string(let type)? = body["type"], case .string(let cid)? = body["data"]?["id"],
+                case .string(let status)? = body["data"]?["status"], body["timestamp"]?.stringValue != nil
+            else {
+                Issue.record("a callback body not of the documented shape: \(r.text)")
+                return nil
+            }
+            #expect(type == "communication.\(status)")
+            return ("\(cid) \(type)", id)
+        }
+    }
+
+    @Test("an endpoint gets every status change of every message, each signed, each once; deliveries are listed in pages")
+    func everyChange() async throws {
+        let receiver = try await MockHTTPServer.start(fallback: .init(status: 204, body: ""))
+        let (system, headers, _) = try await system(settings())
+        try await system.application().test(.router) { client in
+            let endpoint = try await register(client, headers, ["url": .string(receiver.baseURL + "/hooks"), "description": .string("e2e")])
+            #expect(endpoint.secret.hasPrefix("whsec_"))
+            // The secret is never shown again.
+            let shown = try await client.execute(uri: "/api/v1/webhooks/\(endpoint.id)", method: .get, headers: headers)
+            #expect(shown.status == .ok && !String(buffer: shown.body).contains(endpoint.secret) && !String(buffer: shown.body).contains("secret"))
+            let running = Running(system)
+            var ids: [String] = []
+            for i in 0..<6 {
+                let r = try await send(client, headers, to: recipient(.sms, i))
+                ids.append(try #require(try json(r)["id"]?.stringValue))
+            }
+            try await eventually("every message sent") {
+                for id in ids where try await system.adapters.store.communication(id: id)?.status != .sent { return false }
+                return true
+            }
+            let want = try await expected(system, ids)
+            #expect(want.count == 6 * 4, "\(want)")  // pending, queued, processing, sent
+            try await eventually("every change called back") { Set(verified(receiver.requests, secret: endpoint.secret).map(\.event)).isSuperset(of: want) }
+            try await Task.sleep(for: .milliseconds(300))
+            let got = verified(receiver.requests, secret: endpoint.secret)
+            #expect(got.count == want.count, "each change once: \(got.count) callbacks for \(want.count) changes")
+            #expect(Set(got.map(\.webhookID)).count == got.count)
+            let page = try json(try await client.execute(uri: "/api/v1/webhooks/\(endpoint.id)/deliveries?limit=10", method: .get, headers: headers))
+            guard case .array(let items)? = page["items"] else { Issue.record("no items: \(page)"); return }
+            #expect(items.count == 10 && items.allSatisfy { $0["status"] == .string("delivered") && $0["attempts"] == .number(1) && $0["lastStatusCode"] == .number(204) })
+            let next = try #require(page["nextCursor"]?.stringValue)
+            let rest = try json(try await client.execute(uri: "/api/v1/webhooks/\(endpoint.id)/deliveries?limit=1000&cursor=\(next)", method: .get, headers: headers))
+            #expect(rest["count"] == .number(Double(want.count - 10)))
+            try await running.stop()
+        }
+        await receiver.stop()
+    }
+
+    @Test("a receiver answering 500, 503 and 429 with Retry-After, then 200, gets every change; one answering 400 is failed at once, and retried by hand")
+    func retries() async throws {
+        let flaky = try await MockHTTPServer.start(fallback: .init(status: 200, body: "ok"))
+        flaky.enqueue(.init(status: 500, body: ""), .init(status: 503, body: ""), .init(status: 500, body: ""), .init(status: 429, body: "", headers: ["Retry-After": "1"]), .init(status: 500, body: ""))
+        let refusing = try await MockHTTPServer.start(fallback: .init(status: 400, body: "no"))
+        let (system, headers, _) = try await system(settings())
+        try await system.application().test(.router) { client in
+            let a = try await register(client, headers, ["url": .string(flaky.baseURL), "events": .array([.string("sent")])])
+            let b = try await register(client, headers, ["url": .string(refusing.baseURL + "/x"), "events": .array([.string("sent")]), "types": .array([.string("sms")])])
+            let running = Running(system)
+            var ids: [String] = []
+            for i in 0..<4 { ids.append(try #require(try json(try await send(client, headers, to: recipient(.sms, 10 + i)))["id"]?.stringValue)) }
+            let want = Set(ids.map { "\($0) communication.sent" })
+            try await eventually("every sent change delivered through the failures") {
+                let items = try await system.callbacks.store.deliveries(endpointID: a.id, limit: 100, cursor: nil).items
+                return Set(verified(flaky.requests, secret: a.secret).map(\.event)).isSuperset(of: want) && items.count == 4 && items.allSatisfy { $0.state == .delivered }
+            }
+            let delivered = try await system.callbacks.store.deliveries(endpointID: a.id, limit: 100, cursor: nil).items
+            #expect(delivered.reduce(0) { $0 + $1.attempts } == 4 + 5, "the five failures were retried: \(delivered.map(\.attempts))")
+            // Every attempt of one delivery carried the same webhook-id.
+            let idsSeen = Dictionary(grouping: flaky.requests.compactMap { $0.headers["webhook-id"] }, by: { $0 }).mapValues(\.count)
+            #expect(Set(idsSeen.keys) == Set(delivered.map(\.id)) && idsSeen.values.reduce(0, +) == 9)
+
+            try await eventually("the 400s failed") {
+                let items = try await system.callbacks.store.deliveries(endpointID: b.id, limit: 100, cursor: nil).items
+                return items.count == 4 && items.allSatisfy { $0.state == .failed }
+            }
+            let failed = try await system.callbacks.store.deliveries(endpointID: b.id, limit: 100, cursor: nil).items
+            #expect(failed.allSatisfy { $0.attempts == 1 && $0.lastStatusCode == 400 && $0.lastError?.contains("400") == true })
+            #expect(refusing.requests.count == 4)
+            // A failed delivery retried by hand is sent again; a delivered one cannot be retried (409).
+            refusing.enqueue(.init(status: 200, body: ""))
+            let retried = try await client.execute(uri: "/api/v1/webhooks/\(b.id)/deliveries/\(failed[0].id)/retry", method: .post, headers: headers)
+            #expect(try retried.status == .accepted && (json(retried)["status"]) == .string("pending"))
+            try await eventually("the retried delivery delivered") { try await system.callbacks.store.delivery(endpointID: b.id, id: failed[0].id)?.state == .delivered }
+            let again = try await client.execute(uri: "/api/v1/webhooks/\(b.id)/deliveries/\(failed[0].id)/retry", method: .post, headers: headers)
+            #expect(again.status == .conflict)
+            try await running.stop()
+        }
+        await flaky.stop()
+        await refusing.stop()
+    }
+
+    @Test("data.callbackUrl: refused (422 no_default_webhook) without the key's default endpoint; with it, the message's changes go there too, signed with that endpoint's secret")
+    func perMessageURL() async throws {
+        let hooks = try await MockHTTPServer.start(fallback: .init(status: 200, body: ""))
+        let own = try await MockHTTPServer.start(fallback: .init(status: 200, body: ""))
+        let (system, headers, keyID) = try await system(settings())
+        try await system.application().test(.router) { client in
+            let refused = try await send(client, headers, to: recipient(.sms, 30), callbackURL: own.baseURL + "/mine")
+            #expect(try refused.status == .unprocessableContent && (json(refused)["error"]?["code"]) == .string("no_default_webhook"))
+            let bad = try await send(client, headers, to: recipient(.sms, 30), callbackURL: "ftp://example.com/x")
+            #expect(try bad.status == .badRequest && (json(bad)["error"]?["field"]) == .string("data.callbackUrl"))
+            let def = try await register(client, headers, ["url": .string(hooks.baseURL), "keyId": .string(keyID), "default": .bool(true)])
+            let second = try await client.execute(uri: "/api/v1/webhooks", method: .post, headers: headers, body: ByteBuffer(string: #"{"url":"\#(hooks.baseURL)","keyId":"\#(keyID)","default":true}"#))
+            #expect(second.status == .conflict)
+            let running = Running(system)
+            let accepted = try await send(client, headers, to: recipient(.sms, 31), callbackURL: own.baseURL + "/mine")
+            #expect(accepted.status == .ok)
+            let id = try #require(try json(accepted)["id"]?.stringValue)
+            let other = try #require(try json(try await send(client, headers, to: recipient(.sms, 32)))["id"]?.stringValue)
+            try await eventually("both messages sent") {
+                let a = try await system.adapters.store.communication(id: id)?.status, b = try await system.adapters.store.communication(id: other)?.status
+                return a == .sent && b == .sent
+            }
+            let mine = try await expected(system, [id])
+            let both = mine.union(try await expected(system, [other]))
+            try await eventually("the message's own URL got its changes") { Set(verified(own.requests, secret: def.secret).map(\.event)) == mine }
+            try await eventually("the default endpoint got both messages' changes") { Set(verified(hooks.requests, secret: def.secret).map(\.event)) == both }
+            #expect(own.requests.allSatisfy { $0.path == "/mine" })
+            try await running.stop()
+        }
+        await hooks.stop()
+        await own.stop()
+    }
+
+    @Test("with private addresses refused: 127.0.0.1, 10.0.0.1, 169.254.169.254, [::1], localhost and a name resolving to loopback are refused at registration; a send to such a name is refused after resolution")
+    func privateAddresses() async throws {
+        let receiver = try await MockHTTPServer.start(fallback: .init(status: 200, body: ""))
+        let (system, headers, _) = try await system(settings(allowPrivate: false))
+        let host = ProcessInfo.processInfo.hostName
+        try await system.application().test(.router) { client in
+            for url in ["http://127.0.0.1:\(receiver.port)/x", "http://10.0.0.1/x", "http://169.254.169.254/latest/meta-data", "http://[::1]:8080/", "https://localhost/x",
+                        "http://metadata.google.internal/x", "http://[fd00:ec2::254]/"] {
+                let r = try await client.execute(uri: "/api/v1/webhooks", method: .post, headers: headers, body: ByteBuffer(string: #"{"url":"\#(url)"}"#))
+                #expect(try r.status == .badRequest && (json(r)["error"]?["code"]) == .string("url_not_allowed"), "\(url): \(String(buffer: r.body))")
+            }
+            let invalid = try await client.execute(uri: "/api/v1/webhooks", method: .post, headers: headers, body: ByteBuffer(string: #"{"url":"hooks.example.com/x"}"#))
+            #expect(try invalid.status == .badRequest && (json(invalid)["error"]?["code"]) == .string("invalid_url"))
+            let literal = try await send(client, headers, to: recipient(.sms, 40), callbackURL: "http://10.1.2.3/x")
+            #expect(try literal.status == .badRequest && (json(literal)["error"]?["code"]) == .string("url_not_allowed"))
+            if (try? await HTTPCallbackTransport.resolve(host))?.allSatisfy({ CallbackRules.refusal(address: $0) != nil }) == true {
+                let byName = try await client.execute(uri: "/api/v1/webhooks", method: .post, headers: headers, body: ByteBuffer(string: #"{"url":"http://\#(host):\#(receiver.port)/x"}"#))
+                #expect(try byName.status == .badRequest && (json(byName)["error"]?["code"]) == .string("url_not_allowed"))
+            }
+        }
+        // At send time (an endpoint registered before its name moved to a private address: DNS rebinding).
+        let transport = HTTPCallbackTransport(client: .shared, timeout: .seconds(5), allowPrivate: false)
+        for url in ["http://localhost:\(receiver.port)/x", "http://\(host):\(receiver.port)/x", "http://127.0.0.1:\(receiver.port)/x"] {
+            let d = CallbackDelivery(id: "whep_x_1", endpointID: "whep_x", position: .start, url: url, payload: "{}", eventType: "communication.sent", communicationID: "c", nextAttemptAt: Timestamp(milliseconds: 0), createdAt: Timestamp(milliseconds: 0))
+            guard case .noAnswer(let why, retryable: false) = await transport.send(d, secret: StandardWebhooks.newSecret(), at: SystemTime.now()) else {
+                Issue.record("\(url) was not refused")
+                continue
+            }
+            #expect(why.contains("refused"))
+        }
+        #expect(receiver.requests.isEmpty)
+        await receiver.stop()
+        await system.close()
+    }
+}
