@@ -125,7 +125,7 @@ struct CallbackTests {
         let refusing = try await MockHTTPServer.start(fallback: .init(status: 400, body: "no"))
         let (system, headers, _) = try await system(settings())
         try await system.application().test(.router) { client in
-            let a = try await register(client, headers, ["url": .string(flaky.baseURL), "events": .array([.string("sent")])])
+            let a = try await register(client, headers, ["url": .string(flaky.baseURL + "/flaky"), "events": .array([.string("sent")])])
             let b = try await register(client, headers, ["url": .string(refusing.baseURL + "/x"), "events": .array([.string("sent")]), "types": .array([.string("sms")])])
             let running = Running(system)
             var ids: [String] = []
@@ -171,8 +171,8 @@ struct CallbackTests {
             #expect(try refused.status == .unprocessableContent && (json(refused)["error"]?["code"]) == .string("no_default_webhook"))
             let bad = try await send(client, headers, to: recipient(.sms, 30), callbackURL: "ftp://example.com/x")
             #expect(try bad.status == .badRequest && (json(bad)["error"]?["field"]) == .string("data.callbackUrl"))
-            let def = try await register(client, headers, ["url": .string(hooks.baseURL), "keyId": .string(keyID), "default": .bool(true)])
-            let second = try await client.execute(uri: "/api/v1/webhooks", method: .post, headers: headers, body: ByteBuffer(string: #"{"url":"\#(hooks.baseURL)","keyId":"\#(keyID)","default":true}"#))
+            let def = try await register(client, headers, ["url": .string(hooks.baseURL + "/hooks"), "keyId": .string(keyID), "default": .bool(true)])
+            let second = try await client.execute(uri: "/api/v1/webhooks", method: .post, headers: headers, body: ByteBuffer(string: #"{"url":"\#(hooks.baseURL)/hooks","keyId":"\#(keyID)","default":true}"#))
             #expect(second.status == .conflict)
             let running = Running(system)
             let accepted = try await send(client, headers, to: recipient(.sms, 31), callbackURL: own.baseURL + "/mine")
@@ -227,5 +227,39 @@ struct CallbackTests {
         #expect(receiver.requests.isEmpty)
         await receiver.stop()
         await system.close()
+    }
+}
+
+@Suite("Status callbacks: an endpoint failing too long is disabled, with an audit record", .serialized)
+struct CallbackDisableTests {
+    @Test("every delivery failing (500) for longer than SWITCHBOARD_CALLBACK_DISABLE_AFTER_SECONDS: the endpoint is disabled, the audit log says so; enabling it again starts afresh")
+    func disabledAfterFailing() async throws {
+        let failing = try await MockHTTPServer.start(fallback: .init(status: 500, body: ""))
+        var s = CallbackTests().settings()
+        s.callbacks.disableAfter = .seconds(1)
+        let (system, headers, _) = try await CallbackTests().system(s)
+        try await system.application().test(.router) { client in
+            let e = try await CallbackTests().register(client, headers, ["url": .string(failing.baseURL + "/down")])
+            let running = Running(system)
+            _ = try await CallbackTests().send(client, headers, to: recipient(.sms, 50))
+            try await eventually("the endpoint disabled") { try await system.callbacks.store.endpoint(id: e.id)?.enabled == false }
+            let shown = try json(try await client.execute(uri: "/api/v1/webhooks/\(e.id)", method: .get, headers: headers))
+            #expect(shown["enabled"] == .bool(false) && shown["disabledReason"]?.stringValue?.contains("failed since") == true && shown["failingSince"]?.stringValue != nil)
+            try await eventually("the audit record") {
+                guard case .array(let items)? = try json(try await client.execute(uri: "/api/v1/logs?service=auth", method: .get, headers: headers))["items"] else { return false }
+                return items.contains { $0["msg"] == .string("callback_endpoint_disabled") && $0["communicationId"] == .string(e.id) }
+            }
+            // Its pending deliveries are failed, not sent, while it is disabled.
+            let before = failing.requests.count
+            try await eventually("its deliveries failed") {
+                try await system.callbacks.store.deliveries(endpointID: e.id, limit: 100, cursor: nil).items.allSatisfy { $0.state == .failed }
+            }
+            #expect(failing.requests.count <= before + 4)
+            let enabled = try await client.execute(uri: "/api/v1/webhooks/\(e.id)", method: .patch, headers: headers, body: ByteBuffer(string: #"{"enabled":true}"#))
+            let after = try json(enabled)
+            #expect(enabled.status == .ok && after["enabled"] == .bool(true) && after["failingSince"] == .null && after["disabledReason"] == .null)
+            try await running.stop()
+        }
+        await failing.stop()
     }
 }
