@@ -15,6 +15,7 @@
 #     Prometheus on a free loopback port scraping the system (the package's own service is not used)
 #   - python3-yaml: scripts/prometheus_check.py reads the rule and compose files
 #   - opentelemetry-proto (PyPI): scripts/trace_test.py decodes the spans the processes export over OTLP/HTTP
+#   - standardwebhooks (PyPI): scripts/callback_test.py verifies the status callbacks with the specification's library
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
 NOIDA_DB_VERSION="0.2.3"
@@ -23,6 +24,7 @@ SECANTUSDB_VERSION="0.7.0b3"
 OPENAPI_SPEC_VALIDATOR_VERSION="0.9.0"
 SCHEMATHESIS_VERSION="4.32.5"
 OPENTELEMETRY_PROTO_VERSION="1.45.2"
+STANDARDWEBHOOKS_VERSION="1.3.0"
 PYTHON="${PYTHON:-python3}"
 
 as_root() {
@@ -73,4 +75,10 @@ if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version(
   echo "installing: opentelemetry-proto==${OPENTELEMETRY_PROTO_VERSION} (PyPI)"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "opentelemetry-proto==${OPENTELEMETRY_PROTO_VERSION}" --break-system-packages 2>/dev/null \
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "opentelemetry-proto==${OPENTELEMETRY_PROTO_VERSION}"
+fi
+
+if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('standardwebhooks') == '${STANDARDWEBHOOKS_VERSION}' else 1)" 2>/dev/null; then
+  echo "installing: standardwebhooks==${STANDARDWEBHOOKS_VERSION} (PyPI)"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "standardwebhooks==${STANDARDWEBHOOKS_VERSION}" --break-system-packages 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check "standardwebhooks==${STANDARDWEBHOOKS_VERSION}"
 fi

@@ -210,8 +210,9 @@ public final class CallbackSender: Service, Sendable {
             await ServiceLoop.run("callback sender", logger: logger) {
                 let free = settings.concurrency - inFlight.load(ordering: .acquiring)
                 guard free > 0 else { return .milliseconds(20) }
-                // Leased for longer than an attempt can take, so the lease outlives the attempt.
-                let due = try await store.claimDue(now: clock(), lease: settings.timeout + .seconds(30), limit: free)
+                // Leased for longer than an attempt can take (its timeout, and time to record it), so no other sender
+                // takes it meanwhile; a sender that dies leaves it to be taken again a few seconds later.
+                let due = try await store.claimDue(now: clock(), lease: settings.timeout + .seconds(5), limit: free)
                 for d in due {
                     inFlight.add(1, ordering: .acquiringAndReleasing)
                     group.addTask {
