@@ -248,4 +248,15 @@ public struct MongoCallbackStore: CallbackStore {
         }
     }
 }
+
+extension MongoCallbackStore: Purging {
+    /// Deletes the finished deliveries (delivered or failed) last changed before `cutoff`; pending ones are kept.
+    public func purge(before cutoff: Timestamp) async throws -> Int {
+        try await withCollection(Self.deliveriesName) { c throws(MongoError) in
+            let q: BSONDocument = ["state": .document(["$ne": .string("pending")]), "updatedAt": .document(["$lt": .datetime(cutoff.milliseconds)])]
+            let reply = try c.writeCommand(["delete": .string(Self.deliveriesName), "deletes": .array([.document(["q": .document(q), "limit": .int32(0)])])])
+            return Int(reply["n"]?.intValue ?? 0)
+        }
+    }
+}
 #endif

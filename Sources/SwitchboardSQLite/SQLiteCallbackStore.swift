@@ -182,3 +182,21 @@ public struct SQLiteCallbackStore: CallbackStore {
         }
     }
 }
+
+extension SQLiteCallbackStore: Purging {
+    /// Deletes the finished deliveries (delivered or failed) last changed before `cutoff`, 1,000 per transaction;
+    /// pending ones are kept whatever their age.
+    public func purge(before cutoff: Timestamp) async throws -> Int {
+        var deleted = 0
+        while true {
+            let n = try await db.write(durable: false) { c in
+                try c.run(
+                    "DELETE FROM callback_deliveries WHERE id IN (SELECT id FROM callback_deliveries WHERE state != 'pending' AND updated_at < ? LIMIT 1000)",
+                    [.int(cutoff.milliseconds)])
+                return c.changes
+            }
+            deleted += n
+            if n < 1000 { return deleted }
+        }
+    }
+}

@@ -230,6 +230,8 @@ enum Schema {
         ) WITHOUT ROWID;
         -- The sender's claims: only pending deliveries are in it.
         CREATE INDEX callback_deliveries_due ON callback_deliveries(next_attempt_at) WHERE state = 'pending';
+        -- Retention (SWITCHBOARD_RETENTION_DAYS) deletes finished deliveries by their last change.
+        CREATE INDEX callback_deliveries_done ON callback_deliveries(updated_at) WHERE state != 'pending';
         -- The list of an endpoint's deliveries is a range of the primary key (ids start with the endpoint's id).
         CREATE TABLE callback_cursor (
             name TEXT PRIMARY KEY,

@@ -315,6 +315,7 @@ public struct SwitchboardSystem: Sendable {
         if let p = adapters.queue as? any Purging { targets.append(.init(name: "dead letters", purging: p)) }
         if let p = adapters.search as? any Purging { targets.append(.init(name: "search index", purging: p)) }
         if let p = adapters.mailbox as? any Purging { targets.append(.init(name: "sandbox", purging: p)) }
+        if let p = callbacks.store as? any Purging { targets.append(.init(name: "callback deliveries", purging: p)) }
         return targets
     }
 

@@ -147,4 +147,18 @@ public enum CallbackStoreContract {
         }
         #expect(taken.count == 40 && Set(taken).count == 40)
     }
+
+    /// Retention: finished deliveries last changed before the cutoff are deleted; pending ones are kept.
+    public static func purge(_ store: any CallbackStore & Purging) async throws {
+        try await store.enqueue([delivery("whep_a", 1, due: 1000), delivery("whep_a", 2, due: 1000), delivery("whep_a", 3, due: 1000)], cursor: FeedPosition(major: 3, minor: 0))
+        let claimed = try await store.claimDue(now: Timestamp(milliseconds: 1000), lease: .seconds(60), limit: 2)
+        try #require(claimed.count == 2)
+        try await store.record(CallbackAttemptRecord(deliveryID: claimed[0].id, endpointID: "whep_a", at: Timestamp(milliseconds: 2000), state: .delivered, nextAttemptAt: Timestamp(milliseconds: 2000), statusCode: 200, durationMs: 1, error: nil))
+        try await store.record(CallbackAttemptRecord(deliveryID: claimed[1].id, endpointID: "whep_a", at: Timestamp(milliseconds: 9000), state: .failed, nextAttemptAt: Timestamp(milliseconds: 9000), statusCode: 400, durationMs: 1, error: "answered 400"))
+        #expect(try await store.purge(before: Timestamp(milliseconds: 5000)) == 1)
+        let left = try await store.deliveries(endpointID: "whep_a", limit: 10, cursor: nil).items
+        #expect(Set(left.map(\.id)) == Set([claimed[1].id, delivery("whep_a", 3).id]))
+        #expect(try await store.purge(before: Timestamp(milliseconds: 100_000)) == 1)
+        #expect(try await store.deliveries(endpointID: "whep_a", limit: 10, cursor: nil).items.map(\.state) == [.pending])
+    }
 }
