@@ -108,16 +108,9 @@ public final class CallbackDispatcher: Service, Sendable {
                 lastHealthCheck = .now
                 try await disableFailing()
             }
-            let cursor: FeedPosition
-            if let position {
-                cursor = position
-            } else if let stored = try await store.cursor() {
-                cursor = stored
-            } else {
-                // First start: from now (an endpoint gets the changes after its registration).
-                cursor = try await feed.end()
-                try await store.enqueue([], cursor: cursor)
-            }
+            // The first start of the deployment reads the whole feed (what it still holds): an endpoint only gets the
+            // changes made after its registration, whenever the dispatcher starts.
+            let cursor: FeedPosition? = if let position { position } else { try await store.cursor() }
             position = cursor
             let page = try await feed.read(after: cursor, count: pageSize, block: .milliseconds(500))
             guard let newest = page.last?.position else { return .zero }
