@@ -8,7 +8,11 @@ import SwitchboardCore
 import SwitchboardHTTP
 import SwitchboardProviders
 import SwitchboardServer
+#if MongoDB
+import SwitchboardMongo
+#endif
 import SwitchboardTestHTTP
+import SwitchboardTestSupport
 import SwitchboardTestSystem
 import Testing
 
@@ -271,3 +275,45 @@ struct CallbackDisableTests {
         await failing.stop()
     }
 }
+
+#if MongoDB
+@Suite("Status callbacks on the MongoDB store", .serialized, .timeLimit(.minutes(3)))
+struct MongoCallbackTests {
+    @Test("endpoints, deliveries and cursor in MongoDB: every change of every message reaches the endpoint, the key's default endpoint and the message's callbackUrl, signed")
+    func everyChange() async throws {
+        try await withSecantusServer { mongo in
+            let hooks = try await MockHTTPServer.start(fallback: .init(status: 200, body: ""))
+            var s = CallbackTests().settings()
+            s.lease = .seconds(30)
+            s.mongoURL = mongo.url(database: "switchboard-callbacks")
+            let t = CallbackTests()
+            let (system, headers, keyID) = try await t.system(s)
+            #expect(system.callbacks.store is MongoCallbackStore)
+            try await system.application().test(.router) { client in
+                let all = try await t.register(client, headers, ["url": .string(hooks.baseURL + "/all")])
+                let def = try await t.register(client, headers, ["url": .string(hooks.baseURL + "/default"), "keyId": .string(keyID), "default": .bool(true)])
+                let running = Running(system)
+                var ids: [String] = []
+                for i in 0..<4 {
+                    let r = try await t.send(client, headers, to: recipient(.sms, 60 + i), callbackURL: i == 0 ? hooks.baseURL + "/mine" : nil)
+                    ids.append(try #require(try json(r)["id"]?.stringValue))
+                }
+                try await eventually("every message sent") {
+                    for id in ids where try await system.adapters.store.communication(id: id)?.status != .sent { return false }
+                    return true
+                }
+                let want = try await t.expected(system, ids), mine = try await t.expected(system, [ids[0]])
+                func events(_ path: String, _ secret: String) -> Set<String> { Set(t.verified(hooks.requests.filter { $0.path == path }, secret: secret).map(\.event)) }
+                try await eventually("every change at every endpoint") {
+                    events("/all", all.secret) == want && events("/default", def.secret) == want && events("/mine", def.secret) == mine
+                }
+                let listed = try await system.callbacks.store.deliveries(endpointID: def.id, limit: 1000, cursor: nil).items
+                #expect(listed.count == want.count + mine.count && listed.allSatisfy { $0.state == .delivered })
+                try await running.stop()
+            }
+            await hooks.stop()
+            await system.close()
+        }
+    }
+}
+#endif
