@@ -213,7 +213,9 @@ struct CallbackTests {
         let host = ProcessInfo.processInfo.hostName
         try await system.application().test(.router) { client in
             for url in ["http://127.0.0.1:\(receiver.port)/x", "http://10.0.0.1/x", "http://169.254.169.254/latest/meta-data", "http://[::1]:8080/", "https://localhost/x",
-                        "http://metadata.google.internal/x", "http://[fd00:ec2::254]/"] {
+                        "http://metadata.google.internal/x", "http://[fd00:ec2::254]/", "http://[::ffff:169.254.169.254]/",
+                        // Other spellings of 127.0.0.1 that the resolver accepts: caught by checking what the name resolves to.
+                        "http://2130706433/x", "http://127.1/x", "http://0x7f.0.0.1/x"] {
                 let r = try await client.execute(uri: "/api/v1/webhooks", method: .post, headers: headers, body: ByteBuffer(string: #"{"url":"\#(url)"}"#))
                 #expect(try r.status == .badRequest && (json(r)["error"]?["code"]) == .string("url_not_allowed"), "\(url): \(String(buffer: r.body))")
             }
