@@ -130,6 +130,36 @@ struct CallbackTests {
         await receiver.stop()
     }
 
+    @Test("two routers on one file: both dispatch and send, yet each change reaches the endpoint once")
+    func twoRouters() async throws {
+        let receiver = try await MockHTTPServer.start(fallback: .init(status: 200, body: ""))
+        let first = settings()
+        var second = first
+        second.databasePath = first.databasePath
+        let (a, headers, _) = try await system(first)
+        let b = try SwitchboardSystem(settings: second, logger: quietLogger(), metrics: PrometheusExposition())
+        try await a.application().test(.router) { client in
+            let endpoint = try await register(client, headers, ["url": .string(receiver.baseURL + "/two")])
+            let (ra, rb) = (Running(a), Running(b))
+            var ids: [String] = []
+            for i in 0..<10 { ids.append(try #require(try json(try await send(client, headers, to: recipient(.sms, 70 + i)))["id"]?.stringValue)) }
+            try await eventually("every message sent") {
+                for id in ids where try await a.adapters.store.communication(id: id)?.status != .sent { return false }
+                return true
+            }
+            let want = try await expected(a, ids)
+            try await eventually("every change called back") { Set(verified(receiver.requests, secret: endpoint.secret).map(\.event)) == want }
+            try await Task.sleep(for: .milliseconds(500))
+            let got = verified(receiver.requests, secret: endpoint.secret)
+            #expect(got.count == want.count, "each change once across two routers: \(got.count) callbacks for \(want.count) changes")
+            #expect(try await a.callbacks.store.deliveries(endpointID: endpoint.id, limit: 1000, cursor: nil).items.count == want.count)
+            try await ra.stop()
+            try await rb.stop()
+        }
+        await b.close()
+        await receiver.stop()
+    }
+
     @Test("a receiver answering 500, 503 and 429 with Retry-After, then 200, gets every change; one answering 400 is failed at once, and retried by hand")
     func retries() async throws {
         let flaky = try await MockHTTPServer.start(fallback: .init(status: 200, body: "ok"))
