@@ -36,6 +36,7 @@ public final class CallbackDirectory: Sendable {
     public let store: any CallbackStore
     public let settings: CallbackSettings
     private let copy = Mutex<(endpoints: [CallbackEndpoint], at: ContinuousClock.Instant)?>(nil)
+    private let refreshing = Atomic<Bool>(false)
 
     public init(store: any CallbackStore, settings: CallbackSettings = CallbackSettings()) {
         self.store = store
@@ -50,9 +51,16 @@ public final class CallbackDirectory: Sendable {
         return endpoints
     }
 
-    /// The endpoints, read again when the copy is older than `refreshInterval`.
+    /// The endpoints, read again when the copy is older than `refreshInterval`. While one caller reads them, the
+    /// others (the sender's concurrent attempts) use the copy a moment longer rather than read them too.
     public func current() async throws -> [CallbackEndpoint] {
-        if let c = copy.withLock({ $0 }), ContinuousClock.now - c.at < settings.refreshInterval { return c.endpoints }
+        let c = copy.withLock { $0 }
+        if let c, ContinuousClock.now - c.at < settings.refreshInterval { return c.endpoints }
+        guard refreshing.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            if let c { return c.endpoints }
+            return try await refresh()
+        }
+        defer { refreshing.store(false, ordering: .releasing) }
         return try await refresh()
     }
 
