@@ -239,6 +239,36 @@ struct CallbackTests {
         await own.stop()
     }
 
+    @Test("the transport: signed headers, a redirect not followed, a large answer read only in part, a slow one given up after the timeout")
+    func transportLimits() async throws {
+        let server = try await MockHTTPServer.start(fallback: .init(status: 200, body: ""))
+        let client = HTTPCallbackTransport.makeClient()
+        let transport = HTTPCallbackTransport(client: client, timeout: .milliseconds(500), allowPrivate: true)
+        let secret = StandardWebhooks.newSecret()
+        func delivery(_ path: String) -> CallbackDelivery {
+            CallbackDelivery(id: "whep_t_\(path)", endpointID: "whep_t", position: .start, url: server.baseURL + "/" + path, payload: #"{"type":"communication.sent"}"#, eventType: "communication.sent", communicationID: "c", nextAttemptAt: Timestamp(milliseconds: 0), createdAt: Timestamp(milliseconds: 0))
+        }
+        server.enqueue(.init(status: 302, body: "", headers: ["Location": server.baseURL + "/elsewhere"]))
+        #expect(await transport.send(delivery("redirect"), secret: secret, at: SystemTime.now()) == .status(302, retryAfter: nil))
+        #expect(server.requests.map(\.path) == ["/redirect"], "the redirect was not followed")
+        let r = server.requests[0]
+        #expect(StandardWebhooks.verify(secret: secret, id: "whep_t_redirect", timestamp: r.headers["webhook-timestamp"] ?? "", signatures: r.headers["webhook-signature"] ?? "", body: r.body, now: Int64(Date().timeIntervalSince1970)))
+        server.enqueue(.init(status: 200, body: String(repeating: "x", count: 4 << 20)))
+        let started = ContinuousClock.now
+        #expect(await transport.send(delivery("large"), secret: secret, at: SystemTime.now()) == .status(200, retryAfter: nil))
+        #expect(ContinuousClock.now - started < .seconds(2))
+        server.enqueue(.init(status: 503, body: "", headers: ["Retry-After": "7"]))
+        #expect(await transport.send(delivery("busy"), secret: secret, at: SystemTime.now()) == .status(503, retryAfter: "7"))
+        server.enqueue(.init(status: 200, body: "", delay: .seconds(3)))
+        guard case .noAnswer(let why, retryable: true) = await transport.send(delivery("slow"), secret: secret, at: SystemTime.now()) else {
+            Issue.record("a slow endpoint was not given up")
+            return
+        }
+        #expect(why.contains("no answer within"))
+        try await client.shutdown()
+        await server.stop()
+    }
+
     @Test("with private addresses refused: 127.0.0.1, 10.0.0.1, 169.254.169.254, [::1], localhost and a name resolving to loopback are refused at registration; a send to such a name is refused after resolution")
     func privateAddresses() async throws {
         let receiver = try await MockHTTPServer.start(fallback: .init(status: 200, body: ""))
