@@ -61,7 +61,7 @@ extension API {
             "url": .string(d.url), "status": .string(d.state.rawValue), "attempts": .number(Double(d.attempts)),
             "lastStatusCode": d.lastStatusCode.map { .number(Double($0)) } ?? .null, "lastDurationMs": d.lastDurationMs.map { .number(Double($0)) } ?? .null,
             "lastError": Render.optional(d.lastError), "nextAttemptAt": d.state == .pending ? .string(d.nextAttemptAt.iso8601) : .null,
-            "createdAt": .string(d.createdAt.iso8601), "updatedAt": .string(d.updatedAt.iso8601),
+            "createdAt": .string(d.createdAt.iso8601), "updatedAt": .string(d.updatedAt.iso8601), "history": .array(d.history.map(\.json)),
         ])
     }
 

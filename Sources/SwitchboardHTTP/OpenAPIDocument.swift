@@ -5961,7 +5961,8 @@ enum OpenAPIDocument {
           "lastError",
           "nextAttemptAt",
           "createdAt",
-          "updatedAt"
+          "updatedAt",
+          "history"
         ],
         "properties": {
           "id": {
@@ -6026,6 +6027,41 @@ enum OpenAPIDocument {
           },
           "updatedAt": {
             "$ref": "#/components/schemas/Timestamp"
+          },
+          "history": {
+            "type": "array",
+            "description": "The last 10 attempts, oldest first (`attempts` counts them all).",
+            "items": {
+              "type": "object",
+              "required": [
+                "at",
+                "statusCode",
+                "durationMs",
+                "error"
+              ],
+              "properties": {
+                "at": {
+                  "$ref": "#/components/schemas/Timestamp"
+                },
+                "statusCode": {
+                  "type": [
+                    "integer",
+                    "null"
+                  ],
+                  "description": "The answer's code; null when there was none (timeout, connection error, refused address)."
+                },
+                "durationMs": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "error": {
+                  "type": [
+                    "string",
+                    "null"
+                  ]
+                }
+              }
+            }
           }
         }
       },

@@ -82,8 +82,20 @@ public struct MongoCallbackStore: CallbackStore {
             "attempts": .int64(Int64(x.attempts)), "nextAttemptAt": .datetime(x.nextAttemptAt.milliseconds), "since": .datetime(x.since.milliseconds),
             "createdAt": .datetime(x.createdAt.milliseconds), "updatedAt": .datetime(x.updatedAt.milliseconds),
             "lastStatusCode": x.lastStatusCode.map { .int64(Int64($0)) } ?? .null, "lastDurationMs": x.lastDurationMs.map { .int64(Int64($0)) } ?? .null,
-            "lastError": x.lastError.map(BSON.string) ?? .null,
+            "lastError": x.lastError.map(BSON.string) ?? .null, "attemptLog": .array(x.history.map { .document(attempt($0)) }),
         ]
+    }
+
+    static func attempt(_ a: CallbackAttempt) -> BSONDocument {
+        ["at": .datetime(a.at.milliseconds), "statusCode": a.statusCode.map { .int64(Int64($0)) } ?? .null, "durationMs": .int64(Int64(a.durationMs)), "error": a.error.map(BSON.string) ?? .null]
+    }
+
+    static func attempts(_ d: BSONDocument) -> [CallbackAttempt] {
+        guard case .array(let items)? = d["attemptLog"] else { return [] }
+        return items.compactMap { item -> CallbackAttempt? in
+            guard let a = item.documentValue, let at = time(a, "at") else { return nil }
+            return CallbackAttempt(at: at, statusCode: a["statusCode"]?.intValue.map { Int($0) }, durationMs: Int(a["durationMs"]?.intValue ?? 0), error: a["error"]?.stringValue)
+        }
     }
 
     static func delivery(_ d: BSONDocument) throws(MongoError) -> CallbackDelivery {
@@ -96,7 +108,7 @@ public struct MongoCallbackStore: CallbackStore {
             state: d["state"]?.stringValue.flatMap(CallbackDeliveryState.init(rawValue:)) ?? .pending, attempts: Int(d["attempts"]?.intValue ?? 0),
             nextAttemptAt: time(d, "nextAttemptAt") ?? created, since: time(d, "since") ?? created, createdAt: created, updatedAt: time(d, "updatedAt") ?? created,
             lastStatusCode: d["lastStatusCode"]?.intValue.map { Int($0) }, lastDurationMs: d["lastDurationMs"]?.intValue.map { Int($0) },
-            lastError: d["lastError"]?.stringValue)
+            lastError: d["lastError"]?.stringValue, history: attempts(d))
     }
 
     // MARK: endpoints
@@ -207,9 +219,19 @@ public struct MongoCallbackStore: CallbackStore {
             "state": .string(a.state.rawValue), "nextAttemptAt": .datetime(a.nextAttemptAt.milliseconds), "updatedAt": .datetime(a.at.milliseconds),
             "lastStatusCode": a.statusCode.map { .int64(Int64($0)) } ?? .null, "lastDurationMs": .int64(Int64(a.durationMs)), "lastError": a.error.map(BSON.string) ?? .null,
         ]
-        _ = try await withCollection(Self.deliveriesName) { c throws(MongoError) in
-            try c.updateOne(["_id": .string(a.deliveryID), "state": .string("pending")], ["$set": .document(fields), "$inc": .document(["attempts": .int64(1)])])
+        let recorded = try await withCollection(Self.deliveriesName) { c throws(MongoError) -> Bool in
+            // Read, then write on the condition that it is still pending with the history read: a delivery is held by
+            // one sender at a time (its lease), so the condition fails only for a sender whose lease ran out.
+            guard let d = try c.find(["_id": .string(a.deliveryID), "state": .string("pending")], options: ["limit": .int64(1)]).first else { return false }
+            let before = d["attemptLog"] ?? .array([])
+            let history = (Self.attempts(d) + [a.attempt]).suffix(CallbackAttempt.kept).map { BSON.document(Self.attempt($0)) }
+            var set = fields
+            set["attemptLog"] = .array(Array(history))
+            return try c.updateOne(
+                ["_id": .string(a.deliveryID), "state": .string("pending"), "attemptLog": before],
+                ["$set": .document(set), "$inc": .document(["attempts": .int64(1)])]) > 0
         }
+        guard recorded else { return }
         _ = try await withCollection(Self.endpointsName) { c throws(MongoError) in
             if a.succeeded {
                 try c.updateOne(["_id": .string(a.endpointID), "failingSince": .document(["$ne": .null])], ["$set": .document(["failingSince": .null])])

@@ -9,7 +9,7 @@ public struct SQLiteCallbackStore: CallbackStore {
     public init(database: SQLiteDatabase) { db = database }
 
     static let endpointColumns = "id, url, events, types, key_id, is_default, description, enabled, secret, created_at, updated_at, failing_since, disabled_reason"
-    static let deliveryColumns = "id, endpoint_id, position, url, payload, event_type, communication_id, state, attempts, next_attempt_at, since, created_at, updated_at, last_status_code, last_duration_ms, last_error"
+    static let deliveryColumns = "id, endpoint_id, position, url, payload, event_type, communication_id, state, attempts, next_attempt_at, since, created_at, updated_at, last_status_code, last_duration_ms, last_error, attempt_log"
 
     static func endpoint(_ s: Statement) -> CallbackEndpoint {
         CallbackEndpoint(
@@ -27,7 +27,12 @@ public struct SQLiteCallbackStore: CallbackStore {
             eventType: s.text(5), communicationID: s.text(6), state: CallbackDeliveryState(rawValue: s.text(7)) ?? .pending, attempts: Int(s.int(8)),
             nextAttemptAt: Timestamp(milliseconds: s.int(9)), since: Timestamp(milliseconds: s.int(10)), createdAt: Timestamp(milliseconds: s.int(11)),
             updatedAt: Timestamp(milliseconds: s.int(12)), lastStatusCode: s.optionalInt(13).map { Int($0) }, lastDurationMs: s.optionalInt(14).map { Int($0) },
-            lastError: s.optionalText(15))
+            lastError: s.optionalText(15), history: Self.history(s.text(16)))
+    }
+
+    static func history(_ text: String) -> [CallbackAttempt] {
+        guard case .array(let items)? = try? JSONParser.parse(text) else { return [] }
+        return items.compactMap(CallbackAttempt.init(json:))
     }
 
     static func values(_ e: CallbackEndpoint) -> [SQLValue] {
@@ -102,10 +107,10 @@ public struct SQLiteCallbackStore: CallbackStore {
         try await db.write { c in
             for d in deliveries {
                 try c.run(
-                    "INSERT OR IGNORE INTO callback_deliveries (\(Self.deliveryColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO callback_deliveries (\(Self.deliveryColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [.text(d.id), .text(d.endpointID), .text(d.position.description), .text(d.url), .text(d.payload), .text(d.eventType), .text(d.communicationID),
                      .text(d.state.rawValue), .int(Int64(d.attempts)), .int(d.nextAttemptAt.milliseconds), .int(d.since.milliseconds), .int(d.createdAt.milliseconds),
-                     .int(d.updatedAt.milliseconds), .null, .null, .null])
+                     .int(d.updatedAt.milliseconds), .null, .null, .null, .text("[]")])
             }
             // Never backwards: another router's dispatcher may be ahead.
             let (major, minor) = (Int64(clamping: cursor.major), Int64(clamping: cursor.minor))
@@ -134,13 +139,17 @@ public struct SQLiteCallbackStore: CallbackStore {
 
     public func record(_ a: CallbackAttemptRecord) async throws {
         try await db.write { c in
+            var log: String?
+            try c.query("SELECT attempt_log FROM callback_deliveries WHERE id = ? AND state = 'pending'", [.text(a.deliveryID)]) { s in log = s.text(0) }
+            guard let log else { return }  // not pending any more: a sender whose lease ran out
+            let history = (Self.history(log) + [a.attempt]).suffix(CallbackAttempt.kept)
             try c.run(
                 """
                 UPDATE callback_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, updated_at = ?, last_status_code = ?,
-                last_duration_ms = ?, last_error = ? WHERE id = ? AND state = 'pending'
+                last_duration_ms = ?, last_error = ?, attempt_log = ? WHERE id = ? AND state = 'pending'
                 """,
                 [.text(a.state.rawValue), .int(a.nextAttemptAt.milliseconds), .int(a.at.milliseconds), a.statusCode.map { .int(Int64($0)) } ?? .null,
-                 .int(Int64(a.durationMs)), a.error.map { .text($0) } ?? .null, .text(a.deliveryID)])
+                 .int(Int64(a.durationMs)), a.error.map { .text($0) } ?? .null, .text(JSONValue.array(history.map(\.json)).canonicalText), .text(a.deliveryID)])
             if a.succeeded {
                 try c.run("UPDATE callback_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL", [.text(a.endpointID)])
             } else {

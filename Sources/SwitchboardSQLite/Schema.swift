@@ -226,7 +226,9 @@ enum Schema {
             updated_at INTEGER NOT NULL,
             last_status_code INTEGER,
             last_duration_ms INTEGER,
-            last_error TEXT
+            last_error TEXT,
+            -- The last attempts (CallbackAttempt.kept), a JSON array, oldest first.
+            attempt_log TEXT NOT NULL DEFAULT '[]'
         ) WITHOUT ROWID;
         -- The sender's claims: only pending deliveries are in it.
         CREATE INDEX callback_deliveries_due ON callback_deliveries(next_attempt_at) WHERE state = 'pending';

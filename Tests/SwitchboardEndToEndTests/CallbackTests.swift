@@ -182,6 +182,13 @@ struct CallbackTests {
             }
             let delivered = try await system.callbacks.store.deliveries(endpointID: a.id, limit: 100, cursor: nil).items
             #expect(delivered.reduce(0) { $0 + $1.attempts } == 4 + 5, "the five failures were retried: \(delivered.map(\.attempts))")
+            // Each attempt is in its delivery's history, with the answer it got.
+            #expect(delivered.flatMap(\.history).compactMap(\.statusCode).sorted() == [200, 200, 200, 200, 429, 500, 500, 500, 503])
+            // The attempt after the 429 waited for its Retry-After (1 s), not for the 50 ms backoff.
+            for d in delivered {
+                guard let i = d.history.firstIndex(where: { $0.statusCode == 429 }), i + 1 < d.history.count else { continue }
+                #expect(d.history[i + 1].at.milliseconds - d.history[i].at.milliseconds >= 900, "\(d.history)")
+            }
             // Every attempt of one delivery carried the same webhook-id.
             let idsSeen = Dictionary(grouping: flaky.requests.compactMap { $0.headers["webhook-id"] }, by: { $0 }).mapValues(\.count)
             #expect(Set(idsSeen.keys) == Set(delivered.map(\.id)) && idsSeen.values.reduce(0, +) == 9)

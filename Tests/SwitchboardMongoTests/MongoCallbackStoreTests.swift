@@ -17,6 +17,7 @@ struct MongoCallbackStoreContractTests {
     @Test func claimAndRecord() async throws { try await withCallbacks { try await CallbackStoreContract.claimAndRecord($0) } }
     @Test func listAndRetry() async throws { try await withCallbacks { try await CallbackStoreContract.listAndRetry($0) } }
     @Test func concurrentClaims() async throws { try await withCallbacks { try await CallbackStoreContract.concurrentClaims($0) } }
+    @Test func attemptHistory() async throws { try await withCallbacks { try await CallbackStoreContract.attemptHistory($0) } }
     @Test func purge() async throws { try await withCallbacks { try await CallbackStoreContract.purge($0) } }
 }
 #endif

@@ -14,6 +14,7 @@ struct SQLiteCallbackStoreContractTests {
     @Test func claimAndRecord() async throws { try await CallbackStoreContract.claimAndRecord(try store()) }
     @Test func listAndRetry() async throws { try await CallbackStoreContract.listAndRetry(try store()) }
     @Test func concurrentClaims() async throws { try await CallbackStoreContract.concurrentClaims(try store()) }
+    @Test func attemptHistory() async throws { try await CallbackStoreContract.attemptHistory(try store()) }
     @Test func purge() async throws { try await CallbackStoreContract.purge(try store()) }
 
     @Test("two connections to one file (two routers) share deliveries and cursor")

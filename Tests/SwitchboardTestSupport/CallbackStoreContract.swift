@@ -94,6 +94,10 @@ public enum CallbackStoreContract {
         try await store.record(CallbackAttemptRecord(deliveryID: d2.id, endpointID: "whep_a", at: Timestamp(milliseconds: 21_000), state: .delivered, nextAttemptAt: Timestamp(milliseconds: 21_000), statusCode: 200, durationMs: 7, error: nil))
         x = try #require(try await store.delivery(endpointID: "whep_a", id: d2.id))
         #expect(x.state == .delivered && x.attempts == 2 && x.lastStatusCode == 200 && x.lastError == nil)
+        #expect(x.history == [
+            CallbackAttempt(at: Timestamp(milliseconds: 16_000), statusCode: 503, durationMs: 40, error: "answered 503"),
+            CallbackAttempt(at: Timestamp(milliseconds: 21_000), statusCode: 200, durationMs: 7, error: nil),
+        ])
         #expect(try await store.endpoint(id: "whep_a")?.failingSince == nil)
         // A delivery no longer pending is not changed by a late record (a sender whose lease ran out).
         try await store.record(CallbackAttemptRecord(deliveryID: d2.id, endpointID: "whep_a", at: Timestamp(milliseconds: 22_000), state: .failed, nextAttemptAt: Timestamp(milliseconds: 22_000), statusCode: 500, durationMs: 7, error: "late"))
@@ -160,5 +164,20 @@ public enum CallbackStoreContract {
         #expect(Set(left.map(\.id)) == Set([claimed[1].id, delivery("whep_a", 3).id]))
         #expect(try await store.purge(before: Timestamp(milliseconds: 100_000)) == 1)
         #expect(try await store.deliveries(endpointID: "whep_a", limit: 10, cursor: nil).items.map(\.state) == [.pending])
+    }
+
+    /// A delivery keeps its last `CallbackAttempt.kept` attempts, oldest first; a connection failure has no code.
+    public static func attemptHistory(_ store: any CallbackStore) async throws {
+        try await store.enqueue([delivery("whep_a", 1, due: 0)], cursor: FeedPosition(major: 1, minor: 0))
+        let id = delivery("whep_a", 1).id
+        for i in 0..<(CallbackAttempt.kept + 3) {
+            let at = Timestamp(milliseconds: Int64(1000 * (i + 1)))
+            #expect(try await store.claimDue(now: at, lease: .seconds(1), limit: 1).map(\.id) == [id])
+            try await store.record(CallbackAttemptRecord(deliveryID: id, endpointID: "whep_a", at: at, state: .pending, nextAttemptAt: at, statusCode: i == 0 ? nil : 500, durationMs: i, error: i == 0 ? "connection refused" : "answered 500"))
+        }
+        let d = try #require(try await store.delivery(endpointID: "whep_a", id: id))
+        #expect(d.attempts == CallbackAttempt.kept + 3 && d.history.count == CallbackAttempt.kept)
+        #expect(d.history.map(\.durationMs) == Array(3..<(CallbackAttempt.kept + 3)))
+        #expect(d.history.first?.statusCode == 500 && d.history.last?.at == Timestamp(milliseconds: Int64(1000 * (CallbackAttempt.kept + 3))))
     }
 }

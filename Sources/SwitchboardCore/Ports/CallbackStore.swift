@@ -129,8 +129,11 @@ public struct CallbackDelivery: Sendable, Hashable {
     public var lastStatusCode: Int?
     public var lastDurationMs: Int?
     public var lastError: String?
+    /// The last `CallbackAttempt.kept` attempts, oldest first.
+    public var history: [CallbackAttempt]
 
-    public init(id: String, endpointID: String, position: FeedPosition, url: String, payload: String, eventType: String, communicationID: String, state: CallbackDeliveryState = .pending, attempts: Int = 0, nextAttemptAt: Timestamp, since: Timestamp? = nil, createdAt: Timestamp, updatedAt: Timestamp? = nil, lastStatusCode: Int? = nil, lastDurationMs: Int? = nil, lastError: String? = nil) {
+    public init(id: String, endpointID: String, position: FeedPosition, url: String, payload: String, eventType: String, communicationID: String, state: CallbackDeliveryState = .pending, attempts: Int = 0, nextAttemptAt: Timestamp, since: Timestamp? = nil, createdAt: Timestamp, updatedAt: Timestamp? = nil, lastStatusCode: Int? = nil, lastDurationMs: Int? = nil, lastError: String? = nil, history: [CallbackAttempt] = []) {
+        self.history = history
         self.id = id
         self.endpointID = endpointID
         self.position = position
@@ -160,6 +163,36 @@ public struct CallbackDelivery: Sendable, Hashable {
     }
 }
 
+/// One attempt as a delivery keeps it: when, the answer's code (nil: none), how long it took, why it failed.
+public struct CallbackAttempt: Sendable, Hashable {
+    /// Attempts kept per delivery (the count of all is `CallbackDelivery.attempts`).
+    public static let kept = 10
+
+    public var at: Timestamp
+    public var statusCode: Int?
+    public var durationMs: Int
+    public var error: String?
+
+    public init(at: Timestamp, statusCode: Int?, durationMs: Int, error: String?) {
+        self.at = at
+        self.statusCode = statusCode
+        self.durationMs = durationMs
+        self.error = error
+    }
+
+    /// As JSON (`{"at", "statusCode", "durationMs", "error"}`): the SQLite column's items and the API's.
+    public var json: JSONValue {
+        .object(["at": .string(at.iso8601), "statusCode": statusCode.map { .number(Double($0)) } ?? .null, "durationMs": .number(Double(durationMs)), "error": error.map(JSONValue.string) ?? .null])
+    }
+
+    public init?(json: JSONValue) {
+        guard case .string(let at)? = json["at"], let t = Timestamp(parsing: at), case .number(let d)? = json["durationMs"] else { return nil }
+        var code: Int?
+        if case .number(let c)? = json["statusCode"] { code = Int(c) }
+        self.init(at: t, statusCode: code, durationMs: Int(d), error: json["error"]?.stringValue)
+    }
+}
+
 /// The outcome of one attempt, as `CallbackStore.record` stores it.
 public struct CallbackAttemptRecord: Sendable, Hashable {
     public var deliveryID: String
@@ -185,6 +218,9 @@ public struct CallbackAttemptRecord: Sendable, Hashable {
 
     /// Whether the attempt succeeded (it clears the endpoint's `failingSince`).
     public var succeeded: Bool { state == .delivered }
+
+    /// The attempt as the delivery's history keeps it.
+    public var attempt: CallbackAttempt { CallbackAttempt(at: at, statusCode: statusCode, durationMs: durationMs, error: error) }
 }
 
 /// Thrown by a `CallbackStore` for an endpoint id that exists already.
