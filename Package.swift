@@ -380,7 +380,7 @@ let package = Package(
             name: "SwitchboardEndToEndTests",
             dependencies: [
                 "SwitchboardCore", "SwitchboardApp", "SwitchboardHTTP", "SwitchboardSQLite", "SwitchboardSandbox", "SwitchboardServer", "SwitchboardProviders",
-                "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport", "SwitchboardTestSystem", "SwitchboardTelemetry",
+                "SwitchboardRedis", "SwitchboardRedisStreams", "SwitchboardTestSupport", "SwitchboardTestSystem", "SwitchboardTelemetry", "SwitchboardTestHTTP",
                 .target(name: "SwitchboardMongo", condition: .when(traits: ["MongoDB"])),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -93,6 +93,13 @@ for _ in $(seq 1 300); do
 done
 curl -fsS "$URL/openapi.json" -o "$WORK/served.json"
 cmp -s "$WORK/served.json" docs/openapi.json || { echo "fuzz: the served /openapi.json is not docs/openapi.json" >&2; exit 1; }
+# The bootstrap key gets a default status-callback endpoint, so that generated messages with a `data.callbackUrl`
+# are accepted (not all refused 422 no_default_webhook). `.invalid` never resolves: its callbacks fail and are retried.
+if [ -n "$ADMIN_KEY" ]; then
+  curl -fsS -o /dev/null -X POST "$URL/api/v1/webhooks" -H "Authorization: Bearer $ADMIN_KEY" -H 'Content-Type: application/json' \
+    -d '{"url":"https://callbacks.invalid/fuzz","keyId":"key_bootstrap","default":true}' \
+    || { echo "fuzz: could not register the bootstrap key's default callback endpoint" >&2; exit 1; }
+fi
 
 SEED_ARGS=()
 [ -n "${FUZZ_SEED:-}" ] && SEED_ARGS=(--seed "$FUZZ_SEED")

@@ -16,6 +16,7 @@
 #   - python3-yaml: scripts/prometheus_check.py reads the rule and compose files
 #   - opentelemetry-proto (PyPI): scripts/trace_test.py decodes the spans the processes export over OTLP/HTTP
 #   - httpx + httpx-sse, websockets (PyPI): scripts/live_test.py follows live status as real SSE and WebSocket clients
+#   - standardwebhooks (PyPI): scripts/callback_test.py verifies the status callbacks with the specification's library
 set -euo pipefail
 AIOSMTPD_VERSION="1.4.6"
 NOIDA_DB_VERSION="0.2.3"
@@ -27,6 +28,7 @@ OPENTELEMETRY_PROTO_VERSION="1.45.2"
 HTTPX_VERSION="0.28.1"
 HTTPX_SSE_VERSION="0.4.3"
 WEBSOCKETS_VERSION="15.0.1"
+STANDARDWEBHOOKS_VERSION="1.3.0"
 PYTHON="${PYTHON:-python3}"
 
 as_root() {
@@ -83,4 +85,10 @@ if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version(
   echo "installing: httpx==${HTTPX_VERSION} httpx-sse==${HTTPX_SSE_VERSION} websockets==${WEBSOCKETS_VERSION} (PyPI)"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "httpx==${HTTPX_VERSION}" "httpx-sse==${HTTPX_SSE_VERSION}" "websockets==${WEBSOCKETS_VERSION}" --break-system-packages 2>/dev/null \
     || "$PYTHON" -m pip install --quiet --disable-pip-version-check "httpx==${HTTPX_VERSION}" "httpx-sse==${HTTPX_SSE_VERSION}" "websockets==${WEBSOCKETS_VERSION}"
+fi
+
+if ! "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('standardwebhooks') == '${STANDARDWEBHOOKS_VERSION}' else 1)" 2>/dev/null; then
+  echo "installing: standardwebhooks==${STANDARDWEBHOOKS_VERSION} (PyPI)"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "standardwebhooks==${STANDARDWEBHOOKS_VERSION}" --break-system-packages 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check "standardwebhooks==${STANDARDWEBHOOKS_VERSION}"
 fi

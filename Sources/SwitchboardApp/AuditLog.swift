@@ -21,6 +21,7 @@ import SwitchboardLifecycle
 /// | `key_first_used` | key id | client address | key id | — | 0 |
 /// | `admin_action` | key id | key id | path | method, path, status | 0 |
 /// | `auth_failures` | client address | client address | '' | count per reason in the minute | count |
+/// | `callback_endpoint_disabled` | endpoint id | `callbacks` | endpoint id | since when it failed, and why | 0 |
 ///
 /// No caller waits for the search index: an event is a log line at once and a record queued in memory, which
 /// the log's own `Service` writes every `flushInterval` (1 s) and at graceful shutdown; a process that runs no
@@ -44,6 +45,7 @@ public final class AuditLog: Service, Sendable {
         case keyFirstUsed = "key_first_used"
         case adminAction = "admin_action"
         case authFailures = "auth_failures"
+        case callbackEndpointDisabled = "callback_endpoint_disabled"
     }
 
     let index: any SearchIndex
@@ -118,6 +120,12 @@ public final class AuditLog: Service, Sendable {
     public func adminAction(key: String, method: String, path: String, status: Int) {
         let p = Self.clean(String(path.prefix { $0 != "?" }))
         record(.adminAction, subject: key, actor: key, to: p, details: "admin action: \(Self.clean(method)) \(p) answered \(status)", metadata: ["key": "\(key)", "method": "\(Self.clean(method))", "path": "\(p)", "status": "\(status)"])
+    }
+
+    /// A status-callback endpoint was disabled by the server: every delivery to it failed for `failingFor` (its URL
+    /// is not recorded: it may hold a client's token).
+    public func callbackEndpointDisabled(id: String, since: Timestamp, failingFor: Duration) {
+        record(.callbackEndpointDisabled, subject: id, actor: "callbacks", to: id, details: "callback endpoint disabled: every delivery failed since \(since.iso8601) (\(failingFor) or more)", metadata: ["endpoint": "\(id)"])
     }
 
     /// A request from `address` failed authentication (`reason`: a short fixed text such as `missing key`,

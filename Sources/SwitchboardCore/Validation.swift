@@ -68,10 +68,18 @@ public struct CommunicationRequest: Sendable, Hashable {
     }
 }
 
+extension CommunicationRequest {
+    /// `data.callbackUrl`: where this message's status changes are also POSTed (validated: an absolute http(s) URL).
+    public var callbackURL: String? {
+        guard case .object(let o) = data, case .string(let url)? = o["callbackUrl"] else { return nil }
+        return url
+    }
+}
+
 /// Validates the body of `POST /api/v1/communication` (the seed's contract plus our optional fields).
 public enum RequestValidator {
     static let topLevelKeys: Set<String> = ["type", "data"]
-    static let commonKeys: Set<String> = ["from", "to", "msg"]
+    static let commonKeys: Set<String> = ["from", "to", "msg", "callbackUrl"]
 
     /// Validates a parsed JSON body, returning the request or the first problem found.
     public static func validate(_ body: JSONValue) -> Result<CommunicationRequest, RequestError> {
@@ -169,6 +177,14 @@ public enum RequestValidator {
             if let h = html, h.utf8.count + msg.utf8.count > channel.maxMessageLength {
                 return .failure(RequestError(code: "message_too_long", message: "\"data.msg\" and \"data.html\" together may have at most \(channel.maxMessageLength) bytes.", field: "data.html"))
             }
+        }
+        // The message's own status callback URL: its changes are POSTed there too, signed with the secret of the
+        // sending key's default webhook endpoint (checked by the API, which knows the key).
+        if let u = data["callbackUrl"], u != .null {
+            guard case .string(let url) = u else {
+                return .failure(RequestError(code: "invalid_field_type", message: "\"data.callbackUrl\" must be a string, not \(u.typeName).", field: "data.callbackUrl"))
+            }
+            if case .failure(let e) = CallbackRules.target(url, field: "data.callbackUrl") { return .failure(e) }
         }
         if channel == .whatsapp, let t = data["template"], t != .null {
             switch validateTemplate(t) {

@@ -32,6 +32,8 @@ public struct API: Sendable {
     let metrics: MetricsEndpoint?
     /// Live status (`EventHub`): SSE and WebSocket; nil: those endpoints answer 503 `events_unavailable`.
     let events: EventHub?
+    /// Status callbacks to clients (`/api/v1/webhooks`); nil: those endpoints answer 404 `callbacks_disabled`.
+    let callbacks: CallbackDirectory?
 
     /// - Parameters:
     ///   - webhooks: the provider status webhooks to serve (none by default).
@@ -39,7 +41,8 @@ public struct API: Sendable {
     ///   - cors: the browser origins allowed (none by default).
     ///   - warningInterval: how long repeated warnings of one kind are counted before their count is logged.
     ///   - metrics: serves `GET /metrics` and records the HTTP metrics (none by default).
-    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open, cors: CORSPolicy = .none, warningInterval: Duration = .seconds(10), metrics: MetricsEndpoint? = nil, events: EventHub? = nil) {
+    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open, cors: CORSPolicy = .none, warningInterval: Duration = .seconds(10), metrics: MetricsEndpoint? = nil, events: EventHub? = nil, callbacks: CallbackDirectory? = nil) {
+        self.callbacks = callbacks
         self.metrics = metrics
         self.events = events
         self.adapters = adapters
@@ -94,7 +97,7 @@ public struct API: Sendable {
             Route(.get, "/health") { _, _ in API.live() },
             Route(.get, "/health/live") { _, _ in API.live() },
             Route(.get, "/health/ready") { _, _ in await self.ready() },
-        ] + keyRoutes() + webhookRoutes() + documentRoutes() + metricsRoutes()
+        ] + keyRoutes() + callbackRoutes() + webhookRoutes() + documentRoutes() + metricsRoutes()
     }
 
     func metricsRoutes() -> [Route] {
@@ -198,6 +201,7 @@ public struct API: Sendable {
             validation?.end()
             validated = r
         }
+        try await checkMessageCallback(validated, keyID: context.identity?.id)
         // The trace the message joins: the request's span (tracing on: `TracingMiddleware` honoured an incoming
         // `traceparent`), else the caller's `traceparent`, else a new one (`Dispatcher`).
         let trace = dispatcher.tracing.currentTraceParent() ?? request.headers[Self.traceparent].flatMap { TraceParent(parsing: $0) }

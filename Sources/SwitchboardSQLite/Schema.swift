@@ -195,8 +195,61 @@ enum Schema {
         );
         """
 
+    /// Version 8: status callbacks to clients (`SQLiteCallbackStore`, Standard Webhooks). Endpoints (with the secret
+    /// that signs: it must be kept to sign, and is shown only once), one delivery per endpoint and status-feed event
+    /// (the id holds both, so a page of the feed read twice inserts nothing twice), and the dispatcher's place in
+    /// the feed, written in the transaction that inserts the deliveries it read.
+    static let v8 = """
+        CREATE TABLE callback_endpoints (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            -- Comma-separated statuses and channels; '' = all.
+            events TEXT NOT NULL,
+            types TEXT NOT NULL,
+            key_id TEXT,
+            is_default INTEGER NOT NULL DEFAULT 0,
+            description TEXT,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            secret TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            failing_since INTEGER,
+            disabled_reason TEXT
+        ) WITHOUT ROWID;
+        CREATE TABLE callback_deliveries (
+            id TEXT PRIMARY KEY,
+            endpoint_id TEXT NOT NULL,
+            position TEXT NOT NULL,
+            url TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            communication_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            since INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            last_status_code INTEGER,
+            last_duration_ms INTEGER,
+            last_error TEXT,
+            -- The last attempts (CallbackAttempt.kept), a JSON array, oldest first.
+            attempt_log TEXT NOT NULL DEFAULT '[]'
+        ) WITHOUT ROWID;
+        -- The sender's claims: only pending deliveries are in it.
+        CREATE INDEX callback_deliveries_due ON callback_deliveries(next_attempt_at) WHERE state = 'pending';
+        -- Retention (SWITCHBOARD_RETENTION_DAYS) deletes finished deliveries by their last change.
+        CREATE INDEX callback_deliveries_done ON callback_deliveries(updated_at) WHERE state != 'pending';
+        -- The list of an endpoint's deliveries is a range of the primary key (ids start with the endpoint's id).
+        CREATE TABLE callback_cursor (
+            name TEXT PRIMARY KEY,
+            major INTEGER NOT NULL,
+            minor INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """
+
     /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
-    static let upgrades = [v2, v3, v4, v5, v6, v7]
+    static let upgrades = [v2, v3, v4, v5, v6, v7, v8]
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0

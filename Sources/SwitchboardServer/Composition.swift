@@ -22,6 +22,8 @@ import SwitchboardMongo
 ///   search are all in the SQLite file; else the port-by-port one (`PortByPortPipeline`).
 /// - The stall watchdog (`SWITCHBOARD_STALL_TIMEOUT_MS`) is on exactly when the pipeline is port-by-port: only
 ///   then can a stream entry be lost on its own.
+/// - Status-callback endpoints and deliveries live beside the communications too (MongoDB `callback_*`
+///   collections, else the SQLite file's `callback_*` tables).
 /// - API keys live beside the communications: in MongoDB (`api_keys`, on the store's client pool) when the store
 ///   is MongoDB, else in the SQLite file (`api_keys`).
 /// - The API keys' rate limiter is Redis's (`RedisRateLimiter`, on the stream queue's client, one bucket per key
@@ -37,6 +39,8 @@ struct Composition {
     var adapters: Adapters
     /// Where the API keys are: chosen with the store.
     var keyStore: any KeyStore
+    /// Status-callback endpoints, deliveries and cursor: chosen with the store, like the keys.
+    var callbackStore: any CallbackStore
     /// The API keys' rate limiter, and its engine's name (`redis` or `local`).
     var rateLimiter: Picked<any RateLimiter>
     /// Services that keep an engine open: started first, stopped last (the database last of all).
@@ -72,6 +76,7 @@ struct Composition {
         mongoStore = store.adapter as? MongoStore
         #endif
         keyStore = Self.keyStore(store: store.adapter, database: database)
+        callbackStore = Self.callbackStore(store: store.adapter, database: database)
         rateLimiter = Self.rateLimiter(queue: redisQueue, logger: logger)
         let names = (store: store.name, queue: queue.name, search: search.name)
         // The status feed lives with the streams: in the SQLite file, or in Redis beside them.
@@ -111,6 +116,14 @@ struct Composition {
         if let mongo = store as? MongoStore { return MongoKeyStore(connection: mongo.connection) }
         #endif
         return SQLiteKeyStore(database: database)
+    }
+
+    /// The callback store that goes with `store`: the same engine.
+    static func callbackStore(store: any CommunicationStore, database: SQLiteDatabase) -> any CallbackStore {
+        #if MongoDB
+        if let mongo = store as? MongoStore { return MongoCallbackStore(connection: mongo.connection) }
+        #endif
+        return SQLiteCallbackStore(database: database)
     }
 
     static func queue(_ settings: Settings, database: SQLiteDatabase, logger: Logger, clock: @escaping @Sendable () -> Timestamp, metrics: any MetricsFactory) throws -> Picked<any MessageQueue> {

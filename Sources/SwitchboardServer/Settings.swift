@@ -49,6 +49,9 @@ public struct Settings: Sendable {
     /// other processes wrote to the embedded feed, the heartbeat, and how many events a subscriber may fall
     /// behind before it is disconnected.
     public var events = EventSettings()
+    /// Status callbacks to clients (Standard Webhooks): the private-address rule, the attempt's timeout, retries and
+    /// when a failing endpoint is disabled (`SWITCHBOARD_CALLBACK_*`).
+    public var callbacks = CallbackSettings()
     /// The seed's `REDIS_URL`: when set, the four streams live in Redis (the store and search stay SQLite).
     public var redisURL: String?
     /// How long a Redis command keeps trying to reach a Redis that is down before it fails
@@ -146,6 +149,15 @@ public struct Settings: Sendable {
             Variable(name: "SWITCHBOARD_EVENTS_HEARTBEAT_MS", meaning: "an idle event stream gets a heartbeat (an SSE comment, a WebSocket ping) this often", defaultValue: "15000"),
             Variable(name: "SWITCHBOARD_EVENTS_BUFFER", meaning: "events a subscriber may fall behind before it is disconnected (an SSE client then resumes with Last-Event-ID)", defaultValue: "1000"),
             Variable(name: "SWITCHBOARD_EVENTS_STREAM_MAX_SECONDS", meaning: "an SSE stream is closed after this long (the client reconnects with Last-Event-ID, spreading clients over routers); 0 = never", defaultValue: "0"),
+        ]),
+        VariableGroup(title: "Status callbacks (webhooks to clients)", variables: [
+            Variable(name: "SWITCHBOARD_CALLBACK_ALLOW_PRIVATE", meaning: "true: callbacks may go to loopback, private, link-local and metadata addresses (tests, closed networks); else such URLs are refused at registration and at each attempt", defaultValue: "false"),
+            Variable(name: "SWITCHBOARD_CALLBACK_TIMEOUT_MS", meaning: "one callback attempt's limit (connect, send, answer)", defaultValue: "10000"),
+            Variable(name: "SWITCHBOARD_CALLBACK_RETRY_HORIZON_SECONDS", meaning: "how long a callback is retried (timeouts, connection errors, 408, 429, 5xx) before it is failed", defaultValue: "86400"),
+            Variable(name: "SWITCHBOARD_CALLBACK_RETRY_BASE_MS", meaning: "the wait before a callback's second attempt, doubling after each failure (half of it random; Retry-After honoured)", defaultValue: "5000"),
+            Variable(name: "SWITCHBOARD_CALLBACK_RETRY_MAX_MS", meaning: "the longest wait between two attempts of a callback", defaultValue: "3600000"),
+            Variable(name: "SWITCHBOARD_CALLBACK_DISABLE_AFTER_SECONDS", meaning: "an endpoint whose callbacks have all failed this long is disabled (audit record callback_endpoint_disabled)", defaultValue: "432000"),
+            Variable(name: "SWITCHBOARD_CALLBACK_CONCURRENCY", meaning: "callback attempts in flight at once per router", defaultValue: "16"),
         ]),
         VariableGroup(title: "Rate limits of API keys", variables: [
             Variable(name: "SWITCHBOARD_KEY_RATE", meaning: "requests per second a key may make, unless it has its own rate (a decimal above 0); with REDIS_URL one allowance shared by every router, else per process", defaultValue: "100"),
@@ -320,6 +332,19 @@ public struct Settings: Sendable {
         if let v = try int("SWITCHBOARD_EVENTS_HEARTBEAT_MS", 100...300_000) { s.events.heartbeat = .milliseconds(v) }
         if let v = try int("SWITCHBOARD_EVENTS_BUFFER", 10...1_000_000) { s.events.buffer = v }
         if let v = try int("SWITCHBOARD_EVENTS_STREAM_MAX_SECONDS", 0...86_400) { s.events.streamLimit = v == 0 ? nil : .seconds(v) }
+        if let v = value("SWITCHBOARD_CALLBACK_ALLOW_PRIVATE") {
+            switch v.lowercased() {
+            case "true", "1", "yes": s.callbacks.allowPrivate = true
+            case "false", "0", "no": s.callbacks.allowPrivate = false
+            default: throw SettingsError("SWITCHBOARD_CALLBACK_ALLOW_PRIVATE=\(v): use true or false")
+            }
+        }
+        if let v = try int("SWITCHBOARD_CALLBACK_TIMEOUT_MS", 100...600_000) { s.callbacks.timeout = .milliseconds(v) }
+        if let v = try int("SWITCHBOARD_CALLBACK_RETRY_HORIZON_SECONDS", 1...2_592_000) { s.callbacks.horizon = .seconds(v) }
+        if let v = try int("SWITCHBOARD_CALLBACK_RETRY_BASE_MS", 1...86_400_000) { s.callbacks.baseDelay = .milliseconds(v) }
+        if let v = try int("SWITCHBOARD_CALLBACK_RETRY_MAX_MS", 1...86_400_000) { s.callbacks.maxDelay = .milliseconds(v) }
+        if let v = try int("SWITCHBOARD_CALLBACK_DISABLE_AFTER_SECONDS", 1...31_536_000) { s.callbacks.disableAfter = .seconds(v) }
+        if let v = try int("SWITCHBOARD_CALLBACK_CONCURRENCY", 1...1000) { s.callbacks.concurrency = v }
         if let v = value("SWITCHBOARD_LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: v.lowercased()) else { throw SettingsError("SWITCHBOARD_LOG_LEVEL=\(v): use trace, debug, info, notice, warning, error or critical") }
             s.logLevel = level

@@ -90,6 +90,8 @@ public struct SwitchboardSystem: Sendable {
     let backlogCollector: QueueMetricsCollector
     /// The router's fan-out of the status feed (SSE, WebSocket); nil without a feed.
     public let events: EventHub?
+    /// Status callbacks to clients: the endpoints (in the store's engine) as the router sees them.
+    public let callbacks: CallbackDirectory
 
     /// Opens the engines named by `settings` and builds the configured providers. A TLS certificate or key
     /// that cannot be used stops it first, with a message naming the file and the reason.
@@ -151,6 +153,7 @@ public struct SwitchboardSystem: Sendable {
         if let t = p.twilio { wrap(.twilio, TwilioProvider(configuration: t)) }
         if let w = p.whatsApp { wrap(.meta, WhatsAppProvider(configuration: w)) }
         providerInstances = instances
+        callbacks = CallbackDirectory(store: picked.callbackStore, settings: settings.callbacks)
         // Heartbeats (SSE comments, WebSocket pings) within half the idle timeout, so a quiet stream is never closed as idle.
         var eventSettings = settings.events
         if let idle = settings.httpIdleTimeout, eventSettings.heartbeat > idle / 2 { eventSettings.heartbeat = idle / 2 }
@@ -271,7 +274,8 @@ public struct SwitchboardSystem: Sendable {
     public func application() throws -> Application<RouterResponder<APIRequestContext>> {
         let api = API(
             adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: pipelineOptions, clock: clock), logger: logger, webhooks: webhooks,
-            access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval, metrics: metricsEndpoint, events: events)
+            access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval, metrics: metricsEndpoint, events: events,
+            callbacks: callbacks)
         return Application(
             router: api.router(),
             server: try HTTPServerSetup.server(
@@ -315,6 +319,7 @@ public struct SwitchboardSystem: Sendable {
         if let p = adapters.queue as? any Purging { targets.append(.init(name: "dead letters", purging: p)) }
         if let p = adapters.search as? any Purging { targets.append(.init(name: "search index", purging: p)) }
         if let p = adapters.mailbox as? any Purging { targets.append(.init(name: "sandbox", purging: p)) }
+        if let p = callbacks.store as? any Purging { targets.append(.init(name: "callback deliveries", purging: p)) }
         return targets
     }
 
@@ -335,6 +340,7 @@ public struct SwitchboardSystem: Sendable {
             // After the adapter services, so it stops before them: its last failures reach the search index.
             services.append(auditLog)
             services.append(OutboxScheduler(adapters: adapters, options: options, logger: logger, clock: clock))
+            services += callbackServices
             if let period = settings.retention {
                 services.append(RetentionService(period: period, targets: retentionTargets, logger: logger, clock: clock))
             }
@@ -346,6 +352,21 @@ public struct SwitchboardSystem: Sendable {
             services.append(LogIndexer(adapters: adapters, options: options, consumer: Self.consumerName("logger"), logger: logger, lag: IndexingLagMetrics(factory: metrics.factory), clock: clock))
         }
         return services
+    }
+
+    /// The router's status-callback services: the dispatcher (status feed → deliveries) and the sender (deliveries →
+    /// HTTP, on its own client that follows no redirect). None without a status feed.
+    public var callbackServices: [any Service] {
+        guard let feed = adapters.feed else { return [] }
+        let settings = self.settings.callbacks
+        return [
+            CallbackDispatcher(feed: feed, communications: adapters.store, directory: callbacks, audit: auditLog, logger: logger, clock: clock),
+            CallbackSender(
+                transport: {
+                    let client = HTTPCallbackTransport.makeClient()
+                    return (HTTPCallbackTransport(client: client, timeout: settings.timeout, allowPrivate: settings.allowPrivate), { try? await client.shutdown() })
+                }, directory: callbacks, logger: logger, clock: clock),
+        ]
     }
 
     /// The router's live-status service (the `EventHub`), run after the HTTP application so it stops before it.

@@ -35,12 +35,15 @@ public final class MockHTTPServer: Sendable {
         public var body: String
         public var delay: Duration?
         public var contentType: String
+        /// More answer headers (`Retry-After`).
+        public var headers: [String: String]
 
-        public init(status: Int, body: String, delay: Duration? = nil, contentType: String = "application/json") {
+        public init(status: Int, body: String, delay: Duration? = nil, contentType: String = "application/json", headers: [String: String] = [:]) {
             self.status = status
             self.body = body
             self.delay = delay
             self.contentType = contentType
+            self.headers = headers
         }
     }
 
@@ -66,7 +69,9 @@ public final class MockHTTPServer: Sendable {
                 return s.replies.isEmpty ? s.fallback : s.replies.removeFirst()
             }
             if let delay = reply.delay { try? await Task.sleep(for: delay) }
-            return Response(status: .init(code: reply.status), headers: [.contentType: reply.contentType], body: .init(byteBuffer: ByteBuffer(string: reply.body)))
+            var fields: HTTPFields = [.contentType: reply.contentType]
+            for (name, value) in reply.headers { if let n = HTTPField.Name(name) { fields[n] = value } }
+            return Response(status: .init(code: reply.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: reply.body)))
         }
     }
 
