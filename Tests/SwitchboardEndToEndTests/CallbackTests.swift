@@ -349,7 +349,7 @@ struct CallbackDisableTests {
 }
 
 #if MongoDB
-@Suite("Status callbacks on the MongoDB store", .serialized, .timeLimit(.minutes(3)))
+@Suite("Status callbacks on the MongoDB store", .serialized, .timeLimit(.minutes(8)))
 struct MongoCallbackTests {
     @Test("endpoints, deliveries and cursor in MongoDB: every change of every message reaches the endpoint, the key's default endpoint and the message's callbackUrl, signed")
     func everyChange() async throws {
@@ -370,17 +370,17 @@ struct MongoCallbackTests {
                     let r = try await t.send(client, headers, to: recipient(.sms, 60 + i), callbackURL: i == 0 ? hooks.baseURL + "/mine" : nil)
                     ids.append(try #require(try json(r)["id"]?.stringValue))
                 }
-                try await eventually("every message sent") {
+                try await eventually(timeout: .seconds(150), "every message sent") {
                     for id in ids where try await system.adapters.store.communication(id: id)?.status != .sent { return false }
                     return true
                 }
                 let want = try await t.expected(system, ids), mine = try await t.expected(system, [ids[0]])
                 func events(_ path: String, _ secret: String) -> Set<String> { Set(t.verified(hooks.requests.filter { $0.path == path }, secret: secret).map(\.event)) }
-                try await eventually("every change at every endpoint") {
+                try await eventually(timeout: .seconds(150), "every change at every endpoint") {
                     events("/all", all.secret) == want && events("/default", def.secret) == want && events("/mine", def.secret) == mine
                 }
                 // The receiver has them a moment before the sender records the answers.
-                try await eventually("every delivery recorded delivered") {
+                try await eventually(timeout: .seconds(150), "every delivery recorded delivered") {
                     let listed = try await system.callbacks.store.deliveries(endpointID: def.id, limit: 1000, cursor: nil).items
                     return listed.count == want.count + mine.count && listed.allSatisfy { $0.state == .delivered }
                 }
