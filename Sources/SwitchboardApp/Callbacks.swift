@@ -110,6 +110,7 @@ public final class CallbackDispatcher: Service, Sendable {
         /// communication id → its `data.callbackUrl` (nil: none), for the messages of keys with a default endpoint.
         var callbackURLs: [String: String?] = [:]
         var lastHealthCheck = ContinuousClock.now - .seconds(3600)
+        var lastCursorWrite = ContinuousClock.now
         await ServiceLoop.run("callback dispatcher", logger: logger) {
             // Every 10 s, or more often when the limit is that short (tests).
             if ContinuousClock.now - lastHealthCheck >= min(.seconds(10), directory.settings.disableAfter / 4) {
@@ -118,6 +119,10 @@ public final class CallbackDispatcher: Service, Sendable {
             }
             // The first start of the deployment reads the whole feed (what it still holds): an endpoint only gets the
             // changes made after its registration, whenever the dispatcher starts.
+            // No endpoint: nothing to read for (the accepts pay nothing for callbacks nobody uses). The cursor stays
+            // where it is; once an endpoint exists the feed is read from there, and an endpoint gets only the changes
+            // made after its registration anyway.
+            guard try await directory.current().contains(where: \.enabled) else { return .milliseconds(250) }
             let cursor: FeedPosition? = if let position { position } else { try await store.cursor() }
             position = cursor
             let page = try await feed.read(after: cursor, count: pageSize, block: .milliseconds(500))
@@ -150,7 +155,12 @@ public final class CallbackDispatcher: Service, Sendable {
                     if let url { deliveries.append(Self.delivery(def, event, url: url, payload: body(), perMessage: true, now: now)) }
                 }
             }
-            try await store.enqueue(deliveries, cursor: newest)
+            // The cursor alone (nothing matched) is written at most once a second: reading a page again after a
+            // crash inserts nothing twice, and the store's writer is not asked for every page of the feed.
+            if !deliveries.isEmpty || ContinuousClock.now - lastCursorWrite >= .seconds(1) {
+                try await store.enqueue(deliveries, cursor: newest)
+                lastCursorWrite = .now
+            }
             position = newest
             return .zero
         }
@@ -211,6 +221,9 @@ public final class CallbackSender: Service, Sendable {
             await ServiceLoop.run("callback sender", logger: logger) {
                 let free = settings.concurrency - inFlight.load(ordering: .acquiring)
                 guard free > 0 else { return .milliseconds(20) }
+                // No endpoint, no delivery to send (a message's callbackUrl needs its key's default endpoint): the
+                // store is not asked.
+                guard try await directory.current().isEmpty == false else { return settings.pollInterval * 5 }
                 // Leased for longer than an attempt can take (its timeout, and time to record it), so no other sender
                 // takes it meanwhile; a sender that dies leaves it to be taken again a few seconds later.
                 let due = try await store.claimDue(now: clock(), lease: settings.timeout + .seconds(5), limit: free)

@@ -125,6 +125,11 @@ public struct SQLiteCallbackStore: CallbackStore {
 
     public func claimDue(now: Timestamp, lease: Duration, limit: Int) async throws -> [CallbackDelivery] {
         let until = now.adding(lease)
+        // Looked at on a reader first: the writer (shared with every accept) is asked only when something is due.
+        let anyDue = try await db.read { c in
+            try c.scalar("SELECT EXISTS (SELECT 1 FROM callback_deliveries WHERE state = 'pending' AND next_attempt_at <= ?)", [.int(now.milliseconds)]) == 1
+        }
+        guard anyDue else { return [] }
         return try await db.write(durable: false) { c in
             var due: [CallbackDelivery] = []
             try c.query(
