@@ -59,7 +59,7 @@ public actor LogSpool {
             let batch = take(chunk)
             do {
                 try await queue.publish(stream: StreamNames.log, entries: batch)
-                try await feed?.append(batch)
+                try await feed?.append(batch.compactMap(LogRecord.init(fields:)))
             } catch {
                 putBack(batch)
                 throw error

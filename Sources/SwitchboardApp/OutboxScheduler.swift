@@ -109,8 +109,8 @@ public struct OutboxScheduler: Service {
     }
 
     /// The log entries of a message's accept (`pending`, then `queued`, both at its creation), as the pipeline wrote them.
-    static func acceptLogs(_ c: Communication) -> [[String: String]] {
+    static func acceptLogs(_ c: Communication) -> [LogRecord] {
         let service = c.history.first?.service ?? "router"
-        return [CommunicationStatus.pending, .queued].map { LogRecord(c, change: StatusChange(status: $0, at: c.createdAt, attempt: 0, service: service)).fields }
+        return [CommunicationStatus.pending, .queued].map { LogRecord(c, change: StatusChange(status: $0, at: c.createdAt, attempt: 0, service: service)) }
     }
 }

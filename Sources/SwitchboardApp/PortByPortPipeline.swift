@@ -99,7 +99,7 @@ public final class PortByPortPipeline: Pipeline, Service {
         async let indexed: Void = index(messages.map(CommunicationDocument.init), search: search, logger: logger)
         // The log entries (and status events) first: a worker that takes the entry at once must not get its
         // `processing` into the status feed before the message's `pending` and `queued`.
-        let logged = await writeLogs(messages.flatMap { c in c.history.map { LogRecord(c, change: $0).fields } }, queue: queue, spool: spool, feed: feed, logger: logger)
+        let logged = await writeLogs(messages.flatMap { c in c.history.map { LogRecord(c, change: $0) } }, queue: queue, spool: spool, feed: feed, logger: logger)
         var published = [Bool](repeating: true, count: messages.count)
         var byStream: [String: [Int]] = [:]
         for (i, c) in messages.enumerated() { byStream[c.channel.stream, default: []].append(i) }
@@ -122,10 +122,10 @@ public final class PortByPortPipeline: Pipeline, Service {
         precondition(settle.isEmpty || settle.count == transitions.count, "settle must be empty or match transitions")
         guard !transitions.isEmpty else { return [] }
         let outcomes = try await store.apply(transitions)
-        var logs: [[String: String]] = []
+        var logs: [LogRecord] = []
         var documents: [CommunicationDocument] = []
         for case .applied(let c, let change) in outcomes {
-            logs.append(LogRecord(c, change: change).fields)
+            logs.append(LogRecord(c, change: change))
             // `processing` is logged, not indexed: it lasts milliseconds; the index shows the status before and after.
             if c.status != .processing { documents.append(CommunicationDocument(c)) }
         }
@@ -148,11 +148,12 @@ public final class PortByPortPipeline: Pipeline, Service {
     /// Writes entries to `log_stream`, then their status changes to the status feed; entries the queue refused
     /// wait in the `LogSpool` for `LogSpoolService`, which writes both again (a feed that failed after `log_stream`
     /// took the entries may so hold an event twice: at least once, like the log). Returns whether they were written.
-    static func writeLogs(_ logs: [[String: String]], queue: any MessageQueue, spool: LogSpool, feed: (any StatusFeed)?, logger: Logger) async -> Bool {
-        guard !logs.isEmpty else { return true }
+    static func writeLogs(_ records: [LogRecord], queue: any MessageQueue, spool: LogSpool, feed: (any StatusFeed)?, logger: Logger) async -> Bool {
+        guard !records.isEmpty else { return true }
+        let logs = records.map(\.fields)
         do {
             // Both at once: the accept waits for the two (see `publish`), one round trip.
-            async let fed: Void = feed?.append(logs) ?? ()
+            async let fed: Void = feed?.append(records) ?? ()
             try await queue.publish(stream: StreamNames.log, entries: logs)
             try await fed
             return true

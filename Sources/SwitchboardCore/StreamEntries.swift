@@ -93,6 +93,9 @@ extension LogRecord {
     /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
     public var fieldsText: String { SortedStringFieldsWriter.text(of: members, capacity: 192 + msg.utf8.count) }
 
+    /// `statusFields` as canonical JSON text, built directly.
+    public var statusFieldsText: String { SortedStringFieldsWriter.text(of: members.filter { $0.key != "msg" }, capacity: 256) }
+
     /// `fieldsText` and the status feed's text (`statusFields` as canonical JSON), from one list of fields.
     public var logAndStatusTexts: (log: String, status: String) {
         let m = members

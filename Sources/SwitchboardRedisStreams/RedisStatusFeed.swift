@@ -29,8 +29,8 @@ public struct RedisStatusFeed: StatusFeed {
     /// Most records in one entry (the index takes the low 10 bits of a position's second number).
     static let perEntry = 1024
 
-    public func append(_ records: [[String: String]]) async throws {
-        let texts = records.filter { $0["status"] != nil }.map { JSONValue.canonicalText(stringFields: $0.filter { $0.key != "msg" }) }
+    public func append(_ records: [LogRecord]) async throws {
+        let texts = records.filter { $0.status != nil }.map(\.statusFieldsText)
         guard !texts.isEmpty else { return }
         let entries = stride(from: 0, to: texts.count, by: Self.perEntry).map { start in
             [StreamField("records", "[" + texts[start..<min(start + Self.perEntry, texts.count)].joined(separator: ",") + "]")]

@@ -25,9 +25,9 @@ public struct SQLiteStatusFeed: StatusFeed {
         try c.run("INSERT INTO status_events (at, sets, records) VALUES (?, ?, ?)", [.int(at.milliseconds), .int(Int64(records.count)), .text(SQLiteQueue.batchText(records))])
     }
 
-    public func append(_ records: [[String: String]]) async throws {
+    public func append(_ records: [LogRecord]) async throws {
         // Without the body, as the pipeline writes them (`LogRecord.logAndStatusTexts`).
-        let texts = records.filter { $0["status"] != nil }.map { SQLiteQueue.encode($0.filter { $0.key != "msg" }) }
+        let texts = records.filter { $0.status != nil }.map(\.statusFieldsText)
         guard !texts.isEmpty else { return }
         let now = clock()
         try await db.write { c in try Self.append(c, records: texts, at: now) }

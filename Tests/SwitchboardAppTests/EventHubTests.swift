@@ -34,7 +34,7 @@ private func withHub(buffer: Int = 1000, heartbeat: Duration = .seconds(15), _ b
 
 private func append(_ feed: SQLiteStatusFeed, _ ids: [String], status: CommunicationStatus = .pending, type: MessageChannel = .sms, key: String? = nil) async throws {
     try await feed.append(ids.map { id in
-        LogRecord(communicationId: id, service: "router", status: status, type: type, from: "f", to: "t", msg: "", error: nil, attempt: 0, provider: nil, timestamp: SystemTime.now(), keyID: key).fields
+        LogRecord(communicationId: id, service: "router", status: status, type: type, from: "f", to: "t", msg: "", error: nil, attempt: 0, provider: nil, timestamp: SystemTime.now(), keyID: key)
     })
 }
 

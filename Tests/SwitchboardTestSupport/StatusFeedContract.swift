@@ -6,8 +6,8 @@ import SwitchboardCore
 /// (`SwitchboardRedisStreamsTests`) run every check, each on a fresh feed.
 public enum StatusFeedContract {
     /// A status-change record of message `id` at `ms`.
-    public static func record(_ id: String, _ status: CommunicationStatus, at ms: Int64, key: String? = nil) -> [String: String] {
-        LogRecord(communicationId: id, service: "router", status: status, type: .sms, from: "+15550000000", to: "+15551112222", msg: "the body", error: nil, attempt: 0, provider: nil, timestamp: Timestamp(milliseconds: ms), keyID: key).fields
+    public static func record(_ id: String, _ status: CommunicationStatus, at ms: Int64, key: String? = nil) -> LogRecord {
+        LogRecord(communicationId: id, service: "router", status: status, type: .sms, from: "+15550000000", to: "+15551112222", msg: "the body", error: nil, attempt: 0, provider: nil, timestamp: Timestamp(milliseconds: ms), keyID: key)
     }
 
     /// Appended records come back in order, once, with increasing positions; records without a status (audit
@@ -17,7 +17,7 @@ public enum StatusFeedContract {
         #expect(try await feed.read(after: nil, count: 100, block: .zero).isEmpty)
         let empty = try await feed.end()
         var audit = record("a", .queued, at: 1)
-        audit["status"] = nil
+        audit.status = nil
         try await feed.append([record("m1", .pending, at: 1_000, key: "key_abc"), record("m1", .queued, at: 1_000), audit])
         try await feed.append([record("m1", .processing, at: 1_001)])
         try await feed.append([record("m2", .pending, at: 1_002), record("m1", .sent, at: 1_003)])

@@ -8,8 +8,9 @@
 /// Its records are the status-change log records (`LogRecord` with a status), so an event says exactly what the
 /// log says.
 public protocol StatusFeed: Sendable {
-    /// Appends status-change records, oldest first (records without a status are skipped by adapters).
-    func append(_ records: [[String: String]]) async throws
+    /// Appends status-change records, oldest first (records without a status are skipped by adapters), without
+    /// their bodies (`LogRecord.statusFieldsText`).
+    func append(_ records: [LogRecord]) async throws
 
     /// Up to about `count` events after `position` (from the feed's start when nil), oldest first; waits up to
     /// `block` when there are none yet (`.zero`: answers at once).
