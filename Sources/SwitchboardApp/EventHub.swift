@@ -277,7 +277,7 @@ public final class EventHub: Service, Sendable {
                 guard let position = reader() else { return .milliseconds(50) }
                 let records = try await feed.read(after: position, count: 512, block: min(settings.pollInterval * 25, .milliseconds(500)))
                 if let newest = records.last?.position {
-                    dispatch(records.map(LiveEvent.init), through: newest)
+                    dispatch(records, through: newest)
                 }
                 if ContinuousClock.now - lastBeat >= settings.heartbeat {
                     lastBeat = ContinuousClock.now
@@ -306,21 +306,25 @@ public final class EventHub: Service, Sendable {
         }
     }
 
-    private func dispatch(_ events: [LiveEvent], through newest: FeedPosition) {
+    /// Hands each record to the subscriptions it matches; its JSON is made only when one does (most events of a
+    /// busy router concern none of its subscribers).
+    private func dispatch(_ records: [FeedRecord], through newest: FeedPosition) {
         var overflowed: [Subscription] = []
         state.withLock { s in
             s.position = newest
-            for e in events {
+            for r in records {
                 // Each subscription is in at most one of these buckets for a given event.
-                var keys = ["m:" + e.record.communicationId, "*"]
-                if let type = e.record.type { keys.append("t:" + type.rawValue) }
-                if let key = e.record.keyID { keys.append("k:" + key) }
-                for key in keys {
-                    guard let subs = s.buckets[key] else { continue }
-                    for sub in subs.values where sub.filter.matches(e.record) {
-                        if !sub.sink.send(.event(e, subscription: sub.id)) { overflowed.append(sub) }
+                var event: LiveEvent?
+                func deliver(_ subs: [Int: Subscription]) {
+                    for sub in subs.values where sub.filter.matches(r.record) {
+                        if event == nil { event = LiveEvent(r) }
+                        if !sub.sink.send(.event(event!, subscription: sub.id)) { overflowed.append(sub) }
                     }
                 }
+                if let subs = s.buckets["m:" + r.record.communicationId] { deliver(subs) }
+                if let subs = s.buckets["*"] { deliver(subs) }
+                if let type = r.record.type, let subs = s.buckets["t:" + type.rawValue] { deliver(subs) }
+                if let key = r.record.keyID, let subs = s.buckets["k:" + key] { deliver(subs) }
             }
             for sub in overflowed { Self.remove(sub, from: &s) }
         }

@@ -252,7 +252,7 @@ def accepts():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     results = {0: [], 1000: []}
-    for run in range(3):
+    for run in range(int(os.environ.get("RUNS", "5"))):
         for subscribers in (0, 1000):
             work = tempfile.mkdtemp(prefix="switchboard-events-bench-")
             port = free_port()
