@@ -42,20 +42,7 @@ import websockets
 from httpx_sse import connect_sse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-failures = []
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print(f"FAIL {what}", flush=True)
-    return ok
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from script_support import check, failures, free_port  # noqa: E402  (scripts/, beside this file)
 
 
 def eventually(what, condition, timeout=30.0):
@@ -82,7 +69,7 @@ class System:
         self.env.update({
             "SWITCHBOARD_DATABASE": os.path.join(self.work, "db.sqlite"), "SWITCHBOARD_HOST": "127.0.0.1", "PORT": str(self.port),
             "SWITCHBOARD_ADMIN_KEY": self.admin, "SWITCHBOARD_LOG_LEVEL": "warning", "SWITCHBOARD_POLL_MS": "20",
-            "SWITCHBOARD_EVENTS_HEARTBEAT_MS": "500", "SWITCHBOARD_EVENTS_BUFFER": "256", "SWITCHBOARD_KEY_RATE": "10000", "SWITCHBOARD_KEY_BURST": "10000",
+            "SWITCHBOARD_EVENTS_HEARTBEAT_MS": "2000", "SWITCHBOARD_EVENTS_BUFFER": "256", "SWITCHBOARD_KEY_RATE": "10000", "SWITCHBOARD_KEY_BURST": "10000",
         })
         if redis:
             rport = free_port()
@@ -210,11 +197,11 @@ def sse_checks(s, name):
     resumed.stop = True
 
     # A heartbeat comment on an idle stream (raw lines: clients hide comments).
-    with httpx.Client(timeout=httpx.Timeout(10.0, read=5.0)) as client:
+    with httpx.Client(timeout=httpx.Timeout(10.0, read=10.0)) as client:
         with client.stream("GET", s.base + "/api/v1/events?type=whatsapp", headers=s.headers()) as r:
             check(r.headers.get("content-type", "").startswith("text/event-stream"), f"{name}: text/event-stream")
             got = False
-            deadline = time.time() + 4
+            deadline = time.time() + 8
             for line in r.iter_lines():
                 if line.startswith(":"):
                     got = True
