@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from script_support import check, failures, free_port  # noqa: E402  (scripts/, beside this file)
+from script_support import check, eventually, failures, free_port  # noqa: E402  (scripts/, beside this file)
 
 
 # --- the receiver ------------------------------------------------------------------------------------------------
@@ -109,16 +109,6 @@ def http(method, url, body=None, headers=None):
             return e.code, text
 
 
-def eventually(what, predicate, timeout=90):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return True
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    return check(False, f"timed out: {what}")
 
 
 def main():

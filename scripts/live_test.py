@@ -43,18 +43,14 @@ from httpx_sse import connect_sse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from script_support import check, failures, free_port  # noqa: E402  (scripts/, beside this file)
+import script_support
 
 
 def eventually(what, condition, timeout=30.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if condition():
-                return True
-        except Exception:
-            pass
-        time.sleep(0.05)
-    return check(False, f"timed out waiting for {what}")
+    # httpx and websockets raise their own errors while a server starts: any counts as not yet.
+    return script_support.eventually(what, condition, timeout, poll=0.05, tolerate=Exception)
+
+
 
 
 class System:

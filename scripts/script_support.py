@@ -1,6 +1,7 @@
-"""What the test scripts (trace_test.py, live_test.py, callback_test.py) share: failures noted as they come, and a
-free loopback port."""
+"""What the test scripts (trace_test.py, live_test.py, callback_test.py) share: failures noted as they come, a free
+loopback port, and waiting for a condition."""
 import socket
+import time
 
 failures = []
 
@@ -18,3 +19,17 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def eventually(what, condition, timeout=60, poll=0.2, tolerate=(OSError, ValueError)):
+    """Calls `condition` every `poll` seconds until it is true (an exception in `tolerate` counts as not yet); after
+    `timeout` seconds notes a failure. Returns whether it came true."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if condition():
+                return True
+        except tolerate:
+            pass
+        time.sleep(poll)
+    return check(False, f"timed out waiting for {what}")

@@ -47,7 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from script_support import check, failures, free_port  # noqa: E402  (scripts/, beside this file)
+from script_support import check, eventually, failures, free_port  # noqa: E402  (scripts/, beside this file)
 
 
 def serve(handler):
@@ -174,16 +174,6 @@ def http(method, url, body=None, headers=None):
         return e.code, dict(e.headers), e.read()
 
 
-def eventually(what, predicate, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return True
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    return check(False, f"timed out: {what}")
 
 
 SCENARIOS = {

@@ -122,12 +122,12 @@ public final class CallbackDispatcher: Service, Sendable {
             // No endpoint: nothing to read for (the accepts pay nothing for callbacks nobody uses). The cursor stays
             // where it is; once an endpoint exists the feed is read from there, and an endpoint gets only the changes
             // made after its registration anyway.
-            guard try await directory.current().contains(where: \.enabled) else { return .milliseconds(250) }
+            let endpoints = try await directory.current().filter(\.enabled)
+            guard !endpoints.isEmpty else { return .milliseconds(250) }
             let cursor: FeedPosition? = if let position { position } else { try await store.cursor() }
             position = cursor
             let page = try await feed.read(after: cursor, count: pageSize, block: .milliseconds(500))
             guard let newest = page.last?.position else { return .zero }
-            let endpoints = try await directory.current().filter(\.enabled)
             var deliveries: [CallbackDelivery] = []
             let now = clock()
             if callbackURLs.count > 10_000 { callbackURLs.removeAll() }

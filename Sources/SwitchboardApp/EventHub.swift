@@ -67,7 +67,10 @@ public struct LiveEvent: Sendable {
     }
 
     /// The JSON of a change: the same fields whether it comes from the feed or from a record's history.
-    public static func json(_ r: LogRecord, eventID: String) -> String {
+    public static func json(_ r: LogRecord, eventID: String) -> String { object(r, eventID: eventID).canonicalText }
+
+    /// `json` as a value (for an answer that holds changes, as a WebSocket's `subscribed` holds the history).
+    public static func object(_ r: LogRecord, eventID: String) -> JSONValue {
         var o: [String: JSONValue] = [
             "id": .string(r.communicationId), "eventId": .string(eventID), "status": .string(r.status?.rawValue ?? ""),
             "type": .string(r.type?.rawValue ?? ""), "at": .string(r.timestamp.iso8601), "attempt": .number(Double(r.attempt)),
@@ -77,7 +80,7 @@ public struct LiveEvent: Sendable {
         if let e = r.error { o["error"] = .string(e) }
         if let k = r.keyID { o["keyId"] = .string(k) }
         if let t = r.traceParent { o["traceId"] = .string(t.traceID) }
-        return JSONValue.object(o).canonicalText
+        return .object(o)
     }
 }
 

@@ -161,6 +161,25 @@ public struct API: Sendable {
         return String(decoding: type[first...last], as: UTF8.self).lowercased()
     }
 
+    /// The JSON body of a request other than a message's (keys, webhooks, redrive): `application/json`, at most
+    /// `limit` bytes; 415, 413 or 400 `malformed_json` otherwise.
+    static func jsonBody(_ request: Request, limit: Int) async throws -> JSONValue {
+        guard let contentType = request.headers[.contentType], mediaType(contentType) == "application/json" else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json.")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(limit / 1024) KiB.")
+        }
+        do {
+            return try JSONParser.parse(Array(buffer.readableBytesView))
+        } catch {
+            throw APIError(.badRequest, code: "malformed_json", message: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
+        }
+    }
+
     func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         guard let contentType = request.headers[.contentType] else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json.")

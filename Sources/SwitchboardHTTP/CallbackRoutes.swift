@@ -67,21 +67,7 @@ extension API {
 
     /// A JSON object body of at most 64 KiB, sent as application/json.
     static func jsonObject(_ request: Request) async throws -> [String: JSONValue] {
-        guard let contentType = request.headers[.contentType], mediaType(contentType) == "application/json" else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json.")
-        }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: 64 * 1024)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than 64 KiB.")
-        }
-        let body: JSONValue
-        do {
-            body = try JSONParser.parse(Array(buffer.readableBytesView))
-        } catch {
-            throw APIError(.badRequest, code: "malformed_json", message: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
-        }
+        let body = try await jsonBody(request, limit: 64 * 1024)
         guard case .object(let o) = body else { throw APIError(.badRequest, code: "invalid_body", message: "The body must be a JSON object.") }
         return o
     }

@@ -80,21 +80,7 @@ extension API {
 
     func createKey(_ request: Request, by principal: String) async throws -> Response {
         let keys = try keyCache
-        guard let contentType = request.headers[.contentType], Self.mediaType(contentType) == "application/json" else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json.")
-        }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: 64 * 1024)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than 64 KiB.")
-        }
-        let body: JSONValue
-        do {
-            body = try JSONParser.parse(Array(buffer.readableBytesView))
-        } catch {
-            throw APIError(.badRequest, code: "malformed_json", message: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
-        }
+        let body = try await Self.jsonBody(request, limit: 64 * 1024)
         let spec = try Self.keySpec(body)
         let (secret, record) = try await KeyIssuer(store: keys.store).create(spec)
         // This router requires keys from now on; the others within seconds (their caches read the store).

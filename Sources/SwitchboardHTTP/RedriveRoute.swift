@@ -25,21 +25,7 @@ extension API {
     /// posting the message again (which would send it under a new id, with no history of the failure). `admin`
     /// stays for managing keys.
     func redrive(_ request: Request, _ context: APIRequestContext) async throws -> Response {
-        guard let contentType = request.headers[.contentType], Self.mediaType(contentType) == "application/json" else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json.")
-        }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: Self.maxRedriveBody)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(Self.maxRedriveBody / 1024) KiB.")
-        }
-        let body: JSONValue
-        do {
-            body = try JSONParser.parse(Array(buffer.readableBytesView))
-        } catch {
-            throw APIError(.badRequest, code: "malformed_json", message: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
-        }
+        let body = try await Self.jsonBody(request, limit: Self.maxRedriveBody)
         let redrive = Redrive(adapters: adapters, logger: logger)
         let report: Redrive.Report
         switch try Self.redriveRequest(body) {

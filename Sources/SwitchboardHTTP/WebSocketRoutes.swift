@@ -242,7 +242,7 @@ extension API {
                 skip = Set(records.map(LiveEvent.changeKey))
                 reply["id"] = .string(c.id)
                 reply["status"] = .string(c.status.rawValue)
-                reply["history"] = .array(records.enumerated().map { i, r in (try? JSONParser.parse(LiveEvent.json(r, eventID: String(i + 1)))) ?? .null })
+                reply["history"] = .array(records.enumerated().map { i, r in LiveEvent.object(r, eventID: String(i + 1)) })
             }
             sink.post(JSONValue.object(reply).canonicalText, opens: sub.id, skip: skip)
         case "unsubscribe":

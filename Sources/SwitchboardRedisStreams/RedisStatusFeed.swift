@@ -21,7 +21,8 @@ public struct RedisStatusFeed: StatusFeed {
         self.clock = clock
     }
 
-    var trim: StreamTrim {
+    /// What every `XADD` trims: entries older than `retention`.
+    var retentionTrim: StreamTrim {
         let cutoff = max(0, clock().adding(.zero - retention).milliseconds)
         return .minID("\(cutoff)-0")
     }
@@ -36,9 +37,9 @@ public struct RedisStatusFeed: StatusFeed {
             [StreamField("records", "[" + texts[start..<min(start + Self.perEntry, texts.count)].joined(separator: ",") + "]")]
         }
         if entries.count == 1 {
-            _ = try await client.xadd(StreamNames.status, fields: entries[0], trim: trim)
+            _ = try await client.xadd(StreamNames.status, fields: entries[0], trim: retentionTrim)
         } else {
-            _ = try await client.xaddBatch(StreamNames.status, entries: entries, trim: trim)
+            _ = try await client.xaddBatch(StreamNames.status, entries: entries, trim: retentionTrim)
         }
     }
 

@@ -108,15 +108,7 @@ public struct SQLiteQueue: MessageQueue {
     /// Calls `attempt` until it finds something (not nil), waking when this process publishes to `stream` and
     /// polling every `pollInterval` for other processes' entries; `empty` once `block` has passed.
     func blocking<T>(stream: String, block: Duration, empty: T, _ attempt: () async throws -> T?) async throws -> T {
-        let deadline = ContinuousClock.now + block
-        while true {
-            let generation = db.signal.generation(stream)
-            if let found = try await attempt() { return found }
-            let remaining = deadline - ContinuousClock.now
-            if remaining <= .zero || Task.isCancelled { return empty }
-            await db.signal.wait(stream, after: generation, timeout: min(remaining, pollInterval))
-            if Task.isCancelled { return empty }
-        }
+        try await db.signal.blocking(stream, block: block, poll: pollInterval, empty: empty, attempt)
     }
 
     /// What `peek` found for a group, on a reader connection, without claiming anything.

@@ -36,15 +36,9 @@ public struct SQLiteStatusFeed: StatusFeed {
 
     public func read(after position: FeedPosition?, count: Int, block: Duration) async throws -> [FeedRecord] {
         let after = position ?? .start
-        let deadline = ContinuousClock.now + block
-        while true {
-            let generation = db.signal.generation(StreamNames.status)
+        return try await db.signal.blocking(StreamNames.status, block: block, poll: pollInterval, empty: []) {
             let found = try await db.read { c in try Self.records(c, after: after, count: count) }
-            if !found.isEmpty { return found }
-            let remaining = deadline - ContinuousClock.now
-            if remaining <= .zero || Task.isCancelled { return [] }
-            await db.signal.wait(StreamNames.status, after: generation, timeout: min(remaining, pollInterval))
-            if Task.isCancelled { return [] }
+            return found.isEmpty ? nil : found
         }
     }
 

@@ -11,6 +11,21 @@ final class StreamSignal: Sendable {
 
     private let state = Mutex(State())
 
+    /// Calls `attempt` until it finds something (not nil), waking when this process writes to `stream` and polling
+    /// every `poll` for other processes' writes; `empty` once `block` has passed (or the task is cancelled). The one
+    /// blocking read of the embedded engine: the queue's reads and the status feed's.
+    func blocking<T>(_ stream: String, block: Duration, poll: Duration, empty: T, _ attempt: () async throws -> T?) async throws -> T {
+        let deadline = ContinuousClock.now + block
+        while true {
+            let generation = generation(stream)
+            if let found = try await attempt() { return found }
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero || Task.isCancelled { return empty }
+            await wait(stream, after: generation, timeout: min(remaining, poll))
+            if Task.isCancelled { return empty }
+        }
+    }
+
     /// The current generation of `stream`; pass it to `wait` to not miss a publication in between.
     func generation(_ stream: String) -> UInt64 { state.withLock { $0.generation[stream, default: 0] } }
 

@@ -218,7 +218,7 @@ struct RedisStatusFeedContractTests {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             _ = try await q.client.send(command: ["XADD", StreamNames.status, "\(now - 7_200_000)-0", "communicationId", "old", "service", "router", "status", "pending", "type", "sms", "timestamp", "2026-01-01T00:00:00Z"])
             let feed = RedisStatusFeed(client: q.client, retention: .seconds(3600), clock: { Timestamp(milliseconds: now) })
-            #expect(feed.trim == .minID("\(now - 3_600_000)-0"))
+            #expect(feed.retentionTrim == .minID("\(now - 3_600_000)-0"))
             try await feed.append([StatusFeedContract.record("new", .pending, at: now)])
             _ = try await q.client.send(command: ["XTRIM", StreamNames.status, "MINID", "=", "\(now - 3_600_000)-0"])
             let left = try await feed.read(after: nil, count: 10, block: .zero)
