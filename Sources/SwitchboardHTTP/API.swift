@@ -210,17 +210,10 @@ public struct API: Sendable {
             throw APIError(.badRequest, code: "malformed_json", message: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
         }
         let validated: CommunicationRequest
-        let validation = dispatcher.tracing.startSpanInCurrentContext("validate")
-        switch RequestValidator.validate(body) {
-        case .failure(let e):
-            validation?.fail(e.code)
-            validation?.end()
-            throw APIError(e)
-        case .success(let r):
-            validation?.end()
-            validated = r
+        switch try await admit(body, keyID: context.identity?.id) {
+        case .failure(let e): throw e
+        case .success(let r): validated = r
         }
-        try await checkMessageCallback(validated, keyID: context.identity?.id)
         // The trace the message joins: the request's span (tracing on: `TracingMiddleware` honoured an incoming
         // `traceparent`), else the caller's `traceparent`, else a new one (`Dispatcher`).
         let trace = dispatcher.tracing.currentTraceParent() ?? request.headers[Self.traceparent].flatMap { TraceParent(parsing: $0) }
