@@ -9,7 +9,8 @@ Output:
       "raw_headers": [[name, raw value], ...],      # as on the wire (unfolded)
       "content_type": "multipart/alternative",
       "is_multipart": true,
-      "parts": [{"content_type", "charset", "transfer_encoding", "content"}, ...],
+      "parts": [{"content_type", "charset", "transfer_encoding", "content",
+                 "disposition", "filename", "content_base64"}, ...],
       "defects": ["..."],                           # parser defects anywhere
       "raw_max_line_octets": 76,                    # longest line, excluding CRLF
       "raw_bare_lf": false,                         # an LF not preceded by CR
@@ -18,9 +19,12 @@ Output:
     }
 
 The content of each text part is decoded (transfer encoding and charset) and has
-its line endings normalised to "\n".
+its line endings normalised to "\n". Every part also gives its Content-Disposition
+("attachment", "inline" or null), its filename as the package reads it (RFC 2231 and
+2047 decoded) and its decoded bytes in base64 ("content_base64"), for binary files.
 """
 
+import base64
 import json
 import sys
 from email import policy
@@ -76,6 +80,9 @@ def main() -> None:
             "charset": part.get_content_charset(),
             "transfer_encoding": part.get("Content-Transfer-Encoding"),
             "content": content.replace("\r\n", "\n"),
+            "disposition": part.get_content_disposition(),
+            "filename": part.get_filename(),
+            "content_base64": base64.b64encode(part.get_payload(decode=True) or b"").decode("ascii"),
         })
 
     longest, bare_lf, bare_cr = analyse(raw)

@@ -18,6 +18,8 @@ public struct Adapters: Sendable {
     /// The status feed (`status_stream`) the pipeline writes and the router's `EventHub` reads: on the queue's
     /// engine. Nil: no live events (some tests).
     public var feed: (any StatusFeed)?
+    /// The bytes of email attachments, beside the communications (nil: a request with attachments is refused).
+    public var attachments: (any AttachmentStore)?
 
     public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, pipeline: any Pipeline, logSpool: LogSpool, feed: (any StatusFeed)? = nil, names: (store: String, queue: String, search: String)) {
         self.feed = feed

@@ -2,7 +2,7 @@ extension CommunicationRequest {
     /// A request read back from a store: its channel and `data` as they were stored once `RequestValidator`
     /// had accepted them, read without validating again (a store read is not a client's input). The same on
     /// every store: what is missing or of another type in `data` reads as empty (`from`, `to`, `msg`) or
-    /// absent (`subject`, `html`, `template`), and `data` itself is kept as stored.
+    /// absent (`subject`, `html`, `template`, `cc`, `bcc`, `replyTo`, `attachments`), and `data` itself is kept as stored.
     public init(stored channel: MessageChannel, data: JSONValue) {
         func string(_ key: String) -> String? {
             if case .string(let s)? = data[key] { s } else { nil }
@@ -21,5 +21,6 @@ extension CommunicationRequest {
             channel: channel, from: string("from") ?? "", to: string("to") ?? "", msg: string("msg") ?? "",
             subject: channel == .email ? string("subject") : nil, html: channel == .email ? string("html") : nil,
             template: template, data: data)
+        if channel == .email { readEmailExtras(stored: data) }
     }
 }

@@ -58,7 +58,7 @@ public struct DispatchEntry: Sendable, Hashable {
     public init?(fields: [String: String]) {
         guard let reference = Reference(fields: fields), let type = fields["type"],
             let dataText = fields["data"], let data = try? JSONParser.parse(dataText),
-            case .success(let request) = RequestValidator.validate(.object(["type": .string(type), "data": data]))
+            case .success(let request) = RequestValidator.validate(.object(["type": .string(type), "data": data]), stored: true)
         else { return nil }
         self.init(communicationId: reference.communicationId, dispatchSeq: reference.dispatchSeq, request: request, traceParent: reference.traceParent)
     }

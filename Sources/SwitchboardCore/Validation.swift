@@ -44,6 +44,13 @@ public struct CommunicationRequest: Sendable, Hashable {
     public var html: String?
     /// WhatsApp template (whatsapp only).
     public var template: WhatsAppTemplate?
+    /// Email copies, reply-to and attachments (email only; `EmailExtras.swift`). Bcc addresses are envelope
+    /// recipients only, never in the message's headers.
+    public var cc: [String] = []
+    public var bcc: [String] = []
+    public var replyTo: String?
+    /// Attachments: with their bytes (`content`) from validation to admission; by `sha256` once admitted.
+    public var attachments: [EmailAttachment] = []
     /// `data` exactly as the client sent it, echoed in the response and kept with the message.
     public var data: JSONValue
 
@@ -81,8 +88,9 @@ public enum RequestValidator {
     static let topLevelKeys: Set<String> = ["type", "data"]
     static let commonKeys: Set<String> = ["from", "to", "msg", "callbackUrl"]
 
-    /// Validates a parsed JSON body, returning the request or the first problem found.
-    public static func validate(_ body: JSONValue) -> Result<CommunicationRequest, RequestError> {
+    /// Validates a parsed JSON body, returning the request or the first problem found. `stored`: the body of a
+    /// request as admitted and stored (its attachments by `sha256`, without `content`), read back from a stream.
+    public static func validate(_ body: JSONValue, stored: Bool = false) -> Result<CommunicationRequest, RequestError> {
         guard case .object(let top) = body else {
             return .failure(RequestError(code: "invalid_body", message: "The request body must be a JSON object with \"type\" and \"data\"."))
         }
@@ -106,7 +114,7 @@ public enum RequestValidator {
         }
         var allowed = commonKeys
         switch channel {
-        case .email: allowed.formUnion(["subject", "html"])
+        case .email: allowed.formUnion(emailKeys)
         case .whatsapp: allowed.insert("template")
         case .sms: break
         }
@@ -157,7 +165,12 @@ public enum RequestValidator {
             }
         }
         var subject: String?, html: String?, template: WhatsAppTemplate?
+        var extras = EmailExtras()
         if channel == .email {
+            switch validateEmailExtras(data, stored: stored) {
+            case .failure(let e): return .failure(e)
+            case .success(let x): extras = x
+            }
             switch optionalString("subject") {
             case .failure(let e): return .failure(e)
             case .success(let s): subject = s
@@ -192,7 +205,9 @@ public enum RequestValidator {
             case .success(let v): template = v
             }
         }
-        return .success(CommunicationRequest(channel: channel, from: from, to: to, msg: msg, subject: subject, html: html, template: template, data: dataValue))
+        var request = CommunicationRequest(channel: channel, from: from, to: to, msg: msg, subject: subject, html: html, template: template, data: dataValue)
+        (request.cc, request.bcc, request.replyTo, request.attachments) = (extras.cc, extras.bcc, extras.replyTo, extras.attachments)
+        return .success(request)
     }
 
     static func validateTemplate(_ value: JSONValue) -> Result<WhatsAppTemplate, RequestError> {

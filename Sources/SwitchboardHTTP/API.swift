@@ -11,8 +11,11 @@ import Synchronization
 
 /// The HTTP API: the seed's `POST /api/v1/communication` contract, read endpoints, sandbox and health.
 public struct API: Sendable {
-    /// Largest request body accepted.
+    /// Largest request body accepted (an email's: `maxEmailBodySize`).
     public static let maxBodySize = 1 << 20
+    /// Largest body of an email message (`"type": "email"`): 15 MiB, so that 10 MiB of attachments in base64
+    /// (13.4 MiB) fit beside the 1 MiB of text and HTML. Every other body keeps `maxBodySize`.
+    public static let maxEmailBodySize = 15 << 20
     /// `Retry-After` of a 503 `store_unavailable` (a store error that passes: full disk, lock, unreachable).
     public static let storeRetryAfterSeconds = 5
 
@@ -188,8 +191,8 @@ public struct API: Sendable {
         guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json, not \(contentType.prefix(100)).")
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxBodySize {
-            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is \(length) bytes; the limit is \(Self.maxBodySize) bytes (1 MiB).")
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxEmailBodySize {
+            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is \(length) bytes; the limit is \(Self.maxEmailBodySize) bytes (15 MiB) for an email, \(Self.maxBodySize) bytes (1 MiB) for other types.")
         }
         let key = try request.headers[Self.idempotencyKey].map { k in
             guard !k.isEmpty, k.utf8.count <= 255, k.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value < 0x7F }) else {
@@ -199,15 +202,19 @@ public struct API: Sendable {
         }
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: Self.maxBodySize)
+            buffer = try await request.body.collect(upTo: Self.maxEmailBodySize)
         } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(Self.maxBodySize) bytes (1 MiB).")
+            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is larger than \(Self.maxEmailBodySize) bytes (15 MiB).")
         }
         let body: JSONValue
         do {
             body = try JSONParser.parse(Array(buffer.readableBytesView))
         } catch {
             throw APIError(.badRequest, code: "malformed_json", message: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
+        }
+        // Only an email (with its attachments) may be larger than 1 MiB.
+        if buffer.readableBytes > Self.maxBodySize, body["type"] != JSONValue.string(MessageChannel.email.rawValue) {
+            throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is \(buffer.readableBytes) bytes; the limit is \(Self.maxBodySize) bytes (1 MiB) except for an email (15 MiB).")
         }
         let validated: CommunicationRequest
         switch try await admit(body, keyID: context.identity?.id) {

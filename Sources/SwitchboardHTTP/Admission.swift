@@ -1,3 +1,4 @@
+import Crypto
 import SwitchboardCore
 
 /// How a parsed request body becomes a request to store: the one path `POST /api/v1/communication` and every
@@ -5,7 +6,12 @@ import SwitchboardCore
 ///
 /// In order:
 /// 1. validation (`RequestValidator`): the body's shape, addresses, lengths;
-/// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key.
+/// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key;
+/// 3. last, once the request is known good: an email's attachments go to the `AttachmentStore` (their bytes under
+///    their SHA-256) and `data.attachments` keeps `{filename, contentType, size, sha256}`, so the bytes are never
+///    copied into the stored request, its stream entries, logs, events or search documents. They are written before
+///    the message is stored, so a stored message never lacks them; an accept that fails afterwards leaves a file no
+///    message names, which is harmless (the same bytes sent again find it there).
 ///
 /// A client's problem is a `.failure` with its HTTP status (400, 422); a fault of the server (the store does not
 /// answer) is thrown, and fails the whole request.
@@ -13,7 +19,7 @@ extension API {
     /// The request to store for `body`, sent with the key `keyID` (nil: the API is open), or the client's problem.
     func admit(_ body: JSONValue, keyID: String?) async throws -> Result<CommunicationRequest, APIError> {
         let validation = dispatcher.tracing.startSpanInCurrentContext("validate")
-        let validated: CommunicationRequest
+        var validated: CommunicationRequest
         switch RequestValidator.validate(body) {
         case .failure(let e):
             validation?.fail(e.code)
@@ -28,6 +34,35 @@ extension API {
         } catch let e as APIError {
             return .failure(e)
         }
+        if !validated.attachments.isEmpty {
+            // Every server composition has one (`Composition`); an API built without is a fault of its builder.
+            guard let store = adapters.attachments else { throw NoAttachmentStore() }
+            validated = try await Self.storeAttachments(validated, in: store)
+        }
         return .success(validated)
     }
+
+    /// Writes the bytes of `request`'s attachments to `store` and returns the request as it is stored: its
+    /// attachments by `sha256`, without their content.
+    static func storeAttachments(_ request: CommunicationRequest, in store: any AttachmentStore) async throws -> CommunicationRequest {
+        var digests: [String] = []
+        for a in request.attachments {
+            guard let content = a.content else {
+                digests.append(a.sha256 ?? "")
+                continue
+            }
+            let sha = SHA256.hash(data: content).map { b in
+                let hex = Array("0123456789abcdef")
+                return String([hex[Int(b >> 4)], hex[Int(b & 0x0F)]])
+            }.joined()
+            try await store.put(sha256: sha, bytes: content)
+            digests.append(sha)
+        }
+        return request.withStoredAttachments(digests)
+    }
+}
+
+/// An email with attachments reached an API built without an `AttachmentStore` (answered 500, not stored).
+struct NoAttachmentStore: Error, CustomStringConvertible {
+    var description: String { "no attachment store: the API was built without Adapters.attachments" }
 }

@@ -99,7 +99,7 @@ enum OpenAPIDocument {
         ],
         "requestBody": {
           "required": true,
-          "description": "`application/json` (or any `application/*+json`), up to 1 MiB.",
+          "description": "`application/json` (or any `application/*+json`): up to 15 MiB for an email (room for 10 MiB of attachments in base64 beside 1 MiB of text and HTML), 1 MiB for any other type (413 `body_too_large`).",
           "content": {
             "application/json": {
               "schema": {
@@ -182,7 +182,11 @@ enum OpenAPIDocument {
                             "invalid_template",
                             "invalid_idempotency_key",
                             "invalid_url",
-                            "url_not_allowed"
+                            "url_not_allowed",
+                            "invalid_attachment",
+                            "too_many_recipients",
+                            "too_many_attachments",
+                            "attachments_too_large"
                           ]
                         }
                       }
@@ -5238,6 +5242,50 @@ enum OpenAPIDocument {
             "format": "uri",
             "maxLength": 2048,
             "description": "Optional: this message's status changes are also POSTed here, signed with the secret of the sending key's default webhook endpoint (422 `no_default_webhook` when the key has none)."
+          },
+          "cc": {
+            "type": [
+              "array",
+              "null"
+            ],
+            "maxItems": 50,
+            "items": {
+              "$ref": "#/components/schemas/EmailAddress"
+            },
+            "description": "Carbon-copy recipients (the `Cc` header), each an envelope recipient; a bad one is a 400 naming it (`data.cc[2]`)."
+          },
+          "bcc": {
+            "type": [
+              "array",
+              "null"
+            ],
+            "maxItems": 50,
+            "items": {
+              "$ref": "#/components/schemas/EmailAddress"
+            },
+            "description": "Blind-copy recipients: envelope recipients only, never in the message's headers."
+          },
+          "replyTo": {
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/EmailAddress"
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "The `Reply-To` address (instead of the request's `from` when `SWITCHBOARD_SMTP_FROM` is set)."
+          },
+          "attachments": {
+            "type": [
+              "array",
+              "null"
+            ],
+            "maxItems": 20,
+            "items": {
+              "$ref": "#/components/schemas/EmailAttachment"
+            },
+            "description": "Files to attach, up to 10 MiB in all (decoded). Answers and reads show them as `StoredEmailAttachment`."
           }
         }
       },
@@ -5428,7 +5476,7 @@ enum OpenAPIDocument {
           },
           "data": {
             "type": "object",
-            "description": "`data` exactly as sent (for a replay: as first sent)."
+            "description": "`data` as sent (for a replay: as first sent), except an email's attachments, shown as stored (`StoredEmailAttachment`: `{filename, contentType, size, sha256}`, no content)."
           },
           "id": {
             "$ref": "#/components/schemas/ObjectId"
@@ -5546,7 +5594,7 @@ enum OpenAPIDocument {
           },
           "data": {
             "type": "object",
-            "description": "`data` as the client sent it."
+            "description": "`data` as the client sent it, an email's attachments as stored (`StoredEmailAttachment`: `{filename, contentType, size, sha256}`, no content)."
           },
           "status": {
             "$ref": "#/components/schemas/CommunicationStatus"
@@ -7388,6 +7436,88 @@ enum OpenAPIDocument {
                 "type": "boolean"
               }
             }
+          }
+        }
+      },
+      "EmailAttachment": {
+        "type": "object",
+        "required": [
+          "filename",
+          "contentType",
+          "content"
+        ],
+        "additionalProperties": false,
+        "description": "A file to attach (email only). All the attachments of a message together may hold up to 10 MiB (decoded; 400 `attachments_too_large`). At accept the bytes are stored once, under their SHA-256, and `data.attachments` keeps `{filename, contentType, size, sha256}` (`StoredEmailAttachment`): the base64 is never copied into the message's stream entries, logs, events or search documents.",
+        "properties": {
+          "filename": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "allOf": [
+              {
+                "pattern": "^[^/\\\\\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]+$"
+              },
+              {
+                "pattern": "\\S"
+              }
+            ],
+            "not": {
+              "enum": [
+                ".",
+                ".."
+              ]
+            },
+            "description": "The name the recipient sees: no path (`/`, `\\`) and no control character (CR, LF, tab…). Non-ASCII names are sent RFC 2231 / RFC 2047 encoded.",
+            "examples": [
+              "report.pdf"
+            ]
+          },
+          "contentType": {
+            "type": "string",
+            "maxLength": 127,
+            "pattern": "^[!#$%&'*+.^_`{|}~0-9A-Za-z-]+/[!#$%&'*+.^_`{|}~0-9A-Za-z-]+$",
+            "description": "The media type, `type/subtype`, without parameters.",
+            "examples": [
+              "application/pdf"
+            ]
+          },
+          "content": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "pattern": "^(?:[ \\t\\r\\n]*[A-Za-z0-9+/][ \\t\\r\\n]*[A-Za-z0-9+/][ \\t\\r\\n]*[A-Za-z0-9+/][ \\t\\r\\n]*[A-Za-z0-9+/])*(?:[ \\t\\r\\n]*[A-Za-z0-9+/][ \\t\\r\\n]*[A-Za-z0-9+/][ \\t\\r\\n]*=[ \\t\\r\\n]*=|[ \\t\\r\\n]*[A-Za-z0-9+/][ \\t\\r\\n]*[A-Za-z0-9+/][ \\t\\r\\n]*[A-Za-z0-9+/][ \\t\\r\\n]*=)?[ \\t\\r\\n]*$",
+            "description": "The file's bytes in standard base64 (RFC 4648 §4, with padding); line breaks are allowed.",
+            "examples": [
+              "aGVsbG8="
+            ]
+          }
+        }
+      },
+      "StoredEmailAttachment": {
+        "type": "object",
+        "required": [
+          "filename",
+          "contentType",
+          "size",
+          "sha256"
+        ],
+        "additionalProperties": false,
+        "description": "An attachment as the message keeps it (in answers and reads): its bytes are in the attachment store, by SHA-256.",
+        "properties": {
+          "filename": {
+            "type": "string"
+          },
+          "contentType": {
+            "type": "string"
+          },
+          "size": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Bytes (decoded)."
+          },
+          "sha256": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "Lowercase hex SHA-256 of the bytes."
           }
         }
       }

@@ -38,6 +38,10 @@ public struct EmailMessage: Sendable, Hashable {
     /// An optional HTML body; when set the message is `multipart/alternative`
     /// with the text part first and the HTML part second.
     public var htmlBody: String?
+    /// Files attached to the message: when any, the message is `multipart/mixed`, the body (text, or the
+    /// `multipart/alternative` of text and HTML) first, then each file as a base64 part with `Content-Type`
+    /// (`name=`) and `Content-Disposition: attachment` (`filename=`, RFC 2231 for a name that is not plain ASCII).
+    public var attachments: [Attachment] = []
     /// Additional header fields. Fields this library generates (`Date`,
     /// `Message-ID`, `MIME-Version`, `From`, `To`, `Cc`, `Bcc`, `Reply-To`,
     /// `Subject`, `Content-Type`, `Content-Transfer-Encoding`) are rejected here.
@@ -82,6 +86,23 @@ public struct EmailMessage: Sendable, Hashable {
         self.textBody = textBody
         self.htmlBody = htmlBody
         self.headers = headers
+    }
+
+    /// A file attached to a message.
+    public struct Attachment: Sendable, Hashable {
+        /// The name the recipient sees (any Unicode text without control characters or path separators).
+        public var filename: String
+        /// The media type, `type/subtype` (RFC 2045 tokens, no parameters), e.g. `application/pdf`.
+        public var contentType: String
+        /// The file's bytes.
+        public var bytes: [UInt8]
+
+        /// Creates an attachment.
+        public init(filename: String, contentType: String, bytes: [UInt8]) {
+            self.filename = filename
+            self.contentType = contentType
+            self.bytes = bytes
+        }
     }
 
     /// All envelope recipients (`to`, `cc` and `bcc`), without duplicates, in order.

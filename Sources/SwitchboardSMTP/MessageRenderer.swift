@@ -61,19 +61,22 @@ enum MessageRenderer {
         }
         for field in fields { appendLine(field) }
 
-        let text = normalizedLineEndings(message.textBody)
-        if let html = message.htmlBody {
+        for attachment in message.attachments { try AttachmentPart.validate(attachment) }
+        if message.attachments.isEmpty {
+            appendContent(message, preamble: true, to: &output)
+        } else {
+            // multipart/mixed: the body (text, or text and HTML as alternatives), then each file.
             let boundary = makeBoundary()
-            appendLine("Content-Type: multipart/alternative; boundary=\"\(boundary)\"")
+            appendLine("Content-Type: multipart/mixed; boundary=\"\(boundary)\"")
             appendLine("")
             appendLine("This is a multi-part message in MIME format.")
             appendLine("--" + boundary)
-            appendPart(text, subtype: "plain", to: &output)
-            appendLine("--" + boundary)
-            appendPart(normalizedLineEndings(html), subtype: "html", to: &output)
+            appendContent(message, preamble: false, to: &output)
+            for attachment in message.attachments {
+                appendLine("--" + boundary)
+                AttachmentPart.append(attachment, to: &output)
+            }
             appendLine("--" + boundary + "--")
-        } else {
-            appendPart(text, subtype: "plain", to: &output)
         }
 
         try verifyLineStructure(output)
@@ -87,6 +90,24 @@ enum MessageRenderer {
                 || recipients.contains(where: \.requiresSMTPUTF8)
                 || message.replyTo.contains(where: \.requiresSMTPUTF8)
         )
+    }
+
+    /// Appends the message's content: its text part, or a `multipart/alternative` of text and HTML (with the
+    /// line for readers without MIME when it is the whole message's body).
+    private static func appendContent(_ message: EmailMessage, preamble: Bool, to output: inout [UInt8]) {
+        let text = normalizedLineEndings(message.textBody)
+        guard let html = message.htmlBody else {
+            appendPart(text, subtype: "plain", to: &output)
+            return
+        }
+        let boundary = makeBoundary()
+        output.append(contentsOf: "Content-Type: multipart/alternative; boundary=\"\(boundary)\"\r\n\r\n".utf8)
+        if preamble { output.append(contentsOf: "This is a multi-part message in MIME format.\r\n".utf8) }
+        output.append(contentsOf: "--\(boundary)\r\n".utf8)
+        appendPart(text, subtype: "plain", to: &output)
+        output.append(contentsOf: "--\(boundary)\r\n".utf8)
+        appendPart(normalizedLineEndings(html), subtype: "html", to: &output)
+        output.append(contentsOf: "--\(boundary)--\r\n".utf8)
     }
 
     /// Appends `Content-Type` and `Content-Transfer-Encoding`, a blank line and the

@@ -248,8 +248,18 @@ enum Schema {
         ) WITHOUT ROWID;
         """
 
+    /// Email attachments (`SQLiteAttachmentStore`): each file once, under the SHA-256 of its bytes.
+    static let attachmentsUpgrade = """
+        CREATE TABLE attachments (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            bytes BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """
+
     /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
-    static let upgrades = [v2, v3, v4, v5, v6, v7, v8]
+    static let upgrades = [v2, v3, v4, v5, v6, v7, v8, attachmentsUpgrade]
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0

@@ -24,6 +24,8 @@ import SwitchboardMongo
 ///   then can a stream entry be lost on its own.
 /// - Status-callback endpoints and deliveries live beside the communications too (MongoDB `callback_*`
 ///   collections, else the SQLite file's `callback_*` tables).
+/// - Email attachments' bytes live beside the communications too (MongoDB `attachments`, else the SQLite file's
+///   `attachments` table).
 /// - API keys live beside the communications: in MongoDB (`api_keys`, on the store's client pool) when the store
 ///   is MongoDB, else in the SQLite file (`api_keys`).
 /// - The API keys' rate limiter is Redis's (`RedisRateLimiter`, on the stream queue's client, one bucket per key
@@ -95,6 +97,15 @@ struct Composition {
             // First among the adapter services, so that it stops after the services that accept.
             adapterServices.insert(pipeline, at: 0)
         }
+        adapters.attachments = Self.attachmentStore(store: store.adapter, database: database)
+    }
+
+    /// The attachment store that goes with `store`: the same engine.
+    static func attachmentStore(store: any CommunicationStore, database: SQLiteDatabase) -> any AttachmentStore {
+        #if MongoDB
+        if let mongo = store as? MongoStore { return MongoAttachmentStore(connection: mongo.connection) }
+        #endif
+        return SQLiteAttachmentStore(database: database)
     }
 
     static func store(_ settings: Settings, database: SQLiteDatabase, logger: Logger, metrics: any MetricsFactory) throws -> Picked<any CommunicationStore> {

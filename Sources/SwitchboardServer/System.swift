@@ -117,14 +117,16 @@ public struct SwitchboardSystem: Sendable {
         let p = settings.providers
         var smtpLogger = logger
         smtpLogger[metadataKey: "provider"] = "smtp"
-        let smtp: SMTPProvider?
+        let smtpClient: SMTPClient?
         do {
-            smtp = try p.smtp.map { try SMTPProvider(configuration: $0, logger: smtpLogger) }
+            smtpClient = try p.smtp.map { try SMTPClient(configuration: $0, logger: smtpLogger) }
         } catch {
             throw SettingsError("SMTP settings are unusable: \(error)")
         }
-        self.smtp = smtp
         let picked = try Composition(settings: settings, logger: logger, clock: clock, metrics: metrics.factory)
+        // The SMTP provider reads the attachments' bytes from the store's engine.
+        let smtp = smtpClient.map { SMTPProvider(client: $0, attachments: picked.adapters.attachments) }
+        self.smtp = smtp
         database = picked.database
         redisQueue = picked.redisQueue
         elasticsearch = picked.elasticsearch
@@ -170,6 +172,7 @@ public struct SwitchboardSystem: Sendable {
         let a = adapters
         var (portByPort, pipeline) = Adapters.portByPort(store: a.store, queue: a.queue, search: a.search, mailbox: a.mailbox, feed: a.feed, options: Composition.options(settings, portByPort: true), names: a.names, logger: logger, clock: clock)
         portByPort.pipeline = MeteredPipeline(pipeline, metrics: messageMetrics, clock: clock)
+        portByPort.attachments = a.attachments
         adapters = portByPort
         adapterServices.append(pipeline)
     }

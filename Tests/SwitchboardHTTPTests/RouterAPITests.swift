@@ -35,9 +35,11 @@ struct APIFixture {
         logger.logLevel = .warning
         let (store, search, mailbox) = (SQLiteStore(database: database), SQLiteSearchIndex(database: database), SQLiteSandboxMailbox(database: database))
         let names = (store: "sqlite", queue: "sqlite", search: "sqlite")
-        adapters = atomic
+        var adapters = atomic
             ? Adapters(store: store, queue: queue, search: search, mailbox: mailbox, pipeline: SQLitePipeline(queue: queue), logSpool: LogSpool(), names: names)
             : Adapters.portByPort(store: store, queue: queue, search: search, mailbox: mailbox, options: PipelineOptions(), names: names, logger: logger).0
+        adapters.attachments = SQLiteAttachmentStore(database: database)
+        self.adapters = adapters
         keys = auth ? KeyCache(store: SQLiteKeyStore(database: database), bootstrap: adminKey.map { KeyCache.bootstrapRecord(secret: $0, at: SystemTime.now()) }) : nil
         let auditLog = audit?(search)
         self.auditLog = auditLog
@@ -168,7 +170,7 @@ struct RouterAPITests {
         #expect(try await f.adapters.queue.info(stream: "sms_stream", group: "workers").length == 0)
     }
 
-    @Test("malformed JSON 400, wrong content type 415, body over 1 MiB 413")
+    @Test("malformed JSON 400, wrong content type 415, body over 1 MiB 413 (an email's over 15 MiB)")
     func transportErrors() async throws {
         let f = try APIFixture()
         try await f.app.test(.router) { client in
@@ -182,10 +184,14 @@ struct RouterAPITests {
             #expect(none.status == .unsupportedMediaType)
             let charset = try await client.execute(uri: "/api/v1/communication", method: .post, headers: [.contentType: "application/json; charset=utf-8"], body: buffer(seedBody))
             #expect(charset.status == .ok)
-            let big = #"{"type":"email","data":{"from":"a@example.com","to":"b@example.com","msg":""# + String(repeating: "x", count: 1 << 20) + "\"}}"
+            let big = #"{"type":"sms","data":{"from":"+1234567890","to":"+0987654321","msg":""# + String(repeating: "x", count: 1 << 20) + "\"}}"
             let tooLarge = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(big))
             #expect(tooLarge.status == .contentTooLarge)
             #expect(try errorCode(tooLarge) == "body_too_large")
+            let hugeEmail = #"{"type":"email","data":{"from":"a@example.com","to":"b@example.com","msg":""# + String(repeating: "x", count: 15 << 20) + "\"}}"
+            let emailTooLarge = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: buffer(hugeEmail))
+            #expect(emailTooLarge.status == .contentTooLarge)
+            #expect(try errorCode(emailTooLarge) == "body_too_large")
         }
         #expect(try await f.adapters.store.statusCounts().map(\.count) == [1])
     }

@@ -154,6 +154,12 @@ public struct ParsedEmail: Decodable, Sendable {
         public let charset: String?
         public let transfer_encoding: String?
         public let content: String
+        /// `attachment`, `inline` or nil.
+        public let disposition: String?
+        /// The filename as Python's `email` reads it (RFC 2231 / 2047 decoded).
+        public let filename: String?
+        /// The part's decoded bytes, in base64.
+        public let content_base64: String?
     }
 
     public let headers: [[String]]

@@ -3,4 +3,5 @@ enum SQLValue: Sendable {
     case null
     case int(Int64)
     case text(String)
+    case blob([UInt8])
 }

@@ -35,6 +35,12 @@ final class Statement {
                     guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, SQLITE_TRANSIENT_DESTRUCTOR) }
                     return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) { sqlite3_bind_text(handle, index, $0, Int32(bytes.count), SQLITE_TRANSIENT_DESTRUCTOR) }
                 }
+            case .blob(let b):
+                rc = b.withUnsafeBytes { bytes in
+                    // A zero-length blob, not NULL, for no bytes.
+                    guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_zeroblob(handle, index, 0) }
+                    return sqlite3_bind_blob64(handle, index, base, sqlite3_uint64(bytes.count), SQLITE_TRANSIENT_DESTRUCTOR)
+                }
             }
             guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: "bind failed", sql: sql) }
         }
@@ -62,6 +68,12 @@ final class Statement {
         guard let p = sqlite3_column_text(handle, column) else { return "" }
         let n = Int(sqlite3_column_bytes(handle, column))
         return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+
+    func blob(_ column: Int32) -> [UInt8] {
+        guard let p = sqlite3_column_blob(handle, column) else { return [] }
+        let n = Int(sqlite3_column_bytes(handle, column))
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
     }
 
     func optionalText(_ column: Int32) -> String? {
