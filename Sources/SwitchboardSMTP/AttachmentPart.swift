@@ -82,7 +82,7 @@ enum AttachmentPart {
     }
 
     /// The `filename` parameter, on its own folded line(s): ` filename="name"`, or the RFC 2231 form split into
-    /// continuations of at most 60 characters (never inside a `%XX`): ` filename*0*=UTF-8''…;` CRLF ` filename*1*=…`.
+    /// continuations of at most 50 characters (never inside a `%XX`): ` filename*0*=UTF-8''…;` CRLF ` filename*1*=…`.
     static func filenameParameter(_ name: String) -> String {
         if isPlain(name) { return " filename=\"\(name)\"" }
         let hex = Array("0123456789ABCDEF".utf8)
@@ -90,7 +90,7 @@ enum AttachmentPart {
         var current: [UInt8] = []
         for b in name.utf8 {
             let encoded: [UInt8] = isAttributeChar(b) ? [b] : [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0x0F)]]
-            if current.count + encoded.count > 60 {
+            if current.count + encoded.count > 50 {  // a line of at most 71 with ` filename*0*=UTF-8''` and `;`
                 pieces.append(String(decoding: current, as: UTF8.self))
                 current.removeAll()
             }

@@ -67,7 +67,10 @@ struct RichEmailEndToEndTests {
                 #expect(!logs.contains { $0.canonicalText.contains(needle) })
                 let listed = try await client.execute(uri: "/api/v1/communications?type=email", method: .get)
                 #expect(!String(buffer: listed.body).contains(needle))
-                #expect(String(buffer: listed.body).contains("figures.csv"))
+                #expect(String(buffer: listed.body).contains(id))
+                // The message as read keeps the stored form: names, sizes and digests, no content.
+                let shown = String(buffer: try await client.execute(uri: "/api/v1/communication/\(id)", method: .get).body)
+                #expect(shown.contains("figures.csv") && shown.contains("\"sha256\"") && !shown.contains(needle))
                 for stream in ["email_stream", StreamNames.log] {
                     for e in try await system.adapters.queue.entries(stream: stream, limit: 100) {
                         #expect(!e.fields.values.contains { $0.contains(needle) }, "\(stream)")

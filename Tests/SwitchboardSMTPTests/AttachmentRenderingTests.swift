@@ -25,7 +25,7 @@ struct AttachmentRenderingTests {
         let pieces = text.components(separatedBy: "\r\n--" + boundary)
         guard pieces.count > 2, pieces.last?.hasPrefix("--") == true else { return [] }
         return pieces.dropFirst().dropLast().map { piece in
-            let part = String(piece.dropFirst(2))  // the CRLF after the delimiter
+            let part = String(piece.dropFirst())  // the CRLF after the delimiter (one Character)
             guard let split = part.range(of: "\r\n\r\n") else { return (part, "") }
             return (String(part[..<split.lowerBound]), String(part[split.upperBound...]))
         }
@@ -92,7 +92,8 @@ struct AttachmentRenderingTests {
         for (i, line) in lines.enumerated() {
             #expect(line.hasPrefix(" filename*\(i)*=" + (i == 0 ? "UTF-8''" : "")))
             let value = line.split(separator: "=", maxSplits: 1)[1].replacingOccurrences(of: "UTF-8''", with: "")
-            #expect(value.count <= 60)
+            #expect(value.count <= 50)
+            #expect(line.utf8.count + 1 <= 76)
             #expect(!value.hasSuffix("%") && !value.dropLast().hasSuffix("%"), "\(value)")
         }
         #expect(AttachmentPart.filenameParameter("a\"b.txt").hasPrefix(" filename*0*=UTF-8''a%22b.txt"))
