@@ -78,7 +78,11 @@ public final class PortByPortPipeline: Pipeline, Service {
                 span?.set("switchboard.communication_id", item.id)
                 return try await creations.submit(item).get()
             }
-            if case .created(let c) = outcome {
+            if case .created(let c) = outcome, c.status == .scheduled {
+                // Kept out of its stream until its send time (the outbox publishes it then): its log entries,
+                // status event and search document are written now.
+                await Self.writeHistory([c], queue: queue, search: search, spool: spool, feed: feed, logger: logger)
+            } else if case .created(let c) = outcome {
                 let published = await options.tracing.withSpan("publication", parent: item.traceParent) { span in
                     span?.set("switchboard.stream", c.channel.stream)
                     let done = await publications.submit(c)
@@ -114,6 +118,13 @@ public final class PortByPortPipeline: Pipeline, Service {
         await indexed
         guard logged else { return messages.map { _ in false } }
         return published
+    }
+
+    /// Writes the log entries, status events and search documents of stored messages that are on no stream.
+    static func writeHistory(_ messages: [Communication], queue: any MessageQueue, search: any SearchIndex, spool: LogSpool, feed: (any StatusFeed)?, logger: Logger) async {
+        async let indexed: Void = index(messages.map(CommunicationDocument.init), search: search, logger: logger)
+        _ = await writeLogs(messages.flatMap { c in c.history.map { LogRecord(c, change: $0) } }, queue: queue, spool: spool, feed: feed, logger: logger)
+        await indexed
     }
 
     // MARK: record

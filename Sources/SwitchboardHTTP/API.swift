@@ -220,10 +220,10 @@ public struct API: Sendable {
         switch try await dispatcher.accept(validated, idempotencyKey: key, keyID: context.identity?.id, test: context.identity?.test ?? false, trace: trace) {
         case .conflict(let existing):
             throw APIError(.conflict, code: "idempotency_conflict", message: "Idempotency-Key was already used with a different request (communication \(existing)).", field: "Idempotency-Key")
-        case .accepted(let id, let stored, let replayed, let traceParent):
+        case .accepted(let id, let stored, let status, let replayed, let traceParent):
             writes.stored()
             let body: JSONValue = .object([
-                "status": .string("queued"), "stream": .string(stored.channel.stream), "data": stored.data, "id": .string(id),
+                "status": .string(status.rawValue), "stream": .string(stored.channel.stream), "data": stored.data, "id": .string(id),
             ])
             var headers: HTTPFields = replayed ? [Self.replayed: "true"] : [:]
             if let traceParent { headers[Self.traceparent] = traceParent.text }

@@ -1,10 +1,11 @@
+import SwitchboardApp
 import SwitchboardCore
 
 /// How a parsed request body becomes a request to store: the one path `POST /api/v1/communication` and every
 /// item of `POST /api/v1/communications/batch` take, so that a batch item is judged exactly as a single request.
 ///
 /// In order:
-/// 1. validation (`RequestValidator`): the body's shape, addresses, lengths;
+/// 1. validation (`RequestValidator`): the body's shape, addresses, lengths, and a send time at most a year ahead;
 /// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key.
 ///
 /// A client's problem is a `.failure` with its HTTP status (400, 422); a fault of the server (the store does not
@@ -22,6 +23,9 @@ extension API {
         case .success(let r):
             validation?.end()
             validated = r
+        }
+        if let sendAt = validated.sendAt, sendAt > SystemTime.now().adding(RequestValidator.maxScheduleAhead) {
+            return .failure(APIError(.badRequest, code: "invalid_send_at", message: "\"data.sendAt\" may be at most a year ahead; got \(sendAt.iso8601).", field: "data.sendAt"))
         }
         do {
             try await checkMessageCallback(validated, keyID: keyID)

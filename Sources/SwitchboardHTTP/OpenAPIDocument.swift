@@ -5130,6 +5130,7 @@ enum OpenAPIDocument {
         "type": "string",
         "enum": [
           "pending",
+          "scheduled",
           "queued",
           "processing",
           "retrying",
@@ -5140,7 +5141,7 @@ enum OpenAPIDocument {
           "failed",
           "cancelled"
         ],
-        "description": "pending → queued → processing → sent → delivered → read; retrying between attempts; undelivered and failed are final; pending, queued and retrying can be cancelled (final)."
+        "description": "pending → queued → processing → sent → delivered → read; retrying between attempts; scheduled (a `data.sendAt` in the future) until the outbox publishes it at that time; undelivered and failed are final; pending, scheduled, queued and retrying can be cancelled (final)."
       },
       "ChannelStream": {
         "type": "string",
@@ -5238,6 +5239,11 @@ enum OpenAPIDocument {
             "format": "uri",
             "maxLength": 2048,
             "description": "Optional: this message's status changes are also POSTed here, signed with the secret of the sending key's default webhook endpoint (422 `no_default_webhook` when the key has none)."
+          },
+          "sendAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Optional: when to send it, an RFC 3339 time with its offset (`2026-12-24T09:00:00Z`), at most a year ahead. The message is answered and stored `scheduled`, and the outbox publishes it within a second of that time; it can be cancelled until then. A time already past sends at once."
           }
         }
       },
@@ -5270,6 +5276,11 @@ enum OpenAPIDocument {
             "format": "uri",
             "maxLength": 2048,
             "description": "Optional: this message's status changes are also POSTed here, signed with the secret of the sending key's default webhook endpoint (422 `no_default_webhook` when the key has none)."
+          },
+          "sendAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Optional: when to send it, an RFC 3339 time with its offset (`2026-12-24T09:00:00Z`), at most a year ahead. The message is answered and stored `scheduled`, and the outbox publishes it within a second of that time; it can be cancelled until then. A time already past sends at once."
           }
         }
       },
@@ -5340,6 +5351,11 @@ enum OpenAPIDocument {
             "format": "uri",
             "maxLength": 2048,
             "description": "Optional: this message's status changes are also POSTed here, signed with the secret of the sending key's default webhook endpoint (422 `no_default_webhook` when the key has none)."
+          },
+          "sendAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Optional: when to send it, an RFC 3339 time with its offset (`2026-12-24T09:00:00Z`), at most a year ahead. The message is answered and stored `scheduled`, and the outbox publishes it within a second of that time; it can be cancelled until then. A time already past sends at once."
           }
         }
       },
@@ -5418,10 +5434,15 @@ enum OpenAPIDocument {
           "id"
         ],
         "additionalProperties": false,
-        "description": "The seed's answer plus the id: stored durably and queued.",
+        "description": "The seed's answer plus the id: stored durably and queued (or scheduled).",
         "properties": {
           "status": {
-            "const": "queued"
+            "type": "string",
+            "enum": [
+              "queued",
+              "scheduled"
+            ],
+            "description": "`queued`, or `scheduled` when `data.sendAt` is ahead."
           },
           "stream": {
             "$ref": "#/components/schemas/ChannelStream"
@@ -6850,6 +6871,7 @@ enum OpenAPIDocument {
             "type": "string",
             "enum": [
               "pending",
+              "scheduled",
               "queued",
               "processing",
               "retrying",
@@ -6945,6 +6967,7 @@ enum OpenAPIDocument {
             "type": "string",
             "enum": [
               "pending",
+              "scheduled",
               "queued",
               "processing",
               "retrying",
