@@ -88,6 +88,7 @@ public struct API: Sendable {
                 throw APIError(.init(code: 426, reasonPhrase: "Upgrade Required"), code: "upgrade_required", message: "GET /api/v1/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket.", headers: [.upgrade: "websocket"])
             },
             Route(.get, "/api/v1/communications", scope: .read) { request, _ in try await self.list(request) },
+            Route(.post, "/api/v1/communications/batch", scope: .send) { request, context in try await self.batch(request, context) },
             Route(.get, "/api/v1/logs", scope: .read) { request, _ in try await self.logs(request) },
             Route(.get, "/api/v1/sandbox/messages", scope: .read) { request, _ in try await self.sandbox(request) },
             Route(.get, "/api/v1/stats", scope: .read) { _, _ in try await self.stats() },
@@ -191,12 +192,7 @@ public struct API: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxBodySize {
             throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is \(length) bytes; the limit is \(Self.maxBodySize) bytes (1 MiB).")
         }
-        let key = try request.headers[Self.idempotencyKey].map { k in
-            guard !k.isEmpty, k.utf8.count <= 255, k.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value < 0x7F }) else {
-                throw APIError(.badRequest, code: "invalid_idempotency_key", message: "Idempotency-Key must be 1 to 255 visible ASCII characters.", field: "Idempotency-Key")
-            }
-            return k
-        }
+        let key = try Self.idempotencyKey(request)
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: Self.maxBodySize)
