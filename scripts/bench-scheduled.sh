@@ -45,7 +45,7 @@ measure() { # $1: label
   local base_sent=$sent due_at due_ms
   due_at=$(( $(date +%s) + 8 + DUE / 2000 ))
   due_ms=$((due_at * 1000))
-  python3 scripts/bench/schedule_load.py "$PORT" "$DUE" "$(iso "$due_at")" >/dev/null
+  python3 scripts/bench/batch_load.py "$PORT" "$DUE" "$(iso "$due_at")" >/dev/null
   local published="" all_sent=""
   while :; do
     read -r scheduled _ < <(stat_of scheduled); read -r sent _ < <(stat_of sent)
@@ -62,7 +62,7 @@ start "$WORK/empty.sqlite"
 measure "no other scheduled:"
 stop
 start "$WORK/loaded.sqlite"
-echo "preloading $PRELOAD messages scheduled a month ahead: $(python3 scripts/bench/schedule_load.py "$PORT" "$PRELOAD" "$(iso $(( $(date +%s) + 30 * 86400 )))")"
+echo "preloading $PRELOAD messages scheduled a month ahead: $(python3 scripts/bench/batch_load.py "$PORT" "$PRELOAD" "$(iso $(( $(date +%s) + 30 * 86400 )))")"
 PRELOADED=$PRELOAD
 measure "$PRELOAD scheduled:"
 ls -l "$WORK/loaded.sqlite" | awk '{printf "file with them: %.0f MiB\n", $5 / 1048576}'
