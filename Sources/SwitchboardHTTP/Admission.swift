@@ -1,11 +1,12 @@
 import Crypto
+import SwitchboardApp
 import SwitchboardCore
 
 /// How a parsed request body becomes a request to store: the one path `POST /api/v1/communication` and every
 /// item of `POST /api/v1/communications/batch` take, so that a batch item is judged exactly as a single request.
 ///
 /// In order:
-/// 1. validation (`RequestValidator`): the body's shape, addresses, lengths;
+/// 1. validation (`RequestValidator`): the body's shape, addresses, lengths, and a send time at most a year ahead;
 /// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key;
 /// 3. last, once the request is known good: an email's attachments go to the `AttachmentStore` (their bytes under
 ///    their SHA-256) and `data.attachments` keeps `{filename, contentType, size, sha256}`, so the bytes are never
@@ -28,6 +29,9 @@ extension API {
         case .success(let r):
             validation?.end()
             validated = r
+        }
+        if let sendAt = validated.sendAt, sendAt > SystemTime.now().adding(RequestValidator.maxScheduleAhead) {
+            return .failure(APIError(.badRequest, code: "invalid_send_at", message: "\"data.sendAt\" may be at most a year ahead; got \(sendAt.iso8601).", field: "data.sendAt"))
         }
         do {
             try await checkMessageCallback(validated, keyID: keyID)
