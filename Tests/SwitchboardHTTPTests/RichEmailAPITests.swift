@@ -143,4 +143,27 @@ struct RichEmailAPITests {
         #expect(try await f.adapters.store.statusCounts().isEmpty)
         #expect(try await f.database.read { c in try c.scalar("SELECT COUNT(*) FROM attachments") } == 0)
     }
+
+    @Test("a batch item with attachments is admitted like a single request: its files stored, the item stored by sha256; a bad item is rejected naming items[i]")
+    func batchItems() async throws {
+        let f = try APIFixture()
+        let file = Self.file(3000, seed: 9)
+        let good = try JSONParser.parse(Self.body(attachments: [("a.bin", "application/octet-stream", file)]))
+        let bad = try JSONParser.parse(Self.body(attachments: [("a/b.bin", "application/octet-stream", file)]))
+        try await f.app.test(.router) { client in
+            let r = try await client.execute(uri: "/api/v1/communications/batch", method: .post, headers: jsonHeaders, body: buffer(JSONValue.object(["items": .array([good, bad])]).canonicalText))
+            #expect(r.status == .ok)
+            let answer = try json(r)
+            guard case .array(let items)? = answer["items"], items.count == 2 else {
+                Issue.record("\(answer)")
+                return
+            }
+            #expect(items[1]["error"]?["field"] == .string("items[1].data.attachments[0].filename"))
+            let id = try #require(items[0]["id"]?.stringValue)
+            let stored = try #require(try await f.adapters.store.communication(id: id))
+            let sha = try #require(stored.request.attachments.first?.sha256)
+            #expect(try await SQLiteAttachmentStore(database: f.database).get(sha256: sha) == file)
+            #expect(!stored.request.data.canonicalText.contains(String(Data(file).base64EncodedString().prefix(100))))
+        }
+    }
 }
