@@ -18,8 +18,9 @@ import SwitchboardCore
 /// answer) is thrown, and fails the whole request.
 extension API {
     /// The request to store for `body`, sent with the key `keyID` (nil: the API is open), or the client's problem.
-    func admit(_ body: JSONValue, keyID: String?) async throws -> Result<CommunicationRequest, APIError> {
-        let validation = dispatcher.tracing.startSpanInCurrentContext("validate")
+    /// `traced`: the validation is a span of its own (tracing on); a batch makes one span for all its items.
+    func admit(_ body: JSONValue, keyID: String?, traced: Bool = true) async throws -> Result<CommunicationRequest, APIError> {
+        let validation = traced ? dispatcher.tracing.startSpanInCurrentContext("validate") : nil
         var validated: CommunicationRequest
         switch RequestValidator.validate(body) {
         case .failure(let e):

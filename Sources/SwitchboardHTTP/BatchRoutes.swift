@@ -40,14 +40,18 @@ extension API {
         let keyID = context.identity?.id
         var results: [Result<CommunicationRequest, APIError>] = []
         results.reserveCapacity(items.count)
+        let validation = dispatcher.tracing.startSpanInCurrentContext("validate batch")
+        validation?.set("switchboard.batch_size", items.count)
         for (i, item) in items.enumerated() {
-            switch try await admit(item, keyID: keyID) {
+            switch try await admit(item, keyID: keyID, traced: false) {
             case .success(let r): results.append(.success(r))
             case .failure(var e):
                 e.field = "items[\(i)]" + (e.field.map { "." + $0 } ?? "")
                 results.append(.failure(e))
             }
         }
+        validation?.set("switchboard.batch_rejected", results.filter { if case .failure = $0 { true } else { false } }.count)
+        validation?.end()
         var valid: [(index: Int, item: Dispatcher.Item)] = []
         for (i, r) in results.enumerated() {
             if case .success(let request) = r { valid.append((i, Dispatcher.Item(request, idempotencyKey: key.map { "\($0)#\(i)" }))) }
