@@ -18,6 +18,9 @@ public struct Adapters: Sendable {
     /// The status feed (`status_stream`) the pipeline writes and the router's `EventHub` reads: on the queue's
     /// engine. Nil: no live events (some tests).
     public var feed: (any StatusFeed)?
+    /// The suppression list, with the store: checked at accept, written after a provider's opt-out or bounce.
+    /// Nil: no list (some tests): nothing is refused or suppressed.
+    public var suppressions: (any SuppressionStore)?
 
     public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, pipeline: any Pipeline, logSpool: LogSpool, feed: (any StatusFeed)? = nil, names: (store: String, queue: String, search: String)) {
         self.feed = feed

@@ -5,7 +5,8 @@ import SwitchboardCore
 ///
 /// In order:
 /// 1. validation (`RequestValidator`): the body's shape, addresses, lengths;
-/// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key.
+/// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key;
+/// 3. the recipient must not be on the channel's suppression list (422 `recipient_suppressed`).
 ///
 /// A client's problem is a `.failure` with its HTTP status (400, 422); a fault of the server (the store does not
 /// answer) is thrown, and fails the whole request.
@@ -28,6 +29,25 @@ extension API {
         } catch let e as APIError {
             return .failure(e)
         }
+        if let hit = try await suppressed([validated]).first ?? nil {
+            return .failure(Self.suppressedError(hit))
+        }
         return .success(validated)
+    }
+
+    /// The suppression entry of each request's recipient on its channel (nil: not suppressed), in order, in one
+    /// store round trip: a batch checks its items with one call. No cache: an entry written by any router (a
+    /// manual POST, a worker after a bounce) is seen by the next accept everywhere; on the embedded engine the
+    /// check is one primary-key probe.
+    func suppressed(_ requests: [CommunicationRequest]) async throws -> [Suppression?] {
+        guard let store = adapters.suppressions, !requests.isEmpty else { return requests.map { _ in nil } }
+        let keys = requests.map { SuppressionKey(channel: $0.channel, to: $0.to) }
+        let found = try await store.lookup(keys)
+        return keys.map { found[$0] }
+    }
+
+    /// The 422 for a request whose recipient is suppressed: its message names the reason and the date.
+    static func suppressedError(_ s: Suppression) -> APIError {
+        APIError(.unprocessableContent, code: "recipient_suppressed", message: s.refusal, field: "data.to")
     }
 }

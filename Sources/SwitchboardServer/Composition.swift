@@ -95,6 +95,7 @@ struct Composition {
             // First among the adapter services, so that it stops after the services that accept.
             adapterServices.insert(pipeline, at: 0)
         }
+        adapters.suppressions = Self.suppressionStore(store: store.adapter, database: database)
     }
 
     static func store(_ settings: Settings, database: SQLiteDatabase, logger: Logger, metrics: any MetricsFactory) throws -> Picked<any CommunicationStore> {
@@ -124,6 +125,14 @@ struct Composition {
         if let mongo = store as? MongoStore { return MongoCallbackStore(connection: mongo.connection) }
         #endif
         return SQLiteCallbackStore(database: database)
+    }
+
+    /// The suppression list that goes with `store`: the same engine, so every router sees it.
+    static func suppressionStore(store: any CommunicationStore, database: SQLiteDatabase) -> any SuppressionStore {
+        #if MongoDB
+        if let mongo = store as? MongoStore { return MongoSuppressionStore(connection: mongo.connection) }
+        #endif
+        return SQLiteSuppressionStore(database: database)
     }
 
     static func queue(_ settings: Settings, database: SQLiteDatabase, logger: Logger, clock: @escaping @Sendable () -> Timestamp, metrics: any MetricsFactory) throws -> Picked<any MessageQueue> {
