@@ -54,7 +54,7 @@ extension API {
 
     func createSuppression(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let store = try suppressionStore
-        let o = try Self.jsonObject(request)
+        let o = try await Self.jsonObject(request)
         for key in o.keys.sorted() where !["channel", "to", "reason"].contains(key) {
             throw APIError(.badRequest, code: "unknown_field", message: "Unknown field \"\(key)\"; allowed: channel, to, reason.", field: key)
         }
