@@ -68,6 +68,42 @@ struct SuppressionEndToEndTests {
         }
     }
 
+    @Test("Twilio's signed undelivered callback with 21610 suppresses the recipient; one with 30003 does not")
+    func twilioCallbackOptOut() async throws {
+        let api = try await MockHTTPServer.start()
+        defer { Task { await api.stop() } }
+        let token = "twilio-secret-token"
+        let settings = try e2eSettings([
+            "ACCOUNTSID": "AC0123456789abcdef0123456789abcdef", "AUTHTOKEN": token, "MSG_ID": "MG0123456789abcdef0123456789abcdef",
+            "SWITCHBOARD_TWILIO_BASE_URL": api.baseURL, "SWITCHBOARD_PUBLIC_URL": "https://sb.example.com/",
+        ])
+        api.enqueue(twilioCreated(sid: "SMe2e00000000000000000000000000001"), twilioCreated(sid: "SMe2e00000000000000000000000000002"))
+        try await withSystem(settings) { system, client in
+            func callback(_ sid: String, _ to: String, _ code: String) async throws -> TestResponse {
+                let pairs = [("AccountSid", "AC0123456789abcdef0123456789abcdef"), ("MessageSid", sid), ("MessageStatus", "undelivered"), ("To", to), ("ErrorCode", code)]
+                let sig = TwilioSignature.compute(url: "https://sb.example.com/webhooks/twilio/status", parameters: pairs, authToken: token)
+                return try await client.execute(uri: "/webhooks/twilio/status", method: .post,
+                    headers: [.contentType: "application/x-www-form-urlencoded", HTTPField.Name("X-Twilio-Signature")!: sig],
+                    body: ByteBuffer(string: FormEncoding.encode(pairs)))
+            }
+            let optedOut: JSONValue = .object(["from": .string("+14155550100"), "to": .string("+14155550131"), "msg": .string("x")])
+            let other: JSONValue = .object(["from": .string("+14155550100"), "to": .string("+14155550132"), "msg": .string("x")])
+            let first = try await send(client, optedOut, type: "sms")
+            try await waitFor(system, first, .sent)
+            let second = try await send(client, other, type: "sms")
+            try await waitFor(system, second, .sent)
+            #expect(try await callback("SMe2e00000000000000000000000000001", "+14155550131", "21610").status == .ok)
+            #expect(try await callback("SMe2e00000000000000000000000000002", "+14155550132", "30003").status == .ok)
+            try await waitFor(system, first, .undelivered)
+            try await waitFor(system, second, .undelivered)
+            let r = try await Self.post(client, "sms", optedOut)
+            #expect(r.status == .unprocessableContent)
+            #expect(try json(r)["error"]?["code"] == .string("recipient_suppressed"))
+            api.enqueue(twilioCreated(sid: "SMe2e00000000000000000000000000003"))
+            #expect(try await Self.post(client, "sms", other).status == .ok)
+        }
+    }
+
     @Test("SMTP 550 5.1.1 (unknown mailbox): suppressed for email, compared case-insensitively; a 4xx does not suppress")
     func smtpUnknownMailbox() async throws {
         let smtp = try await SMTPTestServer.start(.init(mode: .plain))
