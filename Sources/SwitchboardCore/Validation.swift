@@ -89,7 +89,7 @@ public enum Metadata {
     public static let maxKeys = 50
     /// A key is 1 to this many characters of `[A-Za-z0-9_.-]`.
     public static let maxKeyLength = 40
-    /// A value is a string of at most this many characters (empty allowed).
+    /// A value is a string of at most this many characters (Unicode code points; empty allowed).
     public static let maxValueLength = 500
 
     public static func isValidKey(_ k: String) -> Bool {
@@ -113,8 +113,9 @@ public enum Metadata {
             guard case .string(let v)? = o[key] else {
                 return RequestError(code: "invalid_metadata", message: "\"data.metadata.\(key)\" must be a string, not \(o[key]?.typeName ?? "null").", field: "data.metadata.\(key)")
             }
-            if v.count > maxValueLength {
-                return RequestError(code: "invalid_metadata", message: "\"data.metadata.\(key)\" has \(v.count) characters; at most \(maxValueLength) are allowed.", field: "data.metadata.\(key)")
+            // Counted as JSON Schema's maxLength counts: Unicode code points.
+            if v.unicodeScalars.count > maxValueLength {
+                return RequestError(code: "invalid_metadata", message: "\"data.metadata.\(key)\" has \(v.unicodeScalars.count) characters; at most \(maxValueLength) are allowed.", field: "data.metadata.\(key)")
             }
             if v.unicodeScalars.contains(where: { $0.value == 0 }) {
                 return RequestError(code: "invalid_metadata", message: "\"data.metadata.\(key)\" must not hold U+0000.", field: "data.metadata.\(key)")

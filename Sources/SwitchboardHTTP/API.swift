@@ -380,7 +380,7 @@ enum Query {
             guard Metadata.isValidKey(key) else {
                 throw APIError(.badRequest, code: "invalid_parameter", message: "\(name.prefix(64)): a metadata key is 1 to \(Metadata.maxKeyLength) characters of letters, digits, \"_\", \".\" and \"-\".", field: String(name.prefix(64)))
             }
-            guard value.count <= Metadata.maxValueLength else {
+            guard value.unicodeScalars.count <= Metadata.maxValueLength else {
                 throw APIError(.badRequest, code: "invalid_parameter", message: "\(name): a metadata value has at most \(Metadata.maxValueLength) characters.", field: String(name))
             }
             out[key] = String(value)
