@@ -8,11 +8,23 @@ import SwitchboardTelemetry
 public struct Dispatcher: Sendable {
     /// What happened to a request.
     public enum Outcome: Sendable, Hashable {
-        /// Stored and queued (or, with `replayed`, the earlier result of the same idempotency key), with the
-        /// trace context stored on its record (a replay's is the first request's).
-        case accepted(id: String, request: CommunicationRequest, replayed: Bool, traceParent: TraceParent?)
+        /// Stored and queued, or `scheduled` (or, with `replayed`, the earlier result of the same idempotency
+        /// key), with the status it was stored in and the trace context stored on its record (a replay's is the
+        /// first request's).
+        case accepted(id: String, request: CommunicationRequest, status: CommunicationStatus, replayed: Bool, traceParent: TraceParent?)
         /// The idempotency key belongs to a different request.
         case conflict(existingID: String)
+    }
+
+    /// One request of `accept(_:keyID:test:trace:)`.
+    public struct Item: Sendable {
+        public var request: CommunicationRequest
+        public var idempotencyKey: String?
+
+        public init(_ request: CommunicationRequest, idempotencyKey: String?) {
+            self.request = request
+            self.idempotencyKey = idempotencyKey
+        }
     }
 
     let pipeline: any Pipeline
@@ -45,28 +57,43 @@ public struct Dispatcher: Sendable {
     ///     off costs the hot path nothing). With tracing on, the accept's span is its child and is what the record
     ///     keeps; off, the record keeps the caller's `trace` itself.
     public func accept(_ request: CommunicationRequest, idempotencyKey: String?, keyID: String? = nil, test: Bool = false, trace: TraceParent? = nil) async throws -> Outcome {
-        let now = clock()
-        let id = ids.next(now: now)
-        let trace = trace ?? (options.tracing.enabled ? TraceParent.random() : nil)
-        return try await options.tracing.withSpan(acceptSpan, parent: trace) { span in
-            span?.set("switchboard.communication_id", id)
-            span?.set("switchboard.channel", request.channel.rawValue)
-            if oneTransaction { span?.set("switchboard.transaction", "record + stream entry + log entries, one COMMIT") }
-            let new = NewCommunication(id: id, request: request, idempotencyKey: idempotencyKey, createdAt: now, dispatchAt: now.adding(options.outboxGrace), keyID: keyID, test: test, traceParent: span?.traceParent ?? trace)
-            return try await accept(new, at: now)
+        guard let outcome = try await accept([Item(request, idempotencyKey: idempotencyKey)], keyID: keyID, test: test, trace: trace).first else {
+            throw StoreContractViolation(message: "accept returned no outcome")
         }
+        return outcome
     }
 
-    func accept(_ new: NewCommunication, at now: Timestamp) async throws -> Outcome {
-        switch try await pipeline.accept([new], queuedAt: now, service: "router").first {
-        case .created(let c)?:
-            return .accepted(id: c.id, request: c.request, replayed: false, traceParent: c.traceParent)
-        case .existing(let c)?:
-            return .accepted(id: c.id, request: c.request, replayed: true, traceParent: c.traceParent)
-        case .conflict(let id)?:
-            return .conflict(existingID: id)
-        case nil:
-            throw StoreContractViolation(message: "accept returned no outcome")
+    /// Accepts validated requests together (a batch): one `Pipeline.accept`, so on the embedded engine one
+    /// transaction and one commit. Outcomes in the order of `items`. A message whose `sendAt` is in the future is
+    /// stored `scheduled`, due in the outbox at that time, and is on no stream until then. With tracing on, the
+    /// accept is one span and every message of the call records it.
+    public func accept(_ items: [Item], keyID: String? = nil, test: Bool = false, trace: TraceParent? = nil) async throws -> [Outcome] {
+        guard !items.isEmpty else { return [] }
+        let now = clock()
+        let trace = trace ?? (options.tracing.enabled ? TraceParent.random() : nil)
+        return try await options.tracing.withSpan(acceptSpan, parent: trace) { span in
+            let news = items.map { item in
+                let id = ids.next(now: now)
+                let sendAt = item.request.sendAt.flatMap { $0 > now ? $0 : nil }
+                return NewCommunication(id: id, request: item.request, idempotencyKey: item.idempotencyKey, createdAt: now, dispatchAt: now.adding(options.outboxGrace), keyID: keyID, test: test, traceParent: span?.traceParent ?? trace, sendAt: sendAt)
+            }
+            if items.count == 1 {
+                span?.set("switchboard.communication_id", news[0].id)
+                span?.set("switchboard.channel", news[0].request.channel.rawValue)
+            } else {
+                span?.set("switchboard.batch_size", items.count)
+            }
+            if oneTransaction { span?.set("switchboard.transaction", "records + stream entries + log entries, one COMMIT") }
+            let outcomes = try await pipeline.accept(news, queuedAt: now, service: "router")
+            guard outcomes.count == news.count else { throw StoreContractViolation(message: "accept returned \(outcomes.count) outcomes for \(news.count) messages") }
+            return outcomes.map { outcome in
+                switch outcome {
+                case .created(let c): .accepted(id: c.id, request: c.request, status: c.status, replayed: false, traceParent: c.traceParent)
+                // A replay answers what the first request was answered: scheduled when its send time was ahead.
+                case .existing(let c): .accepted(id: c.id, request: c.request, status: (c.request.sendAt.map { $0 > c.createdAt } ?? false) ? .scheduled : .queued, replayed: true, traceParent: c.traceParent)
+                case .conflict(let id): .conflict(existingID: id)
+                }
+            }
         }
     }
 }

@@ -66,6 +66,7 @@ public final class PortByPortPipeline: Pipeline, Service {
     // MARK: accept
 
     public func accept(_ items: [NewCommunication], queuedAt: Timestamp, service: String) async throws -> [CreateOutcome] {
+        if items.count > 1 { return try await acceptBatch(items, queuedAt: queuedAt, service: service) }
         var outcomes: [CreateOutcome] = []
         outcomes.reserveCapacity(items.count)
         for var item in items {
@@ -78,7 +79,11 @@ public final class PortByPortPipeline: Pipeline, Service {
                 span?.set("switchboard.communication_id", item.id)
                 return try await creations.submit(item).get()
             }
-            if case .created(let c) = outcome {
+            if case .created(let c) = outcome, c.status == .scheduled {
+                // Kept out of its stream until its send time (the outbox publishes it then): its log entries,
+                // status event and search document are written now.
+                await Self.writeHistory([c], queue: queue, search: search, spool: spool, feed: feed, logger: logger)
+            } else if case .created(let c) = outcome {
                 let published = await options.tracing.withSpan("publication", parent: item.traceParent) { span in
                     span?.set("switchboard.stream", c.channel.stream)
                     let done = await publications.submit(c)
@@ -89,6 +94,34 @@ public final class PortByPortPipeline: Pipeline, Service {
             }
             outcomes.append(outcome)
         }
+        return outcomes
+    }
+
+    /// A batch (`POST /api/v1/communications/batch`): one store write for all of it, then one publication (its
+    /// stream entries, log entries and documents), not one coalesced round per message.
+    func acceptBatch(_ items: [NewCommunication], queuedAt: Timestamp, service: String) async throws -> [CreateOutcome] {
+        let items = items.map { item in
+            var item = item
+            item.queued = true
+            item.service = service
+            item.createdAt = queuedAt
+            return item
+        }
+        let outcomes = try await options.tracing.withSpan("store write", parent: items[0].traceParent) { span in
+            span?.set("switchboard.batch_size", items.count)
+            return try await store.create(items)
+        }
+        guard outcomes.count == items.count else {
+            throw StoreContractViolation(message: "create returned \(outcomes.count) outcomes for \(items.count) messages")
+        }
+        var queued: [Communication] = [], scheduled: [Communication] = []
+        for case .created(let c) in outcomes { if c.status == .scheduled { scheduled.append(c) } else { queued.append(c) } }
+        async let history: Void = Self.writeHistory(scheduled, queue: queue, search: search, spool: spool, feed: feed, logger: logger)
+        let published = await options.tracing.withSpan("publication", parent: items[0].traceParent) { span in
+            await Self.publish(queued, queue: queue, search: search, spool: spool, feed: feed, logger: logger)
+        }
+        await history
+        for (c, done) in zip(queued, published) where done { confirmations.append(Publication(id: c.id, dispatchSeq: c.dispatchSeq)) }
         return outcomes
     }
 
@@ -114,6 +147,13 @@ public final class PortByPortPipeline: Pipeline, Service {
         await indexed
         guard logged else { return messages.map { _ in false } }
         return published
+    }
+
+    /// Writes the log entries, status events and search documents of stored messages that are on no stream.
+    static func writeHistory(_ messages: [Communication], queue: any MessageQueue, search: any SearchIndex, spool: LogSpool, feed: (any StatusFeed)?, logger: Logger) async {
+        async let indexed: Void = index(messages.map(CommunicationDocument.init), search: search, logger: logger)
+        _ = await writeLogs(messages.flatMap { c in c.history.map { LogRecord(c, change: $0) } }, queue: queue, spool: spool, feed: feed, logger: logger)
+        await indexed
     }
 
     // MARK: record

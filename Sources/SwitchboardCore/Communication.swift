@@ -110,8 +110,12 @@ public struct NewCommunication: Sendable, Hashable {
     public var test: Bool
     /// The message's trace context, stored on the record (see `Communication.traceParent`).
     public var traceParent: TraceParent?
+    /// Its send time, when later than its creation: stored `scheduled`, due in the outbox then, and kept out of
+    /// its stream until the outbox publishes it (`queued` does not apply). Nil: sent at once.
+    public var sendAt: Timestamp?
 
-    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp, service: String = "router", queued: Bool = false, keyID: String? = nil, test: Bool = false, traceParent: TraceParent? = nil) {
+    public init(id: String, request: CommunicationRequest, idempotencyKey: String?, createdAt: Timestamp, dispatchAt: Timestamp, service: String = "router", queued: Bool = false, keyID: String? = nil, test: Bool = false, traceParent: TraceParent? = nil, sendAt: Timestamp? = nil) {
+        self.sendAt = sendAt
         self.id = id
         self.request = request
         self.idempotencyKey = idempotencyKey
@@ -124,10 +128,15 @@ public struct NewCommunication: Sendable, Hashable {
         self.traceParent = traceParent
     }
 
-    /// The stored record: `pending`, dispatch 1, with its first history entry; with `queued`, then `queued`
-    /// at the same time (through `StatusMachine`, still due at `dispatchAt`).
+    /// The stored record: `pending`, dispatch 1, with its first history entry; with a `sendAt`, then
+    /// `scheduled` at the same time, due at `sendAt`; else with `queued`, then `queued` at the same time (through
+    /// `StatusMachine`, still due at `dispatchAt`).
     public var communication: Communication {
         let pending = Communication(id: id, request: request, status: .pending, attempts: 0, dispatchSeq: 1, dispatchAt: dispatchAt, idempotencyKey: idempotencyKey, createdAt: createdAt, updatedAt: createdAt, history: [StatusChange(status: .pending, at: createdAt, attempt: 0, service: service)], keyID: keyID, test: test, traceParent: traceParent)
+        if let sendAt {
+            guard case .apply(let effect) = StatusMachine.decide(pending.dispatchState, .scheduled(sendAt: sendAt)) else { return pending }
+            return pending.applying(effect, at: createdAt, service: service).0
+        }
         return queued ? pending.queued(at: createdAt, service: service, due: dispatchAt) : pending
     }
 }

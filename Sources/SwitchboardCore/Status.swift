@@ -1,18 +1,24 @@
 /// Where a communication is in its life.
 ///
 /// ```
-/// pending ─▶ queued ─▶ processing ─▶ sent ─▶ delivered ─▶ read
-///    │          │        │  ▲   │       ├──▶ undelivered
-///    └──────────┴──────▶ │  │   │       └──▶ failed
-///                        ▼  │   └──────────▶ failed
-///                      retrying
+///   ┌──▶ scheduled ──┐
+///   │                ▼
+/// pending ─────────▶ queued ─▶ processing ─▶ sent ─▶ delivered ─▶ read
+///    │                 │        │  ▲   │       ├──▶ undelivered
+///    └─────────────────┴──────▶ │  │   │       └──▶ failed
+///                               ▼  │   └──────────▶ failed
+///                             retrying
 /// ```
 ///
-/// `pending`, `queued` and `retrying` can also end in `cancelled` (`POST /api/v1/communication/{id}/cancel`).
+/// A message with a send time (`data.sendAt`) goes from `pending` to `scheduled` at accept and stays there, in
+/// no stream, until the outbox publishes it at that time (`scheduled` → `queued`).
+/// `pending`, `scheduled`, `queued` and `retrying` can also end in `cancelled` (`POST /api/v1/communication/{id}/cancel`).
 /// `failed` is left only by a redrive (`POST /api/v1/dead-letters/redrive`): back to `pending` as a new dispatch.
 public enum CommunicationStatus: String, Sendable, CaseIterable, Codable, Hashable {
     /// Stored, not yet on its stream.
     case pending
+    /// Stored with a send time in the future (`data.sendAt`): the outbox publishes it then (`dispatchAt`).
+    case scheduled
     /// Published to its channel stream.
     case queued
     /// A worker holds it and is calling a provider.
@@ -35,7 +41,7 @@ public enum CommunicationStatus: String, Sendable, CaseIterable, Codable, Hashab
     /// True once no more delivery attempts will be made (the provider has it, or it failed).
     public var isPastDispatch: Bool {
         switch self {
-        case .pending, .queued, .processing, .retrying: false
+        case .pending, .scheduled, .queued, .processing, .retrying: false
         case .sent, .delivered, .read, .undelivered, .failed, .cancelled: true
         }
     }
@@ -76,6 +82,9 @@ public struct ProviderError: Error, Sendable, Hashable, Codable, CustomStringCon
 
 /// Something that happened to a communication. The state machine decides whether it moves the status.
 public enum StatusEvent: Sendable, Hashable {
+    /// Accepted with a send time in the future: kept out of its stream until `sendAt`, when the outbox
+    /// publishes it (`queued`). Only from `pending`, at accept.
+    case scheduled(sendAt: Timestamp)
     /// Published to its stream as dispatch number `dispatchSeq`.
     case queued(dispatchSeq: Int)
     /// A worker took the stream entry of dispatch `dispatchSeq`; `redelivery` when the entry was delivered
@@ -110,6 +119,7 @@ public enum StatusEvent: Sendable, Hashable {
     /// The status this event asks for.
     public var targetStatus: CommunicationStatus {
         switch self {
+        case .scheduled: .scheduled
         case .queued: .queued
         case .processing: .processing
         case .sent: .sent
@@ -194,16 +204,25 @@ public enum StatusMachine {
             TransitionEffect(status: status, dispatchSeq: state.dispatchSeq, attempts: state.attempts, dispatchAt: dispatchAt)
         }
         switch event {
+        case .scheduled(let sendAt):
+            guard s == .pending else { return .ignore(reason: "already \(s.rawValue)") }
+            // Due in the outbox at its send time, which then publishes it as it publishes a retry.
+            var e = effect(.scheduled, dispatchAt: .set(sendAt))
+            e.detail = "send at \(sendAt.iso8601)"
+            return .apply(e)
+
         case .queued(let seq):
             guard !s.isPastDispatch else { return .ignore(reason: "already \(s.rawValue)") }
             guard seq == state.dispatchSeq else { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
-            guard s == .pending || s == .retrying else { return .ignore(reason: "already \(s.rawValue)") }
+            guard s == .pending || s == .scheduled || s == .retrying else { return .ignore(reason: "already \(s.rawValue)") }
             return .apply(effect(.queued, dispatchAt: inFlightDue))
 
         case .processing(let seq, let redelivery):
             guard !s.isPastDispatch else { return .ignore(reason: "already \(s.rawValue)") }
             guard seq == state.dispatchSeq else { return .ignore(reason: "stale dispatch \(seq), current is \(state.dispatchSeq)") }
             if s == .processing && !redelivery { return .ignore(reason: "already processing (duplicate entry)") }
+            // Nothing publishes a scheduled message before its time; an entry seen now is not its dispatch.
+            if s == .scheduled { return .ignore(reason: "scheduled: not published yet") }
             var e = effect(.processing, dispatchAt: inFlightDue)
             e.attempts += 1
             return .apply(e)
@@ -259,7 +278,7 @@ public enum StatusMachine {
             return .apply(e)
 
         case .cancelled(let by):
-            guard s == .pending || s == .queued || s == .retrying else {
+            guard s == .pending || s == .scheduled || s == .queued || s == .retrying else {
                 return .ignore(reason: s == .cancelled ? "already cancelled" : "already \(s.rawValue): handed to a provider")
             }
             var e = effect(.cancelled, dispatchAt: .clear)

@@ -20,6 +20,6 @@ extension CommunicationRequest {
         self.init(
             channel: channel, from: string("from") ?? "", to: string("to") ?? "", msg: string("msg") ?? "",
             subject: channel == .email ? string("subject") : nil, html: channel == .email ? string("html") : nil,
-            template: template, data: data)
+            template: template, sendAt: string("sendAt").flatMap { Timestamp(parsing: $0) }, data: data)
     }
 }

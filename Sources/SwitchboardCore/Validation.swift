@@ -44,10 +44,13 @@ public struct CommunicationRequest: Sendable, Hashable {
     public var html: String?
     /// WhatsApp template (whatsapp only).
     public var template: WhatsAppTemplate?
+    /// When to send it (`data.sendAt`, RFC 3339); nil: at once. A time already past also means at once.
+    public var sendAt: Timestamp?
     /// `data` exactly as the client sent it, echoed in the response and kept with the message.
     public var data: JSONValue
 
-    public init(channel: MessageChannel, from: String, to: String, msg: String, subject: String? = nil, html: String? = nil, template: WhatsAppTemplate? = nil, data: JSONValue? = nil) {
+    public init(channel: MessageChannel, from: String, to: String, msg: String, subject: String? = nil, html: String? = nil, template: WhatsAppTemplate? = nil, sendAt: Timestamp? = nil, data: JSONValue? = nil) {
+        self.sendAt = sendAt
         self.channel = channel
         self.from = from
         self.to = to
@@ -58,6 +61,7 @@ public struct CommunicationRequest: Sendable, Hashable {
         var object: [String: JSONValue] = ["from": .string(from), "to": .string(to), "msg": .string(msg)]
         if let subject { object["subject"] = .string(subject) }
         if let html { object["html"] = .string(html) }
+        if let sendAt { object["sendAt"] = .string(sendAt.iso8601) }
         if let template {
             object["template"] = .object([
                 "name": .string(template.name), "language": .string(template.language),
@@ -139,7 +143,7 @@ public enum Metadata {
 /// Validates the body of `POST /api/v1/communication` (the seed's contract plus our optional fields).
 public enum RequestValidator {
     static let topLevelKeys: Set<String> = ["type", "data"]
-    static let commonKeys: Set<String> = ["from", "to", "msg", "callbackUrl", "metadata"]
+    static let commonKeys: Set<String> = ["from", "to", "msg", "callbackUrl", "sendAt", "metadata"]
 
     /// Validates a parsed JSON body, returning the request or the first problem found.
     public static func validate(_ body: JSONValue) -> Result<CommunicationRequest, RequestError> {
@@ -247,14 +251,39 @@ public enum RequestValidator {
             if case .failure(let e) = CallbackRules.target(url, field: "data.callbackUrl") { return .failure(e) }
         }
         if let m = data["metadata"], m != .null, let e = Metadata.problem(m) { return .failure(e) }
+        var sendAt: Timestamp?
+        if let v = data["sendAt"], v != .null {
+            switch parseSendAt(v) {
+            case .failure(let e): return .failure(e)
+            case .success(let t): sendAt = t
+            }
+        }
         if channel == .whatsapp, let t = data["template"], t != .null {
             switch validateTemplate(t) {
             case .failure(let e): return .failure(e)
             case .success(let v): template = v
             }
         }
-        return .success(CommunicationRequest(channel: channel, from: from, to: to, msg: msg, subject: subject, html: html, template: template, data: dataValue))
+        return .success(CommunicationRequest(channel: channel, from: from, to: to, msg: msg, subject: subject, html: html, template: template, sendAt: sendAt, data: dataValue))
     }
+
+    /// `data.sendAt`: an RFC 3339 date-time with its offset (`2026-12-24T09:00:00Z`, `…+01:00`). How far ahead it
+    /// may be is the router's rule (`maxScheduleAhead`), which knows the time.
+    static func parseSendAt(_ value: JSONValue) -> Result<Timestamp, RequestError> {
+        guard case .string(let text) = value else {
+            return .failure(RequestError(code: "invalid_field_type", message: "\"data.sendAt\" must be a string, an RFC 3339 time such as 2026-12-24T09:00:00Z, not \(value.typeName).", field: "data.sendAt"))
+        }
+        // `Timestamp(parsing:)` also reads epoch milliseconds (for query parameters); a send time is a date.
+        let u = Array(text.utf8)
+        let hasOffset = u.last == UInt8(ascii: "Z") || u.last == UInt8(ascii: "z") || (u.count > 6 && (u[u.count - 6] == UInt8(ascii: "+") || u[u.count - 6] == UInt8(ascii: "-")))
+        guard u.count > 10, u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: "t"), hasOffset, let t = Timestamp(parsing: text) else {
+            return .failure(RequestError(code: "invalid_send_at", message: "\"data.sendAt\" must be an RFC 3339 time with its offset, such as 2026-12-24T09:00:00Z; got \"\(text.prefix(64))\".", field: "data.sendAt"))
+        }
+        return .success(t)
+    }
+
+    /// How far ahead `data.sendAt` may be.
+    public static let maxScheduleAhead: Duration = .seconds(366 * 24 * 3600)
 
     static func validateTemplate(_ value: JSONValue) -> Result<WhatsAppTemplate, RequestError> {
         guard case .object(let t) = value else {

@@ -88,6 +88,7 @@ public struct API: Sendable {
                 throw APIError(.init(code: 426, reasonPhrase: "Upgrade Required"), code: "upgrade_required", message: "GET /api/v1/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket.", headers: [.upgrade: "websocket"])
             },
             Route(.get, "/api/v1/communications", scope: .read) { request, _ in try await self.list(request) },
+            Route(.post, "/api/v1/communications/batch", scope: .send) { request, context in try await self.batch(request, context) },
             Route(.get, "/api/v1/logs", scope: .read) { request, _ in try await self.logs(request) },
             Route(.get, "/api/v1/sandbox/messages", scope: .read) { request, _ in try await self.sandbox(request) },
             Route(.get, "/api/v1/stats", scope: .read) { _, _ in try await self.stats() },
@@ -191,12 +192,7 @@ public struct API: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxBodySize {
             throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is \(length) bytes; the limit is \(Self.maxBodySize) bytes (1 MiB).")
         }
-        let key = try request.headers[Self.idempotencyKey].map { k in
-            guard !k.isEmpty, k.utf8.count <= 255, k.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value < 0x7F }) else {
-                throw APIError(.badRequest, code: "invalid_idempotency_key", message: "Idempotency-Key must be 1 to 255 visible ASCII characters.", field: "Idempotency-Key")
-            }
-            return k
-        }
+        let key = try Self.idempotencyKey(request)
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: Self.maxBodySize)
@@ -210,9 +206,15 @@ public struct API: Sendable {
             throw APIError(.badRequest, code: "malformed_json", message: "The body is not valid JSON: \(error.reason) at byte \(error.offset).")
         }
         let validated: CommunicationRequest
-        switch try await admit(body, keyID: context.identity?.id) {
+        switch try await admit(body, keyID: context.identity?.id, checkSuppression: key == nil) {
         case .failure(let e): throw e
         case .success(let r): validated = r
+        }
+        // With an Idempotency-Key, a request stored before is replayed even if its recipient was suppressed since.
+        if let key, let hit = try await suppressed([validated]).first ?? nil,
+            try await adapters.store.communications(idempotencyKeys: [key])[key] == nil
+        {
+            throw Self.suppressedError(hit)
         }
         // The trace the message joins: the request's span (tracing on: `TracingMiddleware` honoured an incoming
         // `traceparent`), else the caller's `traceparent`, else a new one (`Dispatcher`).
@@ -220,10 +222,10 @@ public struct API: Sendable {
         switch try await dispatcher.accept(validated, idempotencyKey: key, keyID: context.identity?.id, test: context.identity?.test ?? false, trace: trace) {
         case .conflict(let existing):
             throw APIError(.conflict, code: "idempotency_conflict", message: "Idempotency-Key was already used with a different request (communication \(existing)).", field: "Idempotency-Key")
-        case .accepted(let id, let stored, let replayed, let traceParent):
+        case .accepted(let id, let stored, let status, let replayed, let traceParent):
             writes.stored()
             let body: JSONValue = .object([
-                "status": .string("queued"), "stream": .string(stored.channel.stream), "data": stored.data, "id": .string(id),
+                "status": .string(status.rawValue), "stream": .string(stored.channel.stream), "data": stored.data, "id": .string(id),
             ])
             var headers: HTTPFields = replayed ? [Self.replayed: "true"] : [:]
             if let traceParent { headers[Self.traceparent] = traceParent.text }

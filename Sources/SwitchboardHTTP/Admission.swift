@@ -1,19 +1,23 @@
+import SwitchboardApp
 import SwitchboardCore
 
 /// How a parsed request body becomes a request to store: the one path `POST /api/v1/communication` and every
 /// item of `POST /api/v1/communications/batch` take, so that a batch item is judged exactly as a single request.
 ///
 /// In order:
-/// 1. validation (`RequestValidator`): the body's shape, addresses, lengths;
+/// 1. validation (`RequestValidator`): the body's shape, addresses, lengths, and a send time at most a year ahead;
 /// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key;
-/// 3. the recipient must not be on the channel's suppression list (422 `recipient_suppressed`).
+/// 3. the recipient must not be on the channel's suppression list (422 `recipient_suppressed`): checked here for a
+///    single request, and by the batch for all its items at once (`suppressed(_:)`, one store call).
 ///
 /// A client's problem is a `.failure` with its HTTP status (400, 422); a fault of the server (the store does not
 /// answer) is thrown, and fails the whole request.
 extension API {
     /// The request to store for `body`, sent with the key `keyID` (nil: the API is open), or the client's problem.
-    func admit(_ body: JSONValue, keyID: String?) async throws -> Result<CommunicationRequest, APIError> {
-        let validation = dispatcher.tracing.startSpanInCurrentContext("validate")
+    /// `traced`: the validation is a span of its own (tracing on); a batch makes one span for all its items.
+    /// `checkSuppression`: false for a batch's items, which the batch checks together.
+    func admit(_ body: JSONValue, keyID: String?, traced: Bool = true, checkSuppression: Bool = true) async throws -> Result<CommunicationRequest, APIError> {
+        let validation = traced ? dispatcher.tracing.startSpanInCurrentContext("validate") : nil
         let validated: CommunicationRequest
         switch RequestValidator.validate(body) {
         case .failure(let e):
@@ -24,12 +28,15 @@ extension API {
             validation?.end()
             validated = r
         }
+        if let sendAt = validated.sendAt, sendAt > SystemTime.now().adding(RequestValidator.maxScheduleAhead) {
+            return .failure(APIError(.badRequest, code: "invalid_send_at", message: "\"data.sendAt\" may be at most a year ahead; got \(sendAt.iso8601).", field: "data.sendAt"))
+        }
         do {
             try await checkMessageCallback(validated, keyID: keyID)
         } catch let e as APIError {
             return .failure(e)
         }
-        if let hit = try await suppressed([validated]).first ?? nil {
+        if checkSuppression, let hit = try await suppressed([validated]).first ?? nil {
             return .failure(Self.suppressedError(hit))
         }
         return .success(validated)

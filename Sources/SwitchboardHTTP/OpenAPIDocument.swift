@@ -183,6 +183,7 @@ enum OpenAPIDocument {
                             "invalid_idempotency_key",
                             "invalid_url",
                             "url_not_allowed",
+                            "invalid_send_at",
                             "invalid_metadata"
                           ]
                         }
@@ -722,6 +723,201 @@ enum OpenAPIDocument {
           },
           "503": {
             "$ref": "#/components/responses/SearchOrStoreUnavailable"
+          }
+        }
+      }
+    },
+    "/api/v1/communications/batch": {
+      "post": {
+        "operationId": "sendBatch",
+        "tags": [
+          "communications"
+        ],
+        "summary": "Send up to 1,000 messages in one request",
+        "description": "Each item is a `POST /api/v1/communication` body, judged on its own exactly as that endpoint judges one (templates, validation, suppression list, callback URL). The valid items are stored together, in one transaction on the embedded engine, and the answer lists every item in order: its id and status (`queued` or `scheduled`), or `rejected` with its error, whose `field` names its place (`items[3].data.to`) and `httpStatus` the status a single request would have had. One `Idempotency-Key` covers the batch: item *i* is stored under `<key>#<i>`; the same batch sent again is answered as the first time with `Idempotent-Replayed: true` and stores nothing, while the key sent with another batch is a 409 that stores nothing.",
+        "security": [
+          {
+            "bearerAuth": [
+              "send"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "send"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Idempotency-Key"
+          },
+          {
+            "$ref": "#/components/parameters/traceparent"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "description": "`application/json`, up to 16 MiB.",
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/BatchRequest"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Every item answered, in order; the accepted ones stored.",
+            "headers": {
+              "Idempotent-Replayed": {
+                "$ref": "#/components/headers/Idempotent-Replayed"
+              },
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/BatchResult"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The batch itself is malformed: not JSON, not an object, `items` missing, not an array, or not 1 to 1,000 items; or `Idempotency-Key` is malformed. (An invalid item is answered in the 200, not here.)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "malformed_json",
+                            "invalid_body",
+                            "unknown_field",
+                            "missing_field",
+                            "invalid_field_type",
+                            "invalid_batch_size",
+                            "invalid_idempotency_key"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "409": {
+            "description": "`Idempotency-Key` was already used with a different batch; nothing was stored.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "idempotency_conflict"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/BodyTooLarge"
+          },
+          "415": {
+            "description": "`Content-Type` is not `application/json`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "unsupported_media_type"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
           }
         }
       }
@@ -5744,6 +5940,7 @@ enum OpenAPIDocument {
         "type": "string",
         "enum": [
           "pending",
+          "scheduled",
           "queued",
           "processing",
           "retrying",
@@ -5754,7 +5951,7 @@ enum OpenAPIDocument {
           "failed",
           "cancelled"
         ],
-        "description": "pending → queued → processing → sent → delivered → read; retrying between attempts; undelivered and failed are final; pending, queued and retrying can be cancelled (final)."
+        "description": "pending → queued → processing → sent → delivered → read; retrying between attempts; scheduled (a `data.sendAt` in the future) until the outbox publishes it at that time; undelivered and failed are final; pending, scheduled, queued and retrying can be cancelled (final)."
       },
       "ChannelStream": {
         "type": "string",
@@ -5853,6 +6050,11 @@ enum OpenAPIDocument {
             "maxLength": 2048,
             "description": "Optional: this message's status changes are also POSTed here, signed with the secret of the sending key's default webhook endpoint (422 `no_default_webhook` when the key has none)."
           },
+          "sendAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Optional: when to send it, an RFC 3339 time with its offset (`2026-12-24T09:00:00Z`), at most a year ahead. The message is answered and stored `scheduled`, and the outbox publishes it within a second of that time; it can be cancelled until then. A time already past sends at once."
+          },
           "metadata": {
             "$ref": "#/components/schemas/Metadata"
           }
@@ -5887,6 +6089,11 @@ enum OpenAPIDocument {
             "format": "uri",
             "maxLength": 2048,
             "description": "Optional: this message's status changes are also POSTed here, signed with the secret of the sending key's default webhook endpoint (422 `no_default_webhook` when the key has none)."
+          },
+          "sendAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Optional: when to send it, an RFC 3339 time with its offset (`2026-12-24T09:00:00Z`), at most a year ahead. The message is answered and stored `scheduled`, and the outbox publishes it within a second of that time; it can be cancelled until then. A time already past sends at once."
           },
           "metadata": {
             "$ref": "#/components/schemas/Metadata"
@@ -5960,6 +6167,11 @@ enum OpenAPIDocument {
             "format": "uri",
             "maxLength": 2048,
             "description": "Optional: this message's status changes are also POSTed here, signed with the secret of the sending key's default webhook endpoint (422 `no_default_webhook` when the key has none)."
+          },
+          "sendAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Optional: when to send it, an RFC 3339 time with its offset (`2026-12-24T09:00:00Z`), at most a year ahead. The message is answered and stored `scheduled`, and the outbox publishes it within a second of that time; it can be cancelled until then. A time already past sends at once."
           },
           "metadata": {
             "$ref": "#/components/schemas/Metadata"
@@ -6041,10 +6253,15 @@ enum OpenAPIDocument {
           "id"
         ],
         "additionalProperties": false,
-        "description": "The seed's answer plus the id: stored durably and queued.",
+        "description": "The seed's answer plus the id: stored durably and queued (or scheduled).",
         "properties": {
           "status": {
-            "const": "queued"
+            "type": "string",
+            "enum": [
+              "queued",
+              "scheduled"
+            ],
+            "description": "`queued`, or `scheduled` when `data.sendAt` is ahead."
           },
           "stream": {
             "$ref": "#/components/schemas/ChannelStream"
@@ -7483,6 +7700,7 @@ enum OpenAPIDocument {
             "type": "string",
             "enum": [
               "pending",
+              "scheduled",
               "queued",
               "processing",
               "retrying",
@@ -7582,6 +7800,7 @@ enum OpenAPIDocument {
             "type": "string",
             "enum": [
               "pending",
+              "scheduled",
               "queued",
               "processing",
               "retrying",
@@ -8032,6 +8251,133 @@ enum OpenAPIDocument {
           }
         }
       },
+      "BatchRequest": {
+        "type": "object",
+        "required": [
+          "items"
+        ],
+        "additionalProperties": false,
+        "description": "Up to 1,000 requests, each as `POST /api/v1/communication` takes it (`SendRequest`). Items are checked one by one and answered in the 200: an invalid item does not fail the batch.",
+        "properties": {
+          "items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {
+              "description": "A `SendRequest`; anything else is answered as a rejected item."
+            }
+          }
+        }
+      },
+      "BatchItemAccepted": {
+        "type": "object",
+        "required": [
+          "index",
+          "id",
+          "status",
+          "stream"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "index": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "id": {
+            "$ref": "#/components/schemas/ObjectId"
+          },
+          "status": {
+            "type": "string",
+            "enum": [
+              "queued",
+              "scheduled"
+            ]
+          },
+          "stream": {
+            "$ref": "#/components/schemas/ChannelStream"
+          }
+        }
+      },
+      "BatchItemRejected": {
+        "type": "object",
+        "required": [
+          "index",
+          "status",
+          "httpStatus",
+          "error"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "index": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "status": {
+            "const": "rejected"
+          },
+          "httpStatus": {
+            "type": "integer",
+            "minimum": 400,
+            "maximum": 499,
+            "description": "The status a single `POST /api/v1/communication` of this item would have had (400, 409, 422)."
+          },
+          "error": {
+            "type": "object",
+            "required": [
+              "code",
+              "message"
+            ],
+            "properties": {
+              "code": {
+                "type": "string",
+                "description": "Stable and machine-readable."
+              },
+              "message": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A sentence for people."
+              },
+              "field": {
+                "type": "string",
+                "description": "The request field, header or parameter at fault (`data.to`, `Idempotency-Key`, `limit`)."
+              }
+            },
+            "additionalProperties": false
+          }
+        }
+      },
+      "BatchResult": {
+        "type": "object",
+        "required": [
+          "items",
+          "accepted",
+          "rejected"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "items": {
+            "type": "array",
+            "items": {
+              "oneOf": [
+                {
+                  "$ref": "#/components/schemas/BatchItemAccepted"
+                },
+                {
+                  "$ref": "#/components/schemas/BatchItemRejected"
+                }
+              ]
+            }
+          },
+          "accepted": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "rejected": {
+            "type": "integer",
+            "minimum": 0
+          }
+        }
+      },
       "Metadata": {
         "type": "object",
         "maxProperties": 50,
@@ -8100,26 +8446,55 @@ enum OpenAPIDocument {
         }
       },
       "NewSuppression": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": [
-          "channel",
-          "to"
-        ],
-        "properties": {
-          "channel": {
-            "$ref": "#/components/schemas/Channel"
+        "description": "A recipient to suppress: an E.164 number for `sms` and `whatsapp`, an email address for `email` (400 `invalid_phone` / `invalid_email` otherwise).",
+        "oneOf": [
+          {
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "channel",
+              "to"
+            ],
+            "properties": {
+              "channel": {
+                "type": "string",
+                "enum": [
+                  "sms",
+                  "whatsapp"
+                ]
+              },
+              "to": {
+                "$ref": "#/components/schemas/E164"
+              },
+              "reason": {
+                "type": "string",
+                "maxLength": 500,
+                "description": "Why (default: `added by hand`)."
+              }
+            }
           },
-          "to": {
-            "type": "string",
-            "description": "An email address for `email`, an E.164 number for `sms` and `whatsapp` (400 `invalid_email` / `invalid_phone` otherwise)."
-          },
-          "reason": {
-            "type": "string",
-            "maxLength": 500,
-            "description": "Why (default: `added by hand`)."
+          {
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "channel",
+              "to"
+            ],
+            "properties": {
+              "channel": {
+                "const": "email"
+              },
+              "to": {
+                "$ref": "#/components/schemas/EmailAddress"
+              },
+              "reason": {
+                "type": "string",
+                "maxLength": 500,
+                "description": "Why (default: `added by hand`)."
+              }
+            }
           }
-        }
+        ]
       },
       "SuppressionPage": {
         "type": "object",

@@ -151,6 +151,19 @@ public struct MongoStore: CommunicationStore {
         try await one(["providerMessageId": .string(providerMessageID)])
     }
 
+    public func communications(idempotencyKeys keys: [String]) async throws -> [String: Communication] {
+        guard !keys.isEmpty else { return [:] }
+        return try await withCollection { c throws(MongoError) in
+            var found: [String: Communication] = [:]
+            let docs = try c.find(["idempotencyKey": .document(["$in": .array(keys.map { .string($0) })])], options: ["projection": .document(["history": .int32(0)])])
+            for doc in docs {
+                let comm = try MongoDocuments.communication(doc)
+                if let key = comm.idempotencyKey { found[key] = comm }
+            }
+            return found
+        }
+    }
+
     func one(_ filter: BSONDocument) async throws(MongoError) -> Communication? {
         try await withCollection { c throws(MongoError) in
             try c.find(filter, options: ["limit": .int64(1)]).first.map(MongoDocuments.communication)

@@ -28,8 +28,9 @@ public struct SQLitePipeline: Pipeline {
             var events: [String]
         }
         let prepared = items.map { item -> Prepared in
-            // `pending` → `queued` through `StatusMachine`, not due: its stream entry is written with it.
-            let queued = item.communication.queued(at: queuedAt, service: service, due: nil)
+            // `pending` → `queued` through `StatusMachine`, not due: its stream entry is written with it. A
+            // message with a send time is stored `scheduled` instead, due then, on no stream.
+            let queued = item.sendAt != nil ? item.communication : item.communication.queued(at: queuedAt, service: service, due: nil)
             let texts = queued.history.map { LogRecord(queued, change: $0).logAndStatusTexts }
             return Prepared(item: item, queued: queued, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: texts.map(\.log), events: texts.map(\.status))
         }
@@ -41,7 +42,8 @@ public struct SQLitePipeline: Pipeline {
             let results = try prepared.map { p -> SQLiteStore.CreateResult in
                 let r = try SQLiteStore.createOne(c, p.item, as: p.queued, dataText: p.dataText)
                 guard case .created = r else { return r }
-                try SQLiteQueue.append(c, stream: p.item.request.channel.stream, fields: p.entry, at: queuedAt)
+                // A scheduled message waits in the outbox (due at its send time), on no stream.
+                if p.queued.status == .queued { try SQLiteQueue.append(c, stream: p.item.request.channel.stream, fields: p.entry, at: queuedAt) }
                 logs += p.logs
                 events += p.events
                 return r

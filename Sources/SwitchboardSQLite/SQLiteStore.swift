@@ -139,6 +139,22 @@ public struct SQLiteStore: CommunicationStore {
         try await loadWithHistory(where: "provider_message_id = ?", [.text(providerMessageID)])
     }
 
+    public func communications(idempotencyKeys keys: [String]) async throws -> [String: Communication] {
+        guard !keys.isEmpty else { return [:] }
+        return try await db.read { c in
+            var found: [String: Communication] = [:]
+            // In chunks well under SQLite's limit on bound parameters.
+            for start in stride(from: 0, to: keys.count, by: 500) {
+                let chunk = keys[start..<min(keys.count, start + 500)]
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                try c.query("SELECT \(Self.columns) FROM communications WHERE idempotency_key IN (\(marks))", chunk.map { .text($0) }) { s in
+                    if let row = Self.communication(s), let key = row.finished.idempotencyKey { found[key] = row.finished }
+                }
+            }
+            return found
+        }
+    }
+
     func loadWithHistory(where clause: String, _ values: [SQLValue]) async throws -> Communication? {
         try await db.read { c in
             guard let found = try Self.load(c, where: clause, values) else { return nil }

@@ -72,7 +72,7 @@ struct DispatcherTests {
                     default: CommunicationRequest(channel: .email, from: "a@example.com", to: "b\(i)@example.com", msg: "m\(i)", subject: "s")
                     }
                     group.addTask {
-                        guard case .accepted(let id, _, false, _) = try await dispatcher.accept(request, idempotencyKey: nil) else { throw Unexpected() }
+                        guard case .accepted(let id, _, .queued, false, _) = try await dispatcher.accept(request, idempotencyKey: nil) else { throw Unexpected() }
                         return id
                     }
                 }

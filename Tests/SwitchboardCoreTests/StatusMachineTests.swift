@@ -27,9 +27,27 @@ struct StatusMachineTests {
         #expect(applied(StatusMachine.decide(state(.delivered), .reported(status: .read, error: nil)))?.status == .read)
     }
 
+    @Test("scheduled: only from pending, due at its send time; the outbox's queued takes it on; nothing a worker or provider reports moves it first")
+    func scheduled() throws {
+        let sendAt = Timestamp(milliseconds: 86_400_000)
+        let e = try #require(applied(StatusMachine.decide(state(.pending), .scheduled(sendAt: sendAt))))
+        #expect(e.status == .scheduled && e.dispatchAt == .set(sendAt) && e.dispatchSeq == 1 && e.attempts == 0)
+        #expect(!CommunicationStatus.scheduled.isPastDispatch && !CommunicationStatus.scheduled.isFinal)
+        for from in CommunicationStatus.allCases where from != .pending {
+            #expect(applied(StatusMachine.decide(state(from), .scheduled(sendAt: sendAt))) == nil, "\(from)")
+        }
+        let q = try #require(applied(StatusMachine.decide(state(.scheduled), .queued(dispatchSeq: 1), watchdog: later)))
+        #expect(q.status == .queued && q.dispatchAt == .set(later))
+        #expect(applied(StatusMachine.decide(state(.scheduled), .queued(dispatchSeq: 2))) == nil)
+        // A stray entry's processing, a provider's report and the stall watchdog leave it scheduled.
+        for event: StatusEvent in [.processing(dispatchSeq: 1, redelivery: false), .sent(provider: "p", providerMessageID: nil), .reported(status: .delivered, error: nil), .redispatch(dispatchSeq: 1, reason: "stalled")] {
+            #expect(applied(StatusMachine.decide(state(.scheduled), event)) == nil, "\(event)")
+        }
+    }
+
     @Test("cancel: from pending, queued or retrying to cancelled (final, due time cleared, who asked in the detail); never from processing or later")
     func cancel() throws {
-        for from in [CommunicationStatus.pending, .queued, .retrying] {
+        for from in [CommunicationStatus.pending, .scheduled, .queued, .retrying] {
             let e = try #require(applied(StatusMachine.decide(state(from, seq: 2, attempts: 1), .cancelled(by: "key_abc"))))
             #expect(e.status == .cancelled && e.dispatchAt == .clear && e.detail == "cancelled by key_abc" && e.dispatchSeq == 2 && e.attempts == 1)
         }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import HummingbirdTesting
 import SwitchboardTestSystem
 import Testing
@@ -32,6 +33,35 @@ func withPersistentRedis(_ body: (RedisServer) async throws -> Void) async throw
 
 @Suite("On Redis Streams, in one process", .serialized, .timeLimit(.minutes(2)))
 struct RedisPipelineTests {
+    @Test("a batch through Redis: one store write, its entries on the streams, every message sent; its scheduled item only at its time")
+    func batchAndSchedule() async throws {
+        try await withPersistentRedis { redis in
+            let system = try SwitchboardSystem(settings: redisSettings(redis), logger: quietLogger())
+            let running = Running(system)
+            try await system.application().test(.router) { client in
+                let sendAt = Timestamp(milliseconds: SystemTime.now().milliseconds + 2_000)
+                var items: [JSONValue] = (0..<300).map { i in
+                    .object(["type": .string("sms"), "data": .object(["from": .string("+15550000000"), "to": .string(recipient(.sms, i)), "msg": .string("batch \(i)")])])
+                }
+                items.append(.object(["type": .string("sms"), "data": .object(["from": .string("+15550000000"), "to": .string("+15559999999"), "msg": .string("later"), "sendAt": .string(sendAt.iso8601)])]))
+                let r = try await client.execute(uri: "/api/v1/communications/batch", method: .post, headers: jsonHeaders, body: ByteBuffer(string: JSONValue.object(["items": .array(items)]).canonicalText))
+                #expect(r.status == .ok)
+                let answer = try json(r)
+                #expect(answer["accepted"] == .number(301))
+                guard case .array(let results)? = answer["items"] else { Issue.record("\(answer)"); return }
+                let later = try #require(results.last?["id"]?.stringValue)
+                #expect(results.last?["status"] == .string("scheduled"))
+                try await eventually("300 sent") { try await count(system, .sent) == 300 }
+                #expect(try await system.adapters.store.communication(id: later)?.status == .scheduled)
+                try await eventually("the scheduled one sent") { try await system.adapters.store.communication(id: later)?.status == .sent }
+                let c = try #require(try await system.adapters.store.communication(id: later))
+                #expect(c.history.first { $0.status == .queued }.map { $0.at >= sendAt } == true, "\(c.history)")
+            }
+            try await running.stop()
+            await system.close()
+        }
+    }
+
     @Test("a message stored but never published (router died in between) is published by the outbox through Redis")
     func outbox() async throws {
         try await withPersistentRedis { redis in

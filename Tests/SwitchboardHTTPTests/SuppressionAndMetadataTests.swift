@@ -127,6 +127,54 @@ struct SuppressionAndMetadataTests {
         }
     }
 
+    @Test("a batch refuses the items to suppressed recipients with a per-item 422 and stores the others; its replay, and a single POST's, answer as the first time even after a suppression", arguments: [true, false])
+    func batchAndReplays(atomic: Bool) async throws {
+        let f = try APIFixture(atomic: atomic)
+        let store = try #require(f.adapters.suppressions)
+        try await store.add(Suppression(channel: .sms, to: "+14155550002", reason: "replied STOP", source: .provider, detail: "twilio 21610", createdAt: Timestamp(milliseconds: 1_700_000_000_000)))
+        func item(_ to: String) -> JSONValue { .object(["type": .string("sms"), "data": .object(["from": .string("+14155550100"), "to": .string(to), "msg": .string("m")])]) }
+        let body = JSONValue.object(["items": .array([item("+14155550001"), item("+14155550002"), item("+14155550003")])]).canonicalText
+        var headers = jsonHeaders
+        headers[HTTPField.Name("Idempotency-Key")!] = "batch-s"
+        let keyed = headers
+        try await f.app.test(.router) { client in
+            let r = try await client.execute(uri: "/api/v1/communications/batch", method: .post, headers: keyed, body: buffer(body))
+            #expect(r.status == .ok)
+            let answer = try json(r)
+            #expect(answer["accepted"] == .number(2) && answer["rejected"] == .number(1))
+            guard case .array(let items)? = answer["items"], items.count == 3 else { Issue.record("\(answer)"); return }
+            #expect(items[1]["httpStatus"] == .number(422))
+            #expect(items[1]["error"]?["code"] == .string("recipient_suppressed") && items[1]["error"]?["field"] == .string("items[1].data.to"))
+            #expect(items[1]["error"]?["message"]?.stringValue?.contains("replied STOP") == true)
+            #expect(try await f.adapters.store.statusCounts().reduce(0) { $0 + $1.count } == 2)
+
+            // Then the third recipient is suppressed too: the batch's replay still answers as the first time.
+            try await store.add(Suppression(channel: .sms, to: "+14155550003", reason: "bounced", source: .provider, createdAt: Timestamp(milliseconds: 1_700_000_000_001)))
+            let replay = try await client.execute(uri: "/api/v1/communications/batch", method: .post, headers: keyed, body: buffer(body))
+            #expect(replay.status == .ok)
+            #expect(replay.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+            let again = try json(replay)
+            #expect(again["accepted"] == .number(2))
+            guard case .array(let replayed)? = again["items"] else { Issue.record("\(again)"); return }
+            #expect(replayed.map { $0["id"] } == items.map { $0["id"] })
+            #expect(try await f.adapters.store.statusCounts().reduce(0) { $0 + $1.count } == 2)
+
+            // A single POST with a key: stored, then its recipient suppressed: the retry is the replay, a new key a 422.
+            var single = jsonHeaders
+            single[HTTPField.Name("Idempotency-Key")!] = "one-s"
+            let first = try await client.execute(uri: "/api/v1/communication", method: .post, headers: single, body: buffer(Self.message("sms", to: "+14155550004")))
+            #expect(first.status == .ok)
+            try await store.add(Suppression(channel: .sms, to: "+14155550004", reason: "bounced", source: .provider, createdAt: Timestamp(milliseconds: 1_700_000_000_002)))
+            let retried = try await client.execute(uri: "/api/v1/communication", method: .post, headers: single, body: buffer(Self.message("sms", to: "+14155550004")))
+            #expect(retried.status == .ok)
+            #expect(try json(retried)["id"] == json(first)["id"])
+            single[HTTPField.Name("Idempotency-Key")!] = "two-s"
+            let other = try await client.execute(uri: "/api/v1/communication", method: .post, headers: single, body: buffer(Self.message("sms", to: "+14155550004")))
+            #expect(other.status == .unprocessableContent)
+            #expect(try errorCode(other) == "recipient_suppressed")
+        }
+    }
+
     @Test("API.suppressed answers many requests with one lookup, in order")
     func batchLookup() async throws {
         let f = try APIFixture()

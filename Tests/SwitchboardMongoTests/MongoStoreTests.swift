@@ -37,6 +37,8 @@ struct MongoStoreContractTests {
     @Test func retryAndFailure() async throws { try await withStore { s, _ in try await StoreContract.retryAndFailure(s) } }
     @Test func cancel() async throws { try await withStore { s, _ in try await StoreContract.cancel(s) } }
     @Test func redrive() async throws { try await withStore { s, _ in try await StoreContract.redrive(s) } }
+    @Test func idempotencyKeys() async throws { try await withStore { s, _ in try await StoreContract.idempotencyKeys(s) } }
+    @Test func scheduled() async throws { try await withStore { s, _ in try await StoreContract.scheduled(s) } }
     @Test func createdSince() async throws { try await withStore { s, _ in try await StoreContract.createdSince(s) } }
     @Test func statusCounts() async throws { try await withStore { s, _ in try await StoreContract.statusCounts(s) } }
     @Test func concurrentTransitions() async throws { try await withStore { s, _ in try await StoreContract.concurrentTransitions(s) } }

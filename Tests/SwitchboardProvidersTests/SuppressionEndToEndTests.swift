@@ -25,6 +25,16 @@ struct SuppressionEndToEndTests {
         return []
     }
 
+    /// Polls `uri` (a suppressions list) until it has an item.
+    static func listed(_ client: any TestClientProtocol, _ uri: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if !items(try json(try await client.execute(uri: uri, method: .get))).isEmpty { return }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        Issue.record("\(uri) stayed empty")
+    }
+
     /// Posts until the answer is a 422 (the suppression is written just after the failure is recorded), and returns it.
     static func refused(_ client: any TestClientProtocol, _ type: String, _ data: JSONValue) async throws -> TestResponse {
         let deadline = ContinuousClock.now + .seconds(10)
@@ -49,7 +59,9 @@ struct SuppressionEndToEndTests {
             let id = try await send(client, data, type: "sms")
             let failed = try await waitFor(system, id, .failed)
             #expect(failed.lastError?.code == "21610")
-            let r = try await Self.refused(client, "sms", data)
+            // The list is written just after the failure is recorded: wait for it, then the next message is refused.
+            try await Self.listed(client, "/api/v1/suppressions?channel=sms&to=+14155550123")
+            let r = try await Self.post(client, "sms", data)
             #expect(r.status == .unprocessableContent)
             let error = try json(r)["error"]
             #expect(error?["code"] == .string("recipient_suppressed"))

@@ -15,6 +15,8 @@ struct SQLiteStoreTests {
     @Test func retryAndFailure() async throws { try await StoreContract.retryAndFailure(SQLiteStore(database: try temporaryDatabase())) }
     @Test func cancel() async throws { try await StoreContract.cancel(SQLiteStore(database: try temporaryDatabase())) }
     @Test func redrive() async throws { try await StoreContract.redrive(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func idempotencyKeys() async throws { try await StoreContract.idempotencyKeys(SQLiteStore(database: try temporaryDatabase())) }
+    @Test func scheduled() async throws { try await StoreContract.scheduled(SQLiteStore(database: try temporaryDatabase())) }
 
     @Test("a redrive's filter reads the failed rows through their partial index (schema 6), in its order: no scan of the table, no sort")
     func failedUsesItsIndex() async throws {

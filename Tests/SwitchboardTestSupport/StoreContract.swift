@@ -121,6 +121,38 @@ public enum StoreContract {
         #expect(first.id == "d")
     }
 
+    /// Communications are found by their idempotency keys in one call; unknown keys are absent.
+    public static func idempotencyKeys(_ store: any CommunicationStore) async throws {
+        #expect(try await store.communications(idempotencyKeys: []).isEmpty)
+        _ = try await store.create((0..<600).map { new("m\($0)", sms(msg: "n\($0)"), key: "batch#\($0)") } + [new("plain", sms())])
+        let keys = (0..<600).map { "batch#\($0)" } + ["batch#600", "other"]
+        let found = try await store.communications(idempotencyKeys: keys)
+        #expect(found.count == 600)
+        #expect(found["batch#599"]?.id == "m599" && found["batch#599"]?.request.msg == "n599" && found["batch#0"]?.status == .pending)
+        #expect(found["batch#600"] == nil && found["other"] == nil)
+    }
+
+    /// A message with a send time is stored `scheduled`, due at that time (not the outbox grace), claimed then
+    /// and not before, and cancellable.
+    public static func scheduled(_ store: any CommunicationStore) async throws {
+        var item = new("s1", at: 1000)
+        item.sendAt = Timestamp(milliseconds: 60_000)
+        var other = new("s2", sms(msg: "two"), at: 1000)
+        other.sendAt = Timestamp(milliseconds: 60_000)
+        _ = try await store.create([item, other])
+        let c = try #require(try await store.communication(id: "s1"))
+        #expect(c.status == .scheduled && c.dispatchAt == Timestamp(milliseconds: 60_000) && c.history.map(\.status) == [.pending, .scheduled])
+        #expect(try await store.claimDue(now: Timestamp(milliseconds: 59_999), lease: .seconds(30), limit: 10).isEmpty)
+        #expect(try await store.outboxDue(now: Timestamp(milliseconds: 60_000)) == 2)
+        let cancelled = try await store.apply([StatusTransition(id: "s2", event: .cancelled(by: nil), at: Timestamp(milliseconds: 2000), service: "router")])
+        #expect(appliedCount(cancelled) == 1)
+        let due = try await store.claimDue(now: Timestamp(milliseconds: 60_000), lease: .seconds(30), limit: 10)
+        #expect(due.map(\.id) == ["s1"] && due.first?.status == .scheduled)
+        let queued = try await store.apply([StatusTransition(id: "s1", event: .queued(dispatchSeq: 1), at: Timestamp(milliseconds: 60_001), service: "scheduler")])
+        #expect(appliedCount(queued) == 1)
+        #expect(try await store.communication(id: "s1")?.status == .queued)
+    }
+
     /// Concurrent creates with one key store one communication; the others get it back.
     public static func idempotencyRace(_ store: any CommunicationStore) async throws {
         let outcomes = try await withThrowingTaskGroup(of: CreateOutcome.self) { group in

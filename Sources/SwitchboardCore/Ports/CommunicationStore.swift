@@ -4,6 +4,9 @@ public protocol CommunicationStore: Sendable {
     func create(_ items: [NewCommunication]) async throws -> [CreateOutcome]
     /// One communication with its full history, or nil.
     func communication(id: String) async throws -> Communication?
+    /// The communications stored with these idempotency keys, by key, without their history (a key no message
+    /// has is absent): how a batch tells a replay from a key used before for another batch.
+    func communications(idempotencyKeys: [String]) async throws -> [String: Communication]
     /// The communication a provider knows by `providerMessageID`, or nil.
     func communication(providerMessageID: String) async throws -> Communication?
     /// Applies each transition atomically (compare-and-set through `StatusMachine`), in order.

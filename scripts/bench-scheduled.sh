@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Scheduled sends at scale (issue 19): do a million scheduled messages slow accepts or the outbox? On the embedded
+# engine (`serve`, sandbox provider), twice: on an empty file, then on a file holding PRELOAD (1,000,000)
+# messages scheduled a month ahead. Each time:
+#   1. single seed requests with wrk (64 connections, DURATION) while the workers deliver them: accepts per second;
+#   2. DUE (10,000) messages scheduled for the same instant a few seconds ahead: how long after that instant
+#      the outbox had published them all (none left scheduled) and the workers had sent them all.
+# Prints figures; asserts nothing. Everything runs on 127.0.0.1 and stops at the end.
+#   PRELOAD=1000000 DUE=10000 DURATION=10s scripts/bench-scheduled.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PRELOAD=${PRELOAD:-1000000}
+DUE=${DUE:-10000}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+DURATION=${DURATION:-10s}
+SYNC=${SWITCHBOARD_SQLITE_SYNCHRONOUS:-full}
+
+source scripts/bench/lib.sh
+ensure_wrk
+BIN=$(build_release switchboard)
+WORK=$(mktemp -d)
+PORT=$(free_port)
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start() {
+  SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_SQLITE_SYNCHRONOUS=$SYNC "$BIN" serve --port "$PORT" --database "$1" >"$WORK/serve.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && return; sleep 0.1; done
+  echo "server did not start"; cat "$WORK/serve.log"; exit 1
+}
+stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S.000Z; }
+now_ms() { date +%s%3N; }
+
+measure() { # $1: label
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/post.lua "http://127.0.0.1:$PORT/api/v1/communication" >"$WORK/post.txt"
+  local rps p99 sent total scheduled
+  rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$WORK/post.txt"); p99=$(awk '$1=="99%" {print $2}' "$WORK/post.txt")
+  # Let the workers finish what wrk sent before the scheduled messages come due.
+  while :; do read -r sent total < <(stat_of sent); read -r scheduled _ < <(stat_of scheduled); [ $((sent + scheduled)) -ge "$total" ] && break; sleep 0.2; done
+  local base_sent=$sent due_at due_ms
+  due_at=$(( $(date +%s) + 8 + DUE / 2000 ))
+  due_ms=$((due_at * 1000))
+  python3 scripts/bench/batch_load.py "$PORT" "$DUE" "$(iso "$due_at")" >/dev/null
+  local published="" all_sent=""
+  while :; do
+    read -r scheduled _ < <(stat_of scheduled); read -r sent _ < <(stat_of sent)
+    if [ -z "$published" ] && [ $(( $(now_ms) )) -ge "$due_ms" ] && [ "$scheduled" -le "$PRELOADED" ]; then published=$(( $(now_ms) - due_ms )); fi
+    if [ "$sent" -ge $((base_sent + DUE)) ]; then all_sent=$(( $(now_ms) - due_ms )); break; fi
+    sleep 0.05
+  done
+  printf '%-28s accepts %6s/s (p99 %s); %s due at once: all published %5s ms after their time, all sent %5s ms after\n' "$1" "$rps" "$p99" "$DUE" "$published" "$all_sent"
+}
+
+echo "== scheduled sends: $(nproc) cores, sqlite synchronous=$SYNC, $DURATION accepts, $DUE due at once"
+PRELOADED=0
+start "$WORK/empty.sqlite"
+measure "no other scheduled:"
+stop
+start "$WORK/loaded.sqlite"
+echo "preloading $PRELOAD messages scheduled a month ahead: $(python3 scripts/bench/batch_load.py "$PORT" "$PRELOAD" "$(iso $(( $(date +%s) + 30 * 86400 )))")"
+PRELOADED=$PRELOAD
+measure "$PRELOAD scheduled:"
+ls -l "$WORK/loaded.sqlite" | awk '{printf "file with them: %.0f MiB\n", $5 / 1048576}'
+stop
