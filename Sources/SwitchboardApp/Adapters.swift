@@ -20,6 +20,9 @@ public struct Adapters: Sendable {
     public var feed: (any StatusFeed)?
     /// The bytes of email attachments, beside the communications (nil: a request with attachments is refused).
     public var attachments: (any AttachmentStore)?
+    /// The suppression list, with the store: checked at accept, written after a provider's opt-out or bounce.
+    /// Nil: no list (some tests): nothing is refused or suppressed.
+    public var suppressions: (any SuppressionStore)?
 
     public init(store: any CommunicationStore, queue: any MessageQueue, search: any SearchIndex, mailbox: (any SandboxMailbox)?, pipeline: any Pipeline, logSpool: LogSpool, feed: (any StatusFeed)? = nil, names: (store: String, queue: String, search: String)) {
         self.feed = feed

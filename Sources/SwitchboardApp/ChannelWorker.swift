@@ -129,6 +129,7 @@ public struct ChannelWorker: Service {
         let results = await deliverAll(deliveries.map(\.1), traces: traces, concurrency: concurrency)
         var rng = SystemRandomNumberGenerator()
         var transitions: [StatusTransition] = []
+        var suppressed: [(communicationID: String, suppression: Suppression)] = []
         for (c, (provider, result)) in zip(deliveries.map(\.1), results) {
             let now = clock()
             let event: StatusEvent
@@ -137,6 +138,7 @@ public struct ChannelWorker: Service {
                 event = .sent(provider: provider, providerMessageID: pid)
             case (.fail, .permanent(let e)):
                 event = .failed(error: e, provider: provider, dispatchSeq: c.dispatchSeq)
+                if adapters.suppressions != nil, let s = Suppressor.suppression(for: c, provider: provider, error: e, at: now) { suppressed.append((c.id, s)) }
             case (.retry(let delay), .retryable(let e)):
                 event = .retrying(error: e, provider: provider, nextAttemptAt: now.adding(delay))
             case (.giveUp, .retryable(let e)):
@@ -147,6 +149,8 @@ public struct ChannelWorker: Service {
             transitions.append(StatusTransition(id: c.id, event: event, at: now, service: channel.rawValue))
         }
         try await adapters.pipeline.record(transitions, settle: deliveries.map(\.0), group: StreamNames.workerGroup)
+        // After the outcome is recorded: the list's write never holds up or fails the delivery's record.
+        if !suppressed.isEmpty, let store = adapters.suppressions { await Suppressor(store: store, logger: logger).suppress(suppressed) }
     }
 
     /// Delivers each message, at most `concurrency` at a time; returns (provider name, result) in order. With

@@ -80,6 +80,7 @@ public struct LiveEvent: Sendable {
         if let e = r.error { o["error"] = .string(e) }
         if let k = r.keyID { o["keyId"] = .string(k) }
         if let t = r.traceParent { o["traceId"] = .string(t.traceID) }
+        if !r.metadata.isEmpty { o["metadata"] = Metadata.json(r.metadata) }
         return .object(o)
     }
 }

@@ -36,7 +36,14 @@ public struct StatusReportIngest: Sendable {
             }
             let result = try await adapters.pipeline.record([StatusTransition(id: c.id, event: .reported(status: status, error: report.error), at: clock(), service: service)], settle: [], group: "")
             switch result.first {
-            case .applied(let c, _)?: outcomes.append(.applied(id: c.id, status: c.status))
+            case .applied(let applied, _)?:
+                outcomes.append(.applied(id: applied.id, status: applied.status))
+                // A late "never again" (Twilio's undelivered callback with 21610): the recipient is suppressed too.
+                if let store = adapters.suppressions, status == .failed || status == .undelivered, let error = report.error,
+                    let s = Suppressor.suppression(for: c, provider: c.provider ?? service, error: error, at: clock())
+                {
+                    await Suppressor(store: store, logger: logger).suppress([(c.id, s)])
+                }
             case .ignored(let c, let reason)?: outcomes.append(.ignored(id: c.id, reason: reason))
             default: outcomes.append(.unknownMessage(providerMessageID: report.providerMessageID))
             }

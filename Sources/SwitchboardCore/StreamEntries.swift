@@ -72,6 +72,7 @@ extension LogRecord {
         if let error { m.append(("error", error)) }
         m.append(("from", from))
         if let keyID { m.append(("keyId", keyID)) }
+        if !metadata.isEmpty { m.append(("metadata", Metadata.json(metadata).canonicalText)) }
         m.append(("msg", msg))
         if let provider { m.append(("provider", provider)) }
         m.append(("service", service))
@@ -107,11 +108,12 @@ extension LogRecord {
         guard let id = f["communicationId"], let service = f["service"], let status = f["status"].flatMap(CommunicationStatus.init(rawValue:)),
             let type = f["type"].flatMap(MessageChannel.init(rawValue:)), let ts = f["timestamp"].flatMap(Timestamp.init(parsing:))
         else { return nil }
-        self.init(communicationId: id, service: service, status: status, type: type, from: f["from"] ?? "", to: f["to"] ?? "", msg: f["msg"] ?? "", error: f["error"], attempt: f["attempt"].flatMap(Int.init) ?? 0, provider: f["provider"], timestamp: ts, test: f["test"] == "true", traceParent: f["traceparent"].flatMap { TraceParent(parsing: $0) }, keyID: f["keyId"])
+        self.init(communicationId: id, service: service, status: status, type: type, from: f["from"] ?? "", to: f["to"] ?? "", msg: f["msg"] ?? "", error: f["error"], attempt: f["attempt"].flatMap(Int.init) ?? 0, provider: f["provider"], timestamp: ts, test: f["test"] == "true", traceParent: f["traceparent"].flatMap { TraceParent(parsing: $0) }, keyID: f["keyId"],
+                  metadata: f["metadata"].flatMap { try? JSONParser.parse($0) }.map { Metadata.pairs(.object(["metadata": $0])) } ?? [:])
     }
 
     /// The log record of a status change of `c`.
     public init(_ c: Communication, change: StatusChange) {
-        self.init(communicationId: c.id, service: change.service, status: change.status, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, error: change.detail, attempt: change.attempt, provider: change.provider, timestamp: change.at, test: c.test, traceParent: c.traceParent, keyID: c.keyID)
+        self.init(communicationId: c.id, service: change.service, status: change.status, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, error: change.detail, attempt: change.attempt, provider: change.provider, timestamp: change.at, test: c.test, traceParent: c.traceParent, keyID: c.keyID, metadata: c.request.metadata)
     }
 }

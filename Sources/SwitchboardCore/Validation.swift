@@ -87,10 +87,70 @@ extension CommunicationRequest {
     }
 }
 
+extension CommunicationRequest {
+    /// `data.metadata`: the client's own correlation pairs (validated: `Metadata`); empty when none.
+    public var metadata: [String: String] { Metadata.pairs(data) }
+}
+
+/// `data.metadata`: an object of string keys and string values a client attaches to a message for its own
+/// correlation (an order id, a user id). Stored with the message, returned on reads, in events and callbacks,
+/// searchable (`GET /api/v1/communications?metadata.<key>=<value>`), never sent to the recipient.
+public enum Metadata {
+    /// At most this many keys.
+    public static let maxKeys = 50
+    /// A key is 1 to this many characters of `[A-Za-z0-9_.-]`.
+    public static let maxKeyLength = 40
+    /// A value is a string of at most this many characters (Unicode code points; empty allowed).
+    public static let maxValueLength = 500
+
+    public static func isValidKey(_ k: String) -> Bool {
+        let u = k.utf8
+        guard (1...maxKeyLength).contains(u.count) else { return false }
+        return u.allSatisfy { Address.isAlnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+    }
+
+    /// What is wrong with `value` as `data.metadata`, or nil.
+    public static func problem(_ value: JSONValue) -> RequestError? {
+        guard case .object(let o) = value else {
+            return RequestError(code: "invalid_metadata", message: "\"data.metadata\" must be an object of string keys and string values, not \(value.typeName).", field: "data.metadata")
+        }
+        if o.count > maxKeys {
+            return RequestError(code: "invalid_metadata", message: "\"data.metadata\" has \(o.count) keys; at most \(maxKeys) are allowed.", field: "data.metadata")
+        }
+        for key in o.keys.sorted() {
+            guard isValidKey(key) else {
+                return RequestError(code: "invalid_metadata", message: "The metadata key \"\(key.prefix(64))\" must be 1 to \(maxKeyLength) characters of letters, digits, \"_\", \".\" and \"-\".", field: "data.metadata.\(key.prefix(64))")
+            }
+            guard case .string(let v)? = o[key] else {
+                return RequestError(code: "invalid_metadata", message: "\"data.metadata.\(key)\" must be a string, not \(o[key]?.typeName ?? "null").", field: "data.metadata.\(key)")
+            }
+            // Counted as JSON Schema's maxLength counts: Unicode code points.
+            if v.unicodeScalars.count > maxValueLength {
+                return RequestError(code: "invalid_metadata", message: "\"data.metadata.\(key)\" has \(v.unicodeScalars.count) characters; at most \(maxValueLength) are allowed.", field: "data.metadata.\(key)")
+            }
+            if v.unicodeScalars.contains(where: { $0.value == 0 }) {
+                return RequestError(code: "invalid_metadata", message: "\"data.metadata.\(key)\" must not hold U+0000.", field: "data.metadata.\(key)")
+            }
+        }
+        return nil
+    }
+
+    /// The string pairs of `data.metadata` (a `data` object as stored); empty when there are none.
+    public static func pairs(_ data: JSONValue) -> [String: String] {
+        guard case .object(let d) = data, case .object(let m)? = d["metadata"] else { return [:] }
+        var out: [String: String] = [:]
+        for (k, v) in m { if case .string(let s) = v { out[k] = s } }
+        return out
+    }
+
+    /// `pairs` as a JSON object.
+    public static func json(_ pairs: [String: String]) -> JSONValue { .object(pairs.mapValues(JSONValue.string)) }
+}
+
 /// Validates the body of `POST /api/v1/communication` (the seed's contract plus our optional fields).
 public enum RequestValidator {
     static let topLevelKeys: Set<String> = ["type", "data"]
-    static let commonKeys: Set<String> = ["from", "to", "msg", "callbackUrl", "sendAt"]
+    static let commonKeys: Set<String> = ["from", "to", "msg", "callbackUrl", "sendAt", "metadata"]
 
     /// Validates a parsed JSON body, returning the request or the first problem found. `stored`: the body of a
     /// request as admitted and stored (its attachments by `sha256`, without `content`), read back from a stream.
@@ -203,6 +263,7 @@ public enum RequestValidator {
             }
             if case .failure(let e) = CallbackRules.target(url, field: "data.callbackUrl") { return .failure(e) }
         }
+        if let m = data["metadata"], m != .null, let e = Metadata.problem(m) { return .failure(e) }
         var sendAt: Timestamp?
         if let v = data["sendAt"], v != .null {
             switch parseSendAt(v) {

@@ -184,8 +184,10 @@ struct SourceDate: Decodable {
 struct CommunicationSource: Decodable {
     var communicationId, type, from, to, msg, status, keyId: String?
     var createdAt, timestamp: Timestamp?
+    /// `data.metadata` as `key=value` strings (`Documents.metadataPairs`).
+    var metadata: [String]?
 
-    enum CodingKeys: String, CodingKey { case communicationId, type, from, to, msg, status, createdAt, timestamp, keyId }
+    enum CodingKeys: String, CodingKey { case communicationId, type, from, to, msg, status, createdAt, timestamp, keyId, metadata }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -198,6 +200,7 @@ struct CommunicationSource: Decodable {
         keyId = c.lenient(.keyId)
         createdAt = c.lenient(SourceDate.self, .createdAt)?.timestamp
         timestamp = c.lenient(SourceDate.self, .timestamp)?.timestamp
+        metadata = c.lenient(.metadata)
     }
 }
 

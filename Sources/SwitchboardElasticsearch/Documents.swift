@@ -12,14 +12,32 @@ enum Documents {
             "createdAt": .string(d.createdAt.iso8601), "timestamp": .string(d.timestamp.iso8601),
         ]
         if let key = d.keyID { o["keyId"] = .string(key) }
+        if !d.metadata.isEmpty { o["metadata"] = .array(metadataPairs(d.metadata).map(JSONValue.string)) }
         return .object(o)
+    }
+
+    /// `data.metadata` as the `metadata` keyword field holds it: one `key=value` string per pair, sorted. A key
+    /// holds no `=` (`Metadata.isValidKey`), so a term query on `key=value` is an exact match of that key and value,
+    /// on every dialect, and the index's mapping does not grow with the clients' keys.
+    static func metadataPairs(_ m: [String: String]) -> [String] {
+        m.map { "\($0.key)=\($0.value)" }.sorted()
+    }
+
+    /// The pairs back from the `metadata` field.
+    static func metadata(_ pairs: [String]?) -> [String: String] {
+        var out: [String: String] = [:]
+        for p in pairs ?? [] {
+            guard let eq = p.firstIndex(of: "=") else { continue }
+            out[String(p[..<eq])] = String(p[p.index(after: eq)...])
+        }
+        return out
     }
 
     static func communication(_ s: CommunicationSource) -> CommunicationDocument? {
         guard let id = s.communicationId, let type = s.type.flatMap(MessageChannel.init(rawValue:)), let status = s.status.flatMap(CommunicationStatus.init(rawValue:)),
             let created = s.createdAt, let timestamp = s.timestamp
         else { return nil }
-        return CommunicationDocument(communicationId: id, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", status: status, createdAt: created, timestamp: timestamp, keyID: s.keyId)
+        return CommunicationDocument(communicationId: id, type: type, from: s.from ?? "", to: s.to ?? "", msg: s.msg ?? "", status: status, createdAt: created, timestamp: timestamp, keyID: s.keyId, metadata: metadata(s.metadata))
     }
 
     /// The deterministic id of a log record: a redelivered `log_stream` entry overwrites its own document.

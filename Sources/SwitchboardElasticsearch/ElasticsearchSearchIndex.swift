@@ -174,6 +174,7 @@ public final class ElasticsearchSearchIndex: CatchingUpSearchIndex {
         if let status = q.status { filters.append(Self.term("status", status.rawValue)) }
         if let to = q.to { filters.append(Self.term("to", to)) }
         if let key = q.key { filters.append(Self.term("keyId", key)) }
+        for pair in Documents.metadataPairs(q.metadata) { filters.append(Self.term("metadata", pair)) }
         if q.since != nil || q.until != nil {
             var range: [String: JSONValue] = [:]
             if let since = q.since { range["gte"] = .string(since.iso8601) }

@@ -25,6 +25,8 @@ public enum IndexMappings {
         Field("createdAt", "date"), Field("timestamp", "date"),
         // Added with API keys: the id of the key that created the message (`GET /api/v1/communications?key=`).
         Field("keyId", "keyword"),
+        // Added with metadata: `data.metadata` as `key=value` keywords (`GET /api/v1/communications?metadata.<key>=`).
+        Field("metadata", "keyword"),
     ]
 
     /// `communication-logs`: one document per log record.

@@ -101,7 +101,7 @@ public struct API: Sendable {
             Route(.get, "/health") { _, _ in API.live() },
             Route(.get, "/health/live") { _, _ in API.live() },
             Route(.get, "/health/ready") { _, _ in await self.ready() },
-        ] + keyRoutes() + callbackRoutes() + webhookRoutes() + documentRoutes() + metricsRoutes()
+        ] + keyRoutes() + callbackRoutes() + suppressionRoutes() + webhookRoutes() + documentRoutes() + metricsRoutes()
     }
 
     func metricsRoutes() -> [Route] {
@@ -213,9 +213,15 @@ public struct API: Sendable {
             throw APIError(.contentTooLarge, code: "body_too_large", message: "The body is \(buffer.readableBytes) bytes; the limit is \(Self.maxBodySize) bytes (1 MiB) except for an email (15 MiB).")
         }
         let validated: CommunicationRequest
-        switch try await admit(body, keyID: context.identity?.id) {
+        switch try await admit(body, keyID: context.identity?.id, checkSuppression: key == nil) {
         case .failure(let e): throw e
         case .success(let r): validated = r
+        }
+        // With an Idempotency-Key, a request stored before is replayed even if its recipient was suppressed since.
+        if let key, let hit = try await suppressed([validated]).first ?? nil,
+            try await adapters.store.communications(idempotencyKeys: [key])[key] == nil
+        {
+            throw Self.suppressedError(hit)
         }
         // The trace the message joins: the request's span (tracing on: `TracingMiddleware` honoured an incoming
         // `traceparent`), else the caller's `traceparent`, else a new one (`Dispatcher`).
@@ -246,7 +252,7 @@ public struct API: Sendable {
 
     func list(_ request: Request) async throws -> Response {
         let q = request.uri.queryParameters
-        try Query.allow(q, ["type", "status", "to", "q", "since", "until", "key", "limit", "cursor"])
+        try Query.allow(q, ["type", "status", "to", "q", "since", "until", "key", "limit", "cursor"], prefixes: [Query.metadataPrefix])
         let key = Query.string(q, "key")
         if let key, !APIKeySecret.isWellFormedID(key) {
             throw APIError(.badRequest, code: "invalid_parameter", message: "key must be an API key id (key_ followed by letters and digits), as `GET /api/v1/keys` lists them.", field: "key")
@@ -254,7 +260,7 @@ public struct API: Sendable {
         let query = CommunicationQuery(
             type: try Query.enumeration(q, "type", MessageChannel.self), status: try Query.enumeration(q, "status", CommunicationStatus.self),
             to: Query.string(q, "to"), text: Query.string(q, "q"), since: try Query.time(q, "since"), until: try Query.time(q, "until"),
-            key: key, limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
+            key: key, metadata: try Query.metadata(q), limit: try Query.limit(q), cursor: Query.string(q, "cursor"))
         return .json(Render.page(try await searching { try await adapters.search.search(query) }, Render.document))
     }
 
@@ -336,10 +342,15 @@ public struct API: Sendable {
 typealias Queries = Hummingbird.Parameters
 
 enum Query {
-    static func allow(_ q: Queries, _ names: Set<String>) throws {
+    /// `GET /api/v1/communications?metadata.<key>=<value>`: exact match on a `data.metadata` key.
+    static let metadataPrefix = "metadata."
+
+    /// - Parameter prefixes: families of names also allowed (`metadata.`), checked by their own parser.
+    static func allow(_ q: Queries, _ names: Set<String>, prefixes: [String] = []) throws {
         for (key, value) in q {
-            guard names.contains(String(key)) else {
-                throw APIError(.badRequest, code: "unknown_parameter", message: "Unknown query parameter \"\(key)\"; allowed: \(names.sorted().joined(separator: ", ")).", field: String(key))
+            guard names.contains(String(key)) || prefixes.contains(where: { key.hasPrefix($0) }) else {
+                let families = prefixes.map { "\($0)<key>" }
+                throw APIError(.badRequest, code: "unknown_parameter", message: "Unknown query parameter \"\(key)\"; allowed: \((names.sorted() + families).joined(separator: ", ")).", field: String(key))
             }
             // A control character is no text anyone searches for, and the engines refuse it: a 400, not a 503.
             if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
@@ -367,6 +378,26 @@ enum Query {
             throw APIError(.badRequest, code: "invalid_parameter", message: "\(name) must be an RFC 3339 time (2026-01-31T12:00:00Z) or epoch milliseconds.", field: name)
         }
         return t
+    }
+
+    /// The `metadata.<key>=<value>` filters (ANDed): a key as `data.metadata` allows it (`Metadata.isValidKey`), at
+    /// most `Metadata.maxKeys` of them; the value is matched exactly.
+    static func metadata(_ q: Queries) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for (name, value) in q where name.hasPrefix(metadataPrefix) {
+            let key = String(name.dropFirst(metadataPrefix.count))
+            guard Metadata.isValidKey(key) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "\(name.prefix(64)): a metadata key is 1 to \(Metadata.maxKeyLength) characters of letters, digits, \"_\", \".\" and \"-\".", field: String(name.prefix(64)))
+            }
+            guard value.unicodeScalars.count <= Metadata.maxValueLength else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "\(name): a metadata value has at most \(Metadata.maxValueLength) characters.", field: String(name))
+            }
+            out[key] = String(value)
+        }
+        guard out.count <= Metadata.maxKeys else {
+            throw APIError(.badRequest, code: "invalid_parameter", message: "At most \(Metadata.maxKeys) metadata.<key> filters.", field: metadataPrefix)
+        }
+        return out
     }
 
     static func limit(_ q: Queries) throws -> Int {

@@ -8,7 +8,9 @@ import SwitchboardCore
 /// In order:
 /// 1. validation (`RequestValidator`): the body's shape, addresses, lengths, and a send time at most a year ahead;
 /// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key;
-/// 3. last, once the request is known good: an email's attachments go to the `AttachmentStore` (their bytes under
+/// 3. the recipient must not be on the channel's suppression list (422 `recipient_suppressed`): checked here for a
+///    single request, and by the batch for all its items at once (`suppressed(_:)`, one store call).
+/// 4. last, once the request is known good: an email's attachments go to the `AttachmentStore` (their bytes under
 ///    their SHA-256) and `data.attachments` keeps `{filename, contentType, size, sha256}`, so the bytes are never
 ///    copied into the stored request, its stream entries, logs, events or search documents. They are written before
 ///    the message is stored, so a stored message never lacks them; an accept that fails afterwards leaves a file no
@@ -19,7 +21,8 @@ import SwitchboardCore
 extension API {
     /// The request to store for `body`, sent with the key `keyID` (nil: the API is open), or the client's problem.
     /// `traced`: the validation is a span of its own (tracing on); a batch makes one span for all its items.
-    func admit(_ body: JSONValue, keyID: String?, traced: Bool = true) async throws -> Result<CommunicationRequest, APIError> {
+    /// `checkSuppression`: false for a batch's items, which the batch checks together.
+    func admit(_ body: JSONValue, keyID: String?, traced: Bool = true, checkSuppression: Bool = true) async throws -> Result<CommunicationRequest, APIError> {
         let validation = traced ? dispatcher.tracing.startSpanInCurrentContext("validate") : nil
         var validated: CommunicationRequest
         switch RequestValidator.validate(body) {
@@ -38,6 +41,9 @@ extension API {
             try await checkMessageCallback(validated, keyID: keyID)
         } catch let e as APIError {
             return .failure(e)
+        }
+        if checkSuppression, let hit = try await suppressed([validated]).first ?? nil {
+            return .failure(Self.suppressedError(hit))
         }
         if !validated.attachments.isEmpty {
             // Every server composition has one (`Composition`); an API built without is a fault of its builder.
@@ -65,7 +71,24 @@ extension API {
         }
         return request.withStoredAttachments(digests)
     }
+
+    /// The suppression entry of each request's recipient on its channel (nil: not suppressed), in order, in one
+    /// store round trip: a batch checks its items with one call. No cache: an entry written by any router (a
+    /// manual POST, a worker after a bounce) is seen by the next accept everywhere; on the embedded engine the
+    /// check is one primary-key probe.
+    func suppressed(_ requests: [CommunicationRequest]) async throws -> [Suppression?] {
+        guard let store = adapters.suppressions, !requests.isEmpty else { return requests.map { _ in nil } }
+        let keys = requests.map { SuppressionKey(channel: $0.channel, to: $0.to) }
+        let found = try await store.lookup(keys)
+        return keys.map { found[$0] }
+    }
+
+    /// The 422 for a request whose recipient is suppressed: its message names the reason and the date.
+    static func suppressedError(_ s: Suppression) -> APIError {
+        APIError(.unprocessableContent, code: "recipient_suppressed", message: s.refusal, field: "data.to")
+    }
 }
+
 
 /// An email with attachments reached an API built without an `AttachmentStore` (answered 500, not stored).
 struct NoAttachmentStore: Error, CustomStringConvertible {

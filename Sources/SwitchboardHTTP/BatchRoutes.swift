@@ -43,7 +43,7 @@ extension API {
         let validation = dispatcher.tracing.startSpanInCurrentContext("validate batch")
         validation?.set("switchboard.batch_size", items.count)
         for (i, item) in items.enumerated() {
-            switch try await admit(item, keyID: keyID, traced: false) {
+            switch try await admit(item, keyID: keyID, traced: false, checkSuppression: false) {
             case .success(let r): results.append(.success(r))
             case .failure(var e):
                 e.field = "items[\(i)]" + (e.field.map { "." + $0 } ?? "")
@@ -57,22 +57,42 @@ extension API {
             if case .success(let request) = r { valid.append((i, Dispatcher.Item(request, idempotencyKey: key.map { "\($0)#\(i)" }))) }
         }
 
+        // The suppression list: every valid item's recipient in one store call.
+        let hits = valid.isEmpty ? [] : try await suppressed(valid.map(\.item.request))
+
         // The key used before: only the same batch is a replay (every valid item stored under its key, with the
-        // same request); anything else stores nothing.
+        // same request, but for items whose recipient is suppressed: refused the first time, or now); anything else
+        // stores nothing.
         var replayed = false
+        var stored: Set<String> = []
         if let key, !valid.isEmpty {
             let found = try await adapters.store.communications(idempotencyKeys: valid.compactMap(\.item.idempotencyKey))
             if !found.isEmpty {
-                let same = found.count == valid.count && valid.allSatisfy { v in
-                    guard let c = v.item.idempotencyKey.flatMap({ found[$0] }) else { return false }
+                let same = zip(valid, hits).allSatisfy { v, hit in
+                    guard let c = v.item.idempotencyKey.flatMap({ found[$0] }) else { return hit != nil }
                     return c.request.channel == v.item.request.channel && c.request.data == v.item.request.data
                 }
                 guard same else {
                     throw APIError(.conflict, code: "idempotency_conflict", message: "Idempotency-Key \(key.prefix(64)) was already used with a different batch; nothing was stored.", field: "Idempotency-Key")
                 }
                 replayed = true
+                stored = Set(found.keys)
             }
         }
+
+        // A suppressed recipient's item is refused (422, as a single POST), unless a replay finds it stored: a replay
+        // answers as the first time did, even for a recipient suppressed since.
+        var kept: [(index: Int, item: Dispatcher.Item)] = []
+        for (v, hit) in zip(valid, hits) {
+            if let hit, !(v.item.idempotencyKey.map(stored.contains) ?? false) {
+                var e = Self.suppressedError(hit)
+                e.field = "items[\(v.index)].data.to"
+                results[v.index] = .failure(e)
+            } else {
+                kept.append(v)
+            }
+        }
+        valid = kept
 
         let trace = dispatcher.tracing.currentTraceParent() ?? request.headers[Self.traceparent].flatMap { TraceParent(parsing: $0) }
         let outcomes = try await dispatcher.accept(valid.map(\.item), keyID: keyID, test: context.identity?.test ?? false, trace: trace)

@@ -24,6 +24,7 @@ enum Render {
             "history": .array(c.history.map(change)),
         ]
         if let s = c.request.subject { o["subject"] = .string(s) }
+        o["metadata"] = Metadata.json(c.request.metadata)
         return .object(o)
     }
 
@@ -39,6 +40,7 @@ enum Render {
             "communicationId": .string(d.communicationId), "id": .string(d.communicationId), "type": .string(d.type.rawValue), "stream": .string(d.stream),
             "from": .string(d.from), "to": .string(d.to), "msg": .string(d.msg), "status": .string(d.status.rawValue),
             "createdAt": .string(d.createdAt.iso8601), "timestamp": .string(d.timestamp.iso8601), "keyId": optional(d.keyID),
+            "metadata": Metadata.json(d.metadata),
         ])
     }
 

@@ -187,7 +187,8 @@ enum OpenAPIDocument {
                             "invalid_attachment",
                             "too_many_recipients",
                             "too_many_attachments",
-                            "attachments_too_large"
+                            "attachments_too_large",
+                            "invalid_metadata"
                           ]
                         }
                       }
@@ -295,7 +296,7 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/StoreUnavailable"
           },
           "422": {
-            "description": "`data.callbackUrl` was given but the sending key has no default webhook endpoint (or the request has no key).",
+            "description": "`data.callbackUrl` was given but the sending key has no default webhook endpoint (or the request has no key) (`no_default_webhook`); or the recipient is on the channel's suppression list (`recipient_suppressed`: the message names the reason and since when; see `/api/v1/suppressions`).",
             "content": {
               "application/json": {
                 "schema": {
@@ -308,7 +309,10 @@ enum OpenAPIDocument {
                     "error": {
                       "properties": {
                         "code": {
-                          "const": "no_default_webhook"
+                          "enum": [
+                            "no_default_webhook",
+                            "recipient_suppressed"
+                          ]
                         }
                       }
                     }
@@ -478,7 +482,7 @@ enum OpenAPIDocument {
           "communications"
         ],
         "summary": "Search messages",
-        "description": "Newest first. `q` is full text over msg, from and to. Unknown parameters are refused.",
+        "description": "Newest first. `q` is full text over msg, from and to. Unknown parameters are refused. `metadata.<key>=<value>` (any number of them, ANDed; `<key>` as `data.metadata` allows it) keeps only the messages whose `data.metadata` holds exactly that value under that key, e.g. `?metadata.orderId=123`. OpenAPI cannot name a family of parameters, so they are not listed below; a malformed key is a 400 `invalid_parameter`.",
         "security": [
           {
             "bearerAuth": [
@@ -5313,6 +5317,616 @@ enum OpenAPIDocument {
           }
         }
       }
+    },
+    "/api/v1/suppressions": {
+      "post": {
+        "operationId": "createSuppression",
+        "tags": [
+          "communications"
+        ],
+        "summary": "Suppress a recipient on a channel",
+        "description": "Messages to the recipient on that channel are refused at accept (422 `recipient_suppressed`) until the entry is deleted. Adding it again replaces it (200). Needs `send`: it only stops messages.",
+        "security": [
+          {
+            "bearerAuth": [
+              "send"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "send"
+            ]
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/NewSuppression"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Replaced an entry for the same channel and recipient.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Suppression"
+                }
+              }
+            }
+          },
+          "201": {
+            "description": "Added.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Suppression"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "A field is invalid (`field` names it).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "malformed_json",
+                            "invalid_body",
+                            "unknown_field",
+                            "invalid_field",
+                            "invalid_email",
+                            "invalid_phone"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "This server keeps no suppression list.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "suppressions_disabled"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/BodyTooLarge"
+          },
+          "415": {
+            "description": "Content-Type is not application/json.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "unsupported_media_type"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      },
+      "get": {
+        "operationId": "listSuppressions",
+        "tags": [
+          "communications"
+        ],
+        "summary": "List suppressed recipients",
+        "description": "Ordered by channel, then recipient.",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "channel",
+            "in": "query",
+            "required": false,
+            "description": "Only this channel.",
+            "schema": {
+              "$ref": "#/components/schemas/Channel"
+            }
+          },
+          {
+            "name": "to",
+            "in": "query",
+            "required": false,
+            "description": "Only this recipient (an email address in any case; a `+` may be sent as it is or as `%2B`).",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "$ref": "#/components/parameters/limit"
+          },
+          {
+            "$ref": "#/components/parameters/cursor"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "A page of entries.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/SuppressionPage"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "A parameter is invalid (`field` names it).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "unknown_parameter",
+                            "invalid_parameter",
+                            "invalid_cursor"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "This server keeps no suppression list.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "suppressions_disabled"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      },
+      "head": {
+        "operationId": "headListSuppressions",
+        "tags": [
+          "communications"
+        ],
+        "summary": "List suppressed recipients (headers only)",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "channel",
+            "in": "query",
+            "required": false,
+            "description": "Only this channel.",
+            "schema": {
+              "$ref": "#/components/schemas/Channel"
+            }
+          },
+          {
+            "name": "to",
+            "in": "query",
+            "required": false,
+            "description": "Only this recipient (an email address in any case; a `+` may be sent as it is or as `%2B`).",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "$ref": "#/components/parameters/limit"
+          },
+          {
+            "$ref": "#/components/parameters/cursor"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "A page of entries.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "A parameter is invalid (`field` names it).",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "This server keeps no suppression list.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      },
+      "delete": {
+        "operationId": "deleteSuppression",
+        "tags": [
+          "communications"
+        ],
+        "summary": "Lift a suppression",
+        "description": "The recipient in the query string (`?channel=sms&to=+14155550123`, `?channel=email&to=ada@example.com`): no escaping is needed for `+` or `@`. Needs `admin`: it lifts an opt-out, possibly a provider's.",
+        "security": [
+          {
+            "bearerAuth": [
+              "admin"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "admin"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "channel",
+            "in": "query",
+            "required": true,
+            "description": "The channel.",
+            "schema": {
+              "$ref": "#/components/schemas/Channel"
+            }
+          },
+          {
+            "name": "to",
+            "in": "query",
+            "required": true,
+            "description": "The recipient (an email address in any case; a `+` as it is or as `%2B`).",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "204": {
+            "description": "Removed: messages to the recipient are accepted again.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "A parameter is missing or invalid (`field` names it).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "unknown_parameter",
+                            "invalid_parameter",
+                            "invalid_email",
+                            "invalid_phone"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "The recipient is not on that channel's list, or this server keeps none.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "not_found",
+                            "suppressions_disabled"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      }
     }
   },
   "components": {
@@ -5488,6 +6102,9 @@ enum OpenAPIDocument {
               "$ref": "#/components/schemas/EmailAttachment"
             },
             "description": "Files to attach, up to 10 MiB in all (decoded). Answers and reads show them as `StoredEmailAttachment`."
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/Metadata"
           }
         }
       },
@@ -5525,6 +6142,9 @@ enum OpenAPIDocument {
             "type": "string",
             "format": "date-time",
             "description": "Optional: when to send it, an RFC 3339 time with its offset (`2026-12-24T09:00:00Z`), at most a year ahead. The message is answered and stored `scheduled`, and the outbox publishes it within a second of that time; it can be cancelled until then. A time already past sends at once."
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/Metadata"
           }
         }
       },
@@ -5600,6 +6220,9 @@ enum OpenAPIDocument {
             "type": "string",
             "format": "date-time",
             "description": "Optional: when to send it, an RFC 3339 time with its offset (`2026-12-24T09:00:00Z`), at most a year ahead. The message is answered and stored `scheduled`, and the outbox publishes it within a second of that time; it can be cancelled until then. A time already past sends at once."
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/Metadata"
           }
         }
       },
@@ -5784,7 +6407,8 @@ enum OpenAPIDocument {
           "updatedAt",
           "nextAttemptAt",
           "history",
-          "traceId"
+          "traceId",
+          "metadata"
         ],
         "properties": {
           "id": {
@@ -5897,6 +6521,10 @@ enum OpenAPIDocument {
               }
             ],
             "description": "The message's trace id (from the request's `traceparent`, else new); null for a message stored before traces existed."
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/Metadata",
+            "description": "`data.metadata` (empty object: none)."
           }
         }
       },
@@ -5914,7 +6542,8 @@ enum OpenAPIDocument {
           "status",
           "createdAt",
           "timestamp",
-          "keyId"
+          "keyId",
+          "metadata"
         ],
         "properties": {
           "communicationId": {
@@ -5962,6 +6591,10 @@ enum OpenAPIDocument {
               }
             ],
             "description": "The id of the API key that created it."
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/Metadata",
+            "description": "`data.metadata` (empty object: none)."
           }
         }
       },
@@ -7165,6 +7798,10 @@ enum OpenAPIDocument {
           },
           "traceId": {
             "type": "string"
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/Metadata",
+            "description": "The message's `data.metadata`, when it has any."
           }
         }
       },
@@ -7653,6 +8290,10 @@ enum OpenAPIDocument {
               },
               "test": {
                 "type": "boolean"
+              },
+              "metadata": {
+                "$ref": "#/components/schemas/Metadata",
+                "description": "The message's `data.metadata`, when it has any."
               }
             }
           }
@@ -7864,6 +8505,152 @@ enum OpenAPIDocument {
             "type": "string",
             "pattern": "^[0-9a-f]{64}$",
             "description": "Lowercase hex SHA-256 of the bytes."
+          }
+        }
+      },
+      "Metadata": {
+        "type": "object",
+        "maxProperties": 50,
+        "propertyNames": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9_.-]{1,40}$"
+        },
+        "additionalProperties": {
+          "type": "string",
+          "maxLength": 500
+        },
+        "description": "The client's own correlation pairs (an order id, a user id): up to 50 keys of 1 to 40 characters of `[A-Za-z0-9_.-]`, each a string of at most 500 characters (U+0000 refused). Stored with the message, returned on reads, in live events and status callbacks, searchable with `GET /api/v1/communications?metadata.<key>=<value>`; never sent to the recipient. 400 `invalid_metadata` (with `field` `data.metadata.<key>`) otherwise."
+      },
+      "Suppression": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "channel",
+          "to",
+          "reason",
+          "source",
+          "detail",
+          "createdAt",
+          "keyId"
+        ],
+        "properties": {
+          "channel": {
+            "$ref": "#/components/schemas/Channel"
+          },
+          "to": {
+            "type": "string",
+            "description": "The recipient, normalised: an email address lowercased (addresses compare case-insensitively), an E.164 number as it is."
+          },
+          "reason": {
+            "type": "string"
+          },
+          "source": {
+            "type": "string",
+            "enum": [
+              "manual",
+              "provider"
+            ],
+            "description": "`manual`: added with `POST /api/v1/suppressions`; `provider`: a provider said never again (Twilio 21610, Meta 131050, SMTP 5.1.1/5.1.10)."
+          },
+          "detail": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The provider and its error code (`twilio 21610`, `smtp 550 5.1.1`), for a provider's entry."
+          },
+          "createdAt": {
+            "$ref": "#/components/schemas/Timestamp"
+          },
+          "keyId": {
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/APIKeyId"
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "The API key that added it by hand."
+          }
+        }
+      },
+      "NewSuppression": {
+        "description": "A recipient to suppress: an E.164 number for `sms` and `whatsapp`, an email address for `email` (400 `invalid_phone` / `invalid_email` otherwise).",
+        "oneOf": [
+          {
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "channel",
+              "to"
+            ],
+            "properties": {
+              "channel": {
+                "type": "string",
+                "enum": [
+                  "sms",
+                  "whatsapp"
+                ]
+              },
+              "to": {
+                "$ref": "#/components/schemas/E164"
+              },
+              "reason": {
+                "type": "string",
+                "maxLength": 500,
+                "description": "Why (default: `added by hand`)."
+              }
+            }
+          },
+          {
+            "type": "object",
+            "additionalProperties": false,
+            "required": [
+              "channel",
+              "to"
+            ],
+            "properties": {
+              "channel": {
+                "const": "email"
+              },
+              "to": {
+                "$ref": "#/components/schemas/EmailAddress"
+              },
+              "reason": {
+                "type": "string",
+                "maxLength": 500,
+                "description": "Why (default: `added by hand`)."
+              }
+            }
+          }
+        ]
+      },
+      "SuppressionPage": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "items",
+          "count",
+          "nextCursor"
+        ],
+        "properties": {
+          "items": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Suppression"
+            }
+          },
+          "count": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "nextCursor": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "Pass as `cursor` for the next page; null on the last."
           }
         }
       }

@@ -78,7 +78,10 @@ public struct SQLitePipeline: Pipeline {
                 var failed: Communication?
                 if case .applied(let loaded, let change) = r {
                     let comm = loaded.communication
-                    let texts = LogRecord(comm, change: change).logAndStatusTexts
+                    var record = LogRecord(comm, change: change)
+                    // The row's data is parsed off the writer: its metadata comes from the side table (one probe).
+                    record.metadata = try SQLiteStore.metadata(c, seq: loaded.seq)
+                    let texts = record.logAndStatusTexts
                     logs.append(texts.log)
                     events.append(texts.status)
                     if comm.status == .failed { failed = comm }

@@ -42,13 +42,27 @@ public struct SQLiteSearchIndex: SearchIndex {
     /// Inserts or updates one document on the writer thread. Only status and time change after creation;
     /// msg, from and to (the FTS columns) never do, so an update leaves the FTS index alone.
     static func upsert(_ c: Connection, _ d: CommunicationDocument) throws {
+        let metadata: SQLValue = d.metadata.isEmpty ? .null : .text(Metadata.json(d.metadata).canonicalText)
         try c.run(
             """
-            INSERT INTO search_communications (id, type, sender, recipient, msg, status, created_at, updated_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO search_communications (id, type, sender, recipient, msg, status, created_at, updated_at, key_id, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at WHERE excluded.updated_at >= updated_at
             """,
             [.text(d.communicationId), .text(d.type.rawValue), .text(d.from), .text(d.to), .text(d.msg), .text(d.status.rawValue), .int(d.createdAt.milliseconds), .int(d.timestamp.milliseconds),
-             d.keyID.map(SQLValue.text) ?? .null])
+             d.keyID.map(SQLValue.text) ?? .null, metadata])
+        // Metadata never changes: the pairs of a document seen before are there already (OR IGNORE).
+        for (key, value) in d.metadata {
+            try c.run("INSERT OR IGNORE INTO search_metadata (key, value, rid) SELECT ?, ?, rowid FROM search_communications WHERE id = ?", [.text(key), .text(value), .text(d.communicationId)])
+        }
+    }
+
+    /// The side table of `data.metadata` pairs for `documents` (see `Schema.suppressionsAndMetadata`), and the
+    /// expression that reads a row's metadata object.
+    static func metadataTable(_ documents: Documents) -> (table: String, rowColumn: String, object: String) {
+        switch documents {
+        case .ownTable: ("search_metadata", "rid", "s.metadata")
+        case .storeRows: ("communication_metadata", "seq", "CASE WHEN instr(s.data, '\"metadata\"') > 0 AND json_valid(s.data) THEN json_extract(s.data, '$.metadata') END")
+        }
     }
 
     public func index(logs: [LogRecord]) async throws {
@@ -147,18 +161,23 @@ public struct SQLiteSearchIndex: SearchIndex {
         if let since = q.since { clauses.append("s.created_at >= ?"); values.append(.int(since.milliseconds)) }
         if let until = q.until { clauses.append("s.created_at < ?"); values.append(.int(until.milliseconds)) }
         if let key = q.key { clauses.append("s.key_id = ?"); values.append(.text(key)) }
+        let meta = Self.metadataTable(documents)
+        for (key, value) in q.metadata.sorted(by: { $0.key < $1.key }) {
+            clauses.append("s.rowid IN (SELECT \(meta.rowColumn) FROM \(meta.table) WHERE key = ? AND value = ?)")
+            values += [.text(key), .text(value)]
+        }
         if let after { clauses.append("s.rowid < ?"); values.append(.int(after)) }
         let limit = max(1, min(q.limit, 1000))
         values.append(.int(Int64(limit + 1)))
         let sql = """
-            SELECT s.rowid, s.id, s.type, s.sender, s.recipient, s.msg, s.status, s.created_at, s.updated_at, s.key_id FROM \(rows) s
+            SELECT s.rowid, s.id, s.type, s.sender, s.recipient, s.msg, s.status, s.created_at, s.updated_at, s.key_id, \(meta.object) FROM \(rows) s
             \(clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")) ORDER BY s.rowid DESC LIMIT ?
             """
         return try await db.read { [values] c in
             var rows: [(Int64, CommunicationDocument)] = []
             try c.query(sql, values) { s in
                 guard let type = MessageChannel(rawValue: s.text(2)), let status = CommunicationStatus(rawValue: s.text(6)) else { return }
-                rows.append((s.int(0), CommunicationDocument(communicationId: s.text(1), type: type, from: s.text(3), to: s.text(4), msg: s.text(5), status: status, createdAt: Timestamp(milliseconds: s.int(7)), timestamp: Timestamp(milliseconds: s.int(8)), keyID: s.optionalText(9))))
+                rows.append((s.int(0), CommunicationDocument(communicationId: s.text(1), type: type, from: s.text(3), to: s.text(4), msg: s.text(5), status: status, createdAt: Timestamp(milliseconds: s.int(7)), timestamp: Timestamp(milliseconds: s.int(8)), keyID: s.optionalText(9), metadata: s.optionalText(10).flatMap { try? JSONParser.parse($0) }.map { Metadata.pairs(.object(["metadata": $0])) } ?? [:])))
             }
             let more = rows.count > limit
             let page = Array(rows.prefix(limit))

@@ -171,6 +171,14 @@ public struct SQLiteStore: CommunicationStore {
         case notFound(String)
     }
 
+    /// The `data.metadata` pairs of the row `seq`, from `communication_metadata` (filled by a trigger at insert):
+    /// one index probe, empty for a message without metadata.
+    static func metadata(_ c: Connection, seq: Int64) throws -> [String: String] {
+        var out: [String: String] = [:]
+        try c.query("SELECT key, value FROM communication_metadata WHERE seq = ?", [.int(seq)]) { s in out[s.text(0)] = s.text(1) }
+        return out
+    }
+
     public func apply(_ transitions: [StatusTransition]) async throws -> [TransitionOutcome] {
         let results = try await db.write(durable: Self.needsSync(transitions)) { c in try transitions.map { try Self.applyOne(c, $0) } }
         return results.map(Self.outcome)

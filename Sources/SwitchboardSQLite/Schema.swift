@@ -258,8 +258,59 @@ enum Schema {
         ) WITHOUT ROWID;
         """
 
+    /// Suppression list and metadata search (issue 19): `suppressions` (`SQLiteSuppressionStore`), one row per channel
+    /// and normalised recipient; and each communication's `data.metadata` pairs in a side table indexed on
+    /// (key, value), for `GET /api/v1/communications?metadata.<key>=<value>`: `communication_metadata` for the store's
+    /// rows (filled by a trigger, so every writer of `communications` fills it), `search_metadata` for the search
+    /// copy (`search_communications`, written by `SQLiteSearchIndex.upsert`, which also keeps the object whole in
+    /// its `metadata` column to render it).
+    static let suppressionsAndMetadata = """
+        CREATE TABLE suppressions (
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            source TEXT NOT NULL,
+            detail TEXT,
+            created_at INTEGER NOT NULL,
+            key_id TEXT,
+            PRIMARY KEY (channel, recipient)
+        ) WITHOUT ROWID;
+        CREATE TABLE communication_metadata (
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (key, value, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX communication_metadata_seq ON communication_metadata(seq);
+        -- instr first: a message without metadata costs a substring scan, not a JSON parse.
+        CREATE TRIGGER communications_metadata_insert AFTER INSERT ON communications
+        WHEN instr(new.data, '"metadata"') > 0 AND json_valid(new.data) AND json_type(new.data, '$.metadata') = 'object'
+        BEGIN
+            INSERT OR IGNORE INTO communication_metadata (key, value, seq)
+            SELECT key, value, new.seq FROM json_each(new.data, '$.metadata') WHERE type = 'text';
+        END;
+        CREATE TRIGGER communications_metadata_delete AFTER DELETE ON communications
+        WHEN instr(old.data, '"metadata"') > 0
+        BEGIN
+            DELETE FROM communication_metadata WHERE seq = old.seq;
+        END;
+        ALTER TABLE search_communications ADD COLUMN metadata TEXT;
+        CREATE TABLE search_metadata (
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            rid INTEGER NOT NULL,
+            PRIMARY KEY (key, value, rid)
+        ) WITHOUT ROWID;
+        CREATE INDEX search_metadata_rid ON search_metadata(rid);
+        CREATE TRIGGER search_communications_metadata_delete AFTER DELETE ON search_communications
+        WHEN old.metadata IS NOT NULL
+        BEGIN
+            DELETE FROM search_metadata WHERE rid = old.rowid;
+        END;
+        """
+
     /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
-    static let upgrades = [v2, v3, v4, v5, v6, v7, v8, attachmentsUpgrade]
+    static let upgrades = [v2, v3, v4, v5, v6, v7, v8, attachmentsUpgrade, suppressionsAndMetadata]
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0

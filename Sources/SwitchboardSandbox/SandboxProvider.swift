@@ -10,6 +10,7 @@ import SwitchboardCore
 /// | `+15005550001`             | `fail-permanent@sandbox.test`| fails permanently on every attempt               |
 /// | `+15005550002`             | `fail-transient@sandbox.test`| fails with a retryable error on every attempt    |
 /// | `+15005550003`             | `flaky@sandbox.test`         | fails retryably on attempts 1 and 2, then is sent|
+/// | `+15005550004`             | `unknown@sandbox.test`       | fails permanently as an opted-out recipient (SMS: Twilio `21610`, WhatsApp: Meta `131050`) or an unknown mailbox (`550 5.1.1`): the recipient is then suppressed |
 public struct SandboxProvider: DeliveryProvider {
     /// The magic recipients.
     public enum MagicRecipient {
@@ -19,6 +20,8 @@ public struct SandboxProvider: DeliveryProvider {
         public static let permanentEmail = "fail-permanent@sandbox.test"
         public static let transientEmail = "fail-transient@sandbox.test"
         public static let flakyEmail = "flaky@sandbox.test"
+        public static let optedOutPhone = "+15005550004"
+        public static let unknownEmail = "unknown@sandbox.test"
     }
 
     public let name = "sandbox"
@@ -41,6 +44,12 @@ public struct SandboxProvider: DeliveryProvider {
             if message.attempt <= 2 {
                 return .retryable(ProviderError(code: "SANDBOX_FLAKY", message: "sandbox: transient failure \(message.attempt) of 2"))
             }
+        case MagicRecipient.optedOutPhone where message.request.channel == .whatsapp:
+            return .permanent(ProviderError(code: "131050", message: "sandbox: recipient \(message.request.to) has chosen to stop receiving marketing messages from this business"))
+        case MagicRecipient.optedOutPhone:
+            return .permanent(ProviderError(code: "21610", message: "sandbox: attempt to send to unsubscribed recipient \(message.request.to)"))
+        case MagicRecipient.unknownEmail:
+            return .permanent(ProviderError(code: "550 5.1.1", message: "RCPT TO <\(message.request.to)>: sandbox: user unknown"))
         default:
             break
         }

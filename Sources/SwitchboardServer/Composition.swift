@@ -98,6 +98,7 @@ struct Composition {
             adapterServices.insert(pipeline, at: 0)
         }
         adapters.attachments = Self.attachmentStore(store: store.adapter, database: database)
+        adapters.suppressions = Self.suppressionStore(store: store.adapter, database: database)
     }
 
     /// The attachment store that goes with `store`: the same engine.
@@ -135,6 +136,14 @@ struct Composition {
         if let mongo = store as? MongoStore { return MongoCallbackStore(connection: mongo.connection) }
         #endif
         return SQLiteCallbackStore(database: database)
+    }
+
+    /// The suppression list that goes with `store`: the same engine, so every router sees it.
+    static func suppressionStore(store: any CommunicationStore, database: SQLiteDatabase) -> any SuppressionStore {
+        #if MongoDB
+        if let mongo = store as? MongoStore { return MongoSuppressionStore(connection: mongo.connection) }
+        #endif
+        return SQLiteSuppressionStore(database: database)
     }
 
     static func queue(_ settings: Settings, database: SQLiteDatabase, logger: Logger, clock: @escaping @Sendable () -> Timestamp, metrics: any MetricsFactory) throws -> Picked<any MessageQueue> {

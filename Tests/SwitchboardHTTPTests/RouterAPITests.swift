@@ -27,18 +27,20 @@ struct APIFixture {
     ///   - path: the SQLite file (another fixture's, to share it), else a fresh one.
     ///   - adminKey: a bootstrap admin key (`SWITCHBOARD_ADMIN_KEY`).
     ///   - limiter, failures, audit: the access-control parts `SwitchboardSystem` gives the router (none by default).
-    init(atomic: Bool = false, auth: Bool = false, path: String? = nil, adminKey: String? = nil, limiter: (any RateLimiter)? = nil, defaultLimit: RateLimit? = nil, failures: AuthFailureLimiter? = nil, audit: ((any SearchIndex) -> AuditLog)? = nil) throws {
+    ///   - storeRows: the search index reads the store's rows (as `serve` runs the embedded engine), else its own copy.
+    init(atomic: Bool = false, auth: Bool = false, path: String? = nil, adminKey: String? = nil, limiter: (any RateLimiter)? = nil, defaultLimit: RateLimit? = nil, failures: AuthFailureLimiter? = nil, audit: ((any SearchIndex) -> AuditLog)? = nil, storeRows: Bool = false) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-http-\(UUID().uuidString)")
         database = try SQLiteDatabase(options: SQLiteOptions(path: path ?? dir.appendingPathComponent("api.sqlite").path, synchronous: .normal))
         let queue = SQLiteQueue(database: database, clock: SystemTime.now)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let (store, search, mailbox) = (SQLiteStore(database: database), SQLiteSearchIndex(database: database), SQLiteSandboxMailbox(database: database))
+        let (store, search, mailbox) = (SQLiteStore(database: database), SQLiteSearchIndex(database: database, documents: storeRows ? .storeRows : .ownTable), SQLiteSandboxMailbox(database: database))
         let names = (store: "sqlite", queue: "sqlite", search: "sqlite")
         var adapters = atomic
             ? Adapters(store: store, queue: queue, search: search, mailbox: mailbox, pipeline: SQLitePipeline(queue: queue), logSpool: LogSpool(), names: names)
             : Adapters.portByPort(store: store, queue: queue, search: search, mailbox: mailbox, options: PipelineOptions(), names: names, logger: logger).0
         adapters.attachments = SQLiteAttachmentStore(database: database)
+        adapters.suppressions = SQLiteSuppressionStore(database: database)
         self.adapters = adapters
         keys = auth ? KeyCache(store: SQLiteKeyStore(database: database), bootstrap: adminKey.map { KeyCache.bootstrapRecord(secret: $0, at: SystemTime.now()) }) : nil
         let auditLog = audit?(search)

@@ -210,6 +210,7 @@ struct RedisStatusFeedContractTests {
 
     @Test func orderAndPositions() async throws { try await withFeed { try await StatusFeedContract.orderAndPositions($0) } }
     @Test func blockingReadWakes() async throws { try await withFeed { try await StatusFeedContract.blockingReadWakes($0) } }
+    @Test func metadata() async throws { try await withFeed { try await StatusFeedContract.metadata($0) } }
 
     /// Every XADD trims what is older than the retention (MINID, approximate: Redis drops whole nodes): the
     /// command carries it, and an exact trim at the same cutoff leaves only the newer entries.

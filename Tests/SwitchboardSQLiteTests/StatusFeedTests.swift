@@ -13,6 +13,7 @@ struct SQLiteStatusFeedTests {
 
     @Test func orderAndPositions() async throws { try await StatusFeedContract.orderAndPositions(try feed()) }
     @Test func blockingReadWakes() async throws { try await StatusFeedContract.blockingReadWakes(try feed()) }
+    @Test func metadata() async throws { try await StatusFeedContract.metadata(try feed()) }
 
     /// Rows older than the cutoff go; the others stay with their positions.
     @Test func trimByAge() async throws {

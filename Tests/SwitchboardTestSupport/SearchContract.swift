@@ -18,15 +18,21 @@ public enum SearchContract {
     /// The API key of communication `i`: `key_a` for every fourth, `key_b` for the next, none for the others.
     static func key(_ i: Int) -> String? { i % 4 == 0 ? "key_a" : i % 4 == 1 ? "key_b" : nil }
 
+    /// The `data.metadata` of communication `i`: every third has an order id (`o0`…`o3`), a tenant and a note
+    /// holding `=` and a space; the others none.
+    static func metadata(_ i: Int) -> [String: String] {
+        i % 3 == 0 ? ["orderId": "o\(i % 4)", "tenant": "t\(i % 2)", "note": "a=b c"] : [:]
+    }
+
     /// The 30 communications: created one second apart, channel cycling, even ones say "alpha", odd ones "beta";
-    /// some made with an API key (`key(_:)`).
+    /// some made with an API key (`key(_:)`), some with metadata (`metadata(_:)`).
     public static func documents() -> [CommunicationDocument] {
         (0..<30).map { i in
             let c = channels[i % 3]
             return CommunicationDocument(
                 communicationId: String(format: "c%04d", i), type: c, from: c == .email ? "noreply@example.com" : "+15559999999", to: recipient(i),
                 msg: "message number \(i) \(i % 2 == 0 ? "alpha" : "beta")", status: .queued,
-                createdAt: Timestamp(milliseconds: base + Int64(i) * 1000), timestamp: Timestamp(milliseconds: base + Int64(i) * 1000 + 10), keyID: key(i))
+                createdAt: Timestamp(milliseconds: base + Int64(i) * 1000), timestamp: Timestamp(milliseconds: base + Int64(i) * 1000 + 10), keyID: key(i), metadata: metadata(i))
         }
     }
 
@@ -103,6 +109,17 @@ public enum SearchContract {
         #expect(try await index.search(CommunicationQuery(key: "key_a", limit: 100)).items == newestFirst.filter { $0.keyID == "key_a" })
         #expect(try await index.search(CommunicationQuery(type: .sms, key: "key_b", limit: 100)).items == newestFirst.filter { $0.type == .sms && $0.keyID == "key_b" })
         #expect(try await index.search(CommunicationQuery(key: "key_none", limit: 100)).items.isEmpty)
+
+        // By metadata (`?metadata.<key>=`): exact key and value, every pair required, case-sensitive, no prefix.
+        #expect(ids(try await index.search(CommunicationQuery(metadata: ["orderId": "o2"], limit: 100)).items) == ids(newestFirst.filter { $0.metadata["orderId"] == "o2" }))
+        #expect(!ids(try await index.search(CommunicationQuery(metadata: ["orderId": "o2"], limit: 100)).items).isEmpty)
+        #expect(ids(try await index.search(CommunicationQuery(metadata: ["orderId": "o2", "tenant": "t0"], limit: 100)).items) == ids(newestFirst.filter { $0.metadata["orderId"] == "o2" && $0.metadata["tenant"] == "t0" }))
+        #expect(ids(try await index.search(CommunicationQuery(metadata: ["note": "a=b c"], limit: 100)).items) == ids(newestFirst.filter { !$0.metadata.isEmpty }))
+        #expect(ids(try await index.search(CommunicationQuery(type: .sms, metadata: ["tenant": "t1"], limit: 100)).items) == ids(newestFirst.filter { $0.type == .sms && $0.metadata["tenant"] == "t1" }))
+        #expect(try await index.search(CommunicationQuery(metadata: ["orderId": "O2"], limit: 100)).items.isEmpty)
+        #expect(try await index.search(CommunicationQuery(metadata: ["orderId": "o"], limit: 100)).items.isEmpty)
+        #expect(try await index.search(CommunicationQuery(metadata: ["note": "a"], limit: 100)).items.isEmpty)
+        #expect(try await index.search(CommunicationQuery(metadata: ["tenant": "t0", "missing": "x"], limit: 100)).items.isEmpty)
 
         // Full text: every word required, over msg; exact sender and recipient.
         #expect(ids(try await index.search(CommunicationQuery(text: "alpha", limit: 100)).items) == ids(newestFirst.filter { $0.msg.hasSuffix("alpha") }))

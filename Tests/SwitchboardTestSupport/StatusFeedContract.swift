@@ -46,6 +46,19 @@ public enum StatusFeedContract {
         #expect(seen == all.map(\.position))
     }
 
+    /// A record's metadata comes back whole (keys and values with dots, `=`, quotes and non-ASCII); a record without
+    /// any comes back without.
+    public static func metadata(_ feed: any StatusFeed) async throws {
+        let end = try await feed.end()
+        var with = record("m1", .queued, at: 10)
+        with.metadata = ["orderId": "123", "user.id": "a=b \"c\" é"]
+        try await feed.append([with, record("m2", .queued, at: 11)])
+        let read = try await feed.read(after: end, count: 10, block: .zero)
+        #expect(read.map(\.record.communicationId) == ["m1", "m2"])
+        #expect(read.first?.record.metadata == ["orderId": "123", "user.id": "a=b \"c\" é"])
+        #expect(read.last?.record.metadata == [:])
+    }
+
     /// A blocked read returns as soon as something is appended (in this process), well before its block ends.
     public static func blockingReadWakes(_ feed: any StatusFeed) async throws {
         let end = try await feed.end()

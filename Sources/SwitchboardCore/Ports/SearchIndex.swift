@@ -25,10 +25,13 @@ public struct CommunicationDocument: Sendable, Hashable {
     public var timestamp: Timestamp
     /// The id of the API key that created it, if any.
     public var keyID: String?
+    /// `data.metadata` (empty: none): searchable by exact key and value (`CommunicationQuery.metadata`).
+    public var metadata: [String: String]
 
     public var stream: String { type.stream }
 
-    public init(communicationId: String, type: MessageChannel, from: String, to: String, msg: String, status: CommunicationStatus, createdAt: Timestamp, timestamp: Timestamp, keyID: String? = nil) {
+    public init(communicationId: String, type: MessageChannel, from: String, to: String, msg: String, status: CommunicationStatus, createdAt: Timestamp, timestamp: Timestamp, keyID: String? = nil, metadata: [String: String] = [:]) {
+        self.metadata = metadata
         self.communicationId = communicationId
         self.type = type
         self.from = from
@@ -41,7 +44,7 @@ public struct CommunicationDocument: Sendable, Hashable {
     }
 
     public init(_ c: Communication) {
-        self.init(communicationId: c.id, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, status: c.status, createdAt: c.createdAt, timestamp: c.updatedAt, keyID: c.keyID)
+        self.init(communicationId: c.id, type: c.channel, from: c.request.from, to: c.request.to, msg: c.request.msg, status: c.status, createdAt: c.createdAt, timestamp: c.updatedAt, keyID: c.keyID, metadata: c.request.metadata)
     }
 }
 
@@ -74,9 +77,13 @@ public struct LogRecord: Sendable, Hashable {
     /// The id of the API key that sent the communication (field `keyId`): the status feed's `key` filter and
     /// the callbacks' per-key endpoints use it. Nil for audit records and messages sent without a key.
     public var keyID: String?
+    /// The communication's `data.metadata` (field `metadata`, its JSON object as text, present only when not
+    /// empty): shown in live events and status callbacks.
+    public var metadata: [String: String]
 
-    public init(communicationId: String, service: String, status: CommunicationStatus?, type: MessageChannel?, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp, test: Bool = false, traceParent: TraceParent? = nil, keyID: String? = nil) {
+    public init(communicationId: String, service: String, status: CommunicationStatus?, type: MessageChannel?, from: String, to: String, msg: String, error: String?, attempt: Int, provider: String?, timestamp: Timestamp, test: Bool = false, traceParent: TraceParent? = nil, keyID: String? = nil, metadata: [String: String] = [:]) {
         self.keyID = keyID
+        self.metadata = metadata
         self.communicationId = communicationId
         self.service = service
         self.status = status
@@ -104,11 +111,14 @@ public struct CommunicationQuery: Sendable, Hashable {
     public var until: Timestamp?
     /// Only those created with this API key (its id).
     public var key: String?
+    /// Only those whose `data.metadata` holds every one of these keys with exactly this value.
+    public var metadata: [String: String]
     public var limit: Int
     /// Opaque cursor from a previous page.
     public var cursor: String?
 
-    public init(type: MessageChannel? = nil, status: CommunicationStatus? = nil, to: String? = nil, text: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil, key: String? = nil, limit: Int = 50, cursor: String? = nil) {
+    public init(type: MessageChannel? = nil, status: CommunicationStatus? = nil, to: String? = nil, text: String? = nil, since: Timestamp? = nil, until: Timestamp? = nil, key: String? = nil, metadata: [String: String] = [:], limit: Int = 50, cursor: String? = nil) {
+        self.metadata = metadata
         self.type = type
         self.status = status
         self.to = to
