@@ -4,6 +4,7 @@ import SwitchboardCore
 /// item of `POST /api/v1/communications/batch` take, so that a batch item is judged exactly as a single request.
 ///
 /// In order:
+/// 0. a template (`data.templateId`) is rendered into `data.msg` (`applyTemplate`, TemplateRoutes.swift);
 /// 1. validation (`RequestValidator`): the body's shape, addresses, lengths;
 /// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key.
 ///
@@ -12,6 +13,11 @@ import SwitchboardCore
 extension API {
     /// The request to store for `body`, sent with the key `keyID` (nil: the API is open), or the client's problem.
     func admit(_ body: JSONValue, keyID: String?) async throws -> Result<CommunicationRequest, APIError> {
+        let body: JSONValue
+        switch try await applyTemplate(body) {
+        case .failure(let e): return .failure(e)
+        case .success(let rendered): body = rendered
+        }
         let validation = dispatcher.tracing.startSpanInCurrentContext("validate")
         let validated: CommunicationRequest
         switch RequestValidator.validate(body) {
