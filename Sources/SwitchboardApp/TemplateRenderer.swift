@@ -8,7 +8,7 @@ import SwitchboardCore
 /// - Strict: every name a part uses must be in the variables (a `{{name}}` with a value that is not null; a
 ///   section `{{#name}}`/`{{^name}}` with the key present, false, null or [] hiding it), else
 ///   ``Problem/missingVariable(_:part:)``; no silent blank. Inside a section a name may also come from the
-///   section's object (or the objects of its list).
+///   section's object (or the objects of its list); inside a section that is hidden, nothing is needed.
 /// - Partials, inheritance and delimiter changes are refused when a template is saved: they would render blanks
 ///   (there is no partial library) or hide names from the check.
 public enum TemplateRenderer {
@@ -163,7 +163,19 @@ public enum TemplateRenderer {
             }
             return nil
         }
+        // Tags inside a section that will not render (a falsy value: false, null, []; an inverted section of a
+        // truthy one) are not checked: they print nothing. `skipping` counts the open sections from the first such.
+        var skipping = 0
+        func falsy(_ v: JSONValue) -> Bool { v == .null || v == .bool(false) || v == .array([]) }
         for tag in tags {
+            if skipping > 0 {
+                switch tag {
+                case .section, .inverted: skipping += 1
+                case .close: skipping -= 1
+                case .variable: break
+                }
+                continue
+            }
             switch tag {
             case .variable(let name):
                 if name.isEmpty || name == "." { continue }
@@ -172,13 +184,15 @@ public enum TemplateRenderer {
                 if name.isEmpty { contexts.append([]); continue }
                 guard let v = resolve(name) else { return name }
                 switch v {
+                case _ where falsy(v): skipping = 1
                 case .object: contexts.append([v])
                 case .array(let items): contexts.append(items)
                 default: contexts.append([])
                 }
             case .inverted(let name):
-                if !name.isEmpty, resolve(name) == nil { return name }
-                contexts.append([])
+                if name.isEmpty { contexts.append([]); continue }
+                guard let v = resolve(name) else { return name }
+                if falsy(v) { contexts.append([]) } else { skipping = 1 }
             case .close:
                 if contexts.count > 1 { contexts.removeLast() }
             }
@@ -188,7 +202,8 @@ public enum TemplateRenderer {
 
     /// Renders `compiled` with `variables`: the first missing name is the problem.
     public static func render(_ compiled: Compiled, variables: [String: JSONValue]) -> Result<Rendered, Problem> {
-        for (part, name) in [(compiled.subject, "subject"), (compiled.body, "body"), (compiled.html, "html")] {
+        let parts: [(Part?, String)] = [(compiled.subject, "subject"), (compiled.body, "body"), (compiled.html, "html")]
+        for (part, name) in parts {
             if let part, let missing = missing(part.tags, in: variables) { return .failure(.missingVariable(missing, part: name)) }
         }
         let context = variables.compactMapValues(mustacheValue)
@@ -200,12 +215,12 @@ public enum TemplateRenderer {
     /// A JSON value as Mustache reads it: numbers as JSON writes them (`42`, not `42.0`), null as absent.
     static func mustacheValue(_ v: JSONValue) -> Any? {
         switch v {
-        case .null: nil
-        case .bool(let b): b
-        case .number(let n): n.rounded() == n && abs(n) < 9_007_199_254_740_992 ? String(Int64(n)) : String(n)
-        case .string(let s): s
-        case .array(let items): items.compactMap(mustacheValue)
-        case .object(let o): o.compactMapValues(mustacheValue)
+        case .null: return nil
+        case .bool(let b): return b
+        case .number(let n): return n.rounded() == n && abs(n) < 9_007_199_254_740_992 ? String(Int64(n)) : String(n)
+        case .string(let s): return s
+        case .array(let items): return items.compactMap(mustacheValue)
+        case .object(let o): return o.compactMapValues(mustacheValue)
         }
     }
 }

@@ -79,7 +79,7 @@ extension CommunicationRequest {
 /// Validates the body of `POST /api/v1/communication` (the seed's contract plus our optional fields).
 public enum RequestValidator {
     static let topLevelKeys: Set<String> = ["type", "data"]
-    static let commonKeys: Set<String> = ["from", "to", "msg", "callbackUrl"].union(templateKeys)
+    static let commonKeys: Set<String> = Set(["from", "to", "msg", "callbackUrl"]).union(templateKeys)
     /// A message through a template (`/api/v1/templates`): kept in the data once the API has rendered it into
     /// `msg` (not Meta's WhatsApp `template`).
     static let templateKeys: Set<String> = ["templateId", "variables", "locale", "templateVersion"]

@@ -13,14 +13,14 @@ import SwitchboardCore
 extension API {
     /// The request to store for `body`, sent with the key `keyID` (nil: the API is open), or the client's problem.
     func admit(_ body: JSONValue, keyID: String?) async throws -> Result<CommunicationRequest, APIError> {
-        let body: JSONValue
+        let rendered: JSONValue
         switch try await applyTemplate(body) {
         case .failure(let e): return .failure(e)
-        case .success(let rendered): body = rendered
+        case .success(let r): rendered = r
         }
         let validation = dispatcher.tracing.startSpanInCurrentContext("validate")
         let validated: CommunicationRequest
-        switch RequestValidator.validate(body) {
+        switch RequestValidator.validate(rendered) {
         case .failure(let e):
             validation?.fail(e.code)
             validation?.end()

@@ -241,11 +241,12 @@ extension API {
             // A body whose type is wrong is validation's to refuse, with its own message.
             guard case .string(let type)? = top["type"], let channel = MessageChannel(rawValue: type) else { return .success(body) }
             let library = try templateLibrary
-            let (template, rendered): (MessageTemplate, TemplateRenderer.Rendered)
+            let chosen: (MessageTemplate, TemplateRenderer.Rendered)
             switch try await renderTemplate(library, name: name, locale: locale, version: version, variables: variables, fields: (name: "data.templateId", variables: "data.variables")) {
             case .failure(let e): return .failure(e)
-            case .success(let r): (template, rendered) = r
+            case .success(let r): chosen = r
             }
+            let (template, rendered) = chosen
             guard template.channel == channel else {
                 throw APIError(.unprocessableContent, code: "template_channel_mismatch", message: "Template \(name) is a \(template.channel.rawValue) template; this message is \(channel.rawValue).", field: "type")
             }

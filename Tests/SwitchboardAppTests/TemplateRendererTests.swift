@@ -34,7 +34,7 @@ struct TemplateRendererTests {
     }
 
     @Test("a name the template uses and the variables lack is named, never rendered blank")
-    func missing() {
+    func missing() throws {
         let cases: [(String, [String: JSONValue], String?)] = [
             ("Hi {{name}}", [:], "name"),
             ("Hi {{name}}", ["name": .null], "name"),
@@ -47,6 +47,11 @@ struct TemplateRendererTests {
             ("{{#user}}{{first}} {{company}}{{/user}}", ["user": .object(["first": .string("a")]), "company": .string("c")], nil),
             ("{{#user}}{{first}} {{last}}{{/user}}", ["user": .object(["first": .string("a")])], "last"),
             ("{{#items}}{{sku}}{{/items}}", ["items": .array([])], nil),
+            ("{{#items}}{{sku}}{{/items}}", ["items": .array([.object([:])])], "sku"),
+            ("{{#vip}}{{perk}}{{/vip}}", ["vip": .bool(false)], nil),
+            ("{{#vip}}{{perk}}{{/vip}}", ["vip": .bool(true)], "perk"),
+            ("{{^vip}}{{#a}}{{x}}{{/a}}{{/vip}}{{after}}", ["vip": .bool(true)], "after"),
+            ("{{^vip}}{{reason}}{{/vip}}", ["vip": .null], "reason"),
             ("{{#items}}{{sku}}{{/items}}{{sku}}", ["items": .array([.object(["sku": .string("a")])])], "sku"),
             ("{{! a comment }}{{uppercased(name)}}", [:], "name"),
             ("{{uppercased(name)}}", ["name": .string("ada")], nil),
