@@ -99,7 +99,7 @@ struct TemplateAPITests {
 
     @Test("a message through a template stores the rendered text (html escaped, text not) and the template's name, version, locale, variables")
     func templatedMessage() async throws {
-        let f = try APIFixture(atomic: true)
+        let f = try APIFixture()
         try await f.app.test(.router) { client in
             #expect(try await post(client, templates, welcome).status == .created)
             let body = #"{"type":"email","data":{"from":"noreply@example.com","to":"ada@example.com","templateId":"welcome","variables":{"name":"Ada <&>","code":1234}}}"#
