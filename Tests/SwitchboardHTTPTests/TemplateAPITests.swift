@@ -210,6 +210,27 @@ struct TemplateAPITests {
         }
     }
 
+    @Test("Idempotency-Key: a retry replays while the text is the same; after a new version it is a conflict, unless the version is named")
+    func idempotency() async throws {
+        let f = try APIFixture()
+        try await f.app.test(.router) { client in
+            _ = try await post(client, templates, #"{"name":"otp","channel":"sms","body":"Code {{code}}"}"#)
+            func sendKeyed(_ key: String, _ body: String) async throws -> TestResponse {
+                try await client.execute(uri: send, method: .post, headers: [.contentType: "application/json", HTTPField.Name("Idempotency-Key")!: key], body: buffer(body))
+            }
+            let latest = #"{"type":"sms","data":{"from":"+1234567890","to":"+15550001111","templateId":"otp","variables":{"code":"1"}}}"#
+            let pinned = #"{"type":"sms","data":{"from":"+1234567890","to":"+15550001111","templateId":"otp","templateVersion":1,"variables":{"code":"1"}}}"#
+            let first = try await sendKeyed("k1", latest)
+            let again = try await sendKeyed("k1", latest)
+            #expect(again.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+            #expect(try json(again)["id"] == json(first)["id"])
+            _ = try await sendKeyed("k2", pinned)
+            _ = try await post(client, templates, #"{"name":"otp","channel":"sms","body":"Your code {{code}}"}"#)
+            #expect(try errorCode(try await sendKeyed("k1", latest)) == "idempotency_conflict")
+            #expect(try await sendKeyed("k2", pinned).headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+        }
+    }
+
     @Test("preview renders without sending; its errors are the message's")
     func preview() async throws {
         let f = try APIFixture()
