@@ -153,6 +153,13 @@ enum OpenAPIDocument {
                   "communicationId": "$response.body#/id"
                 },
                 "description": "Its log records."
+              },
+              "trackHead": {
+                "operationId": "headGetCommunication",
+                "parameters": {
+                  "id": "$response.body#/id"
+                },
+                "description": "The message just accepted (headers only)."
               }
             }
           },
@@ -5458,6 +5465,29 @@ enum OpenAPIDocument {
                 "schema": {
                   "$ref": "#/components/schemas/Template"
                 }
+              }
+            },
+            "links": {
+              "versions": {
+                "operationId": "getTemplate",
+                "parameters": {
+                  "name": "$response.body#/name"
+                },
+                "description": "Every version of the template just saved."
+              },
+              "preview": {
+                "operationId": "previewTemplate",
+                "parameters": {
+                  "name": "$response.body#/name"
+                },
+                "description": "Render it without sending."
+              },
+              "archive": {
+                "operationId": "archiveTemplate",
+                "parameters": {
+                  "name": "$response.body#/name"
+                },
+                "description": "Archive it."
               }
             }
           },
