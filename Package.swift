@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-service-context.git", from: "1.5.1"),
         // OTLP over HTTP only: the gRPC exporter's trait would build grpc-swift for nothing.
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        // Message templates (Mustache), rendered at accept by SwitchboardApp's TemplateRenderer.
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // Exponential backoff: the one rule every wait after a failure follows. Pure, imports nothing.
@@ -71,6 +73,7 @@ let package = Package(
                 "SwitchboardLifecycle",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
         // HTTP API (Hummingbird): the seed's router contract plus read endpoints and health; API keys (Auth/).

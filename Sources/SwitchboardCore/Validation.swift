@@ -150,7 +150,10 @@ public enum Metadata {
 /// Validates the body of `POST /api/v1/communication` (the seed's contract plus our optional fields).
 public enum RequestValidator {
     static let topLevelKeys: Set<String> = ["type", "data"]
-    static let commonKeys: Set<String> = ["from", "to", "msg", "callbackUrl", "sendAt", "metadata"]
+    static let commonKeys: Set<String> = Set(["from", "to", "msg", "callbackUrl", "sendAt", "metadata"]).union(templateKeys)
+    /// A message through a template (`/api/v1/templates`): kept in the data once the API has rendered it into
+    /// `msg` (not Meta's WhatsApp `template`).
+    static let templateKeys: Set<String> = ["templateId", "variables", "locale", "templateVersion"]
 
     /// Validates a parsed JSON body, returning the request or the first problem found. `stored`: the body of a
     /// request as admitted and stored (its attachments by `sha256`, without `content`), read back from a stream.

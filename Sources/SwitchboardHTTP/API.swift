@@ -37,6 +37,8 @@ public struct API: Sendable {
     let events: EventHub?
     /// Status callbacks to clients (`/api/v1/webhooks`); nil: those endpoints answer 404 `callbacks_disabled`.
     let callbacks: CallbackDirectory?
+    /// Message templates (`/api/v1/templates`, `data.templateId`); nil: those answer 404 `templates_disabled`.
+    let templates: TemplateLibrary?
 
     /// - Parameters:
     ///   - webhooks: the provider status webhooks to serve (none by default).
@@ -44,8 +46,9 @@ public struct API: Sendable {
     ///   - cors: the browser origins allowed (none by default).
     ///   - warningInterval: how long repeated warnings of one kind are counted before their count is logged.
     ///   - metrics: serves `GET /metrics` and records the HTTP metrics (none by default).
-    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open, cors: CORSPolicy = .none, warningInterval: Duration = .seconds(10), metrics: MetricsEndpoint? = nil, events: EventHub? = nil, callbacks: CallbackDirectory? = nil) {
+    public init(adapters: Adapters, dispatcher: Dispatcher, logger: Logger, webhooks: Webhooks = Webhooks(), access: AccessControl = .open, cors: CORSPolicy = .none, warningInterval: Duration = .seconds(10), metrics: MetricsEndpoint? = nil, events: EventHub? = nil, callbacks: CallbackDirectory? = nil, templates: TemplateLibrary? = nil) {
         self.callbacks = callbacks
+        self.templates = templates
         self.metrics = metrics
         self.events = events
         self.adapters = adapters
@@ -101,7 +104,7 @@ public struct API: Sendable {
             Route(.get, "/health") { _, _ in API.live() },
             Route(.get, "/health/live") { _, _ in API.live() },
             Route(.get, "/health/ready") { _, _ in await self.ready() },
-        ] + keyRoutes() + callbackRoutes() + suppressionRoutes() + webhookRoutes() + documentRoutes() + metricsRoutes()
+        ] + keyRoutes() + templateRoutes() + callbackRoutes() + suppressionRoutes() + webhookRoutes() + documentRoutes() + metricsRoutes()
     }
 
     func metricsRoutes() -> [Route] {

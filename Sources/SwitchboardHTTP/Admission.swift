@@ -6,6 +6,7 @@ import SwitchboardCore
 /// item of `POST /api/v1/communications/batch` take, so that a batch item is judged exactly as a single request.
 ///
 /// In order:
+/// 0. a template (`data.templateId`) is rendered into `data.msg` (`applyTemplate`, TemplateRoutes.swift);
 /// 1. validation (`RequestValidator`): the body's shape, addresses, lengths, and a send time at most a year ahead;
 /// 2. the message's own callback URL (`data.callbackUrl`) needs a default webhook endpoint for the key;
 /// 3. the recipient must not be on the channel's suppression list (422 `recipient_suppressed`): checked here for a
@@ -23,9 +24,14 @@ extension API {
     /// `traced`: the validation is a span of its own (tracing on); a batch makes one span for all its items.
     /// `checkSuppression`: false for a batch's items, which the batch checks together.
     func admit(_ body: JSONValue, keyID: String?, traced: Bool = true, checkSuppression: Bool = true) async throws -> Result<CommunicationRequest, APIError> {
+        let rendered: JSONValue
+        switch try await applyTemplate(body) {
+        case .failure(let e): return .failure(e)
+        case .success(let r): rendered = r
+        }
         let validation = traced ? dispatcher.tracing.startSpanInCurrentContext("validate") : nil
         var validated: CommunicationRequest
-        switch RequestValidator.validate(body) {
+        switch RequestValidator.validate(rendered) {
         case .failure(let e):
             validation?.fail(e.code)
             validation?.end()

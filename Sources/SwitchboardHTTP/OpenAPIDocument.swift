@@ -40,6 +40,10 @@ enum OpenAPIDocument {
       "description": "API keys (admin scope)."
     },
     {
+      "name": "templates",
+      "description": "Message templates (Mustache), versioned and localised; a message names one with `data.templateId`."
+    },
+    {
       "name": "callbacks",
       "description": "Status callbacks to you (Standard Webhooks): register endpoints, see and retry deliveries."
     },
@@ -149,11 +153,18 @@ enum OpenAPIDocument {
                   "communicationId": "$response.body#/id"
                 },
                 "description": "Its log records."
+              },
+              "trackHead": {
+                "operationId": "headGetCommunication",
+                "parameters": {
+                  "id": "$response.body#/id"
+                },
+                "description": "The message just accepted (headers only)."
               }
             }
           },
           "400": {
-            "description": "A field is invalid (`field` names it), the body is not JSON, or `Idempotency-Key` is malformed.",
+            "description": "A field is invalid (`field` names it), the body is not JSON, or `Idempotency-Key` is malformed. With `data.templateId`: `missing_variable` names a variable the template uses that `data.variables` lacks.",
             "content": {
               "application/json": {
                 "schema": {
@@ -188,7 +199,9 @@ enum OpenAPIDocument {
                             "too_many_recipients",
                             "too_many_attachments",
                             "attachments_too_large",
-                            "invalid_metadata"
+                            "invalid_metadata",
+                            "invalid_field",
+                            "missing_variable"
                           ]
                         }
                       }
@@ -296,7 +309,7 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/StoreUnavailable"
           },
           "422": {
-            "description": "`data.callbackUrl` was given but the sending key has no default webhook endpoint (or the request has no key) (`no_default_webhook`); or the recipient is on the channel's suppression list (`recipient_suppressed`: the message names the reason and since when; see `/api/v1/suppressions`).",
+            "description": "`data.callbackUrl` was given but the sending key has no default webhook endpoint, or the request has no key (`no_default_webhook`); the recipient is on the channel's suppression list (`recipient_suppressed`: the message names the reason and since when; see `/api/v1/suppressions`); or `data.templateId` names no template (`template_not_found`: no such name, locale or version), an archived one (`template_archived`), or one of another channel (`template_channel_mismatch`).",
             "content": {
               "application/json": {
                 "schema": {
@@ -311,8 +324,46 @@ enum OpenAPIDocument {
                         "code": {
                           "enum": [
                             "no_default_webhook",
-                            "recipient_suppressed"
+                            "recipient_suppressed",
+                            "template_not_found",
+                            "template_archived",
+                            "template_channel_mismatch",
+                            "invalid_template"
                           ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "This server has no template store.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "templates_disabled"
                         }
                       }
                     }
@@ -5927,6 +5978,1063 @@ enum OpenAPIDocument {
           }
         }
       }
+    },
+    "/api/v1/templates": {
+      "get": {
+        "operationId": "listTemplates",
+        "tags": [
+          "templates"
+        ],
+        "summary": "List templates",
+        "description": "The newest version of each (name, locale), by name then locale; archived ones only with `archived=true`.",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "archived",
+            "in": "query",
+            "required": false,
+            "description": "Include archived templates.",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "true",
+                "false"
+              ]
+            }
+          },
+          {
+            "$ref": "#/components/parameters/limit"
+          },
+          {
+            "$ref": "#/components/parameters/cursor"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The templates.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TemplatePage"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "An unknown or invalid query parameter.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "unknown_parameter",
+                            "invalid_parameter"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "This server has no template store.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "templates_disabled"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      },
+      "head": {
+        "operationId": "headListTemplates",
+        "tags": [
+          "templates"
+        ],
+        "summary": "List templates (headers only)",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The templates.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "An unknown or invalid query parameter.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "This server has no template store.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        },
+        "parameters": [
+          {
+            "name": "archived",
+            "in": "query",
+            "required": false,
+            "description": "Include archived templates.",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "true",
+                "false"
+              ]
+            }
+          },
+          {
+            "$ref": "#/components/parameters/limit"
+          },
+          {
+            "$ref": "#/components/parameters/cursor"
+          }
+        ]
+      },
+      "post": {
+        "operationId": "saveTemplate",
+        "tags": [
+          "templates"
+        ],
+        "summary": "Save a template (a new version)",
+        "description": "Saves the next version of (name, locale): 1 for a new name. A name keeps one channel. Saving an archived name makes it usable again (its older versions stay archived). Templates are configuration: the `admin` scope.",
+        "security": [
+          {
+            "bearerAuth": [
+              "admin"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "admin"
+            ]
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/NewTemplate"
+              }
+            }
+          }
+        },
+        "responses": {
+          "201": {
+            "description": "Saved: the new version.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Template"
+                }
+              }
+            },
+            "links": {
+              "versions": {
+                "operationId": "getTemplate",
+                "parameters": {
+                  "name": "$response.body#/name"
+                },
+                "description": "Every version of the template just saved."
+              },
+              "preview": {
+                "operationId": "previewTemplate",
+                "parameters": {
+                  "name": "$response.body#/name"
+                },
+                "description": "Render it without sending."
+              },
+              "archive": {
+                "operationId": "archiveTemplate",
+                "parameters": {
+                  "name": "$response.body#/name"
+                },
+                "description": "Archive it."
+              }
+            }
+          },
+          "400": {
+            "description": "A field is invalid (`field` names it), or the Mustache does not compile (`invalid_template`, naming the part, line and column).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "malformed_json",
+                            "invalid_body",
+                            "unknown_field",
+                            "invalid_field",
+                            "invalid_template"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "This server has no template store.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "templates_disabled"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "409": {
+            "description": "The name is a template of another channel.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "template_channel_conflict"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/BodyTooLarge"
+          },
+          "415": {
+            "description": "Content-Type is not application/json.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "unsupported_media_type"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      }
+    },
+    "/api/v1/templates/{name}": {
+      "get": {
+        "operationId": "getTemplate",
+        "tags": [
+          "templates"
+        ],
+        "summary": "A template's versions",
+        "description": "Every version in every locale, archived ones too (a message that used one can always be traced to its text).",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The template's name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The versions.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TemplateVersions"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "It takes no query parameter.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "unknown_parameter",
+                            "invalid_parameter"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "No template has this name, or this server has no template store.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "not_found",
+                            "templates_disabled"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      },
+      "head": {
+        "operationId": "headGetTemplate",
+        "tags": [
+          "templates"
+        ],
+        "summary": "A template's versions (headers only)",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The versions.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "400": {
+            "description": "It takes no query parameter.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "No template has this name, or this server has no template store.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The template's name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ]
+      },
+      "delete": {
+        "operationId": "archiveTemplate",
+        "tags": [
+          "templates"
+        ],
+        "summary": "Archive a template",
+        "description": "Archives every version: they stay readable, and the messages that used them keep their text; a new message naming it is refused (422 `template_archived`) until the name is saved again.",
+        "security": [
+          {
+            "bearerAuth": [
+              "admin"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "admin"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The template's name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ],
+        "responses": {
+          "204": {
+            "description": "Archived (archiving again changes nothing).",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "No template has this name, or this server has no template store.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "not_found",
+                            "templates_disabled"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      }
+    },
+    "/api/v1/templates/{name}/preview": {
+      "post": {
+        "operationId": "previewTemplate",
+        "tags": [
+          "templates"
+        ],
+        "summary": "Render a template without sending",
+        "description": "Renders as a message would be (the same version and locale choice, the same errors), and sends nothing.",
+        "security": [
+          {
+            "bearerAuth": [
+              "read"
+            ]
+          },
+          {
+            "apiKeyHeader": [
+              "read"
+            ]
+          }
+        ],
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "The template's name.",
+            "schema": {
+              "type": "string",
+              "minLength": 1
+            }
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/TemplatePreviewRequest"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The rendered parts.",
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/TemplatePreview"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "A field is invalid, or `missing_variable`: a variable the template uses is not in `variables` (`field` names it).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "malformed_json",
+                            "invalid_body",
+                            "unknown_field",
+                            "invalid_field",
+                            "missing_variable"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "404": {
+            "description": "No template has this name, or this server has no template store.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "not_found",
+                            "templates_disabled"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "413": {
+            "$ref": "#/components/responses/BodyTooLarge"
+          },
+          "415": {
+            "description": "Content-Type is not application/json.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "const": "unsupported_media_type"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "422": {
+            "description": "No such locale or version (`template_not_found`), or archived (`template_archived`).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "allOf": [
+                    {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  ],
+                  "properties": {
+                    "error": {
+                      "properties": {
+                        "code": {
+                          "enum": [
+                            "template_not_found",
+                            "template_archived",
+                            "invalid_template"
+                          ]
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "headers": {
+              "RateLimit-Limit": {
+                "$ref": "#/components/headers/RateLimit-Limit"
+              },
+              "RateLimit-Remaining": {
+                "$ref": "#/components/headers/RateLimit-Remaining"
+              },
+              "RateLimit-Reset": {
+                "$ref": "#/components/headers/RateLimit-Reset"
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StoreUnavailable"
+          }
+        }
+      }
     }
   },
   "components": {
@@ -6013,8 +7121,7 @@ enum OpenAPIDocument {
         "type": "object",
         "required": [
           "from",
-          "to",
-          "msg"
+          "to"
         ],
         "additionalProperties": false,
         "properties": {
@@ -6030,7 +7137,7 @@ enum OpenAPIDocument {
                 "$ref": "#/components/schemas/Text"
               }
             ],
-            "description": "The text body (with `html`: the text part); body and html together up to 1 MiB of UTF-8."
+            "description": "The text body (with `html`: the text part); body and html together up to 1 MiB of UTF-8. Required unless `templateId` names a template (not both)."
           },
           "subject": {
             "type": [
@@ -6039,14 +7146,14 @@ enum OpenAPIDocument {
             ],
             "maxLength": 998,
             "pattern": "^[^\\r\\n]*$",
-            "description": "One line."
+            "description": "One line. With `templateId` whose template has a subject: not allowed (the template makes it)."
           },
           "html": {
             "type": [
               "string",
               "null"
             ],
-            "description": "HTML body; `msg` is then the text alternative."
+            "description": "HTML body; `msg` is then the text alternative. With `templateId` whose template has html: not allowed."
           },
           "callbackUrl": {
             "type": "string",
@@ -6105,15 +7212,62 @@ enum OpenAPIDocument {
           },
           "metadata": {
             "$ref": "#/components/schemas/Metadata"
+          },
+          "templateId": {
+            "allOf": [
+              {
+                "$ref": "#/components/schemas/TemplateName"
+              }
+            ],
+            "description": "Send through a template (`/api/v1/templates`) instead of `msg`: the rendered text becomes `msg` (and `subject`, `html` for email), as stored, logged and indexed. Not WhatsApp's `template` (Meta's)."
+          },
+          "variables": {
+            "$ref": "#/components/schemas/TemplateVariables"
+          },
+          "locale": {
+            "allOf": [
+              {
+                "$ref": "#/components/schemas/TemplateLocale"
+              }
+            ],
+            "description": "The template's locale: this one, else its language (`fr-CA` → `fr`), else `en`. Stored as resolved."
+          },
+          "templateVersion": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000000000,
+            "description": "A version of the template; default the newest not archived. Stored as resolved."
           }
+        },
+        "oneOf": [
+          {
+            "required": [
+              "msg"
+            ]
+          },
+          {
+            "required": [
+              "templateId"
+            ]
+          }
+        ],
+        "dependentRequired": {
+          "variables": [
+            "templateId"
+          ],
+          "locale": [
+            "templateId"
+          ],
+          "templateVersion": [
+            "templateId"
+          ]
         }
       },
       "SMSData": {
         "type": "object",
         "required": [
           "from",
-          "to",
-          "msg"
+          "to"
         ],
         "additionalProperties": false,
         "properties": {
@@ -6130,7 +7284,7 @@ enum OpenAPIDocument {
               }
             ],
             "maxLength": 1600,
-            "description": "Up to 1600 characters."
+            "description": "Up to 1600 characters. Required unless `templateId` names a template (not both)."
           },
           "callbackUrl": {
             "type": "string",
@@ -6145,7 +7299,55 @@ enum OpenAPIDocument {
           },
           "metadata": {
             "$ref": "#/components/schemas/Metadata"
+          },
+          "templateId": {
+            "allOf": [
+              {
+                "$ref": "#/components/schemas/TemplateName"
+              }
+            ],
+            "description": "Send through a template (`/api/v1/templates`) instead of `msg`: the rendered text becomes `msg` (and `subject`, `html` for email), as stored, logged and indexed. Not WhatsApp's `template` (Meta's)."
+          },
+          "variables": {
+            "$ref": "#/components/schemas/TemplateVariables"
+          },
+          "locale": {
+            "allOf": [
+              {
+                "$ref": "#/components/schemas/TemplateLocale"
+              }
+            ],
+            "description": "The template's locale: this one, else its language (`fr-CA` → `fr`), else `en`. Stored as resolved."
+          },
+          "templateVersion": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000000000,
+            "description": "A version of the template; default the newest not archived. Stored as resolved."
           }
+        },
+        "oneOf": [
+          {
+            "required": [
+              "msg"
+            ]
+          },
+          {
+            "required": [
+              "templateId"
+            ]
+          }
+        ],
+        "dependentRequired": {
+          "variables": [
+            "templateId"
+          ],
+          "locale": [
+            "templateId"
+          ],
+          "templateVersion": [
+            "templateId"
+          ]
         }
       },
       "WhatsAppTemplate": {
@@ -6180,8 +7382,7 @@ enum OpenAPIDocument {
         "type": "object",
         "required": [
           "from",
-          "to",
-          "msg"
+          "to"
         ],
         "additionalProperties": false,
         "properties": {
@@ -6198,7 +7399,7 @@ enum OpenAPIDocument {
               }
             ],
             "maxLength": 4096,
-            "description": "Up to 4096 characters."
+            "description": "Up to 4096 characters. Required unless `templateId` names a template (not both)."
           },
           "template": {
             "oneOf": [
@@ -6223,7 +7424,55 @@ enum OpenAPIDocument {
           },
           "metadata": {
             "$ref": "#/components/schemas/Metadata"
+          },
+          "templateId": {
+            "allOf": [
+              {
+                "$ref": "#/components/schemas/TemplateName"
+              }
+            ],
+            "description": "Send through a template (`/api/v1/templates`) instead of `msg`: the rendered text becomes `msg` (and `subject`, `html` for email), as stored, logged and indexed. Not WhatsApp's `template` (Meta's)."
+          },
+          "variables": {
+            "$ref": "#/components/schemas/TemplateVariables"
+          },
+          "locale": {
+            "allOf": [
+              {
+                "$ref": "#/components/schemas/TemplateLocale"
+              }
+            ],
+            "description": "The template's locale: this one, else its language (`fr-CA` → `fr`), else `en`. Stored as resolved."
+          },
+          "templateVersion": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000000000,
+            "description": "A version of the template; default the newest not archived. Stored as resolved."
           }
+        },
+        "oneOf": [
+          {
+            "required": [
+              "msg"
+            ]
+          },
+          {
+            "required": [
+              "templateId"
+            ]
+          }
+        ],
+        "dependentRequired": {
+          "variables": [
+            "templateId"
+          ],
+          "locale": [
+            "templateId"
+          ],
+          "templateVersion": [
+            "templateId"
+          ]
         }
       },
       "SendRequest": {
@@ -8651,6 +9900,273 @@ enum OpenAPIDocument {
               "null"
             ],
             "description": "Pass as `cursor` for the next page; null on the last."
+          }
+        }
+      },
+      "TemplateName": {
+        "type": "string",
+        "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$",
+        "description": "1 to 64 of `a-z 0-9 . _ -`, starting with a letter or a digit.",
+        "examples": [
+          "welcome"
+        ]
+      },
+      "TemplateLocale": {
+        "type": "string",
+        "maxLength": 35,
+        "pattern": "^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
+        "description": "A BCP 47 language tag (`en`, `fr`, `pt-BR`; `_` is read as `-`), stored in its canonical case.",
+        "examples": [
+          "en",
+          "pt-BR"
+        ]
+      },
+      "TemplateVariables": {
+        "type": "object",
+        "description": "The values the template uses, by name (nested objects and lists for `{{user.name}}` and sections). Every name the template uses must be here (400 `missing_variable` naming it); `{{name}}` needs a value that is not null."
+      },
+      "NewTemplate": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "name",
+          "channel",
+          "body"
+        ],
+        "description": "A template to save: a name saved again (in a locale) is its next version. Mustache (hummingbird-project/swift-mustache); partials, inheritance and delimiter changes are refused (400 `invalid_template`), as is Mustache that does not parse (naming the part, line and column).",
+        "properties": {
+          "name": {
+            "$ref": "#/components/schemas/TemplateName"
+          },
+          "channel": {
+            "$ref": "#/components/schemas/Channel"
+          },
+          "locale": {
+            "allOf": [
+              {
+                "$ref": "#/components/schemas/TemplateLocale"
+              }
+            ],
+            "description": "`en` when absent."
+          },
+          "body": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 262144,
+            "description": "The text (`data.msg`), Mustache; values are not escaped. At most 256 KiB.",
+            "pattern": "\\S"
+          },
+          "subject": {
+            "type": "string",
+            "maxLength": 262144,
+            "pattern": "^[^\\r\\n]*$",
+            "description": "Email only: the subject, one line, Mustache."
+          },
+          "html": {
+            "type": "string",
+            "maxLength": 262144,
+            "description": "Email only, optional: the HTML part, Mustache; `{{name}}` HTML-escapes the value, `{{{name}}}` does not."
+          }
+        },
+        "examples": [
+          {
+            "name": "welcome",
+            "channel": "email",
+            "subject": "Welcome, {{name}}",
+            "body": "Hi {{name}}, your code is {{code}}.",
+            "html": "<p>Hi {{name}}</p>"
+          }
+        ]
+      },
+      "Template": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "name",
+          "channel",
+          "locale",
+          "version",
+          "subject",
+          "body",
+          "html",
+          "archived",
+          "createdAt",
+          "keyId"
+        ],
+        "description": "One saved version of a template.",
+        "properties": {
+          "name": {
+            "$ref": "#/components/schemas/TemplateName"
+          },
+          "channel": {
+            "$ref": "#/components/schemas/Channel"
+          },
+          "locale": {
+            "type": "string"
+          },
+          "version": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "1 for the first save of (name, locale), then 2, 3, …"
+          },
+          "subject": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "body": {
+            "type": "string"
+          },
+          "html": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "archived": {
+            "type": "boolean",
+            "description": "Archived templates stay readable; new messages cannot use them."
+          },
+          "createdAt": {
+            "$ref": "#/components/schemas/Timestamp"
+          },
+          "keyId": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The API key that saved it (null: the API is open)."
+          }
+        }
+      },
+      "TemplatePage": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "items",
+          "count",
+          "nextCursor"
+        ],
+        "properties": {
+          "items": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Template"
+            }
+          },
+          "count": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "nextCursor": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "Pass as `cursor` for the next page; null on the last."
+          }
+        }
+      },
+      "TemplateVersions": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "name",
+          "channel",
+          "archived",
+          "locales",
+          "versions"
+        ],
+        "properties": {
+          "name": {
+            "$ref": "#/components/schemas/TemplateName"
+          },
+          "channel": {
+            "$ref": "#/components/schemas/Channel"
+          },
+          "archived": {
+            "type": "boolean",
+            "description": "Every version is archived."
+          },
+          "locales": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            }
+          },
+          "versions": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Template"
+            },
+            "description": "Every version, by locale then version."
+          }
+        }
+      },
+      "TemplatePreviewRequest": {
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+          "variables": {
+            "$ref": "#/components/schemas/TemplateVariables"
+          },
+          "locale": {
+            "allOf": [
+              {
+                "$ref": "#/components/schemas/TemplateLocale"
+              }
+            ],
+            "description": "As `data.locale`: this locale, else its language, else `en`."
+          },
+          "version": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000000000,
+            "description": "As `data.templateVersion`: default the newest not archived."
+          }
+        }
+      },
+      "TemplatePreview": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "name",
+          "channel",
+          "locale",
+          "version",
+          "subject",
+          "body",
+          "html"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "channel": {
+            "$ref": "#/components/schemas/Channel"
+          },
+          "locale": {
+            "type": "string"
+          },
+          "version": {
+            "type": "integer",
+            "minimum": 1
+          },
+          "subject": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "body": {
+            "type": "string"
+          },
+          "html": {
+            "type": [
+              "string",
+              "null"
+            ]
           }
         }
       }

@@ -309,8 +309,26 @@ enum Schema {
         END;
         """
 
+    /// Message templates (`SQLiteTemplateStore`): one row per saved version of a (name, locale), never changed
+    /// but for `archived`.
+    static let templates = """
+        CREATE TABLE templates (
+            name TEXT NOT NULL,
+            locale TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            subject TEXT,
+            body TEXT NOT NULL,
+            html TEXT,
+            archived INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            key_id TEXT,
+            PRIMARY KEY (name, locale, version)
+        ) WITHOUT ROWID;
+        """
+
     /// `upgrades[n]` takes the schema from version n + 1 to n + 2.
-    static let upgrades = [v2, v3, v4, v5, v6, v7, v8, attachmentsUpgrade, suppressionsAndMetadata]
+    static let upgrades = [v2, v3, v4, v5, v6, v7, v8, attachmentsUpgrade, suppressionsAndMetadata, templates]
 
     static func migrate(_ c: Connection) throws {
         let current = try c.scalar("PRAGMA user_version") ?? 0

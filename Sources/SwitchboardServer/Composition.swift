@@ -22,6 +22,7 @@ import SwitchboardMongo
 ///   search are all in the SQLite file; else the port-by-port one (`PortByPortPipeline`).
 /// - The stall watchdog (`SWITCHBOARD_STALL_TIMEOUT_MS`) is on exactly when the pipeline is port-by-port: only
 ///   then can a stream entry be lost on its own.
+/// - Message templates live beside the communications too (MongoDB `templates`, else the SQLite `templates` table).
 /// - Status-callback endpoints and deliveries live beside the communications too (MongoDB `callback_*`
 ///   collections, else the SQLite file's `callback_*` tables).
 /// - Email attachments' bytes live beside the communications too (MongoDB `attachments`, else the SQLite file's
@@ -43,6 +44,8 @@ struct Composition {
     var keyStore: any KeyStore
     /// Status-callback endpoints, deliveries and cursor: chosen with the store, like the keys.
     var callbackStore: any CallbackStore
+    /// Message templates: chosen with the store, like the keys.
+    var templateStore: any TemplateStore
     /// The API keys' rate limiter, and its engine's name (`redis` or `local`).
     var rateLimiter: Picked<any RateLimiter>
     /// Services that keep an engine open: started first, stopped last (the database last of all).
@@ -79,6 +82,7 @@ struct Composition {
         #endif
         keyStore = Self.keyStore(store: store.adapter, database: database)
         callbackStore = Self.callbackStore(store: store.adapter, database: database)
+        templateStore = Self.templateStore(store: store.adapter, database: database)
         rateLimiter = Self.rateLimiter(queue: redisQueue, logger: logger)
         let names = (store: store.name, queue: queue.name, search: search.name)
         // The status feed lives with the streams: in the SQLite file, or in Redis beside them.
@@ -144,6 +148,14 @@ struct Composition {
         if let mongo = store as? MongoStore { return MongoSuppressionStore(connection: mongo.connection) }
         #endif
         return SQLiteSuppressionStore(database: database)
+    }
+
+    /// The template store that goes with `store`: the same engine.
+    static func templateStore(store: any CommunicationStore, database: SQLiteDatabase) -> any TemplateStore {
+        #if MongoDB
+        if let mongo = store as? MongoStore { return MongoTemplateStore(connection: mongo.connection) }
+        #endif
+        return SQLiteTemplateStore(database: database)
     }
 
     static func queue(_ settings: Settings, database: SQLiteDatabase, logger: Logger, clock: @escaping @Sendable () -> Timestamp, metrics: any MetricsFactory) throws -> Picked<any MessageQueue> {

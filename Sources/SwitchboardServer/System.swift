@@ -92,6 +92,8 @@ public struct SwitchboardSystem: Sendable {
     public let events: EventHub?
     /// Status callbacks to clients: the endpoints (in the store's engine) as the router sees them.
     public let callbacks: CallbackDirectory
+    /// Message templates (in the store's engine), their versions read at most every 5 s.
+    public let templates: TemplateLibrary
 
     /// Opens the engines named by `settings` and builds the configured providers. A TLS certificate or key
     /// that cannot be used stops it first, with a message naming the file and the reason.
@@ -156,6 +158,7 @@ public struct SwitchboardSystem: Sendable {
         if let w = p.whatsApp { wrap(.meta, WhatsAppProvider(configuration: w)) }
         providerInstances = instances
         callbacks = CallbackDirectory(store: picked.callbackStore, settings: settings.callbacks)
+        templates = TemplateLibrary(store: picked.templateStore)
         // Heartbeats (SSE comments, WebSocket pings) within half the idle timeout, so a quiet stream is never closed as idle.
         var eventSettings = settings.events
         if let idle = settings.httpIdleTimeout, eventSettings.heartbeat > idle / 2 { eventSettings.heartbeat = idle / 2 }
@@ -278,7 +281,7 @@ public struct SwitchboardSystem: Sendable {
         let api = API(
             adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: pipelineOptions, clock: clock), logger: logger, webhooks: webhooks,
             access: access, cors: settings.corsOrigins, warningInterval: settings.logRepeatInterval, metrics: metricsEndpoint, events: events,
-            callbacks: callbacks)
+            callbacks: callbacks, templates: templates)
         return Application(
             router: api.router(),
             server: try HTTPServerSetup.server(

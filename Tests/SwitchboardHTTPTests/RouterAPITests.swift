@@ -46,7 +46,7 @@ struct APIFixture {
         let auditLog = audit?(search)
         self.auditLog = auditLog
         let access = keys.map { AccessControl(mode: .on, keys: $0, rateLimiter: limiter, defaultLimit: defaultLimit, failures: failures, audit: auditLog) } ?? .open
-        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: PipelineOptions()), logger: logger, access: access)
+        let api = API(adapters: adapters, dispatcher: Dispatcher(adapters: adapters, options: PipelineOptions()), logger: logger, access: access, templates: TemplateLibrary(store: SQLiteTemplateStore(database: database)))
         app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
     }
 }
