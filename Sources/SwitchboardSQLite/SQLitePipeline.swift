@@ -80,7 +80,7 @@ public struct SQLitePipeline: Pipeline {
                     let comm = loaded.communication
                     var record = LogRecord(comm, change: change)
                     // The row's data is parsed off the writer: its metadata comes from the side table (one probe).
-                    record.metadata = try SQLiteStore.metadata(c, seq: loaded.seq)
+                    record.metadata = try SQLiteStore.metadata(c, seq: loaded.seq, dataText: loaded.dataText)
                     let texts = record.logAndStatusTexts
                     logs.append(texts.log)
                     events.append(texts.status)

@@ -119,6 +119,13 @@ public struct SQLiteStore: CommunicationStore {
             guard let key = item.idempotencyKey, let r = try existing(key) else { throw error }
             return r
         }
+        let metadata = r.metadata
+        if !metadata.isEmpty {
+            let seq = c.lastInsertRowID
+            for (key, value) in metadata {
+                try c.run("INSERT OR IGNORE INTO communication_metadata (key, value, seq) VALUES (?, ?, ?)", [.text(key), .text(value), .int(seq)])
+            }
+        }
         c.countStatus(r.channel, record.status, 1)
         return .created
     }
@@ -171,9 +178,10 @@ public struct SQLiteStore: CommunicationStore {
         case notFound(String)
     }
 
-    /// The `data.metadata` pairs of the row `seq`, from `communication_metadata` (filled by a trigger at insert):
-    /// one index probe, empty for a message without metadata.
-    static func metadata(_ c: Connection, seq: Int64) throws -> [String: String] {
+    /// The `data.metadata` pairs of the row `seq`, from `communication_metadata` (filled by `createOne`): one index
+    /// probe, and none for a row whose `data` does not mention metadata (a substring check, no JSON parse).
+    static func metadata(_ c: Connection, seq: Int64, dataText: String) throws -> [String: String] {
+        guard dataText.utf8.count > 12, dataText.contains("\"metadata\"") else { return [:] }
         var out: [String: String] = [:]
         try c.query("SELECT key, value FROM communication_metadata WHERE seq = ?", [.int(seq)]) { s in out[s.text(0)] = s.text(1) }
         return out
