@@ -78,10 +78,9 @@ extension API {
         return request.withStoredAttachments(digests)
     }
 
-    /// The suppression entry of each request's recipient on its channel (nil: not suppressed), in order, in one
-    /// store round trip: a batch checks its items with one call. No cache: an entry written by any router (a
-    /// manual POST, a worker after a bounce) is seen by the next accept everywhere; on the embedded engine the
-    /// check is one primary-key probe.
+    /// The suppression entry of each request's recipient on its channel (nil: not suppressed), in order, in at most
+    /// one store round trip: a batch checks its items with one call. `adapters.suppressions` is the router's
+    /// `SuppressionCache`, which reads the store only for recipients on the list.
     func suppressed(_ requests: [CommunicationRequest]) async throws -> [Suppression?] {
         guard let store = adapters.suppressions, !requests.isEmpty else { return requests.map { _ in nil } }
         let keys = requests.map { SuppressionKey(channel: $0.channel, to: $0.to) }

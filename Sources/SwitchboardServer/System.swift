@@ -54,6 +54,8 @@ public struct SwitchboardSystem: Sendable {
     #endif
     /// The adapters and the write path over them.
     public private(set) var adapters: Adapters
+    /// The suppression list's keys in this process (`SuppressionCache`), reloaded by the router's services.
+    let suppressionCache: SuppressionCache?
     /// The API keys (in the store's engine) as the router sees them, with `SWITCHBOARD_ADMIN_KEY` if set.
     public let keyCache: KeyCache
     /// The API keys' rate limiter: one bucket per key in Redis (shared by every router) when `REDIS_URL` is
@@ -137,6 +139,10 @@ public struct SwitchboardSystem: Sendable {
         #endif
         var adapters = picked.adapters
         adapters.pipeline = MeteredPipeline(adapters.pipeline, metrics: messageMetrics, clock: clock)
+        // The router's copy of the list's keys (reloaded by `backgroundServices`): an accept reads the store only
+        // for a recipient on the list. Without the reload running (a worker), it reads the store as before.
+        suppressionCache = adapters.suppressions.map { SuppressionCache($0, logger: logger) }
+        if let suppressionCache { adapters.suppressions = suppressionCache }
         self.adapters = adapters
         keyCache = KeyCache(store: picked.keyStore, bootstrap: settings.adminKey.map { KeyCache.bootstrapRecord(secret: $0, at: clock()) }, clock: clock)
         rateLimiter = picked.rateLimiter.adapter
@@ -176,6 +182,7 @@ public struct SwitchboardSystem: Sendable {
         var (portByPort, pipeline) = Adapters.portByPort(store: a.store, queue: a.queue, search: a.search, mailbox: a.mailbox, feed: a.feed, options: Composition.options(settings, portByPort: true), names: a.names, logger: logger, clock: clock)
         portByPort.pipeline = MeteredPipeline(pipeline, metrics: messageMetrics, clock: clock)
         portByPort.attachments = a.attachments
+        portByPort.suppressions = a.suppressions
         adapters = portByPort
         adapterServices.append(pipeline)
     }
@@ -343,6 +350,7 @@ public struct SwitchboardSystem: Sendable {
         services.append(LogSpoolService(adapters: adapters, logger: logger))
         if role == .all || role == .router {
             services.append(keyCache.service(logger: logger))
+            if let suppressionCache { services.append(suppressionCache) }
             // After the adapter services, so it stops before them: its last failures reach the search index.
             services.append(auditLog)
             services.append(OutboxScheduler(adapters: adapters, options: options, logger: logger, clock: clock))

@@ -1,7 +1,7 @@
 /// The suppression list: recipients that must not be sent to again on a channel, because a provider said so (an
 /// opt-out, an unknown mailbox) or a client added them by hand. A message to a suppressed recipient is refused at
 /// accept (422 `recipient_suppressed`). Stored with the communications (SQLite or MongoDB), so every router sees
-/// an entry as soon as it is written.
+/// every entry (each keeps a copy of the keys, reloaded every second: `SuppressionCache` in App).
 ///
 /// Recipients are kept normalised (`Suppression.normalize`): one entry per channel and normalised recipient.
 public protocol SuppressionStore: Sendable {
