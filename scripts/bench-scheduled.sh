@@ -6,7 +6,9 @@
 #   2. DUE (10,000) messages scheduled for the same instant a few seconds ahead: how long after that instant
 #      the outbox had published them all (none left scheduled) and the workers had sent them all.
 # Prints figures; asserts nothing. Everything runs on 127.0.0.1 and stops at the end.
-#   PRELOAD=1000000 DUE=10000 DURATION=10s scripts/bench-scheduled.sh
+# CONTROL=1 adds a third file of the same size whose PRELOAD messages were sent at once (all `sent` before the
+# measure), to tell what the scheduled rows cost from what a file of that size costs.
+#   PRELOAD=1000000 DUE=10000 DURATION=10s CONTROL=1 scripts/bench-scheduled.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,3 +69,12 @@ PRELOADED=$PRELOAD
 measure "$PRELOAD scheduled:"
 ls -l "$WORK/loaded.sqlite" | awk '{printf "file with them: %.0f MiB\n", $5 / 1048576}'
 stop
+if [ "${CONTROL:-0}" = 1 ]; then
+  start "$WORK/control.sqlite"
+  echo "preloading $PRELOAD messages sent at once: $(python3 scripts/bench/batch_load.py "$PORT" "$PRELOAD" -)"
+  while :; do read -r sent total < <(stat_of sent); [ "$sent" -ge "$total" ] && break; sleep 1; done
+  PRELOADED=0
+  measure "$PRELOAD sent (control):"
+  ls -l "$WORK/control.sqlite" | awk '{printf "file with them: %.0f MiB\n", $5 / 1048576}'
+  stop
+fi
