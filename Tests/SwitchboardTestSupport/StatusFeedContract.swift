@@ -68,6 +68,7 @@ public enum StatusFeedContract {
         try await feed.append([record("w", .pending, at: 5)])
         let got = try await read
         #expect(got.map(\.record.communicationId) == ["w"])
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Before the 10 s block ran out (a loaded parallel run has taken 5.9 s to get here).
+        #expect(ContinuousClock.now - started < .seconds(9))
     }
 }
