@@ -7,7 +7,7 @@ import Testing
 
 /// A `switchboard` process started through `/bin/sh` (for `ulimit`), its standard error kept in a file to read.
 final class ShellLaunched: @unchecked Sendable {
-    let process = Process()
+    let process = ChildProcess()
     let log: URL
 
     /// - Parameter shellPrefix: run before `exec switchboard …` (say `ulimit -n 1024`).
@@ -101,7 +101,7 @@ struct HardeningProcessTests {
         try regular.send(Self.post())
         #expect(try await regular.receive(timeout: .seconds(30)).hasPrefix("HTTP/1.1 200"))
 
-        let driver = Process()
+        let driver = ChildProcess()
         driver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         driver.arguments = ["python3", "-c", Self.floodDriver, "\(port)", "4", "1100", "3", Self.post()]
         let output = Pipe()

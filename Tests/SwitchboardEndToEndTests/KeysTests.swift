@@ -13,7 +13,7 @@ import SwitchboardServer
 func runSwitchboard(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32, out: String, err: String) {
     let binary = try ServiceProcess.binary()
     return try await offCooperativePool {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = binary
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SWITCHBOARD_") && $0.key != "PORT" && $0.key != "MONGODB_URL" }.merging(environment) { $1 }

@@ -9,7 +9,7 @@ import Synchronization
 
 /// A `switchboard` child process.
 final class ServiceProcess: @unchecked Sendable {
-    let process = Process()
+    let process = ChildProcess()
     let name: String
 
     init(_ arguments: [String], environment: [String: String], name: String) throws {

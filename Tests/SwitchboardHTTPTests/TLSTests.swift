@@ -1,11 +1,12 @@
 import Foundation
 import NIOSSL
+import SwitchboardTestSupport
 import Testing
 @testable import SwitchboardHTTP
 
 /// Runs a command to its end; its exit status and what it wrote.
-func runCommand(_ arguments: [String], in directory: URL? = nil) async throws -> (status: Int32, output: String, errors: String) {
-    let process = Process()
+func runTLSCommand(_ arguments: [String], in directory: URL? = nil) async throws -> (status: Int32, output: String, errors: String) {
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = directory }
@@ -56,7 +57,7 @@ struct TestCertificates {
             ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "other.key"],
         ]
         for step in steps {
-            let r = try await runCommand(step, in: dir)
+            let r = try await runTLSCommand(step, in: dir)
             guard r.status == 0 else { throw TLSSetupError("\(step.joined(separator: " ")): \(r.errors)") }
         }
         let chain = try String(contentsOf: dir.appendingPathComponent("server.pem"), encoding: .utf8) + String(contentsOf: dir.appendingPathComponent("inter.pem"), encoding: .utf8)
@@ -75,29 +76,29 @@ struct TLSTests {
         #expect(tls.minimumTLSVersion == .tlsv12)
         try await LiveAPI.run(tls: tls) { live in
             let base = "https://127.0.0.1:\(live.port)"
-            let live1 = try await runCommand(["curl", "-sS", "--max-time", "20", "--cacert", certificates.root, base + "/health/live"])
+            let live1 = try await runTLSCommand(["curl", "-sS", "--max-time", "20", "--cacert", certificates.root, base + "/health/live"])
             #expect(live1.status == 0, "\(live1.errors)")
             #expect(live1.output == "{\"status\":\"ok\"}\n")
             let body = #"{"type":"sms","data":{"from":"+1234567890","to":"+0987654321","msg":"over TLS"}}"#
-            let posted = try await runCommand(["curl", "-sS", "--max-time", "20", "--cacert", certificates.root, "-H", "Content-Type: application/json", "-d", body,
+            let posted = try await runTLSCommand(["curl", "-sS", "--max-time", "20", "--cacert", certificates.root, "-H", "Content-Type: application/json", "-d", body,
                 "-w", "\n%{http_code} %{ssl_verify_result}", base + "/api/v1/communication"])
             #expect(posted.status == 0, "\(posted.errors)")
             #expect(posted.output.hasSuffix("\n200 0"), "\(posted.output)")
             #expect(posted.output.contains("\"status\":\"queued\""))
             // TLS 1.2 and 1.3 both work.
             for version in ["--tls-max 1.2", "--tlsv1.3"] {
-                let r = try await runCommand(["curl", "-sS", "--max-time", "20", "--cacert", certificates.root] + version.split(separator: " ").map(String.init) + [base + "/health"])
+                let r = try await runTLSCommand(["curl", "-sS", "--max-time", "20", "--cacert", certificates.root] + version.split(separator: " ").map(String.init) + [base + "/health"])
                 #expect(r.status == 0, "\(version): \(r.errors)")
             }
             // Plain HTTP on the HTTPS port: no HTTP answer.
-            let plain = try await runCommand(["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(live.port)/health/live"])
+            let plain = try await runTLSCommand(["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(live.port)/health/live"])
             #expect(plain.status != 0)
             #expect(plain.output == "000")
             // TLS 1.1 is refused by the server (the client is allowed it: security level 0).
-            let old = try await runCommand(["openssl", "s_client", "-connect", "127.0.0.1:\(live.port)", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"])
+            let old = try await runTLSCommand(["openssl", "s_client", "-connect", "127.0.0.1:\(live.port)", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"])
             #expect(old.status != 0)
             #expect(!old.output.contains("Verify return code: 0 (ok)") || old.output.contains("Cipher is (NONE)"), "\(old.output.suffix(400))")
-            let current = try await runCommand(["openssl", "s_client", "-connect", "127.0.0.1:\(live.port)", "-tls1_2", "-CAfile", certificates.root])
+            let current = try await runTLSCommand(["openssl", "s_client", "-connect", "127.0.0.1:\(live.port)", "-tls1_2", "-CAfile", certificates.root])
             #expect(current.output.contains("Verify return code: 0 (ok)"), "\(current.output.suffix(400))")
         }
     }

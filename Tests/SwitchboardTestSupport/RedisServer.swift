@@ -41,7 +41,7 @@ public func runProgram(_ executable: String, _ arguments: [String], in directory
 }
 
 private func runProgramBlocking(_ executable: String, _ arguments: [String], in directory: String?, standardError: Bool) throws -> (Int32, String) {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     if let directory {

@@ -237,7 +237,7 @@ public func runCommand(_ arguments: [String], timeout: TimeInterval = 60) async 
 }
 
 private func runCommandBlocking(_ arguments: [String], timeout: TimeInterval) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("sb-smtp-cmd-\(UUID().uuidString)")

@@ -12,7 +12,7 @@ public final class ServerProcess: Sendable {
     public let arguments: [String]
     /// Where stdout and stderr go (truncated at each launch); failure messages quote it.
     public let logFile: String
-    private let process = NIOLockedValueBox<Process?>(nil)
+    private let process = NIOLockedValueBox<ChildProcess?>(nil)
 
     public init(name: String, executable: String, arguments: [String], logFile: String) {
         self.name = name
@@ -27,7 +27,7 @@ public final class ServerProcess: Sendable {
     /// Starts the process and waits up to `timeout` for `ready` (given the log); throws with the log if the
     /// process exits first or the time runs out.
     public func launch(timeout: Duration, ready: @Sendable (String) async -> Bool) async throws {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
