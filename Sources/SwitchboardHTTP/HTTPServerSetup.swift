@@ -25,8 +25,7 @@ public enum HTTPServerSetup {
             let configuration = HTTP1WebSocketUpgradeChannel.Configuration(http1: http1, ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: ping)))
             http = HTTPServerBuilder { httpResponder in
                 let upgrade = HTTP1WebSocketUpgradeChannel(responder: httpResponder, webSocketResponder: responder, configuration: configuration)
-                guard let idleTimeout else { return upgrade }
-                return IdleConnectionChannel(base: upgrade, timeout: TimeAmount(idleTimeout))
+                return IdleConnectionChannel(base: upgrade, timeout: idleTimeout.map { TimeAmount($0) })
             }
         } else {
             http = .http1(configuration: http1)
@@ -112,19 +111,20 @@ public struct ConnectionCap: AvailableConnectionsDelegate {
     }
 }
 
-/// Closes a connection on which nothing was read or written for `timeout`, from its first moment. With the
-/// WebSocket upgrade, hummingbird-websocket installs its idle handling only once a first request has been read, so
-/// a connection that never sends anything would stay open forever; this keeps the router's rule
+/// Closes a connection on which nothing was read or written for `timeout` (when there is one), from its first
+/// moment. With the WebSocket upgrade, hummingbird-websocket installs its idle handling only once a first request
+/// has been read, so a connection that never sends anything would stay open forever; this keeps the router's rule
 /// (`SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS`) for it. Event streams and WebSockets are never idle that long: they get a
-/// heartbeat or a ping well within it.
+/// heartbeat or a ping well within it. Its connections log through `ClientGoneIsNotAnError`.
 struct IdleConnectionChannel<Base: ServerChildChannel>: ServerChildChannel {
     typealias Value = Base.Value
     let base: Base
-    let timeout: TimeAmount
+    let timeout: TimeAmount?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: timeout), IdleCloser()])
+            try channel.pipeline.syncOperations.addHandlers(
+                timeout.map { [IdleStateHandler(allTimeout: $0), IdleCloser()] } ?? [IdleCloser()])
         }.flatMap { base.setup(channel: channel, logger: logger) }
     }
 
@@ -132,7 +132,9 @@ struct IdleConnectionChannel<Base: ServerChildChannel>: ServerChildChannel {
     /// channel closes its idle ones (the upgrade channel waits for a first request before it handles shutdown).
     func handle(value: Value, logger: Logger) async {
         let channel = value.channel
-        await withGracefulShutdownHandler {
+        var logger = logger
+        logger.handler = ClientGoneIsNotAnError(base: logger.handler)
+        await withGracefulShutdownHandler { [logger] in
             await base.handle(value: value, logger: logger)
         } onGracefulShutdown: {
             channel.pipeline.handler(type: IdleCloser.self).whenSuccess { closer in
@@ -159,4 +161,44 @@ struct IdleConnectionChannel<Base: ServerChildChannel>: ServerChildChannel {
             }
         }
     }
+}
+
+/// hummingbird-websocket logs at `error` any failure of a connection's upgrade negotiation but a closed input,
+/// including a connection the client dropped while it was being set up (NIO's `ChannelError`, such as
+/// "Inappropriate operation for state" during a connection flood). A client leaving is not the server's error:
+/// those lines are lowered to `debug`; every other line passes as it is.
+struct ClientGoneIsNotAnError: LogHandler {
+    var base: any LogHandler
+
+    var logLevel: Logger.Level {
+        get { base.logLevel }
+        set { base.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { base.metadata }
+        set { base.metadata = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { base[metadataKey: key] }
+        set { base[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        if event.level == .error, event.message.description == "Error handling upgrade result",
+            case .string(let type)? = event.metadata?["error.type"], Self.channelErrors.contains(type)
+        {
+            guard base.logLevel <= .debug else { return }
+            event.level = .debug
+        }
+        base.log(event: event)
+    }
+
+    /// The descriptions of NIO's `ChannelError` cases that mean the connection went away.
+    static let channelErrors: Set<String> = [
+        "\(ChannelError.inappropriateOperationForState)", "\(ChannelError.ioOnClosedChannel)", "\(ChannelError.alreadyClosed)",
+        "\(ChannelError.outputClosed)", "\(ChannelError.eof)",
+    ]
 }

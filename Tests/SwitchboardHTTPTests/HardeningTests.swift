@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import NIOCore
 import Testing
 import SwitchboardApp
 import SwitchboardCore
@@ -267,5 +268,21 @@ struct HardeningTests {
         }
         #expect(!logs.matching("connection cap reached").isEmpty)
         #expect(logs.matching("connection cap reached").count <= 2, "aggregated")
+    }
+
+    @Test("a connection the client dropped during the WebSocket upgrade's negotiation is logged at debug, not error; other errors stay errors")
+    func clientGoneIsNotAnError() {
+        let capture = LogCapture()
+        var logger = capture.logger
+        logger.handler = ClientGoneIsNotAnError(base: logger.handler)
+        logger.error("Error handling upgrade result", metadata: ["error.type": .string("\(ChannelError.inappropriateOperationForState)")])
+        logger.error("Error handling upgrade result", metadata: ["error.type": .string("\(ChannelError.ioOnClosedChannel)")])
+        logger.error("Error handling upgrade result", metadata: ["error.type": .string("disk full")])
+        logger.error("something else", metadata: ["error.type": .string("\(ChannelError.ioOnClosedChannel)")])
+        #expect(capture.all.map(\.level) == [.debug, .debug, .error, .error])
+        // Below debug's threshold, the lowered lines are not written at all.
+        logger.logLevel = .info
+        logger.error("Error handling upgrade result", metadata: ["error.type": .string("\(ChannelError.eof)")])
+        #expect(capture.all.count == 4)
     }
 }
