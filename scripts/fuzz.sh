@@ -101,6 +101,11 @@ if [ -n "$ADMIN_KEY" ]; then
     || { echo "fuzz: could not register the bootstrap key's default callback endpoint" >&2; exit 1; }
 fi
 
+# One stored message whose id the hooks give to some generated /api/v1/communication/{id} cases (FUZZ_COMMUNICATION_ID).
+KNOWN_ID="$(curl -fsS -X POST "$URL/api/v1/communication" "${AUTH[@]}" -H 'Content-Type: application/json' \
+  -d '{"type":"sms","data":{"from":"+15550000000","to":"+15550000001","msg":"fuzz: a known message"}}' \
+  | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["id"])')" \
+  || { echo "fuzz: could not store the known message" >&2; exit 1; }
 SEED_ARGS=()
 [ -n "${FUZZ_SEED:-}" ] && SEED_ARGS=(--seed "$FUZZ_SEED")
 started=$(date +%s)
@@ -108,7 +113,7 @@ set +e
 # From the work folder: schemathesis keeps its cache (.schemathesis, .hypothesis) in the current directory.
 # The committed file (the same bytes as the served one, checked above): loaded from the server's URL,
 # schemathesis would leave GET /openapi.json itself out.
-(cd "$WORK" && env PYTHONPATH="$ROOT/scripts" SCHEMATHESIS_HOOKS=fuzz_hooks FUZZ_PUBLIC_URL="$URL" \
+(cd "$WORK" && env PYTHONPATH="$ROOT/scripts" SCHEMATHESIS_HOOKS=fuzz_hooks FUZZ_PUBLIC_URL="$URL" FUZZ_COMMUNICATION_ID="$KNOWN_ID" \
   FUZZ_TWILIO_AUTH_TOKEN="$TWILIO_TOKEN" FUZZ_WHATSAPP_APP_SECRET="$WHATSAPP_SECRET" FUZZ_WHATSAPP_VERIFY_TOKEN="$VERIFY_TOKEN" \
   "${ST[@]}" run "$ROOT/docs/openapi.json" --url "$URL" \
   --checks not_a_server_error,response_schema_conformance \

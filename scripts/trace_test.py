@@ -330,8 +330,15 @@ def run(binary, scenario, work, otlp, twilio, offset):
         check(len(indexing) >= 5, f"{trace}: the logger indexed its records in the trace ({len(indexing)} spans)")
 
         # The worker's JSON log line about the failed attempt carries the trace id.
+        lines = []
         with open(logs["worker" if "worker" in logs else front], encoding="utf-8") as f:
-            lines = [json.loads(line) for line in f if line.strip()]
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    lines.append(json.loads(line))
+                except ValueError:
+                    check(False, f"a log line that is not JSON (SWITCHBOARD_LOG_FORMAT=json): {line[:300]!r}")
         retry_lines = [l for l in lines if l.get("message") == "provider failed, retryable" and l.get("trace_id") == trace]
         check(retry_lines, f"{trace}: the worker's log line about the retry has trace_id")
         # Written inside the delivery's span: its span_id is that span's (swift-otel's metadata provider).
