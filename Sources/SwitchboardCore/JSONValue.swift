@@ -145,9 +145,28 @@ struct SortedStringFieldsWriter {
     private var last: String?
     #endif
 
+    /// Member separators are written after `first`: 1 for a writer of its own, past the `{` of the object
+    /// started at the end of a buffer it appends to.
+    private var first = 1
+
     init(capacity: Int) {
         out.reserveCapacity(capacity)
         out.append(UInt8(ascii: "{"))
+    }
+
+    /// A writer that appends an object to `buffer`, which it takes (left empty, so that appending copies
+    /// nothing); give it back with `finished()`.
+    init(appendingTo buffer: inout [UInt8]) {
+        swap(&out, &buffer)
+        out.append(UInt8(ascii: "{"))
+        first = out.count
+    }
+
+    /// The buffer with the object closed.
+    mutating func finished() -> [UInt8] {
+        out.append(UInt8(ascii: "}"))
+        defer { out = [] }
+        return out
     }
 
     /// Appends one member; keys must come in ascending order.
@@ -156,9 +175,10 @@ struct SortedStringFieldsWriter {
         assert(last.map { $0 < key } ?? true, "keys out of order")
         last = key
         #endif
-        if out.count > 1 { out.append(UInt8(ascii: ",")) }
+        if out.count > first { out.append(UInt8(ascii: ",")) }
         JSONValue.writeString(key, to: &out)
         out.append(UInt8(ascii: ":"))
+
         JSONValue.writeString(value, to: &out)
     }
 
@@ -172,5 +192,19 @@ struct SortedStringFieldsWriter {
     mutating func text() -> String {
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Bytes written so far (a member's range, from before its `add` to after it, includes its leading comma).
+    var count: Int { out.count }
+
+    /// The text, and the text without the member written at `cut` (a range from `count` before its `add` to
+    /// `count` after it, not the first member's): both canonical, as the second had never been added.
+    mutating func texts(without cut: Range<Int>) -> (all: String, without: String) {
+        out.append(UInt8(ascii: "}"))
+        var rest: [UInt8] = []
+        rest.reserveCapacity(out.count - cut.count)
+        rest.append(contentsOf: out[..<cut.lowerBound])
+        rest.append(contentsOf: out[cut.upperBound...])
+        return (String(decoding: out, as: UTF8.self), String(decoding: rest, as: UTF8.self))
     }
 }

@@ -21,9 +21,12 @@ public struct DispatchEntry: Sendable, Hashable {
     }
 
     /// The stream fields in key order: the one list both `fields` and `fieldsText` are made from.
-    var members: [(key: String, value: String)] {
+    var members: [(key: String, value: String)] { members(dataText: request.data.canonicalText) }
+
+    /// `members` with the request's data already encoded (`request.data.canonicalText`).
+    func members(dataText: String) -> [(key: String, value: String)] {
         var m: [(key: String, value: String)] = [
-            ("_id", communicationId), ("data", request.data.canonicalText), ("from", request.from), ("msg", request.msg),
+            ("_id", communicationId), ("data", dataText), ("from", request.from), ("msg", request.msg),
             ("seq", String(dispatchSeq)), ("status", CommunicationStatus.queued.rawValue), ("to", request.to),
         ]
         if let traceParent { m.append(("traceparent", traceParent.text)) }
@@ -35,7 +38,13 @@ public struct DispatchEntry: Sendable, Hashable {
     public var fields: [String: String] { Dictionary(uniqueKeysWithValues: members) }
 
     /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
-    public var fieldsText: String { SortedStringFieldsWriter.text(of: members, capacity: 256 + request.msg.utf8.count * 2) }
+    public var fieldsText: String { fieldsText(dataText: request.data.canonicalText) }
+
+    /// `fieldsText` with the request's data already encoded (`request.data.canonicalText`), which the store's row
+    /// holds too: it is encoded once.
+    public func fieldsText(dataText: String) -> String {
+        SortedStringFieldsWriter.text(of: members(dataText: dataText), capacity: 256 + dataText.utf8.count + request.msg.utf8.count)
+    }
 
     /// What a worker needs of a channel stream entry: which communication and which dispatch of it. The message
     /// itself is read from the store (the source of truth) when `processing` is recorded, so the entry's copy of
@@ -65,22 +74,31 @@ public struct DispatchEntry: Sendable, Hashable {
 }
 
 extension LogRecord {
-    /// The `log_stream` fields in key order (the seed's names: service, status, from, to, msg, error, timestamp,
-    /// communicationId, plus ours): the one list both `fields` and `fieldsText` are made from.
+    /// Visits the `log_stream` fields in key order (the seed's names: service, status, from, to, msg, error,
+    /// timestamp, communicationId, plus ours): the one list `members` and the texts are all made from.
+    func forEachMember(_ visit: (String, String) -> Void) {
+        visit("attempt", String(attempt))
+        visit("communicationId", communicationId)
+        if let error { visit("error", error) }
+        visit("from", from)
+        if let keyID { visit("keyId", keyID) }
+        if !metadata.isEmpty { visit("metadata", Metadata.json(metadata).canonicalText) }
+        visit("msg", msg)
+        if let provider { visit("provider", provider) }
+        visit("service", service)
+        if let status { visit("status", status.rawValue) }
+        if test { visit("test", "true") }
+        visit("timestamp", timestamp.iso8601)
+        visit("to", to)
+        if let traceParent { visit("traceparent", traceParent.text) }
+        if let type { visit("type", type.rawValue) }
+    }
+
+    /// The `log_stream` fields in key order.
     var members: [(key: String, value: String)] {
-        var m: [(key: String, value: String)] = [("attempt", String(attempt)), ("communicationId", communicationId)]
-        if let error { m.append(("error", error)) }
-        m.append(("from", from))
-        if let keyID { m.append(("keyId", keyID)) }
-        if !metadata.isEmpty { m.append(("metadata", Metadata.json(metadata).canonicalText)) }
-        m.append(("msg", msg))
-        if let provider { m.append(("provider", provider)) }
-        m.append(("service", service))
-        if let status { m.append(("status", status.rawValue)) }
-        if test { m.append(("test", "true")) }
-        m += [("timestamp", timestamp.iso8601), ("to", to)]
-        if let traceParent { m.append(("traceparent", traceParent.text)) }
-        if let type { m.append(("type", type.rawValue)) }
+        var m: [(key: String, value: String)] = []
+        m.reserveCapacity(14)
+        forEachMember { m.append(($0, $1)) }
         return m
     }
 
@@ -92,15 +110,53 @@ extension LogRecord {
     public var statusFields: [String: String] { Dictionary(uniqueKeysWithValues: members.filter { $0.key != "msg" }) }
 
     /// `fields` as canonical JSON text (equal to `JSONValue.canonicalText(stringFields: fields)`), built directly.
-    public var fieldsText: String { SortedStringFieldsWriter.text(of: members, capacity: 192 + msg.utf8.count) }
+    public var fieldsText: String {
+        var w = SortedStringFieldsWriter(capacity: 224 + msg.utf8.count)
+        forEachMember { w.add($0, $1) }
+        return w.text()
+    }
 
     /// `statusFields` as canonical JSON text, built directly.
-    public var statusFieldsText: String { SortedStringFieldsWriter.text(of: members.filter { $0.key != "msg" }, capacity: 256) }
+    public var statusFieldsText: String {
+        var w = SortedStringFieldsWriter(capacity: 224)
+        forEachMember { if $0 != "msg" { w.add($0, $1) } }
+        return w.text()
+    }
 
-    /// `fieldsText` and the status feed's text (`statusFields` as canonical JSON), from one list of fields.
+    /// Appends `fieldsText` to `log` and the status feed's text to `status`, each after a comma when its buffer
+    /// holds more than its opening bracket: the records of a batch written straight into the two texts
+    /// `SQLiteQueue.batchText` would make of them (`[record,record,…`), without a string per record. Returns
+    /// each record's range in its buffer.
+    public func appendLogAndStatus(log: inout [UInt8], status: inout [UInt8]) -> (log: Range<Int>, status: Range<Int>) {
+        if log.count > 1 { log.append(UInt8(ascii: ",")) }
+        if status.count > 1 { status.append(UInt8(ascii: ",")) }
+        let start = log.count
+        var w = SortedStringFieldsWriter(appendingTo: &log)
+        var cut = 0..<0
+        forEachMember { key, value in
+            let before = w.count
+            w.add(key, value)
+            if key == "msg" { cut = before..<w.count }
+        }
+        log = w.finished()
+        let statusStart = status.count
+        status.append(contentsOf: log[start..<cut.lowerBound])
+        status.append(contentsOf: log[cut.upperBound...])
+        return (start..<log.count, statusStart..<status.count)
+    }
+
+    /// `fieldsText` and the status feed's text (`statusFields` as canonical JSON), in one pass: the status text is
+    /// the log text without its `msg` member (every accept and status change makes both, on the hot path).
     public var logAndStatusTexts: (log: String, status: String) {
-        let m = members
-        return (SortedStringFieldsWriter.text(of: m, capacity: 192 + msg.utf8.count), SortedStringFieldsWriter.text(of: m.filter { $0.key != "msg" }, capacity: 256))
+        var w = SortedStringFieldsWriter(capacity: 224 + msg.utf8.count)
+        var cut = 0..<0
+        forEachMember { key, value in
+            let start = w.count
+            w.add(key, value)
+            if key == "msg" { cut = start..<w.count }
+        }
+        let texts = w.texts(without: cut)
+        return (texts.all, texts.without)
     }
 
     /// Reads `log_stream` fields back; nil when required fields are missing.

@@ -22,35 +22,50 @@ public struct SQLitePipeline: Pipeline {
             /// The record as stored: already `queued`, moved there by `StatusMachine`.
             var queued: Communication
             var dataText: String
+            var historyText: String
             var entry: String
-            var logs: [String]
-            /// The status feed's records of the same changes (without the body).
-            var events: [String]
+            /// Its log records' and status events' ranges in `logs` and `events` below.
+            var logs: [Range<Int>]
+            var events: [Range<Int>]
         }
+        // Every message's log records are written into one text, as the log entry of the transaction holds them
+        // (`SQLiteQueue.batchText`: `[record,record,…]`), and its status events into another (the status feed's
+        // row, without the bodies): no string per record.
+        var logs: [UInt8] = [UInt8(ascii: "[")], events: [UInt8] = [UInt8(ascii: "[")]
+        logs.reserveCapacity(items.count * 2 * (256 + (items.first?.request.msg.utf8.count ?? 0)))
+        events.reserveCapacity(items.count * 2 * 256)
         let prepared = items.map { item -> Prepared in
             // `pending` → `queued` through `StatusMachine`, not due: its stream entry is written with it. A
             // message with a send time is stored `scheduled` instead, due then, on no stream.
             let queued = item.sendAt != nil ? item.communication : item.communication.queued(at: queuedAt, service: service, due: nil)
-            let texts = queued.history.map { LogRecord(queued, change: $0).logAndStatusTexts }
-            return Prepared(item: item, queued: queued, dataText: item.request.data.canonicalText, entry: DispatchEntry(queued).fieldsText, logs: texts.map(\.log), events: texts.map(\.status))
+            var logRanges: [Range<Int>] = [], eventRanges: [Range<Int>] = []
+            for change in queued.history {
+                let r = LogRecord(queued, change: change).appendLogAndStatus(log: &logs, status: &events)
+                logRanges.append(r.log)
+                eventRanges.append(r.status)
+            }
+            let dataText = item.request.data.canonicalText
+            return Prepared(item: item, queued: queued, dataText: dataText, historyText: SQLiteStore.historyText(queued), entry: DispatchEntry(queued).fieldsText(dataText: dataText), logs: logRanges, events: eventRanges)
         }
+        // As the buffers are: every record, comma-separated.
+        let written = (logs: Self.whole(logs, sets: prepared.reduce(0) { $0 + $1.logs.count }), events: Self.whole(events, sets: prepared.reduce(0) { $0 + $1.events.count }))
+        let (logText, eventText) = (logs, events)
         let results = try await db.write { c in
-            var logs: [String] = []
-            var events: [String] = []
-            logs.reserveCapacity(prepared.count * 2)
-            events.reserveCapacity(prepared.count * 2)
             let results = try prepared.map { p -> SQLiteStore.CreateResult in
-                let r = try SQLiteStore.createOne(c, p.item, as: p.queued, dataText: p.dataText)
+                let r = try SQLiteStore.createOne(c, p.item, as: p.queued, dataText: p.dataText, historyText: p.historyText)
                 guard case .created = r else { return r }
                 // A scheduled message waits in the outbox (due at its send time), on no stream.
                 if p.queued.status == .queued { try SQLiteQueue.append(c, stream: p.item.request.channel.stream, fields: p.entry, at: queuedAt) }
-                logs += p.logs
-                events += p.events
                 return r
             }
-            // The transaction's log records as one entry (see SQLiteQueue), and its status events as one row.
-            if !logs.isEmpty { try SQLiteQueue.append(c, stream: StreamNames.log, fields: SQLiteQueue.batchText(logs), sets: logs.count, at: queuedAt) }
-            try SQLiteStatusFeed.append(c, records: events, at: queuedAt)
+            // The records of the messages stored (all of them but for an idempotent replay or a conflict).
+            var stored = (logs: written.logs, events: written.events)
+            if !results.allSatisfy({ if case .created = $0 { true } else { false } }) {
+                let created = zip(prepared, results).compactMap { p, r in if case .created = r { p } else { nil } }
+                stored = (Self.batch(logText, created.lazy.flatMap(\.logs)), Self.batch(eventText, created.lazy.flatMap(\.events)))
+            }
+            if stored.logs.sets > 0 { try SQLiteQueue.append(c, stream: StreamNames.log, fields: stored.logs.text, sets: stored.logs.sets, at: queuedAt) }
+            try SQLiteStatusFeed.append(c, text: stored.events.text, sets: stored.events.sets, at: queuedAt)
             return results
         }
         for channel in Set(items.map(\.request.channel)) { db.signal.notify(channel.stream) }
@@ -60,6 +75,30 @@ public struct SQLitePipeline: Pipeline {
             guard case .created = r else { return SQLiteStore.outcome(p.item, r) }
             return .created(p.queued)
         }
+    }
+
+    /// The text `SQLiteQueue.batchText` makes of every record in `buffer` (`[` and the `sets` records,
+    /// comma-separated).
+    static func whole(_ buffer: [UInt8], sets: Int) -> (text: String, sets: Int) {
+        if sets == 1 { return (String(decoding: buffer.dropFirst(), as: UTF8.self), 1) }
+        var out = buffer
+        out.append(UInt8(ascii: "]"))
+        return (String(decoding: out, as: UTF8.self), sets)
+    }
+
+    /// The text `SQLiteQueue.batchText` makes of the records at `ranges` of `buffer`, and how many they are.
+    static func batch(_ buffer: [UInt8], _ ranges: some Sequence<Range<Int>>) -> (text: String, sets: Int) {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        out.reserveCapacity(buffer.count + 1)
+        var sets = 0
+        for r in ranges {
+            if sets > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: buffer[r])
+            sets += 1
+        }
+        // One record is stored as it is (`batchText`).
+        if sets == 1 { out.removeFirst() } else { out.append(UInt8(ascii: "]")) }
+        return (String(decoding: out, as: UTF8.self), sets)
     }
 
     public func record(_ transitions: [StatusTransition], settle: [QueueEntry?], group: String) async throws -> [TransitionOutcome] {

@@ -21,8 +21,13 @@ public struct SQLiteStatusFeed: StatusFeed {
     /// Inserts one row holding `records` (texts of JSON objects) on the writer connection, in the caller's
     /// transaction; the caller notifies `StreamNames.status` after the commit.
     static func append(_ c: Connection, records: [String], at: Timestamp) throws {
-        guard !records.isEmpty else { return }
-        try c.run("INSERT INTO status_events (at, sets, records) VALUES (?, ?, ?)", [.int(at.milliseconds), .int(Int64(records.count)), .text(SQLiteQueue.batchText(records))])
+        try append(c, text: SQLiteQueue.batchText(records), sets: records.count, at: at)
+    }
+
+    /// One row of `sets` records already joined (`SQLiteQueue.batchText`); nothing when there are none.
+    static func append(_ c: Connection, text: String, sets: Int, at: Timestamp) throws {
+        guard sets > 0 else { return }
+        try c.run("INSERT INTO status_events (at, sets, records) VALUES (?, ?, ?)", [.int(at.milliseconds), .int(Int64(sets)), .text(text)])
     }
 
     public func append(_ records: [LogRecord]) async throws {

@@ -57,9 +57,15 @@ public struct SQLiteStore: CommunicationStore {
 
     /// One line of the history column.
     static func historyLine(_ h: StatusChange) -> String {
-        // Canonical JSON (keys sorted: a, d, p, s, t, v) written directly: this runs on the writer thread.
         var out: [UInt8] = []
         out.reserveCapacity(96)
+        appendHistoryLine(h, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends one line of the history column to `out`.
+    static func appendHistoryLine(_ h: StatusChange, to out: inout [UInt8]) {
+        // Canonical JSON (keys sorted: a, d, p, s, t, v) written directly: this runs on the writer thread.
         out.append(contentsOf: "{\"a\":\(h.attempt)".utf8)
         if let d = h.detail {
             out.append(contentsOf: ",\"d\":".utf8)
@@ -74,7 +80,6 @@ public struct SQLiteStore: CommunicationStore {
         out.append(contentsOf: ",\"t\":\(h.at.milliseconds),\"v\":".utf8)
         JSONValue.writeString(h.service, to: &out)
         out.append(contentsOf: "}\n".utf8)
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// What the writer thread decided for one new communication; turned into a `CreateOutcome` afterwards.
@@ -86,8 +91,11 @@ public struct SQLiteStore: CommunicationStore {
 
     public func create(_ items: [NewCommunication]) async throws -> [CreateOutcome] {
         // Encode off the writer thread.
-        let rows = items.map { ($0, $0.communication, $0.request.data.canonicalText) }
-        let results = try await db.write { c in try rows.map { try Self.createOne(c, $0.0, as: $0.1, dataText: $0.2) } }
+        let rows = items.map { item in
+            let record = item.communication
+            return (item, record, item.request.data.canonicalText, Self.historyText(record))
+        }
+        let results = try await db.write { c in try rows.map { try Self.createOne(c, $0.0, as: $0.1, dataText: $0.2, historyText: $0.3) } }
         return zip(items, results).map { Self.outcome($0, $1) }
     }
 
@@ -96,14 +104,21 @@ public struct SQLiteStore: CommunicationStore {
     /// port-by-port pipeline), or that one moved to `queued` by the caller (`Communication.queued(at:service:due:)`
     /// with no due time, as the embedded pipeline publishes it in the same transaction). Status, due time and
     /// history (with their services) are the record's.
-    static func createOne(_ c: Connection, _ item: NewCommunication, as record: Communication, dataText: String) throws -> CreateResult {
+    /// The `history` column's text of `record` (`historyLine` per change), made off the writer thread.
+    static func historyText(_ record: Communication) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(96 * record.history.count)
+        for h in record.history { appendHistoryLine(h, to: &out) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func createOne(_ c: Connection, _ item: NewCommunication, as record: Communication, dataText: String, historyText history: String) throws -> CreateResult {
         func existing(_ key: String) throws -> CreateResult? {
             guard let found = try load(c, where: "idempotency_key = ?", [.text(key)]) else { return nil }
             return found.communication.channel == item.request.channel && found.dataText == dataText ? .existing(found) : .conflict(found.communication.id)
         }
         if let key = item.idempotencyKey, let r = try existing(key) { return r }
         let r = item.request
-        let history = record.history.map(historyLine).joined()
         do {
             try c.run(
                 """

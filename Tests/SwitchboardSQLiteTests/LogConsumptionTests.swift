@@ -161,6 +161,30 @@ struct LogConsumptionTests {
         #expect(try await f.queue.info(stream: StreamNames.log, group: StreamNames.loggerGroup).length == 0)
     }
 
+    @Test("an accept where some messages are replays of stored ones: only the new messages' records are logged and fed; all replays: nothing")
+    func acceptWithReplays() async throws {
+        let f = try Fixture()
+        try await f.queue.createGroup(stream: StreamNames.log, group: StreamNames.loggerGroup)
+        let feed = SQLiteStatusFeed(database: f.db, clock: wallClock)
+        let now = wallClock()
+        func item(_ n: Int, key: String?) -> NewCommunication {
+            NewCommunication(id: String(format: "%024x", n), request: sms(msg: "message \(key ?? String(n))"), idempotencyKey: key, createdAt: now, dispatchAt: now.adding(.seconds(30)))
+        }
+        _ = try await f.pipeline.accept([item(1, key: "k1"), item(2, key: "k2")], queuedAt: now, service: "router")
+        // 1 and 2 again under their keys (new ids, replays), and 3 new between them.
+        let outcomes = try await f.pipeline.accept([item(11, key: "k1"), item(3, key: nil), item(12, key: "k2")], queuedAt: now, service: "router")
+        #expect(outcomes.map { if case .created = $0 { "created" } else if case .existing = $0 { "existing" } else { "other" } } == ["existing", "created", "existing"])
+        // Everything replayed: nothing written.
+        _ = try await f.pipeline.accept([item(21, key: "k1")], queuedAt: now, service: "router")
+        let batch = try await f.read()
+        #expect(f.records(batch).map { "\($0.msg) \($0.status!.rawValue)" } == [
+            "message k1 pending", "message k1 queued", "message k2 pending", "message k2 queued", "message 3 pending", "message 3 queued",
+        ])
+        let fed = try await feed.read(after: nil, count: 100, block: .zero)
+        #expect(fed.map { "\($0.record.communicationId) \($0.record.status!.rawValue)" } == [1, 1, 2, 2, 3, 3].enumerated().map { i, n in "\(String(format: "%024x", n)) \(i % 2 == 0 ? "pending" : "queued")" })
+        #expect(fed.allSatisfy { $0.record.msg.isEmpty }, "the feed keeps no bodies")
+    }
+
     @Test("a read stops at whole entries once it holds the count asked for; the rest is read next")
     func readStopsAtWholeEntries() async throws {
         let f = try Fixture()

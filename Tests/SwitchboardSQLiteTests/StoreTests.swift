@@ -97,7 +97,7 @@ struct SQLiteStoreEngineTests {
                         // Creates and moves a message, then fails: none of it may count.
                         try? await db.write { c in
                             let item = self.new(id, CommunicationRequest(channel: .sms, from: "+15550000000", to: "+15551234567", msg: "x"))
-                            _ = try SQLiteStore.createOne(c, item, as: item.communication, dataText: "{}")
+                            _ = try SQLiteStore.createOne(c, item, as: item.communication, dataText: "{}", historyText: SQLiteStore.historyText(item.communication))
                             _ = try SQLiteStore.applyOne(c, t(id, .queued(dispatchSeq: 1)))
                             throw SQLiteError(code: 1, message: "deliberate \(i)")
                         }
