@@ -68,7 +68,10 @@ extension API {
         if let key, !valid.isEmpty {
             let found = try await adapters.store.communications(idempotencyKeys: valid.compactMap(\.item.idempotencyKey))
             if !found.isEmpty {
-                let same = zip(valid, hits).allSatisfy { v, hit in
+                // A shorter batch under the key is another batch too: nothing may be stored past its last item.
+                let beyond = items.count < Self.maxBatchItems
+                    ? try await adapters.store.communications(idempotencyKeys: (items.count..<Self.maxBatchItems).map { "\(key)#\($0)" }) : [:]
+                let same = beyond.isEmpty && zip(valid, hits).allSatisfy { v, hit in
                     guard let c = v.item.idempotencyKey.flatMap({ found[$0] }) else { return hit != nil }
                     return c.request.channel == v.item.request.channel && c.request.data == v.item.request.data
                 }

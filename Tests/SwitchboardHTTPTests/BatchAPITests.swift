@@ -75,6 +75,10 @@ struct BatchAPITests {
             #expect(conflict.status == .conflict)
             #expect(try errorCode(conflict) == "idempotency_conflict")
             #expect(try await Self.total(f) == 3)
+            // A shorter batch whose items are the first ones, unchanged: another batch too.
+            let prefix = try await client.execute(uri: "/api/v1/communications/batch", method: .post, headers: headers, body: Self.batch(Array(items.prefix(2))))
+            #expect(prefix.status == .conflict)
+            #expect(try await Self.total(f) == 3)
         }
     }
 
