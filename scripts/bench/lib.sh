@@ -129,3 +129,15 @@ print(f"end to end                   all {sent} sent after {t2-t0:.1f} s -> {sen
 print(f"logs indexed                 every log record searchable after {t3-t0:.1f} s")
 PY
 }
+
+# Waits until the logging service has indexed every log record (the log_stream's length in /api/v1/stats is 0),
+# at most $1 seconds (default 600): a measure taken while it still indexes a preload's records measures that too.
+wait_for_logs() {
+  local limit=${1:-600} start=$SECONDS length
+  while :; do
+    length=$(curl -fs "http://127.0.0.1:$PORT/api/v1/stats" | python3 -c 'import json, sys; print(next((s["length"] for s in json.load(sys.stdin)["streams"] if s["stream"] == "log_stream"), 0))' 2>/dev/null || echo 0)
+    [ "$length" -eq 0 ] && return
+    [ $((SECONDS - start)) -ge "$limit" ] && { echo "the logging service still had $length log records to index after ${limit} s" >&2; return; }
+    sleep 0.5
+  done
+}
