@@ -25,17 +25,8 @@ BIN=$(build_release switchboard)
 WORK=$(mktemp -d)
 PORT=$(free_port)
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
+trap stop_embedded_and_clean EXIT
 
-start() { # $1: database file, $2: subcommand
-  SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_SQLITE_SYNCHRONOUS=$SYNC "$BIN" "$2" --port "$PORT" --database "$1" >"$WORK/serve.log" 2>&1 &
-  PID=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && return; sleep 0.1; done
-  echo "server did not start"; cat "$WORK/serve.log"; exit 1
-}
-stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "== batches against single requests: $(nproc) cores, sqlite synchronous=$SYNC, $RUNS alternating runs of $DURATION"
 SINGLE=(); BATCH=(); BATCH_P99=()

@@ -31,13 +31,6 @@ if [ "${OTLP_SINK:-0}" = 1 ]; then
   echo "== tracing on: OTLP/HTTP to 127.0.0.1:$SINK_PORT, sampler always_on"
 fi
 
-start() { # $1: database file, $2: subcommand (serve, the default, or router)
-  SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_SQLITE_SYNCHRONOUS=$SYNC "$BIN" "${2:-serve}" --port "$PORT" --database "$1" >"$WORK/serve.log" 2>&1 &
-  PID=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && return; sleep 0.1; done
-  echo "server did not start"; cat "$WORK/serve.log"; exit 1
-}
-stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
 echo "== Switchboard benchmark: $(nproc) cores, sqlite synchronous=$SYNC, $CONNECTIONS connections, $DURATION per run"

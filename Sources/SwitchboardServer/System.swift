@@ -333,6 +333,8 @@ public struct SwitchboardSystem: Sendable {
         if let p = adapters.search as? any Purging { targets.append(.init(name: "search index", purging: p)) }
         if let p = adapters.mailbox as? any Purging { targets.append(.init(name: "sandbox", purging: p)) }
         if let p = callbacks.store as? any Purging { targets.append(.init(name: "callback deliveries", purging: p)) }
+        // After the store's: the files that no message left names.
+        if let p = adapters.attachments as? any Purging { targets.append(.init(name: "attachments", purging: p)) }
         return targets
     }
 

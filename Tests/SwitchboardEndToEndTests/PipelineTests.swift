@@ -136,7 +136,7 @@ struct PipelineTests {
         var settings = testSettings()
         settings.retention = .seconds(86_400)
         let system = try SwitchboardSystem(settings: settings, logger: quietLogger())
-        #expect(system.retentionTargets.map(\.name) == ["store", "dead letters", "search index", "sandbox", "callback deliveries"])
+        #expect(system.retentionTargets.map(\.name) == ["store", "dead letters", "search index", "sandbox", "callback deliveries", "attachments"])
         let running = Running(system)
         try await system.application().test(.router) { client in
             var ids: [String] = []

@@ -21,5 +21,8 @@ struct MongoAttachmentStoreContractTests {
         }
     }
     @Test func large() async throws { try await withAttachments { try await AttachmentStoreContract.large($0) } }
+    @Test func retention() async throws {
+        try await withStore { store, _ in try await AttachmentStoreContract.retention(MongoAttachmentStore(connection: store.connection), store: store) }
+    }
 }
 #endif

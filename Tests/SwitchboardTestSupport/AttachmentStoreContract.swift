@@ -59,4 +59,38 @@ public enum AttachmentStoreContract {
         #expect(back?.count == f.count)
         #expect(back == f)
     }
+
+    /// Retention (`Purging`, after the store's own purge): a file stored or used again since the cutoff is kept, and
+    /// so is an older one that a message the store kept still names (created before the cutoff, not finished);
+    /// the others are deleted, once.
+    public static func retention(_ attachments: any AttachmentStore, store: any CommunicationStore) async throws {
+        let files = try #require(attachments as? any Purging, "the attachment store does not purge")
+        let messages = try #require(store as? any Purging, "the store does not purge")
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let content = (1...4).map { binary(100, seed: UInt64($0)) }
+        for f in content { try await attachments.put(sha256: sha256(f), bytes: f) }
+        // Stored a moment ago: newer than a cutoff a minute back.
+        #expect(try await files.purge(before: Timestamp(milliseconds: now - 60_000)) == 0)
+
+        func email(_ id: String, naming f: [UInt8]) -> NewCommunication {
+            let named: JSONValue = .array([.object(["filename": .string("f.bin"), "contentType": .string("application/octet-stream"), "size": .number(Double(f.count)), "sha256": .string(sha256(f))])])
+            let data: JSONValue = .object(["from": .string("a@example.com"), "to": .string("b@example.com"), "msg": .string("m"), "attachments": named])
+            let request = CommunicationRequest(channel: .email, from: "a@example.com", to: "b@example.com", msg: "m", data: data)
+            return NewCommunication(id: id, request: request, idempotencyKey: nil, createdAt: Timestamp(milliseconds: 1000), dispatchAt: Timestamp(milliseconds: 11_000))
+        }
+        func t(_ id: String, _ e: StatusEvent) -> StatusTransition { StatusTransition(id: id, event: e, at: Timestamp(milliseconds: 2000), service: "test") }
+        // Both old; the first still waits (queued), the second was sent.
+        _ = try await store.create([email("waiting", naming: content[0]), email("done", naming: content[1])])
+        _ = try await store.apply([
+            t("waiting", .queued(dispatchSeq: 1)),
+            t("done", .queued(dispatchSeq: 1)), t("done", .processing(dispatchSeq: 1, redelivery: false)), t("done", .sent(provider: "smtp", providerMessageID: "pm-done")),
+        ])
+        // A cutoff after every file was stored: all of them count as old.
+        let cutoff = Timestamp(milliseconds: now + 3_600_000)
+        #expect(try await messages.purge(before: cutoff) == 1)
+        #expect(try await files.purge(before: cutoff) == 3)
+        #expect(try await attachments.get(sha256: sha256(content[0])) == content[0], "the file of the message still waiting was deleted")
+        for f in content.dropFirst() { #expect(try await attachments.get(sha256: sha256(f)) == nil) }
+        #expect(try await files.purge(before: cutoff) == 0, "a second purge found more")
+    }
 }

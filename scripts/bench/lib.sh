@@ -40,6 +40,22 @@ drive_end_to_end() {
   T2=$(date +%s.%N)
 }
 
+# --- One embedded process (scripts/bench.sh, bench-batch.sh, bench-scheduled.sh) -------------------------------
+# Expect BIN, PORT, WORK and SYNC (SWITCHBOARD_SQLITE_SYNCHRONOUS); PID is the running process.
+
+# start DATABASE [SUBCOMMAND]: `switchboard SUBCOMMAND` (serve unless given) on DATABASE, once it answers.
+start() {
+  SWITCHBOARD_LOG_LEVEL=warning SWITCHBOARD_SQLITE_SYNCHRONOUS=$SYNC "$BIN" "${2:-serve}" --port "$PORT" --database "$1" >"$WORK/serve.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && return; sleep 0.1; done
+  echo "server did not start"; cat "$WORK/serve.log"; exit 1
+}
+# Stops it (SIGTERM) and waits for it.
+stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+# For `trap … EXIT`: the process if it still runs, then WORK.
+stop_embedded_and_clean() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
 # --- Separate processes (scripts/bench-distributed.sh, scripts/bench-engines.sh) ---------------------------
 # Expect WORK (a temporary folder) and BIN (the switchboard binary).
 

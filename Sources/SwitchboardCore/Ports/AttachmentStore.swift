@@ -4,7 +4,8 @@
 ///
 /// The API writes the bytes before the message is stored, so a stored message never lacks its files; an accept
 /// that fails after the write leaves an unreferenced file behind, which is harmless (the next message with the same
-/// bytes uses it).
+/// bytes uses it, and retention deletes it in time). Both adapters are also `Purging`: retention deletes the files
+/// no remaining message names.
 public protocol AttachmentStore: Sendable {
     /// Stores `bytes` under `sha256` (the caller computed it); a file already there is left as it is.
     func put(sha256: String, bytes: [UInt8]) async throws
