@@ -152,9 +152,9 @@ struct PipelineTests {
             // A day later, nothing is old enough yet; a day and a minute later, everything is.
             let now = SystemTime.now()
             let tooEarly = RetentionService(period: .seconds(86_400), targets: system.retentionTargets, logger: quietLogger(), clock: { now.adding(.seconds(86_000)) })
-            #expect(await tooEarly.purgeOnce() == ["store": 0, "dead letters": 0, "search index": 0, "sandbox": 0, "callback deliveries": 0])
+            #expect(await tooEarly.purgeOnce() == ["store": 0, "dead letters": 0, "search index": 0, "sandbox": 0, "callback deliveries": 0, "attachments": 0])
             let later = RetentionService(period: .seconds(86_400), targets: system.retentionTargets, logger: quietLogger(), clock: { now.adding(.seconds(86_460)) })
-            #expect(await later.purgeOnce() == ["store": 4, "dead letters": 1, "search index": 16, "sandbox": 3, "callback deliveries": 0])
+            #expect(await later.purgeOnce() == ["store": 4, "dead letters": 1, "search index": 16, "sandbox": 3, "callback deliveries": 0, "attachments": 0])
 
             #expect(try await client.execute(uri: "/api/v1/communication/\(ids[0])", method: .get).status == .notFound)
             #expect(try json(try await client.execute(uri: "/api/v1/communications?q=kept", method: .get))["count"] == .number(0))
