@@ -80,9 +80,14 @@ struct Composition {
         #if MongoDB
         mongoStore = store.adapter as? MongoStore
         #endif
-        keyStore = Self.keyStore(store: store.adapter, database: database)
-        callbackStore = Self.callbackStore(store: store.adapter, database: database)
-        templateStore = Self.templateStore(store: store.adapter, database: database)
+        // Keys, callbacks, templates, suppressions and attachments live with the store: on its engine.
+        var beside = EngineStores.sqlite(database)
+        #if MongoDB
+        if let mongo = store.adapter as? MongoStore { beside = .mongo(mongo.connection) }
+        #endif
+        keyStore = beside.keys
+        callbackStore = beside.callbacks
+        templateStore = beside.templates
         rateLimiter = Self.rateLimiter(queue: redisQueue, logger: logger)
         let names = (store: store.name, queue: queue.name, search: search.name)
         // The status feed lives with the streams: in the SQLite file, or in Redis beside them.
@@ -101,16 +106,33 @@ struct Composition {
             // First among the adapter services, so that it stops after the services that accept.
             adapterServices.insert(pipeline, at: 0)
         }
-        adapters.attachments = Self.attachmentStore(store: store.adapter, database: database)
-        adapters.suppressions = Self.suppressionStore(store: store.adapter, database: database)
+        adapters.attachments = beside.attachments
+        adapters.suppressions = beside.suppressions
     }
 
-    /// The attachment store that goes with `store`: the same engine.
-    static func attachmentStore(store: any CommunicationStore, database: SQLiteDatabase) -> any AttachmentStore {
+    /// The stores that go with the communication store, on its engine.
+    struct EngineStores {
+        var keys: any KeyStore
+        var callbacks: any CallbackStore
+        var templates: any TemplateStore
+        var suppressions: any SuppressionStore
+        var attachments: any AttachmentStore
+
+        /// In the SQLite file.
+        static func sqlite(_ database: SQLiteDatabase) -> EngineStores {
+            EngineStores(
+                keys: SQLiteKeyStore(database: database), callbacks: SQLiteCallbackStore(database: database), templates: SQLiteTemplateStore(database: database),
+                suppressions: SQLiteSuppressionStore(database: database), attachments: SQLiteAttachmentStore(database: database))
+        }
+
         #if MongoDB
-        if let mongo = store as? MongoStore { return MongoAttachmentStore(connection: mongo.connection) }
+        /// In the MongoDB store's database, on its pool.
+        static func mongo(_ connection: MongoConnection) -> EngineStores {
+            EngineStores(
+                keys: MongoKeyStore(connection: connection), callbacks: MongoCallbackStore(connection: connection), templates: MongoTemplateStore(connection: connection),
+                suppressions: MongoSuppressionStore(connection: connection), attachments: MongoAttachmentStore(connection: connection))
+        }
         #endif
-        return SQLiteAttachmentStore(database: database)
     }
 
     static func store(_ settings: Settings, database: SQLiteDatabase, logger: Logger, metrics: any MetricsFactory) throws -> Picked<any CommunicationStore> {
@@ -124,38 +146,6 @@ struct Composition {
         try settings.validateMongoURL()
         #endif
         return Picked(adapter: SQLiteStore(database: database), name: "sqlite")
-    }
-
-    /// The key store that goes with `store`: the same engine.
-    static func keyStore(store: any CommunicationStore, database: SQLiteDatabase) -> any KeyStore {
-        #if MongoDB
-        if let mongo = store as? MongoStore { return MongoKeyStore(connection: mongo.connection) }
-        #endif
-        return SQLiteKeyStore(database: database)
-    }
-
-    /// The callback store that goes with `store`: the same engine.
-    static func callbackStore(store: any CommunicationStore, database: SQLiteDatabase) -> any CallbackStore {
-        #if MongoDB
-        if let mongo = store as? MongoStore { return MongoCallbackStore(connection: mongo.connection) }
-        #endif
-        return SQLiteCallbackStore(database: database)
-    }
-
-    /// The suppression list that goes with `store`: the same engine, so every router sees it.
-    static func suppressionStore(store: any CommunicationStore, database: SQLiteDatabase) -> any SuppressionStore {
-        #if MongoDB
-        if let mongo = store as? MongoStore { return MongoSuppressionStore(connection: mongo.connection) }
-        #endif
-        return SQLiteSuppressionStore(database: database)
-    }
-
-    /// The template store that goes with `store`: the same engine.
-    static func templateStore(store: any CommunicationStore, database: SQLiteDatabase) -> any TemplateStore {
-        #if MongoDB
-        if let mongo = store as? MongoStore { return MongoTemplateStore(connection: mongo.connection) }
-        #endif
-        return SQLiteTemplateStore(database: database)
     }
 
     static func queue(_ settings: Settings, database: SQLiteDatabase, logger: Logger, clock: @escaping @Sendable () -> Timestamp, metrics: any MetricsFactory) throws -> Picked<any MessageQueue> {
