@@ -23,4 +23,5 @@ if [ $# -eq 0 ] || [ "${FUZZ:-0}" = 1 ]; then
   python3 scripts/trace_test.py "$(swift build "${TRAITS[@]}" --show-bin-path)/switchboard"
   python3 scripts/live_test.py "$(swift build "${TRAITS[@]}" --show-bin-path)/switchboard"
   python3 scripts/callback_test.py "$(swift build "${TRAITS[@]}" --show-bin-path)/switchboard"
+  python3 scripts/messaging_test.py "$(swift build "${TRAITS[@]}" --show-bin-path)/switchboard"
 fi
