@@ -789,7 +789,7 @@ enum OpenAPIDocument {
           "communications"
         ],
         "summary": "Send up to 1,000 messages in one request",
-        "description": "Each item is a `POST /api/v1/communication` body, judged on its own exactly as that endpoint judges one (templates, validation, suppression list, callback URL). The valid items are stored together, in one transaction on the embedded engine, and the answer lists every item in order: its id and status (`queued` or `scheduled`), or `rejected` with its error, whose `field` names its place (`items[3].data.to`) and `httpStatus` the status a single request would have had. One `Idempotency-Key` covers the batch: item *i* is stored under `<key>#<i>`; the same batch sent again is answered as the first time with `Idempotent-Replayed: true` and stores nothing, while the key sent with another batch is a 409 that stores nothing.",
+        "description": "Each item is a `POST /api/v1/communication` body, judged on its own exactly as that endpoint judges one (templates, validation, suppression list, callback URL). The valid items are stored together, in one transaction on the embedded engine, and the answer lists every item in order: its id and status (`queued` or `scheduled`), or `rejected` with its error, whose `field` names its place (`items[3].data.to`) and `httpStatus` the status a single request would have had. One `Idempotency-Key` covers the batch: item *i* is stored under `<key>#<i>`; the same batch sent again is answered as the first time with `Idempotent-Replayed: true` and stores nothing, while the key sent with another batch (an item added, changed or left out, fewer items or more) is a 409 that stores nothing.",
         "security": [
           {
             "bearerAuth": [
@@ -895,7 +895,7 @@ enum OpenAPIDocument {
             "$ref": "#/components/responses/Forbidden"
           },
           "409": {
-            "description": "`Idempotency-Key` was already used with a different batch; nothing was stored.",
+            "description": "`Idempotency-Key` was already used with a different batch (other items, or fewer or more of them); nothing was stored.",
             "content": {
               "application/json": {
                 "schema": {
