@@ -196,15 +196,4 @@ struct SortedStringFieldsWriter {
 
     /// Bytes written so far (a member's range, from before its `add` to after it, includes its leading comma).
     var count: Int { out.count }
-
-    /// The text, and the text without the member written at `cut` (a range from `count` before its `add` to
-    /// `count` after it, not the first member's): both canonical, as the second had never been added.
-    mutating func texts(without cut: Range<Int>) -> (all: String, without: String) {
-        out.append(UInt8(ascii: "}"))
-        var rest: [UInt8] = []
-        rest.reserveCapacity(out.count - cut.count)
-        rest.append(contentsOf: out[..<cut.lowerBound])
-        rest.append(contentsOf: out[cut.upperBound...])
-        return (String(decoding: out, as: UTF8.self), String(decoding: rest, as: UTF8.self))
-    }
 }

@@ -148,15 +148,11 @@ extension LogRecord {
     /// `fieldsText` and the status feed's text (`statusFields` as canonical JSON), in one pass: the status text is
     /// the log text without its `msg` member (every accept and status change makes both, on the hot path).
     public var logAndStatusTexts: (log: String, status: String) {
-        var w = SortedStringFieldsWriter(capacity: 224 + msg.utf8.count)
-        var cut = 0..<0
-        forEachMember { key, value in
-            let start = w.count
-            w.add(key, value)
-            if key == "msg" { cut = start..<w.count }
-        }
-        let texts = w.texts(without: cut)
-        return (texts.all, texts.without)
+        var log: [UInt8] = [], status: [UInt8] = []
+        log.reserveCapacity(224 + msg.utf8.count)
+        status.reserveCapacity(224)
+        _ = appendLogAndStatus(log: &log, status: &status)
+        return (String(decoding: log, as: UTF8.self), String(decoding: status, as: UTF8.self))
     }
 
     /// Reads `log_stream` fields back; nil when required fields are missing.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import SwitchboardTestSupport
 import SwitchboardCore
 import SwitchboardSQLite
 
@@ -51,8 +52,7 @@ struct DispatcherTests {
         let dispatcher: Dispatcher
 
         init(failing: Bool = false) throws {
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-dispatcher-\(UUID().uuidString)")
-            let db = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("d.sqlite").path, synchronous: .normal))
+            let db = try temporaryDatabase("d")
             store = SQLiteStore(database: db)
             queue = CountingQueue(base: SQLiteQueue(database: db, clock: SystemTime.now), failing: failing)
             var logger = Logger(label: "test")

@@ -10,8 +10,7 @@ import SwitchboardTestSupport
 
 /// The hub over a real embedded feed, its reader running as a service.
 private func withHub(buffer: Int = 1000, heartbeat: Duration = .seconds(15), _ body: (EventHub, SQLiteStatusFeed) async throws -> Void) async throws {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-hub-\(UUID().uuidString)")
-    let database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("hub.sqlite").path, synchronous: .normal))
+    let database = try temporaryDatabase("hub")
     let feed = SQLiteStatusFeed(database: database, pollInterval: .milliseconds(20), clock: SystemTime.now)
     var settings = EventSettings()
     settings.buffer = buffer

@@ -49,8 +49,7 @@ final class HangingQueue: MessageQueue {
 
 /// SQLite engines for every port, the queue possibly wrapped.
 func sqliteAdapters(queue wrap: (SQLiteQueue) -> any MessageQueue = { $0 }) throws -> (Adapters, SQLiteStore, SQLiteQueue) {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-collector-\(UUID().uuidString)")
-    let db = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("c.sqlite").path, synchronous: .normal))
+    let db = try temporaryDatabase("c")
     let store = SQLiteStore(database: db)
     let queue = SQLiteQueue(database: db, pollInterval: .milliseconds(20), clock: SystemTime.now)
     var logger = Logger(label: "test")

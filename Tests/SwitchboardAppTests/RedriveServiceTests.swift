@@ -35,8 +35,7 @@ final class RemovalRefusingQueue: MessageQueue {
 struct RedriveServiceTests {
     @Test("ids count once, unknown ones are reported; a queue that cannot delete the dead letters leaves the redrive committed, logged, with nothing counted as deleted")
     func removalFails() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-redrive-\(UUID().uuidString)")
-        let db = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("r.sqlite").path, synchronous: .normal))
+        let db = try temporaryDatabase("r")
         let store = SQLiteStore(database: db)
         let queue = RemovalRefusingQueue(base: SQLiteQueue(database: db, clock: SystemTime.now))
         let capture = LogCapture()

@@ -30,8 +30,7 @@ final class FlakySearch: SearchIndex {
 struct LogIndexerRetryTests {
     @Test("the batch is kept and retried in process with its leases renewed: another logger takes nothing over, nothing is dead-lettered, acked only after indexing")
     func retriesInProcess() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-es-logger-\(UUID().uuidString)")
-        let database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("l.sqlite").path, synchronous: .normal))
+        let database = try temporaryDatabase("l")
         // A 4 s lease and two deliveries: without renewal, another logger would take the entries over after four
         // seconds, and a further takeover would dead-letter them. The lease is renewed every third of it: 4 s leave
         // a loaded machine's late wake-ups over 2.5 s of room (at 2 s, a renewal late by 1.3 s let the other in).

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import SwitchboardTestSupport
 import SwitchboardCore
 @testable import SwitchboardApp
 @testable import SwitchboardSQLite
@@ -20,8 +21,7 @@ struct MetadataEventsTests {
 
     @Test("accept and a worker's transitions: every feed record of the message carries its metadata", arguments: [true, false])
     func feedRecords(atomic: Bool) async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-meta-\(UUID().uuidString)")
-        let db = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("m.sqlite").path, synchronous: .normal))
+        let db = try temporaryDatabase("m")
         let queue = SQLiteQueue(database: db, clock: SystemTime.now)
         let feed = SQLiteStatusFeed(database: db, clock: SystemTime.now)
         var logger = Logger(label: "t")

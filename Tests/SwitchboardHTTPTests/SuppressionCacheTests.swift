@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import SwitchboardTestSupport
 import SwitchboardApp
 import SwitchboardCore
 @testable import SwitchboardSQLite
@@ -9,8 +10,7 @@ import SwitchboardCore
 struct SuppressionCacheTests {
     @Test("reads the store until loaded; then only for keys it holds; its own writes at once, another process's after a reload")
     func freshness() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-supp-\(UUID().uuidString)")
-        let database = try SQLiteDatabase(options: SQLiteOptions(path: dir.appendingPathComponent("s.sqlite").path, synchronous: .normal))
+        let database = try temporaryDatabase("s")
         let store = SQLiteSuppressionStore(database: database)
         let cache = SuppressionCache(store, logger: Logger(label: "test"))
         let at = Timestamp(milliseconds: 1_000)
