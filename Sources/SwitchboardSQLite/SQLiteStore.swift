@@ -196,7 +196,7 @@ public struct SQLiteStore: CommunicationStore {
     /// The `data.metadata` pairs of the row `seq`, from `communication_metadata` (filled by `createOne`): one index
     /// probe, and none for a row whose `data` does not mention metadata (a substring check, no JSON parse).
     static func metadata(_ c: Connection, seq: Int64, dataText: String) throws -> [String: String] {
-        guard dataText.utf8.count > 12, dataText.contains("\"metadata\"") else { return [:] }
+        guard dataText.utf8.count > 12, dataText.utf8.firstRange(of: "\"metadata\"".utf8) != nil else { return [:] }
         var out: [String: String] = [:]
         try c.query("SELECT key, value FROM communication_metadata WHERE seq = ?", [.int(seq)]) { s in out[s.text(0)] = s.text(1) }
         return out
